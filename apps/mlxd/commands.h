@@ -1,0 +1,11 @@
+// Subcommands of the mlxd binary. Each registers its flags on the CLI app and runs through the libraries.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace mlxd::app {
+
+// `mlxd info`: version, CPU kernels, threads, and a timed self-check of the core against its reference kernels.
+void add_info_command(CLI::App& app);
+
+}  // namespace mlxd::app

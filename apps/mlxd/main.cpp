@@ -1,0 +1,28 @@
+// The one mlxd binary: parses flags and hands each subcommand to the libraries.
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "mlxd/core/thread_pool.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"mlxd: distributed inference, serving, training and RLHF for Llama-family models"};
+  app.set_version_flag("--version", "mlxd " MLXD_VERSION);
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads, "kernel threads (default: MLXD_NUM_THREADS or all cores)")
+      ->check(CLI::PositiveNumber);
+  app.parse_complete_callback([&] {
+    if (threads > 0) mlxd::set_num_threads(threads);
+  });
+  mlxd::app::add_info_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mlxd: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

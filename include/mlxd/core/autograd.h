@@ -1,0 +1,65 @@
+// Reverse-mode automatic differentiation over a tape that exists only while value_and_grad runs.
+//
+// Ops consult a thread-local tape: when none is active (inference) they record nothing and pay one branch.
+// Inside value_and_grad, an op whose inputs depend on a differentiated argument attaches a node holding its
+// inputs and its vjp; the backward pass walks those nodes in reverse topological order.
+#pragma once
+
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "mlxd/core/array.h"
+
+namespace mlxd {
+namespace autograd {
+
+// Given the output cotangent, returns one cotangent per input (an empty array for inputs that get none).
+using vjp_fn = std::function<std::vector<array>(const array& cotangent)>;
+
+struct node {
+  std::vector<array> inputs;
+  vjp_fn vjp;
+};
+
+// True while a tape records on this thread.
+bool is_recording();
+// Called by ops: attaches a node to `out` when recording and any input is tracked.
+void record(const array& out, std::vector<array> inputs, vjp_fn vjp);
+// Disables recording on this thread for its lifetime (the backward pass uses it).
+class no_grad {
+ public:
+  no_grad();
+  ~no_grad();
+  no_grad(const no_grad&) = delete;
+  no_grad& operator=(const no_grad&) = delete;
+
+ private:
+  bool saved_;
+};
+
+// Enables recording on this thread for its lifetime (value_and_grad uses it).
+class recording_scope {
+ public:
+  recording_scope();
+  ~recording_scope();
+  recording_scope(const recording_scope&) = delete;
+  recording_scope& operator=(const recording_scope&) = delete;
+
+ private:
+  bool saved_;
+};
+
+}  // namespace autograd
+
+using loss_fn = std::function<array(const std::vector<array>&)>;
+
+// Evaluates f(args) (which must return a scalar or size-1 float array) and the gradient of its value with
+// respect to every argument. Gradients have each argument's shape and dtype.
+std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std::vector<array>& args);
+std::vector<array> grad(const loss_fn& f, const std::vector<array>& args);
+
+// Reverses broadcasting: sums `cotangent` down to `shape` (used by vjps of broadcasting ops).
+array unbroadcast(const array& cotangent, const shape_t& shape);
+
+}  // namespace mlxd

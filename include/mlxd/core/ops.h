@@ -1,0 +1,138 @@
+// Array operations. Every op validates its arguments and throws std::invalid_argument whose message starts with
+// "[op]" and names the shapes involved. Elementwise binary ops broadcast like NumPy. Float16/bfloat16 inputs are
+// computed in f32 and rounded once on output. Differentiable ops record a vjp while a gradient tape is active.
+#pragma once
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "mlxd/core/array.h"
+
+namespace mlxd {
+
+using axes_t = std::vector<int>;
+
+// ---- creation ----
+array zeros(const shape_t& shape, dtype t = dtype::f32);
+array ones(const shape_t& shape, dtype t = dtype::f32);
+array full(const shape_t& shape, double value, dtype t = dtype::f32);
+array zeros_like(const array& a);
+array ones_like(const array& a);
+array arange(int64_t start, int64_t stop, int64_t step = 1, dtype t = dtype::i64);
+array scalar(double value, dtype t);
+
+// ---- layout (views share storage where the layout allows) ----
+array reshape(const array& a, shape_t shape);  // one -1 entry is inferred; copies only for incompatible strides
+array flatten(const array& a);
+array transpose(const array& a, const axes_t& axes);
+array transpose(const array& a);  // reverse all axes
+array swapaxes(const array& a, int axis1, int axis2);
+// Python-style slicing per axis: starts/stops are clamped, negative values count from the end, steps > 0.
+array slice(const array& a, const shape_t& starts, const shape_t& stops, const shape_t& steps = {});
+array slice_axis(const array& a, int axis, int64_t start, int64_t stop, int64_t step = 1);
+array broadcast_to(const array& a, const shape_t& shape);
+shape_t broadcast_shapes(const shape_t& a, const shape_t& b);
+array expand_dims(const array& a, int axis);
+array squeeze(const array& a, const axes_t& axes);
+array squeeze(const array& a);  // all size-1 axes
+array contiguous(const array& a);  // returns `a` itself when already contiguous
+array astype(const array& a, dtype t);
+array concatenate(const std::vector<array>& arrays, int axis = 0);
+array stack(const std::vector<array>& arrays, int axis = 0);
+std::vector<array> split(const array& a, int n_sections, int axis = 0);
+std::vector<array> split(const array& a, const shape_t& indices, int axis = 0);
+
+// ---- elementwise ----
+array neg(const array& a);
+array abs(const array& a);
+array exp(const array& a);
+array log(const array& a);
+array sqrt(const array& a);
+array rsqrt(const array& a);
+array tanh(const array& a);
+array sigmoid(const array& a);
+array silu(const array& a);
+array gelu(const array& a);      // tanh approximation
+array gelu_erf(const array& a);  // exact erf form
+array softplus(const array& a);  // log(1 + e^x), stable for large |x|
+array log_sigmoid(const array& a);
+array square(const array& a);
+
+array add(const array& a, const array& b);
+array subtract(const array& a, const array& b);
+array multiply(const array& a, const array& b);
+array divide(const array& a, const array& b);
+array power(const array& a, const array& b);
+array maximum(const array& a, const array& b);
+array minimum(const array& a, const array& b);
+
+array equal(const array& a, const array& b);  // comparisons return bool
+array not_equal(const array& a, const array& b);
+array less(const array& a, const array& b);
+array less_equal(const array& a, const array& b);
+array greater(const array& a, const array& b);
+array greater_equal(const array& a, const array& b);
+array where(const array& cond, const array& a, const array& b);
+array clip(const array& a, std::optional<double> lo, std::optional<double> hi);
+
+array operator-(const array& a);
+array operator+(const array& a, const array& b);
+array operator-(const array& a, const array& b);
+array operator*(const array& a, const array& b);
+array operator/(const array& a, const array& b);
+
+// ---- reductions (empty axes = all axes) ----
+array sum(const array& a, const axes_t& axes = {}, bool keepdims = false);
+array mean(const array& a, const axes_t& axes = {}, bool keepdims = false);
+array max(const array& a, const axes_t& axes = {}, bool keepdims = false);
+array min(const array& a, const axes_t& axes = {}, bool keepdims = false);
+array logsumexp(const array& a, const axes_t& axes = {}, bool keepdims = false);
+array var(const array& a, const axes_t& axes = {}, bool keepdims = false, int ddof = 0);
+array argmax(const array& a, int axis, bool keepdims = false);  // i64; first index of the maximum
+
+// ---- linear algebra ----
+// [..., m, k] x [..., k, n] -> [..., m, n] with broadcast batch dims; 1-d operands as in NumPy.
+// Accumulates in f32 for every float dtype; transposed views are passed to GEMM without copying.
+array matmul(const array& a, const array& b);
+
+// ---- neural-network ops ----
+array softmax(const array& a, int axis = -1);
+array log_softmax(const array& a, int axis = -1);
+// x * rsqrt(mean(x^2, -1) + eps) * weight; weight is [x.shape(-1)].
+array rms_norm(const array& x, const array& weight, float eps);
+// Normalises over the last axis; weight and bias may be empty arrays (size 0) to skip them.
+array layer_norm(const array& x, const array& weight, const array& bias, float eps);
+
+struct rope_options {
+  int dims = 0;              // leading features of the last axis to rotate (0 = all)
+  bool traditional = false;  // true: interleaved pairs (x0,x1); false: half-split "NeoX" (x_i, x_{i+d/2})
+  float base = 10000.0f;
+  float scale = 1.0f;  // position multiplier (linear scaling divides positions: scale = 1/factor)
+  int64_t offset = 0;  // position of the first row
+  // Llama-3 style scaling: per-frequency inverse frequencies computed by llama3_rope_freqs (empty = plain).
+  std::vector<float> inv_freqs;
+};
+// x: [..., seq, head_dim]; rotates positions offset..offset+seq-1.
+array rope(const array& x, const rope_options& opts);
+// Llama-3.x "rope_type": "llama3" inverse frequencies.
+std::vector<float> llama3_rope_freqs(int dims, float base, float factor, float low_freq_factor,
+                                     float high_freq_factor, int original_max_positions);
+
+// Gathers along `axis` with integer indices (i32/i64) of any shape: out shape = a.shape[:axis] + idx.shape +
+// a.shape[axis+1:]. Out-of-range indices throw.
+array take(const array& a, const array& indices, int axis = 0);
+array cumsum(const array& a, int axis, bool reverse = false, bool inclusive = true);
+// The k largest along `axis`, sorted descending (ties: lower index first). Returns {values, indices(i64)}.
+std::pair<array, array> topk(const array& a, int k, int axis = -1);
+array sort(const array& a, int axis = -1);     // ascending, stable, NaN last
+array argsort(const array& a, int axis = -1);  // i64, stable
+// Per-position negative log-likelihood: logits [..., vocab], targets [...] integer. Targets equal to
+// `ignore_index` give 0 loss and 0 gradient.
+array cross_entropy(const array& logits, const array& targets, int64_t ignore_index = -100);
+
+// ---- comparisons of whole arrays (for tests and checks) ----
+bool array_equal(const array& a, const array& b);  // same shape and values (NaN == NaN)
+bool allclose(const array& a, const array& b, double rtol = 1e-5, double atol = 1e-8);
+
+}  // namespace mlxd

@@ -1,0 +1,21 @@
+// The one pool of kernel threads. Work is split into chunks whose boundaries depend only on the problem size
+// and grain, never on the thread count, so any op that computes each output from a fixed chunk gives the same
+// bits for every thread count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace mlxd {
+
+// Threads used by kernels, including the caller. Defaults to MLXD_NUM_THREADS or the hardware concurrency.
+int num_threads();
+// Also sets OpenBLAS's thread count. n >= 1.
+void set_num_threads(int n);
+
+// Calls fn(begin, end) on disjoint chunks covering [0, n); chunks hold `grain` items (the last may hold fewer).
+// Runs inline when n <= grain, with one thread, or when called from inside another parallel_for.
+// Exceptions thrown by fn are rethrown in the caller (the first one wins).
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+}  // namespace mlxd

@@ -1,0 +1,117 @@
+#include "mlxd/core/allocator.h"
+
+#include <sys/mman.h>
+
+#include <bit>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace mlxd::allocator {
+namespace {
+
+constexpr size_t huge_page = size_t{2} << 20;
+
+// Powers of two up to 1 MiB, then whole MiB: repeated shapes land in the same class without much waste.
+size_t size_class(size_t nbytes) {
+  if (nbytes <= 64) return 64;
+  if (nbytes <= (size_t{1} << 20)) return std::bit_ceil(nbytes);
+  const size_t mib = size_t{1} << 20;
+  return (nbytes + mib - 1) / mib * mib;
+}
+
+size_t default_limit() {
+  if (const char* env = std::getenv("MLXD_ALLOC_CACHE_MB")) return std::stoull(env) << 20;
+  return size_t{4} << 30;
+}
+
+struct cache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  stats counters{};
+  size_t limit = default_limit();
+};
+
+cache& the_cache() {
+  static cache* c = new cache();  // never destroyed: arrays may be released during static destruction
+  return *c;
+}
+
+void* system_allocate(size_t cls) {
+  const size_t alignment = cls >= huge_page ? huge_page : 64;
+  void* p = std::aligned_alloc(alignment, cls);
+  if (!p) throw std::bad_alloc();
+  if (cls >= huge_page) madvise(p, cls, MADV_HUGEPAGE);
+  return p;
+}
+
+}  // namespace
+
+void* allocate(size_t nbytes) {
+  const size_t cls = size_class(nbytes);
+  cache& c = the_cache();
+  {
+    std::lock_guard lock(c.mu);
+    auto it = c.free_blocks.find(cls);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.counters.cached_bytes -= cls;
+      c.counters.active_bytes += cls;
+      ++c.counters.hits;
+      return p;
+    }
+    ++c.counters.misses;
+    c.counters.active_bytes += cls;
+  }
+  try {
+    return system_allocate(cls);
+  } catch (...) {
+    std::lock_guard lock(c.mu);
+    c.counters.active_bytes -= cls;
+    throw;
+  }
+}
+
+void release(void* p, size_t nbytes) {
+  if (!p) return;
+  const size_t cls = size_class(nbytes);
+  cache& c = the_cache();
+  {
+    std::lock_guard lock(c.mu);
+    c.counters.active_bytes -= cls;
+    if (c.counters.cached_bytes + cls <= c.limit) {
+      c.free_blocks[cls].push_back(p);
+      c.counters.cached_bytes += cls;
+      return;
+    }
+  }
+  std::free(p);
+}
+
+stats get_stats() {
+  cache& c = the_cache();
+  std::lock_guard lock(c.mu);
+  return c.counters;
+}
+
+void clear_cache() {
+  cache& c = the_cache();
+  std::lock_guard lock(c.mu);
+  for (auto& [cls, blocks] : c.free_blocks) {
+    for (void* p : blocks) std::free(p);
+  }
+  c.free_blocks.clear();
+  c.counters.cached_bytes = 0;
+}
+
+void set_cache_limit(size_t nbytes) {
+  cache& c = the_cache();
+  std::lock_guard lock(c.mu);
+  c.limit = nbytes;
+}
+
+}  // namespace mlxd::allocator

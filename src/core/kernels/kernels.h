@@ -1,0 +1,32 @@
+// The optimised f32 kernels, one table per instruction set (simd.inc compiled once per target).
+// Inputs are contiguous; every kernel has a plain counterpart in the op files that tests compare it with.
+#pragma once
+
+#include <cstdint>
+
+#include "mlxd/core/kernel_level.h"
+
+namespace mlxd::kernels {
+
+enum class unary_kind { exp, sigmoid, silu, tanh, gelu_tanh, count };
+
+struct table {
+  void (*unary)(unary_kind kind, const float* x, float* y, int64_t n);
+  // y = softmax(x) or log_softmax(x) over one row of n values.
+  void (*softmax_row)(const float* x, float* y, int64_t n, bool log);
+  // y = x * rsqrt(mean(x^2) + eps) * w over one row.
+  void (*rms_norm_row)(const float* x, const float* w, float* y, int64_t n, float eps);
+  // Dot products of a weight row (f32, f16 or bf16 bits) with f32 activations; the matrix-vector product's core.
+  float (*dot_f32)(const float* w, const float* x, int64_t n);
+  float (*dot_f16)(const uint16_t* w, const float* x, int64_t n);
+  float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);
+};
+
+// The table for the active level, or nullptr in reference mode.
+const table* active();
+
+const table& scalar_table();
+const table& avx2_table();
+const table& avx512_table();
+
+}  // namespace mlxd::kernels

@@ -1,0 +1,158 @@
+#include <cblas.h>
+
+#include "detail.h"
+#include "elementwise.h"
+#include "kernels/kernels.h"
+#include "mlxd/core/autograd.h"
+#include "mlxd/core/kernel_level.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/core/thread_pool.h"
+
+namespace mlxd {
+namespace {
+
+// How one operand's last two dims lie in memory: row-major with leading dimension ld, or its transpose.
+struct operand_layout {
+  bool transposed;
+  int64_t ld;
+};
+
+bool gemm_layout(const array& a, operand_layout& out) {
+  const int nd = a.ndim();
+  const int64_t rows = a.shape()[nd - 2], cols = a.shape()[nd - 1];
+  const int64_t s0 = a.strides()[nd - 2], s1 = a.strides()[nd - 1];
+  if ((s1 == 1 || cols == 1) && s0 >= std::max<int64_t>(cols, 1)) {
+    out = {false, s0};
+    return true;
+  }
+  if ((s0 == 1 || rows == 1) && s1 >= std::max<int64_t>(rows, 1)) {
+    out = {true, s1};
+    return true;
+  }
+  return false;
+}
+
+// Element offsets of every matrix in the broadcast batch.
+std::vector<int64_t> batch_offsets(const array& a, const shape_t& batch) {
+  const size_t nb = batch.size();
+  shape_t shape(batch), strides(nb, 0);
+  const size_t extra = nb - (a.ndim() - 2);
+  for (size_t i = extra; i < nb; ++i) strides[i] = a.shape()[i - extra] == 1 ? 0 : a.strides()[i - extra];
+  std::vector<int64_t> offsets;
+  if (nb == 0) return {a.offset()};
+  detail::for_each_offset(shape, strides, a.offset(), [&](int64_t o) { offsets.push_back(o); });
+  return offsets;
+}
+
+// Plain oracle: double accumulation, one output at a time.
+void gemm_reference(const float* a, operand_layout la, const float* b, operand_layout lb, float* c, int64_t m,
+                    int64_t n, int64_t k) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        const float av = la.transposed ? a[p * la.ld + i] : a[i * la.ld + p];
+        const float bv = lb.transposed ? b[j * lb.ld + p] : b[p * lb.ld + j];
+        s += static_cast<double>(av) * bv;
+      }
+      c[i * n + j] = static_cast<float>(s);
+    }
+  }
+}
+
+// x [k] times a weight matrix stored as rows w [n, k] (b = w^T): the decode step's matrix-vector product.
+void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, const float* x, float* y, int64_t n,
+                 int64_t k) {
+  parallel_for(n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      if (wt == dtype::f32) {
+        y[j] = kt.dot_f32(static_cast<const float*>(w) + j * ld, x, k);
+      } else if (wt == dtype::f16) {
+        y[j] = kt.dot_f16(static_cast<const uint16_t*>(w) + j * ld, x, k);
+      } else {
+        y[j] = kt.dot_bf16(static_cast<const uint16_t*>(w) + j * ld, x, k);
+      }
+    }
+  });
+}
+
+array matmul_nd(const array& a_in, const array& b_in) {
+  const int64_t m = a_in.shape(-2), k = a_in.shape(-1), n = b_in.shape(-1);
+  if (b_in.shape(-2) != k) {
+    detail::fail("matmul", "inner dimensions differ: ", a_in.to_string(), " x ", b_in.to_string());
+  }
+  const shape_t a_batch(a_in.shape().begin(), a_in.shape().end() - 2);
+  const shape_t b_batch(b_in.shape().begin(), b_in.shape().end() - 2);
+  shape_t batch;
+  try {
+    batch = broadcast_shapes(a_batch, b_batch);
+  } catch (const std::invalid_argument&) {
+    detail::fail("matmul", "batch dimensions do not broadcast: ", a_in.to_string(), " x ", b_in.to_string());
+  }
+  const dtype out_type = is_floating(promote_types(a_in.type(), b_in.type()))
+                             ? promote_types(a_in.type(), b_in.type())
+                             : dtype::f32;
+  shape_t out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  array out = array::empty(out_shape, dtype::f32);
+  {
+    autograd::no_grad guard;
+    const kernels::table* kt = kernels::active();
+    const bool weight_rows = kt && m == 1 && batch.empty() && b_in.strides()[0] == 1 && is_floating(b_in.type()) &&
+                             b_in.type() != dtype::f32 && b_in.shape(-1) > 0;
+    array a = a_in.type() == dtype::f32 ? a_in : astype(a_in, dtype::f32);
+    operand_layout la{}, lb{};
+    if (!gemm_layout(a, la)) a = contiguous(a), gemm_layout(a, la);
+    float* c = out.mutable_data<float>();
+    if (weight_rows || (kt && m == 1 && batch.empty() && b_in.type() == dtype::f32 && b_in.strides()[0] == 1)) {
+      // Decode path: weights stay in their own dtype and are streamed once.
+      const array x = contiguous(a);
+      const int64_t ld = b_in.strides()[1];
+      matvec_rows(*kt, b_in.raw_data(), b_in.type(), ld, x.data<float>(), c, n, k);
+    } else {
+      array b = b_in.type() == dtype::f32 ? b_in : astype(b_in, dtype::f32);
+      if (!gemm_layout(b, lb)) b = contiguous(b), gemm_layout(b, lb);
+      const auto ao = batch_offsets(a, batch), bo = batch_offsets(b, batch);
+      const float* pa = static_cast<const float*>(a.buffer()->data());
+      const float* pb = static_cast<const float*>(b.buffer()->data());
+      for (size_t i = 0; i < ao.size(); ++i) {
+        float* ci = c + static_cast<int64_t>(i) * m * n;
+        if (m == 0 || n == 0) continue;
+        if (k == 0) {
+          std::fill(ci, ci + m * n, 0.0f);
+        } else if (!kt) {
+          gemm_reference(pa + ao[i], la, pb + bo[i], lb, ci, m, n, k);
+        } else {
+          cblas_sgemm(CblasRowMajor, la.transposed ? CblasTrans : CblasNoTrans,
+                      lb.transposed ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+                      static_cast<int>(k), 1.0f, pa + ao[i], static_cast<int>(la.ld), pb + bo[i],
+                      static_cast<int>(lb.ld), 0.0f, ci, static_cast<int>(n));
+        }
+      }
+    }
+    if (out_type != dtype::f32) out = astype(out, out_type);
+  }
+  const array x = detail::detach(a_in), y = detail::detach(b_in);
+  autograd::record(out, {a_in, b_in}, [x, y](const array& ct) {
+    auto back = [](const array& g, const array& like) {
+      return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
+    };
+    return std::vector<array>{back(matmul(ct, swapaxes(y, -1, -2)), x), back(matmul(swapaxes(x, -1, -2), ct), y)};
+  });
+  return out;
+}
+
+}  // namespace
+
+array matmul(const array& a, const array& b) {
+  if (a.ndim() == 0 || b.ndim() == 0) detail::fail("matmul", "scalar operand: ", a.to_string(), " x ", b.to_string());
+  const array a2 = a.ndim() == 1 ? reshape(a, {1, a.shape(0)}) : a;
+  const array b2 = b.ndim() == 1 ? reshape(b, {b.shape(0), 1}) : b;
+  array out = matmul_nd(a2, b2);
+  if (a.ndim() == 1) out = squeeze(out, {-2});
+  if (b.ndim() == 1) out = squeeze(out, {-1});
+  return out;
+}
+
+}  // namespace mlxd

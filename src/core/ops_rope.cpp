@@ -1,0 +1,105 @@
+#include <cmath>
+#include <numbers>
+
+#include "detail.h"
+#include "elementwise.h"
+#include "mlxd/core/autograd.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/core/thread_pool.h"
+
+namespace mlxd {
+namespace {
+
+// cos/sin of position * inverse frequency, computed in double: [seq, dims / 2] each.
+void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<float>& cos_t, std::vector<float>& sin_t) {
+  const int half = dims / 2;
+  cos_t.resize(static_cast<size_t>(seq * half));
+  sin_t.resize(cos_t.size());
+  for (int64_t s = 0; s < seq; ++s) {
+    const double pos = static_cast<double>(o.offset + s) * o.scale;
+    for (int i = 0; i < half; ++i) {
+      const double inv_freq = o.inv_freqs.empty() ? std::pow(static_cast<double>(o.base), -2.0 * i / dims)
+                                                  : static_cast<double>(o.inv_freqs[i]);
+      cos_t[s * half + i] = static_cast<float>(std::cos(pos * inv_freq));
+      sin_t[s * half + i] = static_cast<float>(std::sin(pos * inv_freq));
+    }
+  }
+}
+
+// Rotates by +angle, or by -angle (the transpose) when `inverse`.
+array rope_apply(const array& x, const rope_options& o, bool inverse) {
+  const int64_t head_dim = x.shape(-1), seq = x.shape(-2);
+  const int dims = o.dims == 0 ? static_cast<int>(head_dim) : o.dims;
+  std::vector<float> cos_t, sin_t;
+  angle_tables(o, seq, dims, cos_t, sin_t);
+  const array in = detail::prepare(x, dtype::f32);
+  array out = array::empty(in.shape(), dtype::f32);
+  const float* px = in.data<float>();
+  float* py = out.mutable_data<float>();
+  const int half = dims / 2;
+  const int64_t rows = in.size() / head_dim;
+  const float sign = inverse ? -1.0f : 1.0f;
+  parallel_for(rows, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* xr = px + r * head_dim;
+      float* yr = py + r * head_dim;
+      const float* c = cos_t.data() + (r % seq) * half;
+      const float* s = sin_t.data() + (r % seq) * half;
+      for (int i = 0; i < half; ++i) {
+        const int i1 = o.traditional ? 2 * i : i, i2 = o.traditional ? 2 * i + 1 : i + half;
+        const float x1 = xr[i1], x2 = xr[i2], si = sign * s[i];
+        yr[i1] = x1 * c[i] - x2 * si;
+        yr[i2] = x1 * si + x2 * c[i];
+      }
+      for (int64_t i = dims; i < head_dim; ++i) yr[i] = xr[i];
+    }
+  });
+  return x.type() == dtype::f32 || !is_floating(x.type()) ? out : astype(out, x.type());
+}
+
+}  // namespace
+
+array rope(const array& x, const rope_options& opts) {
+  if (x.ndim() < 2) detail::fail("rope", "input must be [..., seq, head_dim], got ", x.to_string());
+  const int dims = opts.dims == 0 ? static_cast<int>(x.shape(-1)) : opts.dims;
+  if (dims <= 0 || dims % 2 != 0 || dims > x.shape(-1)) {
+    detail::fail("rope", "dims ", dims, " must be even and at most head_dim of ", x.to_string());
+  }
+  if (!opts.inv_freqs.empty() && static_cast<int>(opts.inv_freqs.size()) != dims / 2) {
+    detail::fail("rope", "inv_freqs holds ", opts.inv_freqs.size(), " values, need dims / 2 = ", dims / 2);
+  }
+  if (!is_floating(x.type())) detail::fail("rope", "input must be a float array, got ", x.to_string());
+  array out;
+  {
+    autograd::no_grad guard;
+    out = rope_apply(x, opts, false);
+  }
+  autograd::record(out, {x}, [opts](const array& ct) { return std::vector<array>{rope_apply(ct, opts, true)}; });
+  return out;
+}
+
+std::vector<float> llama3_rope_freqs(int dims, float base, float factor, float low_freq_factor,
+                                     float high_freq_factor, int original_max_positions) {
+  if (dims <= 0 || dims % 2 || factor <= 0 || low_freq_factor >= high_freq_factor) {
+    detail::fail("llama3_rope_freqs", "invalid scaling: dims ", dims, ", factor ", factor, ", low ", low_freq_factor,
+                 ", high ", high_freq_factor);
+  }
+  const double low_wavelen = original_max_positions / static_cast<double>(low_freq_factor);
+  const double high_wavelen = original_max_positions / static_cast<double>(high_freq_factor);
+  std::vector<float> freqs(dims / 2);
+  for (int i = 0; i < dims / 2; ++i) {
+    const double freq = std::pow(static_cast<double>(base), -2.0 * i / dims);
+    const double wavelen = 2 * std::numbers::pi / freq;
+    double f = freq;
+    if (wavelen > low_wavelen) {
+      f = freq / factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      f = (1 - smooth) * freq / factor + smooth * freq;
+    }
+    freqs[i] = static_cast<float>(f);
+  }
+  return freqs;
+}
+
+}  // namespace mlxd
