@@ -1,11 +1,130 @@
+// Views share storage, copies happen only when needed, and layouts address the right elements.
 #include <gtest/gtest.h>
 
-#include "mlxd/core/ops.h"
+#include "mlxd/core/allocator.h"
+#include "test_util.h"
 
 namespace mlxd {
 namespace {
 
-TEST(Array, ScalarHoldsValue) { EXPECT_EQ(array(3.5f).item<float>(), 3.5f); }
+std::vector<float> iota(int n) {
+  std::vector<float> v(n);
+  for (int i = 0; i < n; ++i) v[i] = static_cast<float>(i);
+  return v;
+}
+
+TEST(Array, ScalarAndFactories) {
+  EXPECT_EQ(array(3.5f).item<float>(), 3.5f);
+  EXPECT_EQ(array(3.5f).ndim(), 0);
+  EXPECT_EQ(full({2, 2}, 7, dtype::i32).to_vector<int32_t>(), (std::vector<int32_t>{7, 7, 7, 7}));
+  EXPECT_EQ(arange(2, 11, 3).to_vector<int64_t>(), (std::vector<int64_t>{2, 5, 8}));
+  EXPECT_EQ(arange(5, 0, -2).to_vector<int64_t>(), (std::vector<int64_t>{5, 3, 1}));
+  EXPECT_EQ(zeros({0, 3}).size(), 0);
+  EXPECT_THROW(array::from({1.0f, 2.0f}, {3}), std::invalid_argument);
+  EXPECT_THROW(array::empty({-1}, dtype::f32), std::invalid_argument);
+}
+
+TEST(Array, TransposeAndSliceAreViews) {
+  const array a = array::from(iota(24), {2, 3, 4});
+  const array t = transpose(a, {2, 0, 1});
+  EXPECT_TRUE(t.shares_storage(a));
+  EXPECT_FALSE(t.is_contiguous());
+  EXPECT_EQ(t.shape(), (shape_t{4, 2, 3}));
+  EXPECT_EQ(t.to_vector<float>()[1], 4.0f);  // t[0,0,1] = a[0,1,0]
+  const array c = contiguous(t);
+  EXPECT_FALSE(c.shares_storage(a));
+  EXPECT_TRUE(c.is_contiguous());
+  EXPECT_TRUE(array_equal(c, t));
+  EXPECT_TRUE(contiguous(a).shares_storage(a));  // already contiguous: no copy
+
+  const array s = slice(a, {1, 0, 1}, {2, 3, 4}, {1, 2, 2});  // a[1:2, 0:3:2, 1:4:2]
+  EXPECT_TRUE(s.shares_storage(a));
+  EXPECT_EQ(s.shape(), (shape_t{1, 2, 2}));
+  EXPECT_EQ(s.to_vector<float>(), (std::vector<float>{13, 15, 21, 23}));
+  const array neg = slice_axis(a, 2, -3, -1);
+  EXPECT_EQ(neg.to_vector<float>()[0], 1.0f);
+  EXPECT_EQ(slice_axis(a, 1, 5, 9).shape(), (shape_t{2, 0, 4}));  // clamped, empty
+}
+
+TEST(Array, ReshapeViewsWhenStridesAllowAndCopiesOtherwise) {
+  const array a = array::from(iota(24), {2, 3, 4});
+  const array r = reshape(a, {6, -1});
+  EXPECT_TRUE(r.shares_storage(a));
+  EXPECT_EQ(r.shape(), (shape_t{6, 4}));
+  // Splitting the last axis of a transposed view keeps it a view.
+  const array t = transpose(a, {1, 0, 2});  // [3, 2, 4]
+  const array split_view = reshape(t, {3, 2, 2, 2});
+  EXPECT_TRUE(split_view.shares_storage(a));
+  EXPECT_TRUE(array_equal(split_view, reshape(contiguous(t), {3, 2, 2, 2})));
+  // Merging axes that are not adjacent in memory needs a copy, and must still be right.
+  const array merged = reshape(t, {6, 4});
+  EXPECT_FALSE(merged.shares_storage(a));
+  EXPECT_TRUE(array_equal(merged, reshape(contiguous(t), {6, 4})));
+  EXPECT_THROW(reshape(a, {5, 5}), std::invalid_argument);
+  EXPECT_THROW(reshape(a, {-1, -1}), std::invalid_argument);
+}
+
+TEST(Array, BroadcastExpandSqueeze) {
+  const array a = array::from({1, 2, 3}, {3, 1});
+  const array b = broadcast_to(a, {2, 3, 4});
+  EXPECT_TRUE(b.shares_storage(a));
+  EXPECT_EQ(b.strides(), (shape_t{0, 1, 0}));
+  EXPECT_EQ(b.to_vector<float>()[5], 2.0f);
+  EXPECT_THROW(broadcast_to(a, {2, 4}), std::invalid_argument);
+  EXPECT_EQ(expand_dims(a, 0).shape(), (shape_t{1, 3, 1}));
+  EXPECT_EQ(expand_dims(a, -1).shape(), (shape_t{3, 1, 1}));
+  EXPECT_EQ(squeeze(a).shape(), (shape_t{3}));
+  EXPECT_THROW(squeeze(a, {0}), std::invalid_argument);
+  EXPECT_EQ(broadcast_shapes({5, 1, 3}, {4, 1}), (shape_t{5, 4, 3}));
+}
+
+TEST(Array, ConcatenateStackSplit) {
+  const array a = array::from(iota(6), {2, 3});
+  const array b = array::from({10, 11}, {2, 1});
+  const array c = concatenate({a, b}, 1);
+  EXPECT_EQ(c.to_vector<float>(), (std::vector<float>{0, 1, 2, 10, 3, 4, 5, 11}));
+  EXPECT_THROW(concatenate({a, b}, 0), std::invalid_argument);
+  const array s = stack({a, a}, 1);
+  EXPECT_EQ(s.shape(), (shape_t{2, 2, 3}));
+  EXPECT_EQ(s.to_vector<float>()[3], 0.0f);
+  const auto parts = split(c, shape_t{1, 3}, 1);
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[1].shape(), (shape_t{2, 2}));
+  EXPECT_TRUE(array_equal(concatenate(parts, 1), c));
+  EXPECT_THROW(split(c, 3, 1), std::invalid_argument);
+  EXPECT_EQ(split(c, 2, 1)[1].to_vector<float>(), (std::vector<float>{2, 10, 5, 11}));
+}
+
+TEST(Array, WrapsForeignMemoryWithoutCopying) {
+  auto owner = std::make_shared<std::vector<float>>(iota(6));
+  const array a = array::wrap(owner->data(), {2, 3}, dtype::f32, owner);
+  EXPECT_FALSE(a.buffer()->owns_memory());
+  EXPECT_EQ(a.data<float>(), owner->data());
+  const std::weak_ptr<std::vector<float>> watch = owner;
+  owner.reset();
+  EXPECT_FALSE(watch.expired());  // the array keeps its owner alive
+  EXPECT_EQ(sum(a).item<float>(), 15.0f);
+}
+
+TEST(Array, ViewOutsideBufferIsRejected) {
+  const array a = zeros({4});
+  EXPECT_THROW(array::view(a, {5}, {1}, 0), std::invalid_argument);
+  EXPECT_THROW(array::view(a, {2}, {3}, 1), std::invalid_argument);
+  EXPECT_NO_THROW(array::view(a, {2}, {2}, 1));
+}
+
+TEST(Allocator, ReusesFreedBuffers) {
+  allocator::clear_cache();
+  { const array a = zeros({1 << 20}); }
+  const auto before = allocator::get_stats();
+  EXPECT_GE(before.cached_bytes, size_t{4} << 20);
+  { const array b = zeros({1 << 20}); }
+  const auto after = allocator::get_stats();
+  EXPECT_EQ(after.hits, before.hits + 1);
+  EXPECT_EQ(after.misses, before.misses);
+  allocator::clear_cache();
+  EXPECT_EQ(allocator::get_stats().cached_bytes, 0u);
+}
 
 }  // namespace
 }  // namespace mlxd

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mlxd/core/dtype.h"
@@ -17,6 +18,15 @@
 namespace mlxd {
 
 using shape_t = std::vector<int64_t>;
+
+// The natural dtype of a C++ element type (double maps to f32, the working precision).
+template <class T>
+constexpr dtype dtype_of() {
+  if constexpr (std::is_same_v<T, int32_t>) return dtype::i32;
+  if constexpr (std::is_same_v<T, int64_t>) return dtype::i64;
+  if constexpr (std::is_same_v<T, uint8_t>) return dtype::u8;
+  return dtype::f32;
+}
 
 // A flat byte buffer. Owns memory from the caching allocator, or wraps foreign memory (an mmap'd file) and keeps
 // its owner alive through `keep_alive`.
@@ -56,7 +66,7 @@ class array {
   template <class T>
   static array from(std::span<const T> values, const shape_t& shape, dtype t);
   template <class T>
-  static array from(const std::vector<T>& values, const shape_t& shape, dtype t) {
+  static array from(const std::vector<T>& values, const shape_t& shape, dtype t = dtype_of<T>()) {
     return from(std::span<const T>(values), shape, t);
   }
   static array from(std::initializer_list<float> values, const shape_t& shape, dtype t = dtype::f32) {

@@ -1,0 +1,66 @@
+// Deterministic ops give the same bits for every thread count.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "mlxd/core/autograd.h"
+#include "mlxd/core/thread_pool.h"
+#include "test_util.h"
+
+namespace mlxd {
+namespace {
+
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
+
+void expect_same_bits(const std::function<array()>& op) {
+  array one;
+  {
+    ThreadCount t(1);
+    one = op();
+  }
+  for (int n : {2, 3, 4}) {
+    ThreadCount t(n);
+    EXPECT_TRUE(array_equal(op(), one)) << n << " threads";
+  }
+}
+
+TEST(Determinism, OpsGiveTheSameBitsForAnyThreadCount) {
+  const array x = test::randn(1, {64, 4096});
+  const array w = test::randn(2, {4096});
+  expect_same_bits([&] { return exp(x); });
+  expect_same_bits([&] { return silu(x) * x + x; });
+  expect_same_bits([&] { return sum(x); });
+  expect_same_bits([&] { return sum(x, {0}); });
+  expect_same_bits([&] { return logsumexp(x, {1}); });
+  expect_same_bits([&] { return softmax(x); });
+  expect_same_bits([&] { return rms_norm(x, w, 1e-5f); });
+  expect_same_bits([&] { return matmul(x, transpose(test::randn(3, {512, 4096}))); });
+  expect_same_bits([&] { return matmul(slice_axis(x, 0, 0, 1), transpose(test::randn(4, {700, 4096}, dtype::f16))); });
+  expect_same_bits([&] { return random::normal({9}, {100000}); });
+  expect_same_bits([&] { return cumsum(x, 1); });
+  expect_same_bits([&] { return grad([&](const std::vector<array>& a) { return sum(softmax(a[0]) * x); }, {x})[0]; });
+}
+
+TEST(Determinism, ParallelForCoversEveryIndexOnceAndRethrows) {
+  ThreadCount t(3);
+  std::vector<int> hits(100003, 0);
+  parallel_for(static_cast<int64_t>(hits.size()), 1000, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) ++hits[i];
+  });
+  for (int h : hits) ASSERT_EQ(h, 1);
+  EXPECT_THROW(parallel_for(10000, 10, [](int64_t b, int64_t) {
+                 if (b == 5000) throw std::runtime_error("boom");
+               }),
+               std::runtime_error);
+  EXPECT_THROW(set_num_threads(0), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace mlxd

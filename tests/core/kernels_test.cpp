@@ -1,0 +1,100 @@
+// Every optimised kernel level against the plain reference kernels, on varied and extreme inputs.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <limits>
+
+#include "test_util.h"
+
+namespace mlxd {
+namespace {
+
+using test::close;
+
+array extreme_row() {
+  const float inf = std::numeric_limits<float>::infinity();
+  return array::from({0.0f, -0.0f, 1e-8f, -1e-8f, 0.3f, -0.7f, 5.0f, -12.0f, 30.0f, -30.0f, 88.0f, -87.0f, 88.8f,
+                      -104.0f, 1e30f, -1e30f, inf, -inf, 3e-4f, 0.62f, 0.63f, -0.63f},
+                     {22});
+}
+
+// Runs op at the reference level and at each fast level and compares.
+void compare_levels(const std::function<array()>& op, double rtol, double atol) {
+  array want;
+  {
+    kernel_level_guard guard(kernel_level::reference);
+    want = op();
+  }
+  for (kernel_level level : test::fast_levels()) {
+    kernel_level_guard guard(level);
+    EXPECT_TRUE(close(op(), want, rtol, atol)) << "level " << kernel_level_name(level);
+  }
+}
+
+TEST(Kernels, UnaryMatchReference) {
+  const array x = concatenate({multiply(test::randn(1, {4099}), array(6.0f)), extreme_row()});
+  compare_levels([&] { return exp(x); }, 2e-7, 1e-38);
+  compare_levels([&] { return sigmoid(x); }, 3e-7, 1e-38);
+  compare_levels([&] { return silu(x); }, 3e-7, 1e-30);
+  compare_levels([&] { return tanh(x); }, 4e-7, 1e-30);
+  compare_levels([&] { return gelu(x); }, 4e-7, 1e-7);
+}
+
+TEST(Kernels, ExpUnderflowOverflowAndNan) {
+  for (kernel_level level : test::fast_levels()) {
+    kernel_level_guard guard(level);
+    const auto y = exp(array::from({-200.0f, 200.0f, std::nanf(""), -INFINITY, INFINITY}, {5})).to_vector<float>();
+    EXPECT_EQ(y[0], 0.0f);
+    EXPECT_EQ(y[1], INFINITY);
+    EXPECT_TRUE(std::isnan(y[2]));
+    EXPECT_EQ(y[3], 0.0f);
+    EXPECT_EQ(y[4], INFINITY);
+  }
+}
+
+TEST(Kernels, SoftmaxMatchReference) {
+  const array x = multiply(test::randn(2, {7, 1000}), array(10.0f));
+  compare_levels([&] { return softmax(x, -1); }, 1e-5, 1e-9);
+  compare_levels([&] { return log_softmax(x, -1); }, 1e-5, 1e-5);
+  compare_levels([&] { return softmax(x, 0); }, 1e-5, 1e-9);
+}
+
+TEST(Kernels, SoftmaxStableForHugeAndMaskedRows) {
+  const float inf = INFINITY;
+  const array x = array::from({1e30f, 1e30f, -1e30f, -inf, -inf, -inf, 3.0f, -inf, 3.0f}, {3, 3});
+  for (kernel_level level : {kernel_level::reference, best_kernel_level()}) {
+    kernel_level_guard guard(level);
+    EXPECT_TRUE(close(softmax(x), array::from({0.5f, 0.5f, 0.0f, 0, 0, 0, 0.5f, 0.0f, 0.5f}, {3, 3}), 1e-6, 0));
+    const auto l = log_softmax(x).to_vector<float>();
+    EXPECT_NEAR(l[0], -std::log(2.0f), 1e-6);
+    EXPECT_FLOAT_EQ(l[2], -2e30f);  // exact log-probability, even where the probability underflows
+    EXPECT_EQ(l[3], -inf);  // a fully masked row is -inf, never NaN
+    EXPECT_NEAR(l[6], -std::log(2.0f), 1e-6);
+  }
+}
+
+TEST(Kernels, RmsNormMatchReference) {
+  const array x = test::randn(3, {9, 1031}), w = test::randn(4, {1031});
+  compare_levels([&] { return rms_norm(x, w, 1e-5f); }, 2e-6, 1e-6);
+  const array xh = astype(x, dtype::bf16);
+  compare_levels([&] { return rms_norm(xh, w, 1e-6f); }, 1e-2, 1e-2);
+}
+
+TEST(Kernels, MatvecEveryWeightDtype) {
+  for (const int64_t k : {1, 7, 16, 64, 100, 1027}) {
+    const array x = test::randn(5, {1, k});
+    for (const dtype t : {dtype::f32, dtype::f16, dtype::bf16}) {
+      const array w = test::randn(6, {37, k}, t);
+      compare_levels([&] { return matmul(x, transpose(w)); }, 1e-5, 1e-4);
+    }
+  }
+}
+
+TEST(Kernels, GemmMatchReference) {
+  const array a = test::randn(7, {3, 65, 33}), b = test::randn(8, {33, 47});
+  compare_levels([&] { return matmul(a, b); }, 1e-5, 1e-4);
+  compare_levels([&] { return matmul(transpose(b), swapaxes(a, -1, -2)); }, 1e-5, 1e-4);
+}
+
+}  // namespace
+}  // namespace mlxd
