@@ -13,24 +13,22 @@ namespace {
 
 bool is_comparison(binary_fn f) { return f >= binary_fn::eq; }
 
-template <class T>
-T binary_ref(binary_fn f, T x, T y) {
-  switch (f) {
-    case binary_fn::add: return static_cast<T>(x + y);
-    case binary_fn::sub: return static_cast<T>(x - y);
-    case binary_fn::mul: return static_cast<T>(x * y);
-    case binary_fn::div: return static_cast<T>(x / y);
-    case binary_fn::pow: return static_cast<T>(std::pow(x, y));
-    case binary_fn::max: return x != x ? x : (y != y ? y : (x > y ? x : y));  // NaN propagates
-    case binary_fn::min: return x != x ? x : (y != y ? y : (x < y ? x : y));
-    case binary_fn::eq: return x == y;
-    case binary_fn::ne: return x != y;
-    case binary_fn::lt: return x < y;
-    case binary_fn::le: return x <= y;
-    case binary_fn::gt: return x > y;
-    case binary_fn::ge: return x >= y;
-    case binary_fn::count: break;
-  }
+// The op is a template parameter so each inner loop is specialised and vectorisable.
+template <binary_fn F, class T>
+inline T binary_ref(T x, T y) {
+  if constexpr (F == binary_fn::add) return static_cast<T>(x + y);
+  if constexpr (F == binary_fn::sub) return static_cast<T>(x - y);
+  if constexpr (F == binary_fn::mul) return static_cast<T>(x * y);
+  if constexpr (F == binary_fn::div) return static_cast<T>(x / y);
+  if constexpr (F == binary_fn::pow) return static_cast<T>(std::pow(x, y));
+  if constexpr (F == binary_fn::max) return x != x ? x : (y != y ? y : (x > y ? x : y));  // NaN propagates
+  if constexpr (F == binary_fn::min) return x != x ? x : (y != y ? y : (x < y ? x : y));
+  if constexpr (F == binary_fn::eq) return x == y;
+  if constexpr (F == binary_fn::ne) return x != y;
+  if constexpr (F == binary_fn::lt) return x < y;
+  if constexpr (F == binary_fn::le) return x <= y;
+  if constexpr (F == binary_fn::gt) return x > y;
+  if constexpr (F == binary_fn::ge) return x >= y;
   return x;
 }
 
@@ -45,8 +43,8 @@ dtype result_type(const array& a, const array& b, binary_fn f) {
 }
 
 // out[i] = f(a[i], b[i]) where a and b are broadcast views of the output shape and out is contiguous.
-template <class T, class R>
-void binary_loop(const array& a, const array& b, const array& out, binary_fn f) {
+template <binary_fn F, class T, class R>
+void binary_loop(const array& a, const array& b, const array& out) {
   const T* pa = static_cast<const T*>(a.buffer()->data());
   const T* pb = static_cast<const T*>(b.buffer()->data());
   R* po = out.mutable_data<R>();
@@ -66,13 +64,13 @@ void binary_loop(const array& a, const array& b, const array& out, binary_fn f) 
     const T* y = pb + ob;
     R* o = po + r * inner;
     if (sa == 1 && sb == 1) {
-      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<T>(f, x[j], y[j]));
+      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j], y[j]));
     } else if (sa == 1 && sb == 0) {
-      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<T>(f, x[j], y[0]));
+      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j], y[0]));
     } else if (sa == 0 && sb == 1) {
-      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<T>(f, x[0], y[j]));
+      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[0], y[j]));
     } else {
-      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<T>(f, x[j * sa], y[j * sb]));
+      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j * sa], y[j * sb]));
     }
   };
   const int64_t rows_per_chunk = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(inner, 1));
@@ -84,18 +82,45 @@ void binary_loop(const array& a, const array& b, const array& out, binary_fn f) 
 array compute_binary(const array& a, const array& b, binary_fn f, dtype t) {
   const shape_t shape = broadcast_shapes(a.shape(), b.shape());
   const dtype ct = compute_dtype(is_comparison(f) ? promote_types(a.type(), b.type()) : t);
-  const array ac = broadcast_to(a.type() == ct ? a : astype(a, ct), shape);
-  const array bc = broadcast_to(b.type() == ct ? b : astype(b, ct), shape);
-  array out = array::empty(shape, is_comparison(f) ? dtype::boolean : ct);
-  if (out.size() == 0) return out;
+  array ac = broadcast_to(a.type() == ct ? a : astype(a, ct), shape);
+  array bc = broadcast_to(b.type() == ct ? b : astype(b, ct), shape);
+  const array result = array::empty(shape, is_comparison(f) ? dtype::boolean : ct);
+  if (result.size() == 0) return result;
+  array out = result;
+  if (ac.is_contiguous() && bc.is_contiguous() && out.ndim() > 1) {
+    // Same layout everywhere: one long row vectorises best.
+    ac = reshape(ac, {ac.size()});
+    bc = reshape(bc, {bc.size()});
+    out = reshape(out, {out.size()});
+  }
   dispatch(ct, [&]<class T>() {
-    if (is_comparison(f)) {
-      binary_loop<T, uint8_t>(ac, bc, out, f);
-    } else {
-      binary_loop<T, T>(ac, bc, out, f);
+    auto run = [&]<binary_fn F>() {
+      if constexpr (F >= binary_fn::eq) {
+        binary_loop<F, T, uint8_t>(ac, bc, out);
+      } else if constexpr (std::is_same_v<T, bool> && F != binary_fn::max && F != binary_fn::min) {
+        fail("binary", "no arithmetic on bool");  // result_type never asks for it
+      } else {
+        binary_loop<F, T, T>(ac, bc, out);
+      }
+    };
+    switch (f) {
+      case binary_fn::add: return run.template operator()<binary_fn::add>();
+      case binary_fn::sub: return run.template operator()<binary_fn::sub>();
+      case binary_fn::mul: return run.template operator()<binary_fn::mul>();
+      case binary_fn::div: return run.template operator()<binary_fn::div>();
+      case binary_fn::pow: return run.template operator()<binary_fn::pow>();
+      case binary_fn::max: return run.template operator()<binary_fn::max>();
+      case binary_fn::min: return run.template operator()<binary_fn::min>();
+      case binary_fn::eq: return run.template operator()<binary_fn::eq>();
+      case binary_fn::ne: return run.template operator()<binary_fn::ne>();
+      case binary_fn::lt: return run.template operator()<binary_fn::lt>();
+      case binary_fn::le: return run.template operator()<binary_fn::le>();
+      case binary_fn::gt: return run.template operator()<binary_fn::gt>();
+      case binary_fn::ge: return run.template operator()<binary_fn::ge>();
+      case binary_fn::count: break;
     }
   });
-  return out;
+  return result;
 }
 
 // Cotangents of both operands, in f32, before unbroadcasting.
