@@ -11,11 +11,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "kernel threads (default: MLXD_NUM_THREADS or all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1024));
   app.parse_complete_callback([&] {
     if (threads > 0) mlxd::set_num_threads(threads);
   });
   mlxd::app::add_info_command(app);
+  mlxd::app::add_inspect_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
