@@ -43,6 +43,30 @@ void copy_convert(const array& src, const array& dst) {
                   [&](int64_t off) { store_as<Wide>(d, dst_offsets[i++], dt, load_as<Wide>(s, off, st)); });
 }
 
+// Contiguous f32 <-> f16/bf16, the conversions every half-precision op does twice.
+bool copy_half_contiguous(const array& src, const array& dst) {
+  if (!src.is_contiguous() || !dst.is_contiguous()) return false;
+  const int64_t n = src.size();
+  const dtype st = src.type(), dt = dst.type();
+  if (st == dtype::f32 && (dt == dtype::f16 || dt == dtype::bf16)) {
+    const float* s = src.data<float>();
+    uint16_t* d = dst.mutable_data<uint16_t>();
+    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) d[i] = dt == dtype::f16 ? f32_to_f16(s[i]) : f32_to_bf16(s[i]);
+    });
+    return true;
+  }
+  if (dt == dtype::f32 && (st == dtype::f16 || st == dtype::bf16)) {
+    const uint16_t* s = src.data<uint16_t>();
+    float* d = dst.mutable_data<float>();
+    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) d[i] = st == dtype::f16 ? f16_to_f32(s[i]) : bf16_to_f32(s[i]);
+    });
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void copy_into(const array& src, const array& dst) {
@@ -56,9 +80,8 @@ void copy_into(const array& src, const array& dst) {
       default: copy_same<uint64_t>(src, dst); return;
     }
   }
-  if (src.type() == dtype::i64 && dst.type() == dtype::i32) {
-    copy_convert<int64_t>(src, dst);
-  } else if (src.type() == dtype::i64 || dst.type() == dtype::i64) {
+  if (copy_half_contiguous(src, dst)) return;
+  if (src.type() == dtype::i64 || dst.type() == dtype::i64) {
     copy_convert<int64_t>(src, dst);  // exact for every value an i64 can hold
   } else {
     copy_convert<double>(src, dst);
