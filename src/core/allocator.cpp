@@ -15,12 +15,12 @@ namespace {
 
 constexpr size_t huge_page = size_t{2} << 20;
 
-// Powers of two up to 1 MiB, then whole MiB: repeated shapes land in the same class without much waste.
+// Powers of two up to 1 MiB, then whole huge pages: repeated shapes land in the same class without much
+// waste, and every class is a multiple of its alignment as aligned_alloc requires.
 size_t size_class(size_t nbytes) {
   if (nbytes <= 64) return 64;
   if (nbytes <= (size_t{1} << 20)) return std::bit_ceil(nbytes);
-  const size_t mib = size_t{1} << 20;
-  return (nbytes + mib - 1) / mib * mib;
+  return (nbytes + huge_page - 1) / huge_page * huge_page;
 }
 
 size_t default_limit() {

@@ -8,8 +8,7 @@
 
 namespace mlxd {
 
-storage::storage(size_t nbytes)
-    : data_(allocator::allocate(nbytes)), nbytes_(nbytes), owned_(true) {}
+storage::storage(size_t nbytes) : data_(allocator::allocate(nbytes)), nbytes_(nbytes), owned_(true) {}
 
 storage::storage(void* data, size_t nbytes, std::shared_ptr<const void> keep_alive)
     : data_(data), nbytes_(nbytes), owned_(false), keep_alive_(std::move(keep_alive)) {}
@@ -53,13 +52,16 @@ std::string shape_to_string(const shape_t& shape) {
 
 array::array() : array(empty({0}, dtype::f32)) {}
 
-array::array(float value) : array(empty({}, dtype::f32)) { *mutable_data<float>() = value; }
+array::array(float value) : array(empty({}, dtype::f32)) {
+  *mutable_data<float>() = value;
+}
 
 array array::empty(const shape_t& shape, dtype t) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) detail::fail("array", "negative dimension in shape ", shape_to_string(shape));
-    if (d > 0 && n > (int64_t{1} << 48) / d) detail::fail("array", "shape ", shape_to_string(shape), " is too large");
+    if (d > 0 && n > (int64_t{1} << 48) / d)
+      detail::fail("array", "shape ", shape_to_string(shape), " is too large");
     n *= d;
   }
   auto s = std::make_shared<state>();
@@ -122,15 +124,33 @@ array array::view(const array& base, const shape_t& shape, const shape_t& stride
   return array(std::move(s));
 }
 
-dtype array::type() const { return state_->type; }
-const shape_t& array::shape() const { return state_->shape; }
-int64_t array::shape(int axis) const { return state_->shape[detail::normalize_axis(axis, ndim(), "shape")]; }
-const shape_t& array::strides() const { return state_->strides; }
-int64_t array::offset() const { return state_->offset; }
-int array::ndim() const { return static_cast<int>(state_->shape.size()); }
-int64_t array::size() const { return shape_size(state_->shape); }
-const std::shared_ptr<storage>& array::buffer() const { return state_->buf; }
-bool array::shares_storage(const array& other) const { return state_->buf == other.state_->buf; }
+dtype array::type() const {
+  return state_->type;
+}
+const shape_t& array::shape() const {
+  return state_->shape;
+}
+int64_t array::shape(int axis) const {
+  return state_->shape[detail::normalize_axis(axis, ndim(), "shape")];
+}
+const shape_t& array::strides() const {
+  return state_->strides;
+}
+int64_t array::offset() const {
+  return state_->offset;
+}
+int array::ndim() const {
+  return static_cast<int>(state_->shape.size());
+}
+int64_t array::size() const {
+  return shape_size(state_->shape);
+}
+const std::shared_ptr<storage>& array::buffer() const {
+  return state_->buf;
+}
+bool array::shares_storage(const array& other) const {
+  return state_->buf == other.state_->buf;
+}
 
 bool array::is_contiguous() const {
   int64_t expected = 1;
@@ -175,9 +195,15 @@ template int32_t array::item<int32_t>() const;
 template int64_t array::item<int64_t>() const;
 template bool array::item<bool>() const;
 
-std::string array::to_string() const { return std::string(name(type())) + shape_to_string(shape()); }
+std::string array::to_string() const {
+  return std::string(name(type())) + shape_to_string(shape());
+}
 
-const std::shared_ptr<autograd::node>& array::grad_node() const { return state_->node; }
-void array::set_grad_node(std::shared_ptr<autograd::node> n) const { state_->node = std::move(n); }
+const std::shared_ptr<autograd::node>& array::grad_node() const {
+  return state_->node;
+}
+void array::set_grad_node(std::shared_ptr<autograd::node> n) const {
+  state_->node = std::move(n);
+}
 
 }  // namespace mlxd

@@ -10,12 +10,15 @@ namespace mlxd {
 namespace autograd {
 namespace {
 thread_local bool recording = false;
+thread_local recording_scope* active_scope = nullptr;
+}  // namespace
+
+bool is_recording() {
+  return recording && active_scope != nullptr;
 }
 
-bool is_recording() { return recording; }
-
 void record(const array& out, std::vector<array> inputs, vjp_fn vjp) {
-  if (!recording) return;
+  if (!is_recording()) return;
   bool tracked = false;
   for (const array& in : inputs) tracked = tracked || in.grad_node() != nullptr;
   if (!tracked) return;
@@ -23,13 +26,31 @@ void record(const array& out, std::vector<array> inputs, vjp_fn vjp) {
   n->inputs = std::move(inputs);
   n->vjp = std::move(vjp);
   out.set_grad_node(std::move(n));
+  active_scope->track(out);
 }
 
-no_grad::no_grad() : saved_(recording) { recording = false; }
-no_grad::~no_grad() { recording = saved_; }
+no_grad::no_grad() : saved_(recording) {
+  recording = false;
+}
+no_grad::~no_grad() {
+  recording = saved_;
+}
 
-recording_scope::recording_scope() : saved_(recording) { recording = true; }
-recording_scope::~recording_scope() { recording = saved_; }
+recording_scope::recording_scope() : saved_(recording), saved_scope_(active_scope) {
+  recording = true;
+  active_scope = this;
+}
+
+recording_scope::~recording_scope() {
+  // Newest first: each release then drops one level, never a recursive chain, and no node outlives the tape.
+  for (auto it = tracked_.rbegin(); it != tracked_.rend(); ++it) it->set_grad_node(nullptr);
+  recording = saved_;
+  active_scope = saved_scope_;
+}
+
+void recording_scope::track(const array& a) {
+  tracked_.push_back(a);
+}
 
 }  // namespace autograd
 
@@ -59,22 +80,20 @@ std::vector<array> topological_order(const array& root) {
 
 std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std::vector<array>& args) {
   // Fresh handles so the caller's arrays never carry tape state; leaves have a node without a vjp.
+  autograd::recording_scope scope;
   std::vector<array> leaves;
   leaves.reserve(args.size());
   for (const array& a : args) {
     array leaf = array::view(a, a.shape(), a.strides(), a.offset());
     leaf.set_grad_node(std::make_shared<autograd::node>());
+    scope.track(leaf);
     leaves.push_back(leaf);
   }
-  array value;
-  {
-    autograd::recording_scope scope;
-    value = f(leaves);
-  }
+  array value = f(leaves);
+  autograd::no_grad backward_guard;
   if (value.size() != 1 || !is_floating(value.type())) {
     detail::fail("value_and_grad", "the function must return one float value, got ", value.to_string());
   }
-  autograd::no_grad guard;
   std::unordered_map<const void*, array> cotangents;
   std::vector<array> grads(args.size());
   if (value.grad_node()) {
@@ -87,7 +106,8 @@ std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std:
       const std::vector<array> input_cts = n->vjp(found->second);
       for (size_t i = 0; i < n->inputs.size(); ++i) {
         const array& in = n->inputs[i];
-        if (!in.grad_node() || i >= input_cts.size() || (input_cts[i].size() == 0 && in.size() != 0)) continue;
+        if (!in.grad_node() || i >= input_cts.size() || (input_cts[i].size() == 0 && in.size() != 0))
+          continue;
         auto [slot, inserted] = cotangents.try_emplace(in.id(), input_cts[i]);
         if (!inserted) slot->second = add(slot->second, input_cts[i]);
       }
@@ -96,14 +116,16 @@ std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std:
   }
   for (size_t i = 0; i < args.size(); ++i) {
     auto it = cotangents.find(leaves[i].id());
-    grads[i] = it == cotangents.end() ? zeros(args[i].shape(), args[i].type())
-                                      : astype(it->second, is_floating(args[i].type()) ? args[i].type() : dtype::f32);
+    grads[i] = it == cotangents.end()
+                   ? zeros(args[i].shape(), args[i].type())
+                   : astype(it->second, is_floating(args[i].type()) ? args[i].type() : dtype::f32);
   }
-  value.set_grad_node(nullptr);
   return {value, grads};
 }
 
-std::vector<array> grad(const loss_fn& f, const std::vector<array>& args) { return value_and_grad(f, args).second; }
+std::vector<array> grad(const loss_fn& f, const std::vector<array>& args) {
+  return value_and_grad(f, args).second;
+}
 
 array unbroadcast(const array& cotangent, const shape_t& shape) {
   if (cotangent.shape() == shape) return cotangent;

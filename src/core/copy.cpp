@@ -26,7 +26,8 @@ void copy_same(const array& src, const array& dst) {
   dst_offsets.reserve(static_cast<size_t>(dst.size()));
   for_each_offset(dst.shape(), dst.strides(), dst.offset(), [&](int64_t off) { dst_offsets.push_back(off); });
   size_t i = 0;
-  for_each_offset(src.shape(), src.strides(), src.offset(), [&](int64_t off) { d[dst_offsets[i++]] = s[off]; });
+  for_each_offset(src.shape(), src.strides(), src.offset(),
+                  [&](int64_t off) { d[dst_offsets[i++]] = s[off]; });
 }
 
 // Converting copy: one read and one write conversion per element, through double or int64.
@@ -70,14 +71,23 @@ bool copy_half_contiguous(const array& src, const array& dst) {
 }  // namespace
 
 void copy_into(const array& src, const array& dst) {
-  if (src.shape() != dst.shape()) fail("copy", "shapes ", src.to_string(), " and ", dst.to_string(), " differ");
+  if (src.shape() != dst.shape())
+    fail("copy", "shapes ", src.to_string(), " and ", dst.to_string(), " differ");
   if (src.size() == 0) return;
   if (src.type() == dst.type()) {
     switch (src.itemsize()) {
-      case 1: copy_same<uint8_t>(src, dst); return;
-      case 2: copy_same<uint16_t>(src, dst); return;
-      case 4: copy_same<uint32_t>(src, dst); return;
-      default: copy_same<uint64_t>(src, dst); return;
+      case 1:
+        copy_same<uint8_t>(src, dst);
+        return;
+      case 2:
+        copy_same<uint16_t>(src, dst);
+        return;
+      case 4:
+        copy_same<uint32_t>(src, dst);
+        return;
+      default:
+        copy_same<uint64_t>(src, dst);
+        return;
     }
   }
   if (copy_half_contiguous(src, dst)) return;

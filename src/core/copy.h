@@ -5,7 +5,8 @@
 
 namespace mlxd::detail {
 
-// Writes `src` (any layout and dtype) into `dst`, a same-shaped array or view of a buffer this op just created.
+// Writes `src` (any layout and dtype) into `dst`, a same-shaped array or view of a buffer this op just
+// created.
 void copy_into(const array& src, const array& dst);
 
 // A view of `a` starting at index `begin` with per-axis `step`, of the given shape (no autograd, no copy).

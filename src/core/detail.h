@@ -21,7 +21,9 @@ template <class... Parts>
   throw std::invalid_argument(os.str());
 }
 
-inline std::string describe(const array& a) { return a.to_string(); }
+inline std::string describe(const array& a) {
+  return a.to_string();
+}
 
 // Maps a possibly negative axis into [0, ndim).
 int normalize_axis(int axis, int ndim, const char* op);
@@ -39,14 +41,22 @@ struct bf16_t {
 template <class T>
 T load_as(const void* base, int64_t i, dtype t) {
   switch (t) {
-    case dtype::f32: return static_cast<T>(static_cast<const float*>(base)[i]);
-    case dtype::f16: return static_cast<T>(f16_to_f32(static_cast<const uint16_t*>(base)[i]));
-    case dtype::bf16: return static_cast<T>(bf16_to_f32(static_cast<const uint16_t*>(base)[i]));
-    case dtype::i32: return static_cast<T>(static_cast<const int32_t*>(base)[i]);
-    case dtype::i64: return static_cast<T>(static_cast<const int64_t*>(base)[i]);
-    case dtype::u8: return static_cast<T>(static_cast<const uint8_t*>(base)[i]);
-    case dtype::boolean: return static_cast<T>(static_cast<const uint8_t*>(base)[i] != 0);
-    case dtype::count: break;
+    case dtype::f32:
+      return static_cast<T>(static_cast<const float*>(base)[i]);
+    case dtype::f16:
+      return static_cast<T>(f16_to_f32(static_cast<const uint16_t*>(base)[i]));
+    case dtype::bf16:
+      return static_cast<T>(bf16_to_f32(static_cast<const uint16_t*>(base)[i]));
+    case dtype::i32:
+      return static_cast<T>(static_cast<const int32_t*>(base)[i]);
+    case dtype::i64:
+      return static_cast<T>(static_cast<const int64_t*>(base)[i]);
+    case dtype::u8:
+      return static_cast<T>(static_cast<const uint8_t*>(base)[i]);
+    case dtype::boolean:
+      return static_cast<T>(static_cast<const uint8_t*>(base)[i] != 0);
+    case dtype::count:
+      break;
   }
   fail("load_as", "invalid dtype");
 }
@@ -54,14 +64,29 @@ T load_as(const void* base, int64_t i, dtype t) {
 template <class T>
 void store_as(void* base, int64_t i, dtype t, T v) {
   switch (t) {
-    case dtype::f32: static_cast<float*>(base)[i] = static_cast<float>(v); return;
-    case dtype::f16: static_cast<uint16_t*>(base)[i] = f32_to_f16(static_cast<float>(v)); return;
-    case dtype::bf16: static_cast<uint16_t*>(base)[i] = f32_to_bf16(static_cast<float>(v)); return;
-    case dtype::i32: static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v); return;
-    case dtype::i64: static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v); return;
-    case dtype::u8: static_cast<uint8_t*>(base)[i] = static_cast<uint8_t>(v); return;
-    case dtype::boolean: static_cast<uint8_t*>(base)[i] = v != T{} ? 1 : 0; return;
-    case dtype::count: break;
+    case dtype::f32:
+      static_cast<float*>(base)[i] = static_cast<float>(v);
+      return;
+    case dtype::f16:
+      static_cast<uint16_t*>(base)[i] = f32_to_f16(static_cast<float>(v));
+      return;
+    case dtype::bf16:
+      static_cast<uint16_t*>(base)[i] = f32_to_bf16(static_cast<float>(v));
+      return;
+    case dtype::i32:
+      static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v);
+      return;
+    case dtype::i64:
+      static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v);
+      return;
+    case dtype::u8:
+      static_cast<uint8_t*>(base)[i] = static_cast<uint8_t>(v);
+      return;
+    case dtype::boolean:
+      static_cast<uint8_t*>(base)[i] = v != T{} ? 1 : 0;
+      return;
+    case dtype::count:
+      break;
   }
   fail("store_as", "invalid dtype");
 }
@@ -93,18 +118,26 @@ void for_each_offset(const shape_t& shape, const shape_t& strides, int64_t offse
 
 // The types kernels compute in: f16/bf16 are widened to f32 first.
 enum class compute_kind { f32, i32, i64, u8, boolean };
-inline dtype compute_dtype(dtype t) { return (t == dtype::f16 || t == dtype::bf16) ? dtype::f32 : t; }
+inline dtype compute_dtype(dtype t) {
+  return (t == dtype::f16 || t == dtype::bf16) ? dtype::f32 : t;
+}
 
 // Calls fn.template operator()<T>() with T the C++ type of compute dtype t.
 template <class F>
 decltype(auto) dispatch(dtype t, F&& fn) {
   switch (t) {
-    case dtype::f32: return fn.template operator()<float>();
-    case dtype::i32: return fn.template operator()<int32_t>();
-    case dtype::i64: return fn.template operator()<int64_t>();
-    case dtype::u8: return fn.template operator()<uint8_t>();
-    case dtype::boolean: return fn.template operator()<bool>();
-    default: break;
+    case dtype::f32:
+      return fn.template operator()<float>();
+    case dtype::i32:
+      return fn.template operator()<int32_t>();
+    case dtype::i64:
+      return fn.template operator()<int64_t>();
+    case dtype::u8:
+      return fn.template operator()<uint8_t>();
+    case dtype::boolean:
+      return fn.template operator()<bool>();
+    default:
+      break;
   }
   fail("dispatch", "no kernel for dtype ", name(t));
 }

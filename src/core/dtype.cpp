@@ -8,33 +8,51 @@ namespace mlxd {
 
 size_t size_of(dtype t) {
   switch (t) {
-    case dtype::f32: return 4;
-    case dtype::f16: return 2;
-    case dtype::bf16: return 2;
-    case dtype::i32: return 4;
-    case dtype::i64: return 8;
-    case dtype::u8: return 1;
-    case dtype::boolean: return 1;
-    case dtype::count: break;
+    case dtype::f32:
+      return 4;
+    case dtype::f16:
+      return 2;
+    case dtype::bf16:
+      return 2;
+    case dtype::i32:
+      return 4;
+    case dtype::i64:
+      return 8;
+    case dtype::u8:
+      return 1;
+    case dtype::boolean:
+      return 1;
+    case dtype::count:
+      break;
   }
   throw std::invalid_argument("[size_of] invalid dtype " + std::to_string(static_cast<int>(t)));
 }
 
 std::string_view name(dtype t) {
   switch (t) {
-    case dtype::f32: return "f32";
-    case dtype::f16: return "f16";
-    case dtype::bf16: return "bf16";
-    case dtype::i32: return "i32";
-    case dtype::i64: return "i64";
-    case dtype::u8: return "u8";
-    case dtype::boolean: return "bool";
-    case dtype::count: break;
+    case dtype::f32:
+      return "f32";
+    case dtype::f16:
+      return "f16";
+    case dtype::bf16:
+      return "bf16";
+    case dtype::i32:
+      return "i32";
+    case dtype::i64:
+      return "i64";
+    case dtype::u8:
+      return "u8";
+    case dtype::boolean:
+      return "bool";
+    case dtype::count:
+      break;
   }
   return "invalid";
 }
 
-bool is_floating(dtype t) { return t == dtype::f32 || t == dtype::f16 || t == dtype::bf16; }
+bool is_floating(dtype t) {
+  return t == dtype::f32 || t == dtype::f16 || t == dtype::bf16;
+}
 
 dtype promote_types(dtype a, dtype b) {
   if (a == b) return a;
@@ -87,6 +105,8 @@ uint16_t f32_to_bf16(float value) {
   return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
-float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+float bf16_to_f32(uint16_t h) {
+  return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+}
 
 }  // namespace mlxd

@@ -6,8 +6,24 @@
 namespace mlxd::detail {
 
 enum class unary_fn {
-  neg, abs, exp, log, sqrt, rsqrt, tanh, sigmoid, silu, gelu, gelu_erf, softplus, log_sigmoid, square, sign,
-  gelu_grad, gelu_erf_grad, count
+  neg,
+  abs,
+  exp,
+  log,
+  sqrt,
+  rsqrt,
+  tanh,
+  sigmoid,
+  silu,
+  gelu,
+  gelu_erf,
+  softplus,
+  log_sigmoid,
+  square,
+  sign,
+  gelu_grad,
+  gelu_erf_grad,
+  count
 };
 
 enum class binary_fn { add, sub, mul, div, pow, max, min, eq, ne, lt, le, gt, ge, count };

@@ -11,7 +11,9 @@ namespace mlxd {
 namespace detail {
 namespace {
 
-bool is_comparison(binary_fn f) { return f >= binary_fn::eq; }
+bool is_comparison(binary_fn f) {
+  return f >= binary_fn::eq;
+}
 
 // The op is a template parameter so each inner loop is specialised and vectorisable.
 template <binary_fn F, class T>
@@ -38,7 +40,8 @@ dtype result_type(const array& a, const array& b, binary_fn f) {
   if (a.ndim() == 0 && b.ndim() > 0 && is_floating(b.type()) && is_floating(a.type())) t = b.type();
   if (b.ndim() == 0 && a.ndim() > 0 && is_floating(a.type()) && is_floating(b.type())) t = a.type();
   if ((f == binary_fn::div || f == binary_fn::pow) && !is_floating(t)) t = dtype::f32;
-  if (t == dtype::boolean && !is_comparison(f)) t = f == binary_fn::max || f == binary_fn::min ? t : dtype::i32;
+  if (t == dtype::boolean && !is_comparison(f))
+    t = f == binary_fn::max || f == binary_fn::min ? t : dtype::i32;
   return t;
 }
 
@@ -104,32 +107,51 @@ array compute_binary(const array& a, const array& b, binary_fn f, dtype t) {
       }
     };
     switch (f) {
-      case binary_fn::add: return run.template operator()<binary_fn::add>();
-      case binary_fn::sub: return run.template operator()<binary_fn::sub>();
-      case binary_fn::mul: return run.template operator()<binary_fn::mul>();
-      case binary_fn::div: return run.template operator()<binary_fn::div>();
-      case binary_fn::pow: return run.template operator()<binary_fn::pow>();
-      case binary_fn::max: return run.template operator()<binary_fn::max>();
-      case binary_fn::min: return run.template operator()<binary_fn::min>();
-      case binary_fn::eq: return run.template operator()<binary_fn::eq>();
-      case binary_fn::ne: return run.template operator()<binary_fn::ne>();
-      case binary_fn::lt: return run.template operator()<binary_fn::lt>();
-      case binary_fn::le: return run.template operator()<binary_fn::le>();
-      case binary_fn::gt: return run.template operator()<binary_fn::gt>();
-      case binary_fn::ge: return run.template operator()<binary_fn::ge>();
-      case binary_fn::count: break;
+      case binary_fn::add:
+        return run.template operator()<binary_fn::add>();
+      case binary_fn::sub:
+        return run.template operator()<binary_fn::sub>();
+      case binary_fn::mul:
+        return run.template operator()<binary_fn::mul>();
+      case binary_fn::div:
+        return run.template operator()<binary_fn::div>();
+      case binary_fn::pow:
+        return run.template operator()<binary_fn::pow>();
+      case binary_fn::max:
+        return run.template operator()<binary_fn::max>();
+      case binary_fn::min:
+        return run.template operator()<binary_fn::min>();
+      case binary_fn::eq:
+        return run.template operator()<binary_fn::eq>();
+      case binary_fn::ne:
+        return run.template operator()<binary_fn::ne>();
+      case binary_fn::lt:
+        return run.template operator()<binary_fn::lt>();
+      case binary_fn::le:
+        return run.template operator()<binary_fn::le>();
+      case binary_fn::gt:
+        return run.template operator()<binary_fn::gt>();
+      case binary_fn::ge:
+        return run.template operator()<binary_fn::ge>();
+      case binary_fn::count:
+        break;
     }
   });
   return result;
 }
 
 // Cotangents of both operands, in f32, before unbroadcasting.
-std::pair<array, array> binary_vjp(binary_fn f, const array& ct, const array& x, const array& y, const array& out) {
+std::pair<array, array> binary_vjp(binary_fn f, const array& ct, const array& x, const array& y,
+                                   const array& out) {
   switch (f) {
-    case binary_fn::add: return {ct, ct};
-    case binary_fn::sub: return {ct, neg(ct)};
-    case binary_fn::mul: return {multiply(ct, y), multiply(ct, x)};
-    case binary_fn::div: return {divide(ct, y), neg(divide(multiply(ct, out), y))};
+    case binary_fn::add:
+      return {ct, ct};
+    case binary_fn::sub:
+      return {ct, neg(ct)};
+    case binary_fn::mul:
+      return {multiply(ct, y), multiply(ct, x)};
+    case binary_fn::div:
+      return {divide(ct, y), neg(divide(multiply(ct, out), y))};
     case binary_fn::pow: {
       const array dx = multiply(ct, multiply(y, power(x, subtract(y, array(1.0f)))));
       // d/dy x^y = x^y log x, taken as 0 where x == 0 (the limit for y > 0).
@@ -142,7 +164,8 @@ std::pair<array, array> binary_vjp(binary_fn f, const array& ct, const array& x,
       const array zero = zeros({}, dtype::f32);
       return {where(pick_x, ct, zero), where(pick_x, zero, ct)};
     }
-    default: return {zeros_like(ct), zeros_like(ct)};
+    default:
+      return {zeros_like(ct), zeros_like(ct)};
   }
 }
 
@@ -161,15 +184,17 @@ array apply_binary(const array& a, const array& b, binary_fn f, const char* op) 
     if (out.type() != t && !is_comparison(f)) out = astype(out, t);
   }
   if (is_floating(t) && !is_comparison(f)) {
-    const array x = detach(a), y = detach(b), o = detach(out);
-    autograd::record(out, {a, b}, [f, x, y, o](const array& ct) {
-      auto f32 = [](const array& v) { return astype(v, dtype::f32); };
-      auto [ga, gb] = binary_vjp(f, f32(ct), f32(x), f32(y), f32(o));
-      auto back = [](const array& g, const array& like) {
-        return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
-      };
-      return std::vector<array>{back(ga, x), back(gb, y)};
-    });
+    if (autograd::is_recording()) {
+      const array x = detach(a), y = detach(b), o = detach(out);
+      autograd::record(out, {a, b}, [f, x, y, o](const array& ct) {
+        auto f32 = [](const array& v) { return astype(v, dtype::f32); };
+        auto [ga, gb] = binary_vjp(f, f32(ct), f32(x), f32(y), f32(o));
+        auto back = [](const array& g, const array& like) {
+          return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
+        };
+        return std::vector<array>{back(ga, x), back(gb, y)};
+      });
+    }
   }
   return out;
 }
@@ -177,25 +202,57 @@ array apply_binary(const array& a, const array& b, binary_fn f, const char* op) 
 }  // namespace detail
 
 using detail::binary_fn;
-array add(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::add, "add"); }
-array subtract(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::sub, "subtract"); }
-array multiply(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::mul, "multiply"); }
-array divide(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::div, "divide"); }
-array power(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::pow, "power"); }
-array maximum(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::max, "maximum"); }
-array minimum(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::min, "minimum"); }
-array equal(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::eq, "equal"); }
-array not_equal(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::ne, "not_equal"); }
-array less(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::lt, "less"); }
-array less_equal(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::le, "less_equal"); }
-array greater(const array& a, const array& b) { return detail::apply_binary(a, b, binary_fn::gt, "greater"); }
+array add(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::add, "add");
+}
+array subtract(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::sub, "subtract");
+}
+array multiply(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::mul, "multiply");
+}
+array divide(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::div, "divide");
+}
+array power(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::pow, "power");
+}
+array maximum(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::max, "maximum");
+}
+array minimum(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::min, "minimum");
+}
+array equal(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::eq, "equal");
+}
+array not_equal(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::ne, "not_equal");
+}
+array less(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::lt, "less");
+}
+array less_equal(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::le, "less_equal");
+}
+array greater(const array& a, const array& b) {
+  return detail::apply_binary(a, b, binary_fn::gt, "greater");
+}
 array greater_equal(const array& a, const array& b) {
   return detail::apply_binary(a, b, binary_fn::ge, "greater_equal");
 }
-array operator+(const array& a, const array& b) { return add(a, b); }
-array operator-(const array& a, const array& b) { return subtract(a, b); }
-array operator*(const array& a, const array& b) { return multiply(a, b); }
-array operator/(const array& a, const array& b) { return divide(a, b); }
+array operator+(const array& a, const array& b) {
+  return add(a, b);
+}
+array operator-(const array& a, const array& b) {
+  return subtract(a, b);
+}
+array operator*(const array& a, const array& b) {
+  return multiply(a, b);
+}
+array operator/(const array& a, const array& b) {
+  return divide(a, b);
+}
 
 array where(const array& cond, const array& a, const array& b) {
   const shape_t shape = broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape()));
@@ -219,14 +276,16 @@ array where(const array& cond, const array& a, const array& b) {
     }
   }
   if (is_floating(t)) {
-    const array c = detail::detach(cond), x = detail::detach(a), y = detail::detach(b);
-    autograd::record(out, {a, b}, [c, x, y](const array& ct) {
-      const array zero = zeros({}, ct.type());
-      auto back = [](const array& g, const array& like) {
-        return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
-      };
-      return std::vector<array>{back(where(c, ct, zero), x), back(where(c, zero, ct), y)};
-    });
+    if (autograd::is_recording()) {
+      const array c = detail::detach(cond), x = detail::detach(a), y = detail::detach(b);
+      autograd::record(out, {a, b}, [c, x, y](const array& ct) {
+        const array zero = zeros({}, ct.type());
+        auto back = [](const array& g, const array& like) {
+          return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
+        };
+        return std::vector<array>{back(where(c, ct, zero), x), back(where(c, zero, ct), y)};
+      });
+    }
   }
   return out;
 }

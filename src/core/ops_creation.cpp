@@ -22,10 +22,18 @@ array zeros(const shape_t& shape, dtype t) {
   return out;
 }
 
-array ones(const shape_t& shape, dtype t) { return full(shape, 1.0, t); }
-array zeros_like(const array& a) { return zeros(a.shape(), a.type()); }
-array ones_like(const array& a) { return ones(a.shape(), a.type()); }
-array scalar(double value, dtype t) { return full({}, value, t); }
+array ones(const shape_t& shape, dtype t) {
+  return full(shape, 1.0, t);
+}
+array zeros_like(const array& a) {
+  return zeros(a.shape(), a.type());
+}
+array ones_like(const array& a) {
+  return ones(a.shape(), a.type());
+}
+array scalar(double value, dtype t) {
+  return full({}, value, t);
+}
 
 array arange(int64_t start, int64_t stop, int64_t step, dtype t) {
   if (step == 0) detail::fail("arange", "step must not be 0");

@@ -92,12 +92,14 @@ array sorted_values(const array& a, const array& idx, int ax) {
     out = gather_rows(a, idx, ax);
   }
   if (is_floating(a.type())) {
-    const int64_t n = a.shape(ax);
-    const array ix = detail::detach(idx);
-    const dtype t = a.type();
-    autograd::record(out, {a}, [ix, n, ax, t](const array& ct) {
-      return std::vector<array>{astype(scatter_rows(ct, ix, n, ax), t)};
-    });
+    if (autograd::is_recording()) {
+      const int64_t n = a.shape(ax);
+      const array ix = detail::detach(idx);
+      const dtype t = a.type();
+      autograd::record(out, {a}, [ix, n, ax, t](const array& ct) {
+        return std::vector<array>{astype(scatter_rows(ct, ix, n, ax), t)};
+      });
+    }
   }
   return out;
 }
@@ -106,11 +108,13 @@ array sorted_values(const array& a, const array& idx, int ax) {
 
 array take(const array& a, const array& indices, int axis) {
   const int ax = detail::normalize_axis(axis, a.ndim(), "take");
-  if (is_floating(indices.type())) detail::fail("take", "indices must be integers, got ", indices.to_string());
+  if (is_floating(indices.type()))
+    detail::fail("take", "indices must be integers, got ", indices.to_string());
   const int64_t n = a.shape(ax);
   std::vector<int64_t> idx = indices.to_vector<int64_t>();
   for (int64_t& i : idx) {
-    if (i < -n || i >= n) detail::fail("take", "index ", i, " is out of range for axis ", ax, " of ", a.to_string());
+    if (i < -n || i >= n)
+      detail::fail("take", "index ", i, " is out of range for axis ", ax, " of ", a.to_string());
     if (i < 0) i += n;
   }
   int64_t outer = 1, inner = 1;
@@ -127,31 +131,34 @@ array take(const array& a, const array& indices, int axis) {
     const size_t block = static_cast<size_t>(inner) * a.itemsize();
     const uint8_t* px = x.data<uint8_t>();
     uint8_t* po = out.mutable_data<uint8_t>();
-    parallel_for(outer * m, std::max<int64_t>(1, 4096 / std::max<int64_t>(inner, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t o = r / m, j = r % m;
-        std::memcpy(po + r * block, px + (o * n + idx[j]) * block, block);
-      }
-    });
+    parallel_for(outer * m, std::max<int64_t>(1, 4096 / std::max<int64_t>(inner, 1)),
+                 [&](int64_t b, int64_t e) {
+                   for (int64_t r = b; r < e; ++r) {
+                     const int64_t o = r / m, j = r % m;
+                     std::memcpy(po + r * block, px + (o * n + idx[j]) * block, block);
+                   }
+                 });
   }
   if (is_floating(a.type())) {
-    const shape_t in_shape = a.shape();
-    const dtype t = a.type();
-    auto shared_idx = std::make_shared<std::vector<int64_t>>(std::move(idx));
-    autograd::record(out, {a}, [in_shape, t, shared_idx, outer, inner, n, m](const array& ct) {
-      const array g = detail::prepare(ct, dtype::f32);
-      array grad = zeros(in_shape, dtype::f32);
-      const float* pg = g.data<float>();
-      float* pd = grad.mutable_data<float>();
-      for (int64_t o = 0; o < outer; ++o) {
-        for (int64_t j = 0; j < m; ++j) {
-          float* dst = pd + (o * n + (*shared_idx)[j]) * inner;
-          const float* src = pg + (o * m + j) * inner;
-          for (int64_t i = 0; i < inner; ++i) dst[i] += src[i];
+    if (autograd::is_recording()) {
+      const shape_t in_shape = a.shape();
+      const dtype t = a.type();
+      auto shared_idx = std::make_shared<std::vector<int64_t>>(std::move(idx));
+      autograd::record(out, {a}, [in_shape, t, shared_idx, outer, inner, n, m](const array& ct) {
+        const array g = detail::prepare(ct, dtype::f32);
+        array grad = zeros(in_shape, dtype::f32);
+        const float* pg = g.data<float>();
+        float* pd = grad.mutable_data<float>();
+        for (int64_t o = 0; o < outer; ++o) {
+          for (int64_t j = 0; j < m; ++j) {
+            float* dst = pd + (o * n + (*shared_idx)[j]) * inner;
+            const float* src = pg + (o * m + j) * inner;
+            for (int64_t i = 0; i < inner; ++i) dst[i] += src[i];
+          }
         }
-      }
-      return std::vector<array>{astype(grad, t)};
-    });
+        return std::vector<array>{astype(grad, t)};
+      });
+    }
   }
   return out;
 }
@@ -184,17 +191,20 @@ array cumsum(const array& a, int axis, bool reverse, bool inclusive) {
     if (floating && a.type() != dtype::f32) out = astype(out, a.type());
   }
   if (floating) {
-    const dtype t = a.type();
-    autograd::record(out, {a}, [ax, reverse, inclusive, t](const array& c) {
-      return std::vector<array>{astype(cumsum(c, ax, !reverse, inclusive), t)};
-    });
+    if (autograd::is_recording()) {
+      const dtype t = a.type();
+      autograd::record(out, {a}, [ax, reverse, inclusive, t](const array& c) {
+        return std::vector<array>{astype(cumsum(c, ax, !reverse, inclusive), t)};
+      });
+    }
   }
   return out;
 }
 
 std::pair<array, array> topk(const array& a, int k, int axis) {
   const int ax = detail::normalize_axis(axis, a.ndim(), "topk");
-  if (k < 0 || k > a.shape(ax)) detail::fail("topk", "k = ", k, " is outside [0, ", a.shape(ax), "] for ", a.to_string());
+  if (k < 0 || k > a.shape(ax))
+    detail::fail("topk", "k = ", k, " is outside [0, ", a.shape(ax), "] for ", a.to_string());
   const array idx = order_rows(a, ax, true, k);
   return {sorted_values(a, idx, ax), idx};
 }

@@ -99,12 +99,17 @@ array reshape(const array& a, shape_t shape) {
   shape_t strides = a.size() == 0 ? contiguous_strides(shape) : reshape_strides(a, shape);
   array out = strides.empty() && !shape.empty() ? reshape(contiguous(a), shape)
                                                 : array::view(a, shape, strides, a.offset());
-  const shape_t in_shape = a.shape();
-  autograd::record(out, {a}, [in_shape](const array& ct) { return std::vector<array>{reshape(ct, in_shape)}; });
+  if (autograd::is_recording()) {
+    const shape_t in_shape = a.shape();
+    autograd::record(out, {a},
+                     [in_shape](const array& ct) { return std::vector<array>{reshape(ct, in_shape)}; });
+  }
   return out;
 }
 
-array flatten(const array& a) { return reshape(a, {a.size()}); }
+array flatten(const array& a) {
+  return reshape(a, {a.size()});
+}
 
 array transpose(const array& a, const axes_t& axes) {
   if (static_cast<int>(axes.size()) != a.ndim()) {
@@ -120,7 +125,10 @@ array transpose(const array& a, const axes_t& axes) {
     strides[i] = a.strides()[ax];
   }
   array out = array::view(a, shape, strides, a.offset());
-  autograd::record(out, {a}, [inverse](const array& ct) { return std::vector<array>{transpose(ct, inverse)}; });
+  if (autograd::is_recording()) {
+    autograd::record(out, {a},
+                     [inverse](const array& ct) { return std::vector<array>{transpose(ct, inverse)}; });
+  }
   return out;
 }
 
@@ -157,14 +165,14 @@ array slice(const array& a, const shape_t& starts, const shape_t& stops, const s
     if (shape[i] > 0) offset += lo * a.strides()[i];
   }
   array out = array::view(a, shape, strides, offset);
-  const shape_t in_shape = a.shape();
-  const dtype in_type = a.type();
-  autograd::record(out, {a}, [in_shape, in_type, begin, step](const array& ct) {
-    array grad = zeros(in_shape, ct.type());
-    detail::copy_into(ct, detail::strided_window(grad, begin, step, ct.shape()));
-    return std::vector<array>{grad};
-  });
-  (void)in_type;
+  if (autograd::is_recording()) {
+    const shape_t in_shape = a.shape();
+    autograd::record(out, {a}, [in_shape, begin, step](const array& ct) {
+      array grad = zeros(in_shape, ct.type());
+      detail::copy_into(ct, detail::strided_window(grad, begin, step, ct.shape()));
+      return std::vector<array>{grad};
+    });
+  }
   return out;
 }
 
@@ -184,7 +192,8 @@ shape_t broadcast_shapes(const shape_t& a, const shape_t& b) {
     const int64_t da = i < nd - a.size() ? 1 : a[i - (nd - a.size())];
     const int64_t db = i < nd - b.size() ? 1 : b[i - (nd - b.size())];
     if (da != db && da != 1 && db != 1) {
-      detail::fail("broadcast", "shapes ", shape_to_string(a), " and ", shape_to_string(b), " do not broadcast");
+      detail::fail("broadcast", "shapes ", shape_to_string(a), " and ", shape_to_string(b),
+                   " do not broadcast");
     }
     out[i] = da == 1 ? db : da;
   }
@@ -202,8 +211,11 @@ array broadcast_to(const array& a, const shape_t& shape) {
     strides[i] = a.shape()[i - extra] == shape[i] ? a.strides()[i - extra] : 0;
   }
   array out = array::view(a, shape, strides, a.offset());
-  const shape_t in_shape = a.shape();
-  autograd::record(out, {a}, [in_shape](const array& ct) { return std::vector<array>{unbroadcast(ct, in_shape)}; });
+  if (autograd::is_recording()) {
+    const shape_t in_shape = a.shape();
+    autograd::record(out, {a},
+                     [in_shape](const array& ct) { return std::vector<array>{unbroadcast(ct, in_shape)}; });
+  }
   return out;
 }
 
@@ -234,12 +246,15 @@ array squeeze(const array& a) {
 }
 
 array contiguous(const array& a) {
-  if (a.is_contiguous() && a.offset() + a.size() <= static_cast<int64_t>(a.buffer()->nbytes() / a.itemsize())) {
+  if (a.is_contiguous() &&
+      a.offset() + a.size() <= static_cast<int64_t>(a.buffer()->nbytes() / a.itemsize())) {
     return a;
   }
   array out = array::empty(a.shape(), a.type());
   detail::copy_into(a, out);
-  autograd::record(out, {a}, [](const array& ct) { return std::vector<array>{ct}; });
+  if (autograd::is_recording()) {
+    autograd::record(out, {a}, [](const array& ct) { return std::vector<array>{ct}; });
+  }
   return out;
 }
 
@@ -249,7 +264,10 @@ array astype(const array& a, dtype t) {
   detail::copy_into(a, out);
   const dtype in_type = a.type();
   if (is_floating(in_type) && is_floating(t)) {
-    autograd::record(out, {a}, [in_type](const array& ct) { return std::vector<array>{astype(ct, in_type)}; });
+    if (autograd::is_recording()) {
+      autograd::record(out, {a},
+                       [in_type](const array& ct) { return std::vector<array>{astype(ct, in_type)}; });
+    }
   }
   return out;
 }
@@ -264,7 +282,9 @@ array concatenate(const std::vector<array>& arrays, int axis) {
   for (const array& a : arrays) {
     bool ok = a.ndim() == first.ndim();
     for (int i = 0; ok && i < a.ndim(); ++i) ok = i == ax || a.shape()[i] == first.shape()[i];
-    if (!ok) detail::fail("concatenate", "shapes ", first.to_string(), " and ", a.to_string(), " differ off axis ", ax);
+    if (!ok)
+      detail::fail("concatenate", "shapes ", first.to_string(), " and ", a.to_string(), " differ off axis ",
+                   ax);
     shape[ax] += a.shape()[ax];
     t = promote_types(t, a.type());
   }
@@ -276,15 +296,17 @@ array concatenate(const std::vector<array>& arrays, int axis) {
     begin[ax] += a.shape()[ax];
     sizes.push_back(a.shape()[ax]);
   }
-  autograd::record(out, arrays, [sizes, ax](const array& ct) {
-    std::vector<array> parts;
-    int64_t start = 0;
-    for (int64_t n : sizes) {
-      parts.push_back(slice_axis(ct, ax, start, start + n));
-      start += n;
-    }
-    return parts;
-  });
+  if (autograd::is_recording()) {
+    autograd::record(out, arrays, [sizes, ax](const array& ct) {
+      std::vector<array> parts;
+      int64_t start = 0;
+      for (int64_t n : sizes) {
+        parts.push_back(slice_axis(ct, ax, start, start + n));
+        start += n;
+      }
+      return parts;
+    });
+  }
   return out;
 }
 
@@ -293,7 +315,8 @@ array stack(const std::vector<array>& arrays, int axis) {
   const int ax = detail::normalize_axis(axis, arrays[0].ndim() + 1, "stack");
   std::vector<array> expanded;
   for (const array& a : arrays) {
-    if (a.shape() != arrays[0].shape()) detail::fail("stack", "shapes ", arrays[0].to_string(), " and ", a.to_string());
+    if (a.shape() != arrays[0].shape())
+      detail::fail("stack", "shapes ", arrays[0].to_string(), " and ", a.to_string());
     expanded.push_back(expand_dims(a, ax));
   }
   return concatenate(expanded, ax);
@@ -304,7 +327,8 @@ std::vector<array> split(const array& a, const shape_t& indices, int axis) {
   std::vector<array> parts;
   int64_t start = 0;
   for (int64_t idx : indices) {
-    if (idx < start || idx > a.shape()[ax]) detail::fail("split", "indices must be sorted and within the axis");
+    if (idx < start || idx > a.shape()[ax])
+      detail::fail("split", "indices must be sorted and within the axis");
     parts.push_back(slice_axis(a, ax, start, idx));
     start = idx;
   }
@@ -315,7 +339,8 @@ std::vector<array> split(const array& a, const shape_t& indices, int axis) {
 std::vector<array> split(const array& a, int n_sections, int axis) {
   const int ax = detail::normalize_axis(axis, a.ndim(), "split");
   if (n_sections <= 0 || a.shape()[ax] % n_sections != 0) {
-    detail::fail("split", "axis ", ax, " of ", a.to_string(), " does not split into ", n_sections, " equal parts");
+    detail::fail("split", "axis ", ax, " of ", a.to_string(), " does not split into ", n_sections,
+                 " equal parts");
   }
   shape_t indices;
   for (int i = 1; i < n_sections; ++i) indices.push_back(a.shape()[ax] / n_sections * i);

@@ -61,8 +61,8 @@ void gemm_reference(const float* a, operand_layout la, const float* b, operand_l
 }
 
 // x [k] times a weight matrix stored as rows w [n, k] (b = w^T): the decode step's matrix-vector product.
-void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, const float* x, float* y, int64_t n,
-                 int64_t k) {
+void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, const float* x, float* y,
+                 int64_t n, int64_t k) {
   parallel_for(n, 64, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       if (wt == dtype::f32) {
@@ -99,13 +99,14 @@ array matmul_nd(const array& a_in, const array& b_in) {
   {
     autograd::no_grad guard;
     const kernels::table* kt = kernels::active();
-    const bool weight_rows = kt && m == 1 && batch.empty() && b_in.strides()[0] == 1 && is_floating(b_in.type()) &&
-                             b_in.type() != dtype::f32 && b_in.shape(-1) > 0;
+    const bool weight_rows = kt && m == 1 && batch.empty() && b_in.strides()[0] == 1 &&
+                             is_floating(b_in.type()) && b_in.type() != dtype::f32 && b_in.shape(-1) > 0;
     array a = a_in.type() == dtype::f32 ? a_in : astype(a_in, dtype::f32);
     operand_layout la{}, lb{};
     if (!gemm_layout(a, la)) a = contiguous(a), gemm_layout(a, la);
     float* c = out.mutable_data<float>();
-    if (weight_rows || (kt && m == 1 && batch.empty() && b_in.type() == dtype::f32 && b_in.strides()[0] == 1)) {
+    if (weight_rows ||
+        (kt && m == 1 && batch.empty() && b_in.type() == dtype::f32 && b_in.strides()[0] == 1)) {
       // Decode path: weights stay in their own dtype and are streamed once.
       const array x = contiguous(a);
       const int64_t ld = b_in.strides()[1];
@@ -133,20 +134,24 @@ array matmul_nd(const array& a_in, const array& b_in) {
     }
     if (out_type != dtype::f32) out = astype(out, out_type);
   }
-  const array x = detail::detach(a_in), y = detail::detach(b_in);
-  autograd::record(out, {a_in, b_in}, [x, y](const array& ct) {
-    auto back = [](const array& g, const array& like) {
-      return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
-    };
-    return std::vector<array>{back(matmul(ct, swapaxes(y, -1, -2)), x), back(matmul(swapaxes(x, -1, -2), ct), y)};
-  });
+  if (autograd::is_recording()) {
+    const array x = detail::detach(a_in), y = detail::detach(b_in);
+    autograd::record(out, {a_in, b_in}, [x, y](const array& ct) {
+      auto back = [](const array& g, const array& like) {
+        return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
+      };
+      return std::vector<array>{back(matmul(ct, swapaxes(y, -1, -2)), x),
+                                back(matmul(swapaxes(x, -1, -2), ct), y)};
+    });
+  }
   return out;
 }
 
 }  // namespace
 
 array matmul(const array& a, const array& b) {
-  if (a.ndim() == 0 || b.ndim() == 0) detail::fail("matmul", "scalar operand: ", a.to_string(), " x ", b.to_string());
+  if (a.ndim() == 0 || b.ndim() == 0)
+    detail::fail("matmul", "scalar operand: ", a.to_string(), " x ", b.to_string());
   const array a2 = a.ndim() == 1 ? reshape(a, {1, a.shape(0)}) : a;
   const array b2 = b.ndim() == 1 ? reshape(b, {b.shape(0), 1}) : b;
   array out = matmul_nd(a2, b2);

@@ -27,7 +27,8 @@ void softmax_row_reference(const float* x, float* y, int64_t n, bool log) {
   }
 }
 
-// Applies fn(x_row, y_row, n) to every row of `a` along `axis`, in f32; returns the result in a's float dtype.
+// Applies fn(x_row, y_row, n) to every row of `a` along `axis`, in f32; returns the result in a's float
+// dtype.
 template <class RowFn>
 array map_rows(const array& a, int axis, const char* op, RowFn fn) {
   const int ax = detail::normalize_axis(axis, a.ndim(), op);
@@ -52,32 +53,40 @@ array softmax_impl(const array& a, int axis, bool log) {
   {
     autograd::no_grad guard;
     const kernels::table* kt = kernels::active();
-    out = map_rows(a, axis, log ? "log_softmax" : "softmax", [kt, log](const float* x, float* y, int64_t n, int64_t) {
-      if (kt) {
-        kt->softmax_row(x, y, n, log);
-      } else {
-        softmax_row_reference(x, y, n, log);
-      }
+    out = map_rows(a, axis, log ? "log_softmax" : "softmax",
+                   [kt, log](const float* x, float* y, int64_t n, int64_t) {
+                     if (kt) {
+                       kt->softmax_row(x, y, n, log);
+                     } else {
+                       softmax_row_reference(x, y, n, log);
+                     }
+                   });
+  }
+  if (autograd::is_recording()) {
+    const array x = detail::detach(a), y = detail::detach(out);
+    autograd::record(out, {a}, [x, y, axis, log](const array& ct) {
+      const array g = astype(ct, dtype::f32), yf = astype(y, dtype::f32);
+      const array dx = log ? subtract(g, multiply(exp(yf), sum(g, {axis}, true)))
+                           : multiply(yf, subtract(g, sum(multiply(g, yf), {axis}, true)));
+      return std::vector<array>{astype(dx, x.type())};
     });
   }
-  const array x = detail::detach(a), y = detail::detach(out);
-  autograd::record(out, {a}, [x, y, axis, log](const array& ct) {
-    const array g = astype(ct, dtype::f32), yf = astype(y, dtype::f32);
-    const array dx = log ? subtract(g, multiply(exp(yf), sum(g, {axis}, true)))
-                         : multiply(yf, subtract(g, sum(multiply(g, yf), {axis}, true)));
-    return std::vector<array>{astype(dx, x.type())};
-  });
   return out;
 }
 
 }  // namespace
 
-array softmax(const array& a, int axis) { return softmax_impl(a, axis, false); }
-array log_softmax(const array& a, int axis) { return softmax_impl(a, axis, true); }
+array softmax(const array& a, int axis) {
+  return softmax_impl(a, axis, false);
+}
+array log_softmax(const array& a, int axis) {
+  return softmax_impl(a, axis, true);
+}
 
 array rms_norm(const array& x, const array& weight, float eps) {
   if (x.ndim() == 0 || weight.ndim() != 1 || weight.shape(0) != x.shape(-1)) {
-    detail::fail("rms_norm", "weight ", weight.to_string(), " does not match the last axis of ", x.to_string());
+    detail::fail("rms_norm", "weight ", weight.to_string(), " does not match the last axis of ",
+                 x.to_string());
   }
   array out;
   {
@@ -93,15 +102,18 @@ array rms_norm(const array& x, const array& weight, float eps) {
       for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(r[i] * inv * pw[i]);
     });
   }
-  const array xd = detail::detach(x), wd = detail::detach(weight);
-  autograd::record(out, {x, weight}, [xd, wd, eps](const array& ct) {
-    const array xf = astype(xd, dtype::f32), wf = astype(wd, dtype::f32), g = astype(ct, dtype::f32);
-    const array r = rsqrt(add(mean(square(xf), {-1}, true), array(eps)));  // [..., 1]
-    const array gw = multiply(g, wf);
-    const array dx = subtract(multiply(r, gw), multiply(multiply(xf, multiply(r, square(r))), mean(multiply(gw, xf), {-1}, true)));
-    const array dw = unbroadcast(multiply(g, multiply(xf, r)), wd.shape());
-    return std::vector<array>{astype(dx, xd.type()), astype(dw, wd.type())};
-  });
+  if (autograd::is_recording()) {
+    const array xd = detail::detach(x), wd = detail::detach(weight);
+    autograd::record(out, {x, weight}, [xd, wd, eps](const array& ct) {
+      const array xf = astype(xd, dtype::f32), wf = astype(wd, dtype::f32), g = astype(ct, dtype::f32);
+      const array r = rsqrt(add(mean(square(xf), {-1}, true), array(eps)));  // [..., 1]
+      const array gw = multiply(g, wf);
+      const array dx = subtract(multiply(r, gw), multiply(multiply(xf, multiply(r, square(r))),
+                                                          mean(multiply(gw, xf), {-1}, true)));
+      const array dw = unbroadcast(multiply(g, multiply(xf, r)), wd.shape());
+      return std::vector<array>{astype(dx, xd.type()), astype(dw, wd.type())};
+    });
+  }
   return out;
 }
 
@@ -110,7 +122,8 @@ array layer_norm(const array& x, const array& weight, const array& bias, float e
   const int64_t n = x.shape(-1);
   for (const array* p : {&weight, &bias}) {
     if (p->size() != 0 && (p->ndim() != 1 || p->shape(0) != n)) {
-      detail::fail("layer_norm", "parameter ", p->to_string(), " does not match the last axis of ", x.to_string());
+      detail::fail("layer_norm", "parameter ", p->to_string(), " does not match the last axis of ",
+                   x.to_string());
     }
   }
   const array xf = is_floating(x.type()) ? astype(x, dtype::f32) : astype(x, dtype::f32);
@@ -127,7 +140,8 @@ array cross_entropy(const array& logits, const array& targets, int64_t ignore_in
     detail::fail("cross_entropy", "targets ", targets.to_string(), " must have the shape of logits ",
                  logits.to_string(), " without its last axis");
   }
-  if (is_floating(targets.type())) detail::fail("cross_entropy", "targets must be integers, got ", targets.to_string());
+  if (is_floating(targets.type()))
+    detail::fail("cross_entropy", "targets must be integers, got ", targets.to_string());
   const int64_t vocab = logits.shape(-1);
   const std::vector<int64_t> t = targets.to_vector<int64_t>();
   for (int64_t id : t) {
@@ -155,14 +169,19 @@ array cross_entropy(const array& logits, const array& targets, int64_t ignore_in
       }
     });
   }
-  const array xd = detail::detach(logits), td = detail::detach(targets);
-  autograd::record(out, {logits}, [xd, td, ignore_index](const array& ct) {
-    const array p = softmax(astype(xd, dtype::f32), -1);
-    const array valid = astype(not_equal(td, scalar(static_cast<double>(ignore_index), td.type())), dtype::f32);
-    const array onehot = astype(equal(expand_dims(astype(td, dtype::i64), -1), arange(0, xd.shape(-1))), dtype::f32);
-    const array dx = multiply(subtract(p, onehot), expand_dims(multiply(astype(ct, dtype::f32), valid), -1));
-    return std::vector<array>{astype(dx, xd.type())};
-  });
+  if (autograd::is_recording()) {
+    const array xd = detail::detach(logits), td = detail::detach(targets);
+    autograd::record(out, {logits}, [xd, td, ignore_index](const array& ct) {
+      const array p = softmax(astype(xd, dtype::f32), -1);
+      const array valid =
+          astype(not_equal(td, scalar(static_cast<double>(ignore_index), td.type())), dtype::f32);
+      const array onehot =
+          astype(equal(expand_dims(astype(td, dtype::i64), -1), arange(0, xd.shape(-1))), dtype::f32);
+      const array dx =
+          multiply(subtract(p, onehot), expand_dims(multiply(astype(ct, dtype::f32), valid), -1));
+      return std::vector<array>{astype(dx, xd.type())};
+    });
+  }
   return is_floating(logits.type()) && logits.type() != dtype::f32 ? astype(out, logits.type()) : out;
 }
 

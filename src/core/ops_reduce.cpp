@@ -64,7 +64,8 @@ Acc reduce_row(reduce_fn f, const T* x, int64_t n) {
 
 array reduce(const array& a, const axes_t& axes, bool keepdims, reduce_fn f, const char* op) {
   const bool floating = is_floating(a.type());
-  const dtype ct = floating ? dtype::f32 : (f == reduce_fn::sum ? dtype::i64 : detail::compute_dtype(a.type()));
+  const dtype ct =
+      floating ? dtype::f32 : (f == reduce_fn::sum ? dtype::i64 : detail::compute_dtype(a.type()));
   const dtype result = floating ? a.type() : (f == reduce_fn::logsumexp ? dtype::f32 : ct);
   rows_view rv;
   {
@@ -89,28 +90,30 @@ array reduce(const array& a, const axes_t& axes, bool keepdims, reduce_fn f, con
     out = astype(out, result);
   }
   if (floating) {
-    const array x = detail::detach(a), y = detail::detach(out);
-    const shape_t keep = rv.keep_shape;
-    autograd::record(out, {a}, [f, x, y, keep](const array& cot) {
-      const array g = broadcast_to(reshape(astype(cot, dtype::f32), keep), x.shape());
-      const array xf = astype(x, dtype::f32);
-      const array yb = broadcast_to(reshape(astype(y, dtype::f32), keep), x.shape());
-      array dx;
-      if (f == reduce_fn::sum) {
-        dx = g;
-      } else if (f == reduce_fn::logsumexp) {
-        dx = multiply(g, exp(subtract(xf, yb)));
-      } else {  // max/min: split evenly among ties, as PyTorch's amax does
-        const array hit = astype(equal(xf, yb), dtype::f32);
-        axes_t reduced;
-        for (int i = 0; i < x.ndim(); ++i) {
-          if (keep[i] == 1 && x.shape()[i] != 1) reduced.push_back(i);
+    if (autograd::is_recording()) {
+      const array x = detail::detach(a), y = detail::detach(out);
+      const shape_t keep = rv.keep_shape;
+      autograd::record(out, {a}, [f, x, y, keep](const array& cot) {
+        const array g = broadcast_to(reshape(astype(cot, dtype::f32), keep), x.shape());
+        const array xf = astype(x, dtype::f32);
+        const array yb = broadcast_to(reshape(astype(y, dtype::f32), keep), x.shape());
+        array dx;
+        if (f == reduce_fn::sum) {
+          dx = g;
+        } else if (f == reduce_fn::logsumexp) {
+          dx = multiply(g, exp(subtract(xf, yb)));
+        } else {  // max/min: split evenly among ties, as PyTorch's amax does
+          const array hit = astype(equal(xf, yb), dtype::f32);
+          axes_t reduced;
+          for (int i = 0; i < x.ndim(); ++i) {
+            if (keep[i] == 1 && x.shape()[i] != 1) reduced.push_back(i);
+          }
+          const array count = reduced.empty() ? hit : sum(hit, reduced, true);
+          dx = multiply(g, divide(hit, count));
         }
-        const array count = reduced.empty() ? hit : sum(hit, reduced, true);
-        dx = multiply(g, divide(hit, count));
-      }
-      return std::vector<array>{astype(dx, x.type())};
-    });
+        return std::vector<array>{astype(dx, x.type())};
+      });
+    }
   }
   return out;
 }
@@ -147,7 +150,8 @@ array var(const array& a, const axes_t& axes, bool keepdims, int ddof) {
   const array centred = subtract(x, mean(x, ax, true));
   const array ss = sum(square(centred), ax, keepdims);
   const int64_t denom = n - ddof;
-  return multiply(ss, array(denom > 0 ? 1.0f / static_cast<float>(denom) : std::numeric_limits<float>::quiet_NaN()));
+  return multiply(
+      ss, array(denom > 0 ? 1.0f / static_cast<float>(denom) : std::numeric_limits<float>::quiet_NaN()));
 }
 
 array argmax(const array& a, int axis, bool keepdims) {

@@ -11,7 +11,8 @@ namespace mlxd {
 namespace {
 
 // cos/sin of position * inverse frequency, computed in double: [seq, dims / 2] each.
-void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<float>& cos_t, std::vector<float>& sin_t) {
+void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<float>& cos_t,
+                  std::vector<float>& sin_t) {
   const int half = dims / 2;
   cos_t.resize(static_cast<size_t>(seq * half));
   sin_t.resize(cos_t.size());
@@ -74,15 +75,18 @@ array rope(const array& x, const rope_options& opts) {
     autograd::no_grad guard;
     out = rope_apply(x, opts, false);
   }
-  autograd::record(out, {x}, [opts](const array& ct) { return std::vector<array>{rope_apply(ct, opts, true)}; });
+  if (autograd::is_recording()) {
+    autograd::record(out, {x},
+                     [opts](const array& ct) { return std::vector<array>{rope_apply(ct, opts, true)}; });
+  }
   return out;
 }
 
 std::vector<float> llama3_rope_freqs(int dims, float base, float factor, float low_freq_factor,
                                      float high_freq_factor, int original_max_positions) {
   if (dims <= 0 || dims % 2 || factor <= 0 || low_freq_factor >= high_freq_factor) {
-    detail::fail("llama3_rope_freqs", "invalid scaling: dims ", dims, ", factor ", factor, ", low ", low_freq_factor,
-                 ", high ", high_freq_factor);
+    detail::fail("llama3_rope_freqs", "invalid scaling: dims ", dims, ", factor ", factor, ", low ",
+                 low_freq_factor, ", high ", high_freq_factor);
   }
   const double low_wavelen = original_max_positions / static_cast<double>(low_freq_factor);
   const double high_wavelen = original_max_positions / static_cast<double>(high_freq_factor);
@@ -94,7 +98,8 @@ std::vector<float> llama3_rope_freqs(int dims, float base, float factor, float l
     if (wavelen > low_wavelen) {
       f = freq / factor;
     } else if (wavelen >= high_wavelen) {
-      const double smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      const double smooth =
+          (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
       f = (1 - smooth) * freq / factor + smooth * freq;
     }
     freqs[i] = static_cast<float>(f);

@@ -13,27 +13,44 @@ namespace {
 
 constexpr int64_t grain = 1 << 14;
 
-float sigmoid_ref(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+float sigmoid_ref(float x) {
+  return 1.0f / (1.0f + std::exp(-x));
+}
 
 // The plain reference definition of every float unary function.
 float unary_ref(unary_fn f, float x) {
   constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
   switch (f) {
-    case unary_fn::neg: return -x;
-    case unary_fn::abs: return std::fabs(x);
-    case unary_fn::exp: return std::exp(x);
-    case unary_fn::log: return std::log(x);
-    case unary_fn::sqrt: return std::sqrt(x);
-    case unary_fn::rsqrt: return 1.0f / std::sqrt(x);
-    case unary_fn::tanh: return std::tanh(x);
-    case unary_fn::sigmoid: return sigmoid_ref(x);
-    case unary_fn::silu: return x * sigmoid_ref(x);
-    case unary_fn::gelu: return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
-    case unary_fn::gelu_erf: return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
-    case unary_fn::softplus: return std::max(x, 0.0f) + std::log1p(std::exp(-std::fabs(x)));
-    case unary_fn::log_sigmoid: return std::min(x, 0.0f) - std::log1p(std::exp(-std::fabs(x)));
-    case unary_fn::square: return x * x;
-    case unary_fn::sign: return static_cast<float>((x > 0) - (x < 0));
+    case unary_fn::neg:
+      return -x;
+    case unary_fn::abs:
+      return std::fabs(x);
+    case unary_fn::exp:
+      return std::exp(x);
+    case unary_fn::log:
+      return std::log(x);
+    case unary_fn::sqrt:
+      return std::sqrt(x);
+    case unary_fn::rsqrt:
+      return 1.0f / std::sqrt(x);
+    case unary_fn::tanh:
+      return std::tanh(x);
+    case unary_fn::sigmoid:
+      return sigmoid_ref(x);
+    case unary_fn::silu:
+      return x * sigmoid_ref(x);
+    case unary_fn::gelu:
+      return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+    case unary_fn::gelu_erf:
+      return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
+    case unary_fn::softplus:
+      return std::max(x, 0.0f) + std::log1p(std::exp(-std::fabs(x)));
+    case unary_fn::log_sigmoid:
+      return std::min(x, 0.0f) - std::log1p(std::exp(-std::fabs(x)));
+    case unary_fn::square:
+      return x * x;
+    case unary_fn::sign:
+      return static_cast<float>((x > 0) - (x < 0));
     case unary_fn::gelu_grad: {
       const float u = k * (x + 0.044715f * x * x * x);
       const float t = std::tanh(u);
@@ -42,7 +59,8 @@ float unary_ref(unary_fn f, float x) {
     case unary_fn::gelu_erf_grad:
       return 0.5f * (1.0f + std::erf(x * 0.7071067811865476f)) +
              x * 0.3989422804014327f * std::exp(-0.5f * x * x);
-    case unary_fn::count: break;
+    case unary_fn::count:
+      break;
   }
   return x;
 }
@@ -53,12 +71,23 @@ bool keeps_integers(unary_fn f) {
 
 bool fast_kind(unary_fn f, kernels::unary_kind& kind) {
   switch (f) {
-    case unary_fn::exp: kind = kernels::unary_kind::exp; return true;
-    case unary_fn::sigmoid: kind = kernels::unary_kind::sigmoid; return true;
-    case unary_fn::silu: kind = kernels::unary_kind::silu; return true;
-    case unary_fn::tanh: kind = kernels::unary_kind::tanh; return true;
-    case unary_fn::gelu: kind = kernels::unary_kind::gelu_tanh; return true;
-    default: return false;
+    case unary_fn::exp:
+      kind = kernels::unary_kind::exp;
+      return true;
+    case unary_fn::sigmoid:
+      kind = kernels::unary_kind::sigmoid;
+      return true;
+    case unary_fn::silu:
+      kind = kernels::unary_kind::silu;
+      return true;
+    case unary_fn::tanh:
+      kind = kernels::unary_kind::tanh;
+      return true;
+    case unary_fn::gelu:
+      kind = kernels::unary_kind::gelu_tanh;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -74,8 +103,8 @@ array compute_unary(const array& a, unary_fn f) {
         T* y = out.mutable_data<T>();
         for (int64_t i = 0; i < in.size(); ++i) {
           const T v = x[i];
-          y[i] = f == unary_fn::neg ? static_cast<T>(-v)
-                 : f == unary_fn::abs ? static_cast<T>(v < 0 ? -v : v)
+          y[i] = f == unary_fn::neg    ? static_cast<T>(-v)
+                 : f == unary_fn::abs  ? static_cast<T>(v < 0 ? -v : v)
                  : f == unary_fn::sign ? static_cast<T>((v > 0) - (v < 0))
                                        : static_cast<T>(v * v);
         }
@@ -100,30 +129,46 @@ array compute_unary(const array& a, unary_fn f) {
 // d f(x) / dx expressed with ops, given x and y = f(x).
 array unary_derivative(unary_fn f, const array& x, const array& y) {
   switch (f) {
-    case unary_fn::neg: return full(x.shape(), -1.0);
-    case unary_fn::abs: return apply_unary(x, unary_fn::sign);
-    case unary_fn::exp: return y;
-    case unary_fn::log: return divide(array(1.0f), x);
-    case unary_fn::sqrt: return divide(array(0.5f), y);
-    case unary_fn::rsqrt: return multiply(array(-0.5f), divide(y, x));
-    case unary_fn::tanh: return subtract(array(1.0f), square(y));
-    case unary_fn::sigmoid: return multiply(y, subtract(array(1.0f), y));
+    case unary_fn::neg:
+      return full(x.shape(), -1.0);
+    case unary_fn::abs:
+      return apply_unary(x, unary_fn::sign);
+    case unary_fn::exp:
+      return y;
+    case unary_fn::log:
+      return divide(array(1.0f), x);
+    case unary_fn::sqrt:
+      return divide(array(0.5f), y);
+    case unary_fn::rsqrt:
+      return multiply(array(-0.5f), divide(y, x));
+    case unary_fn::tanh:
+      return subtract(array(1.0f), square(y));
+    case unary_fn::sigmoid:
+      return multiply(y, subtract(array(1.0f), y));
     case unary_fn::silu: {
       const array s = sigmoid(x);
       return multiply(s, add(array(1.0f), multiply(x, subtract(array(1.0f), s))));
     }
-    case unary_fn::gelu: return apply_unary(x, unary_fn::gelu_grad);
-    case unary_fn::gelu_erf: return apply_unary(x, unary_fn::gelu_erf_grad);
-    case unary_fn::softplus: return sigmoid(x);
-    case unary_fn::log_sigmoid: return sigmoid(neg(x));
-    case unary_fn::square: return multiply(array(2.0f), x);
-    default: return zeros(x.shape());
+    case unary_fn::gelu:
+      return apply_unary(x, unary_fn::gelu_grad);
+    case unary_fn::gelu_erf:
+      return apply_unary(x, unary_fn::gelu_erf_grad);
+    case unary_fn::softplus:
+      return sigmoid(x);
+    case unary_fn::log_sigmoid:
+      return sigmoid(neg(x));
+    case unary_fn::square:
+      return multiply(array(2.0f), x);
+    default:
+      return zeros(x.shape());
   }
 }
 
 }  // namespace
 
-array detach(const array& a) { return array::view(a, a.shape(), a.strides(), a.offset()); }
+array detach(const array& a) {
+  return array::view(a, a.shape(), a.strides(), a.offset());
+}
 
 array apply_unary(const array& a, unary_fn f) {
   array out;
@@ -133,11 +178,13 @@ array apply_unary(const array& a, unary_fn f) {
     if (is_floating(a.type()) && a.type() != dtype::f32) out = astype(out, a.type());
   }
   if (is_floating(a.type())) {
-    const array x = detach(a), y = detach(out);
-    autograd::record(out, {a}, [f, x, y](const array& ct) {
-      const array xf = astype(x, dtype::f32), yf = astype(y, dtype::f32);
-      return std::vector<array>{astype(multiply(ct, unary_derivative(f, xf, yf)), x.type())};
-    });
+    if (autograd::is_recording()) {
+      const array x = detach(a), y = detach(out);
+      autograd::record(out, {a}, [f, x, y](const array& ct) {
+        const array xf = astype(x, dtype::f32), yf = astype(y, dtype::f32);
+        return std::vector<array>{astype(multiply(ct, unary_derivative(f, xf, yf)), x.type())};
+      });
+    }
   }
   return out;
 }
@@ -145,20 +192,50 @@ array apply_unary(const array& a, unary_fn f) {
 }  // namespace detail
 
 using detail::unary_fn;
-array neg(const array& a) { return detail::apply_unary(a, unary_fn::neg); }
-array abs(const array& a) { return detail::apply_unary(a, unary_fn::abs); }
-array exp(const array& a) { return detail::apply_unary(a, unary_fn::exp); }
-array log(const array& a) { return detail::apply_unary(a, unary_fn::log); }
-array sqrt(const array& a) { return detail::apply_unary(a, unary_fn::sqrt); }
-array rsqrt(const array& a) { return detail::apply_unary(a, unary_fn::rsqrt); }
-array tanh(const array& a) { return detail::apply_unary(a, unary_fn::tanh); }
-array sigmoid(const array& a) { return detail::apply_unary(a, unary_fn::sigmoid); }
-array silu(const array& a) { return detail::apply_unary(a, unary_fn::silu); }
-array gelu(const array& a) { return detail::apply_unary(a, unary_fn::gelu); }
-array gelu_erf(const array& a) { return detail::apply_unary(a, unary_fn::gelu_erf); }
-array softplus(const array& a) { return detail::apply_unary(a, unary_fn::softplus); }
-array log_sigmoid(const array& a) { return detail::apply_unary(a, unary_fn::log_sigmoid); }
-array square(const array& a) { return detail::apply_unary(a, unary_fn::square); }
-array operator-(const array& a) { return neg(a); }
+array neg(const array& a) {
+  return detail::apply_unary(a, unary_fn::neg);
+}
+array abs(const array& a) {
+  return detail::apply_unary(a, unary_fn::abs);
+}
+array exp(const array& a) {
+  return detail::apply_unary(a, unary_fn::exp);
+}
+array log(const array& a) {
+  return detail::apply_unary(a, unary_fn::log);
+}
+array sqrt(const array& a) {
+  return detail::apply_unary(a, unary_fn::sqrt);
+}
+array rsqrt(const array& a) {
+  return detail::apply_unary(a, unary_fn::rsqrt);
+}
+array tanh(const array& a) {
+  return detail::apply_unary(a, unary_fn::tanh);
+}
+array sigmoid(const array& a) {
+  return detail::apply_unary(a, unary_fn::sigmoid);
+}
+array silu(const array& a) {
+  return detail::apply_unary(a, unary_fn::silu);
+}
+array gelu(const array& a) {
+  return detail::apply_unary(a, unary_fn::gelu);
+}
+array gelu_erf(const array& a) {
+  return detail::apply_unary(a, unary_fn::gelu_erf);
+}
+array softplus(const array& a) {
+  return detail::apply_unary(a, unary_fn::softplus);
+}
+array log_sigmoid(const array& a) {
+  return detail::apply_unary(a, unary_fn::log_sigmoid);
+}
+array square(const array& a) {
+  return detail::apply_unary(a, unary_fn::square);
+}
+array operator-(const array& a) {
+  return neg(a);
+}
 
 }  // namespace mlxd

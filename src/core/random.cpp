@@ -21,7 +21,9 @@ void words(key k, uint64_t i, uint32_t out[4]) {
 }
 
 // (0, 1]: never 0, so log() of it is finite.
-float open_unit(uint32_t w) { return (static_cast<float>(w >> 8) + 1.0f) * 0x1p-24f; }
+float open_unit(uint32_t w) {
+  return (static_cast<float>(w >> 8) + 1.0f) * 0x1p-24f;
+}
 
 template <class F>
 array fill(const shape_t& shape, dtype t, F value_at) {
@@ -40,7 +42,8 @@ void philox(const uint32_t counter[4], uint64_t seed, uint32_t out[4]) {
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
   for (int round = 0; round < 10; ++round) {
     const uint64_t p0 = static_cast<uint64_t>(philox_m0) * c0, p1 = static_cast<uint64_t>(philox_m1) * c2;
-    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0, n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0,
+                   n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
     c1 = static_cast<uint32_t>(p1);
     c3 = static_cast<uint32_t>(p0);
     c0 = n0;
@@ -87,7 +90,8 @@ array normal(key k, const shape_t& shape, float mean, float stddev, dtype t) {
 }
 
 array categorical(key k, const array& logits, int axis) {
-  if (!is_floating(logits.type())) detail::fail("categorical", "logits must be floats, got ", logits.to_string());
+  if (!is_floating(logits.type()))
+    detail::fail("categorical", "logits must be floats, got ", logits.to_string());
   const int ax = detail::normalize_axis(axis, logits.ndim(), "categorical");
   // Gumbel-max: argmax(logits + g) with g = -log(-log(u)) samples the softmax distribution.
   const array g = fill(logits.shape(), dtype::f32, [=](uint64_t i) {

@@ -125,10 +125,13 @@ pool& the_pool() {
 
 }  // namespace
 
-int num_threads() { return the_pool().size(); }
+int num_threads() {
+  return the_pool().size();
+}
 
 void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("[set_num_threads] need at least 1 thread, got " + std::to_string(n));
+  if (n < 1)
+    throw std::invalid_argument("[set_num_threads] need at least 1 thread, got " + std::to_string(n));
   openblas_set_num_threads(n);
   if (n != the_pool().size()) the_pool().resize(n);
 }

@@ -126,5 +126,14 @@ TEST(Allocator, ReusesFreedBuffers) {
   EXPECT_EQ(allocator::get_stats().cached_bytes, 0u);
 }
 
+TEST(Allocator, LargeBuffersAreHugePageAligned) {
+  for (const int64_t n : {int64_t{3 << 20} / 4 + 5, int64_t{1} << 19, int64_t{5} << 20}) {
+    const array big = zeros({n});
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data<float>()) % (size_t{2} << 20), 0u) << n;
+    EXPECT_EQ(sum(big).item<float>(), 0.0f);
+  }
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(zeros({3}).data<float>()) % 64, 0u);
+}
+
 }  // namespace
 }  // namespace mlxd

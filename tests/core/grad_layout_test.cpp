@@ -156,22 +156,15 @@ struct view_case {
 };
 
 std::vector<view_case> view_cases() {
+  auto transposed = [](const array& b) { return transpose(b); };                   // [6, 4] -> [4, 6]
+  auto strided = [](const array& b) { return slice(b, {1, 1}, {7, 9}, {2, 2}); };  // [7, 9] -> [3, 4]
+  auto broadcast = [](const array& b) { return broadcast_to(b, {3, 6}); };         // [1, 6] -> [3, 6]
+  auto swapped = [](const array& b) { return squeeze(swapaxes(b, 0, 2), {1}); };   // [6, 1, 4] -> [4, 6]
+  auto window = [](const array& b) { return slice_axis(b, 0, 2, 5); };             // [5, 6] -> [3, 6]
   return {
-      {"transpose", {6, 4}, [](const array& b) { return transpose(b); }},  // [4, 6]
-      {"strided slice",
-       {7, 9},
-       [](const array& b) {
-         return slice(b, {1, 1}, {7, 9}, {2, 2});
-       }},  // [3, 4]
-      {"broadcast",
-       {1, 6},
-       [](const array& b) {
-         return broadcast_to(b, {3, 6});
-       }},  // [3, 6]
-      {"squeezed swapaxes",
-       {6, 1, 4},
-       [](const array& b) { return squeeze(swapaxes(b, 0, 2), {1}); }},                      // [4, 6]
-      {"offset row window", {5, 6}, [](const array& b) { return slice_axis(b, 0, 2, 5); }},  // [3, 6]
+      {"transpose", {6, 4}, transposed},     {"strided slice", {7, 9}, strided},
+      {"broadcast", {1, 6}, broadcast},      {"squeezed swapaxes", {6, 1, 4}, swapped},
+      {"offset row window", {5, 6}, window},
   };
 }
 
@@ -182,7 +175,7 @@ std::vector<std::pair<std::string, std::function<array(const array&)>>> view_ops
       {"tanh", [](const array& a) { return tanh(a); }},
       {"multiply", [](const array& a) { return multiply(a, randn(a.shape(), 50)); }},
       {"add row", [](const array& a) { return add(a, randn({a.shape(1)}, 51)); }},
-      {"divide by", [](const array& a) { return divide(randn(a.shape(), 52), add(array(3.0f), a)); }},
+      {"divide by", [](const array& a) { return divide(randn(a.shape(), 52), add(array(5.0f), a)); }},
       {"sum axis 0", [](const array& a) { return sum(a, {0}); }},
       {"mean", [](const array& a) { return mean(a); }},
       {"max axis -1", [](const array& a) { return max(a, {-1}); }},
@@ -201,7 +194,14 @@ std::vector<std::pair<std::string, std::function<array(const array&)>>> view_ops
       {"rms_norm", [](const array& a) { return rms_norm(a, randn({a.shape(1)}, 55), 1e-5f); }},
       {"layer_norm",
        [](const array& a) { return layer_norm(a, randn({a.shape(1)}, 56), randn({a.shape(1)}, 57), 1e-5f); }},
-      {"rope", [](const array& a) { return rope(a, {.dims = 2, .traditional = true, .offset = 1}); }},
+      {"rope",
+       [](const array& a) {
+         rope_options o;
+         o.dims = 2;
+         o.traditional = true;
+         o.offset = 1;
+         return rope(a, o);
+       }},
       {"take",
        [](const array& a) {
          return take(a, array::from(std::vector<int64_t>{0, 1, 0}, {3}, dtype::i64), 1);

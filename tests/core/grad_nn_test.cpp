@@ -1,4 +1,5 @@
 // Finite-difference checks of the reduction, linear-algebra and neural-network vjps.
+#include <cmath>
 #include <string>
 
 #include "grad_check.h"
@@ -131,7 +132,7 @@ TEST(GradMatmul, TransposedViewsAsOperands) {
 TEST(GradNN, SoftmaxAndLogSoftmaxAlongEachAxis) {
   for (kernel_level level : grad_check::kernel_levels()) {
     kernel_level_guard guard(level);
-    const array x = randn({3, 4, 5}, 1, 2.0f);
+    const array x = randn({2, 3, 37}, 1, 2.0f);  // rows of 37: SIMD body and tail
     for (int axis : {-1, 0, 1, 2}) {
       SCOPED_TRACE("axis " + std::to_string(axis) + " at " + std::string(kernel_level_name(level)));
       EXPECT_TRUE(
@@ -146,7 +147,7 @@ TEST(GradNN, RmsNormInputAndWeight) {
   for (kernel_level level : grad_check::kernel_levels()) {
     kernel_level_guard guard(level);
     SCOPED_TRACE(std::string(kernel_level_name(level)));
-    const array x = randn({2, 3, 8}, 1), weight = add(array(1.0f), randn({8}, 2, 0.5f));
+    const array x = randn({3, 40}, 1), weight = add(array(1.0f), randn({40}, 2, 0.5f));
     EXPECT_TRUE(check_grad(
         [](const std::vector<array>& v) { return weighted_sum(rms_norm(v[0], v[1], 1e-5f)); }, {x, weight}));
     // A large eps makes its term in the gradient matter.
@@ -170,26 +171,33 @@ TEST(GradNN, LayerNormInputWeightAndBias) {
       {x}));
 }
 
+rope_options rope_with(int dims, bool traditional, int64_t offset, float base = 10000.0f,
+                       float scale = 1.0f) {
+  rope_options o;
+  o.dims = dims;
+  o.traditional = traditional;
+  o.offset = offset;
+  o.base = base;
+  o.scale = scale;
+  return o;
+}
+
 TEST(GradNN, RopeVariants) {
   struct rope_case {
     std::string name;
     rope_options opts;
-    shape_t shape;
+    shape_t shape;  // [..., seq, head_dim]
   };
-  rope_options llama3;
-  llama3.dims = 8;
-  llama3.offset = 5;
+  rope_options llama3 = rope_with(8, false, 5);
   llama3.inv_freqs = llama3_rope_freqs(8, 10000.0f, 8.0f, 1.0f, 4.0f, 64);
   rope_options llama3_traditional = llama3;
   llama3_traditional.traditional = true;
   const std::vector<rope_case> cases = {
-      {"neox full", {.dims = 0, .traditional = false}, {2, 5, 8}},
-      {"traditional full", {.dims = 0, .traditional = true}, {2, 5, 8}},
-      {"neox partial offset", {.dims = 4, .traditional = false, .offset = 3}, {2, 5, 8}},
-      {"traditional partial offset scaled",
-       {.dims = 6, .traditional = true, .base = 500000.0f, .scale = 0.5f, .offset = 7},
-       {3, 4, 8}},
-      {"neox 4-d partial", {.dims = 4, .traditional = false, .offset = 11}, {2, 3, 5, 6}},
+      {"neox full", rope_with(0, false, 0), {2, 5, 8}},
+      {"traditional full", rope_with(0, true, 0), {2, 5, 8}},
+      {"neox partial offset", rope_with(4, false, 3), {2, 5, 8}},
+      {"traditional partial offset scaled", rope_with(6, true, 7, 500000.0f, 0.5f), {3, 4, 8}},
+      {"neox 4-d partial", rope_with(4, false, 11), {2, 3, 5, 6}},
       {"llama3 neox", llama3, {2, 5, 8}},
       {"llama3 traditional", llama3_traditional, {2, 5, 8}},
   };
@@ -203,7 +211,7 @@ TEST(GradNN, RopeVariants) {
 }
 
 TEST(GradNN, Llama3FreqsChangeTheGradient) {
-  rope_options plain{.dims = 8, .offset = 40};
+  const rope_options plain = rope_with(8, false, 40);
   rope_options scaled = plain;
   scaled.inv_freqs = llama3_rope_freqs(8, 10000.0f, 8.0f, 1.0f, 4.0f, 64);
   const array x = randn({3, 8}, 1);
@@ -224,6 +232,11 @@ TEST(GradIndex, TakeAccumulatesRepeatedIndices) {
                          {randn({2, 3, 4}, 2)}));
   EXPECT_TRUE(check_grad([idx](const std::vector<array>& v) { return weighted_sum(take(v[0], idx, -1)); },
                          {randn({2, 3, 4}, 3)}));
+
+  // A 0-d index drops the axis.
+  const array three = array::from(std::vector<int64_t>{3}, {}, dtype::i64);
+  EXPECT_TRUE(
+      check_grad([three](const std::vector<array>& v) { return weighted_sum(take(v[0], three, 0)); }, {a}));
 
   // Exactly: each row's gradient counts how often it was taken.
   const std::vector<float> g =
@@ -279,6 +292,91 @@ TEST(GradNN, CrossEntropyWithIgnoredPositions) {
   EXPECT_TRUE(check_grad(
       [targets](const std::vector<array>& v) { return sum(cross_entropy(v[0], targets)) / array(5.0f); },
       {logits}));
+}
+
+TEST(GradNN, SoftmaxWithACausalMask) {
+  // scores [4, 4] + mask with -inf above the diagonal, as attention uses it.
+  std::vector<float> m(16, 0.0f);
+  for (int i = 0; i < 4; ++i) {
+    for (int j = i + 1; j < 4; ++j) m[i * 4 + j] = -INFINITY;
+  }
+  const array mask = array::from(m, {4, 4}, dtype::f32);
+  for (kernel_level level : grad_check::kernel_levels()) {
+    kernel_level_guard guard(level);
+    SCOPED_TRACE(std::string(kernel_level_name(level)));
+    const loss_fn f = [mask](const std::vector<array>& v) {
+      return weighted_sum(softmax(add(v[0], mask), -1));
+    };
+    EXPECT_TRUE(check_grad(f, {randn({4, 4}, 1)}));
+    const std::vector<float> g = grad(f, {randn({4, 4}, 1)})[0].to_vector<float>();
+    for (int i = 0; i < 16; ++i) {
+      if (m[i] != 0.0f) {
+        EXPECT_EQ(g[i], 0.0f) << "masked position " << i;
+      }
+    }
+  }
+}
+
+// The same values as f16 and as f32 leaves: gradients agree to f16 precision and keep the leaf's dtype.
+TEST(GradDtype, HalfLeavesMatchF32Leaves) {
+  auto row = [](const array& a, int64_t i) { return reshape(slice_axis(a, 0, i, i + 1), {a.shape(1)}); };
+  const std::vector<std::pair<std::string, loss_fn>> losses = {
+      {"unary", [](const std::vector<array>& v) { return weighted_sum(add(silu(v[0]), tanh(v[0]))); }},
+      {"binary",
+       [](const std::vector<array>& v) {
+         return weighted_sum(divide(multiply(v[0], v[1]), add(array(4.0f), v[1])));
+       }},
+      {"reduce",
+       [](const std::vector<array>& v) {
+         return add(weighted_sum(var(v[0], {1})), weighted_sum(logsumexp(v[0], {0})));
+       }},
+      {"matmul", [](const std::vector<array>& v) { return weighted_sum(matmul(v[0], transpose(v[1]))); }},
+      {"matvec",
+       [](const std::vector<array>& v) {
+         return weighted_sum(matmul(slice_axis(v[0], 0, 1, 2), transpose(v[1])));
+       }},
+      {"softmax", [](const std::vector<array>& v) { return weighted_sum(softmax(v[0], 0)); }},
+      {"rms_norm",
+       [row](const std::vector<array>& v) { return weighted_sum(rms_norm(v[0], row(v[1], 0), 1e-5f)); }},
+      {"layer_norm",
+       [row](const std::vector<array>& v) {
+         return weighted_sum(layer_norm(v[0], row(v[1], 0), row(v[1], 1), 1e-5f));
+       }},
+      {"rope", [](const std::vector<array>& v) { return weighted_sum(rope(v[0], rope_with(4, false, 2))); }},
+      {"layout",
+       [](const std::vector<array>& v) {
+         return weighted_sum(
+             concatenate({slice(v[0], {0, 1}, {3, 6}, {2, 2}), slice(transpose(v[1]), {0, 0}, {2, 3})}, 1));
+       }},
+      {"take cumsum",
+       [](const std::vector<array>& v) {
+         return weighted_sum(
+             cumsum(take(v[0], array::from(std::vector<int64_t>{2, 0, 2}, {3}, dtype::i64), 0), 1));
+       }},
+      {"sort", [](const std::vector<array>& v) { return weighted_sum(sort(v[0], 1)); }},
+      {"cross_entropy",
+       [](const std::vector<array>& v) {
+         return weighted_sum(
+             cross_entropy(v[0], array::from(std::vector<int64_t>{1, 5, -100}, {3}, dtype::i64)));
+       }},
+  };
+  // x: [3, 6], y: [3, 6]; rows of y double as rms_norm/layer_norm weight and bias.
+  const array x32 = astype(astype(distinct_values({3, 6}, 1, 0.15f), dtype::f16), dtype::f32);
+  const array y32 = astype(astype(randn({3, 6}, 2), dtype::f16), dtype::f32);
+  for (const auto& [name, f] : losses) {
+    for (dtype half : {dtype::f16, dtype::bf16}) {
+      SCOPED_TRACE(name + " " + std::string(mlxd::name(half)));
+      const array xh = astype(x32, half), yh = astype(y32, half);
+      const std::vector<array> g32 = grad(f, {x32, y32});
+      std::vector<array> gh;
+      ASSERT_NO_THROW(gh = grad(f, {xh, yh}));
+      const double tol = half == dtype::f16 ? 2e-2 : 1e-1;
+      for (size_t i = 0; i < 2; ++i) {
+        EXPECT_EQ(gh[i].type(), half);
+        EXPECT_TRUE(allclose(astype(gh[i], dtype::f32), g32[i], tol, tol)) << "input " << i;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
 // The tape's contract: it records only inside value_and_grad, accumulates over repeated uses, gives zeros to
 // unused inputs, survives integer and bool intermediates, and rejects non-scalar outputs. Also checks that
 // the gradient checker itself rejects wrong gradients.
+#include <pthread.h>
+
+#include <cstdlib>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -76,6 +80,29 @@ TEST(GradTape, NothingIsRecordedOutsideValueAndGrad) {
   EXPECT_EQ(out.grad_node(), nullptr);
 }
 
+// An array computed inside the loss and kept by the caller (a metric, or a recurrent state carried into the
+// next step as a constant) must not keep the finished tape alive, or link the next step's tape to it.
+TEST(GradTape, IntermediatesThatEscapeTheLossCarryNoTape) {
+  const array w = randn({3}, 1);
+  array state;
+  grad(
+      [&state](const std::vector<array>& v) {
+        state = tanh(v[0]);
+        return sum(state);
+      },
+      {w});
+  EXPECT_FALSE(state.grad_node()) << "the first step's tape outlives value_and_grad";
+  array next_state;
+  const std::vector<array> g = grad(
+      [&](const std::vector<array>& v) {
+        next_state = multiply(state, v[0]);
+        return sum(next_state);
+      },
+      {w});
+  EXPECT_TRUE(allclose(g[0], tanh(w), 1e-6, 1e-6));
+  EXPECT_FALSE(next_state.grad_node()) << "the second step's tape outlives value_and_grad";
+}
+
 TEST(GradTape, RecordingStopsWhenTheFunctionThrows) {
   EXPECT_THROW(value_and_grad([](const std::vector<array>&) -> array { throw std::runtime_error("boom"); },
                               {randn({2}, 1)}),
@@ -118,6 +145,17 @@ TEST(GradTape, ALeafUsedTwiceAccumulates) {
       grad([](const std::vector<array>& v) { return sum(multiply(v[0], v[1])); }, {x, x});
   EXPECT_TRUE(array_equal(g[0], x));
   EXPECT_TRUE(array_equal(g[1], x));
+}
+
+TEST(GradTape, AnIntermediateUsedTwiceAccumulates) {
+  // y = tanh(x) feeds y * y, a view of y, and a matmul with itself.
+  EXPECT_TRUE(check_grad(
+      [](const std::vector<array>& v) {
+        const array y = tanh(v[0]);  // [3, 4]
+        return add(add(weighted_sum(multiply(y, y)), weighted_sum(transpose(y), 2)),
+                   weighted_sum(matmul(y, transpose(y)), 3));
+      },
+      {randn({3, 4}, 1)}));
 }
 
 TEST(GradTape, UnusedInputsGetZerosOfTheirShapeAndDtype) {
@@ -197,12 +235,69 @@ TEST(GradTape, HalfPrecisionLeavesGetHalfPrecisionGradients) {
   EXPECT_TRUE(allclose(astype(g[0], dtype::f32), multiply(astype(x, dtype::f32), array(2.0f)), 1e-3, 1e-3));
 }
 
+TEST(GradTape, ConcurrentTapesOnTwoThreadsAreIndependent) {
+  const loss_fn f = [](const std::vector<array>& v) { return weighted_sum(softmax(matmul(v[0], v[1]), -1)); };
+  const loss_fn g = [](const std::vector<array>& v) { return weighted_sum(rms_norm(v[0], v[1], 1e-5f), 2); };
+  const std::vector<array> fx = {randn({4, 5}, 1), randn({5, 6}, 2)};
+  const std::vector<array> gx = {randn({4, 5}, 3), randn({5}, 4)};
+  const std::vector<array> f_serial = grad(f, fx), g_serial = grad(g, gx);
+  std::vector<array> f_threaded, g_threaded;  // each written by one thread only
+  std::thread a([&] {
+    for (int i = 0; i < 50; ++i) f_threaded = grad(f, fx);
+  });
+  std::thread b([&] {
+    for (int i = 0; i < 50; ++i) g_threaded = grad(g, gx);
+  });
+  a.join();
+  b.join();
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(array_equal(f_threaded[i], f_serial[i]));
+    EXPECT_TRUE(array_equal(g_threaded[i], g_serial[i]));
+  }
+}
+
 TEST(GradTape, RepeatedCallsAreIndependent) {
   const array x = randn({3, 3}, 1);
   const loss_fn f = [](const std::vector<array>& v) { return weighted_sum(softmax(matmul(v[0], v[0]), -1)); };
   const std::vector<array> first = grad(f, {x});
   const std::vector<array> second = grad(f, {x});
   EXPECT_TRUE(array_equal(first[0], second[0]));
+}
+
+// Runs fn on a new thread with a stack of `bytes` and waits for it.
+void run_with_stack(size_t bytes, std::function<void()> fn) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, bytes);
+  pthread_t thread;
+  auto body = [](void* p) -> void* {
+    (*static_cast<std::function<void()>*>(p))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, body, &fn), 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
+// Neither the backward pass nor releasing the tape may recurse once per recorded op: an unrolled recurrence
+// of 50k steps must fit in a 1 MiB stack. (On the 8 MiB main stack the same failure appears at about 120k
+// steps.)
+TEST(GradTapeDeathTest, ALongChainNeedsNoDeepRecursion) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        float g = 0;
+        run_with_stack(size_t{1} << 20, [&g] {
+          const loss_fn f = [](const std::vector<array>& v) {
+            array h = v[0];
+            for (int i = 0; i < 50000; ++i) h = add(h, array(1e-6f));
+            return sum(h);
+          };
+          g = grad(f, {randn({1}, 1)})[0].item<float>();
+        });
+        std::exit(g == 1.0f ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // mlxd::array: a cheap, shared handle to an n-dimensional view of a typed buffer.
 //
-// Copying an array copies a pointer. Views (reshape, transpose, slice, broadcast) share the buffer and differ in
-// shape, strides (in elements, possibly 0 or negative-free) and offset. Arrays are immutable once an op returns
-// them; kernels write only into freshly allocated outputs, which is what makes sharing safe.
+// Copying an array copies a pointer. Views (reshape, transpose, slice, broadcast) share the buffer and differ
+// in shape, strides (in elements, possibly 0 or negative-free) and offset. Arrays are immutable once an op
+// returns them; kernels write only into freshly allocated outputs, which is what makes sharing safe.
 #pragma once
 
 #include <cstdint>
@@ -28,11 +28,11 @@ constexpr dtype dtype_of() {
   return dtype::f32;
 }
 
-// A flat byte buffer. Owns memory from the caching allocator, or wraps foreign memory (an mmap'd file) and keeps
-// its owner alive through `keep_alive`.
+// A flat byte buffer. Owns memory from the caching allocator, or wraps foreign memory (an mmap'd file) and
+// keeps its owner alive through `keep_alive`.
 class storage {
  public:
-  explicit storage(size_t nbytes);  // allocate (uninitialised)
+  explicit storage(size_t nbytes);                                             // allocate (uninitialised)
   storage(void* data, size_t nbytes, std::shared_ptr<const void> keep_alive);  // wrap, no copy
   ~storage();
   storage(const storage&) = delete;

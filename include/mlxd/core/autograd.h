@@ -38,7 +38,9 @@ class no_grad {
   bool saved_;
 };
 
-// Enables recording on this thread for its lifetime (value_and_grad uses it).
+// Enables recording on this thread for its lifetime (value_and_grad uses it). The scope is the tape: it keeps
+// every array that received a node and clears those nodes when it ends, so no array that escapes the function
+// carries tape state into later computations.
 class recording_scope {
  public:
   recording_scope();
@@ -46,8 +48,13 @@ class recording_scope {
   recording_scope(const recording_scope&) = delete;
   recording_scope& operator=(const recording_scope&) = delete;
 
+  // Registers an array whose node this tape must clear (record() calls it; leaves are added explicitly).
+  void track(const array& a);
+
  private:
   bool saved_;
+  recording_scope* saved_scope_;
+  std::vector<array> tracked_;
 };
 
 }  // namespace autograd

@@ -1,6 +1,7 @@
-// Which CPU kernels ops run. `reference` runs the plain, obviously-correct loops that tests use as the oracle;
-// the others run the optimised kernels compiled for that instruction set. The best level the CPU supports is
-// chosen at start-up (MLXD_KERNELS=reference|scalar|avx2|avx512 overrides it), so one binary runs on any x86-64.
+// Which CPU kernels ops run. `reference` runs the plain, obviously-correct loops that tests use as the
+// oracle; the others run the optimised kernels compiled for that instruction set. The best level the CPU
+// supports is chosen at start-up (MLXD_KERNELS=reference|scalar|avx2|avx512 overrides it), so one binary runs
+// on any x86-64.
 #pragma once
 
 #include <string_view>

@@ -1,6 +1,8 @@
-// Array operations. Every op validates its arguments and throws std::invalid_argument whose message starts with
-// "[op]" and names the shapes involved. Elementwise binary ops broadcast like NumPy. Float16/bfloat16 inputs are
-// computed in f32 and rounded once on output. Differentiable ops record a vjp while a gradient tape is active.
+// Array operations. Every op validates its arguments and throws std::invalid_argument whose message starts
+// with
+// "[op]" and names the shapes involved. Elementwise binary ops broadcast like NumPy. Float16/bfloat16 inputs
+// are computed in f32 and rounded once on output. Differentiable ops record a vjp while a gradient tape is
+// active.
 #pragma once
 
 #include <optional>
@@ -23,7 +25,8 @@ array arange(int64_t start, int64_t stop, int64_t step = 1, dtype t = dtype::i64
 array scalar(double value, dtype t);
 
 // ---- layout (views share storage where the layout allows) ----
-array reshape(const array& a, shape_t shape);  // one -1 entry is inferred; copies only for incompatible strides
+array reshape(const array& a,
+              shape_t shape);  // one -1 entry is inferred; copies only for incompatible strides
 array flatten(const array& a);
 array transpose(const array& a, const axes_t& axes);
 array transpose(const array& a);  // reverse all axes
@@ -35,7 +38,7 @@ array broadcast_to(const array& a, const shape_t& shape);
 shape_t broadcast_shapes(const shape_t& a, const shape_t& b);
 array expand_dims(const array& a, int axis);
 array squeeze(const array& a, const axes_t& axes);
-array squeeze(const array& a);  // all size-1 axes
+array squeeze(const array& a);     // all size-1 axes
 array contiguous(const array& a);  // returns `a` itself when already contiguous
 array astype(const array& a, dtype t);
 array concatenate(const std::vector<array>& arrays, int axis = 0);

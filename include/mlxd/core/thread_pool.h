@@ -13,8 +13,8 @@ int num_threads();
 // Also sets OpenBLAS's thread count. n >= 1.
 void set_num_threads(int n);
 
-// Calls fn(begin, end) on disjoint chunks covering [0, n); chunks hold `grain` items (the last may hold fewer).
-// Runs inline when n <= grain, with one thread, or when called from inside another parallel_for.
+// Calls fn(begin, end) on disjoint chunks covering [0, n); chunks hold `grain` items (the last may hold
+// fewer). Runs inline when n <= grain, with one thread, or when called from inside another parallel_for.
 // Exceptions thrown by fn are rethrown in the caller (the first one wins).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 

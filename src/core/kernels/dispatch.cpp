@@ -12,10 +12,13 @@ bool cpu_runs(kernel_level level) {
   switch (level) {
     case kernel_level::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && cpu_runs(kernel_level::avx2);
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+             cpu_runs(kernel_level::avx2);
     case kernel_level::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    default: return level < kernel_level::count;
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+    default:
+      return level < kernel_level::count;
   }
 }
 
@@ -42,22 +45,30 @@ kernel_level best_kernel_level() {
   return kernel_level::scalar;
 }
 
-kernel_level active_kernel_level() { return level_slot().load(std::memory_order_relaxed); }
+kernel_level active_kernel_level() {
+  return level_slot().load(std::memory_order_relaxed);
+}
 
 void set_kernel_level(kernel_level level) {
   if (!cpu_runs(level)) {
-    throw std::invalid_argument("[set_kernel_level] this CPU cannot run " + std::string(kernel_level_name(level)));
+    throw std::invalid_argument("[set_kernel_level] this CPU cannot run " +
+                                std::string(kernel_level_name(level)));
   }
   level_slot().store(level);
 }
 
 std::string_view kernel_level_name(kernel_level level) {
   switch (level) {
-    case kernel_level::reference: return "reference";
-    case kernel_level::scalar: return "scalar";
-    case kernel_level::avx2: return "avx2";
-    case kernel_level::avx512: return "avx512";
-    case kernel_level::count: break;
+    case kernel_level::reference:
+      return "reference";
+    case kernel_level::scalar:
+      return "scalar";
+    case kernel_level::avx2:
+      return "avx2";
+    case kernel_level::avx512:
+      return "avx512";
+    case kernel_level::count:
+      break;
   }
   return "invalid";
 }
@@ -66,10 +77,14 @@ namespace kernels {
 
 const table* active() {
   switch (active_kernel_level()) {
-    case kernel_level::scalar: return &scalar_table();
-    case kernel_level::avx2: return &avx2_table();
-    case kernel_level::avx512: return &avx512_table();
-    default: return nullptr;
+    case kernel_level::scalar:
+      return &scalar_table();
+    case kernel_level::avx2:
+      return &avx2_table();
+    case kernel_level::avx512:
+      return &avx512_table();
+    default:
+      return nullptr;
   }
 }
 

@@ -16,7 +16,8 @@ struct table {
   void (*softmax_row)(const float* x, float* y, int64_t n, bool log);
   // y = x * rsqrt(mean(x^2) + eps) * w over one row.
   void (*rms_norm_row)(const float* x, const float* w, float* y, int64_t n, float eps);
-  // Dot products of a weight row (f32, f16 or bf16 bits) with f32 activations; the matrix-vector product's core.
+  // Dot products of a weight row (f32, f16 or bf16 bits) with f32 activations; the matrix-vector product's
+  // core.
   float (*dot_f32)(const float* w, const float* x, int64_t n);
   float (*dot_f16)(const uint16_t* w, const float* x, int64_t n);
   float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);

@@ -4,5 +4,7 @@
 #include "simd.inc"
 
 namespace mlxd::kernels {
-const table& avx2_table() { return avx2::make_table(); }
+const table& avx2_table() {
+  return avx2::make_table();
+}
 }  // namespace mlxd::kernels

@@ -4,5 +4,7 @@
 #include "simd.inc"
 
 namespace mlxd::kernels {
-const table& avx512_table() { return avx512::make_table(); }
+const table& avx512_table() {
+  return avx512::make_table();
+}
 }  // namespace mlxd::kernels

@@ -4,5 +4,7 @@
 #include "simd.inc"
 
 namespace mlxd::kernels {
-const table& scalar_table() { return scalar::make_table(); }
+const table& scalar_table() {
+  return scalar::make_table();
+}
 }  // namespace mlxd::kernels
