@@ -55,7 +55,8 @@ void binary_loop(const array& a, const array& b, const array& out) {
   const int64_t inner = nd ? out.shape().back() : 1;
   const int64_t sa = nd ? a.strides().back() : 0, sb = nd ? b.strides().back() : 0;
   const int64_t rows = inner ? out.size() / inner : 0;
-  auto row = [&](int64_t r) {
+  // Elements [j0, j1) of row r.
+  auto segment = [&](int64_t r, int64_t j0, int64_t j1) {
     int64_t oa = a.offset(), ob = b.offset(), rem = r;
     for (int d = nd - 2; d >= 0; --d) {
       const int64_t i = rem % out.shape()[d];
@@ -67,18 +68,22 @@ void binary_loop(const array& a, const array& b, const array& out) {
     const T* y = pb + ob;
     R* o = po + r * inner;
     if (sa == 1 && sb == 1) {
-      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j], y[j]));
+      for (int64_t j = j0; j < j1; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j], y[j]));
     } else if (sa == 1 && sb == 0) {
-      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j], y[0]));
+      for (int64_t j = j0; j < j1; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j], y[0]));
     } else if (sa == 0 && sb == 1) {
-      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[0], y[j]));
+      for (int64_t j = j0; j < j1; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[0], y[j]));
     } else {
-      for (int64_t j = 0; j < inner; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j * sa], y[j * sb]));
+      for (int64_t j = j0; j < j1; ++j) o[j] = static_cast<R>(binary_ref<F, T>(x[j * sa], y[j * sb]));
     }
   };
-  const int64_t rows_per_chunk = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(inner, 1));
-  parallel_for(rows, rows_per_chunk, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) row(r);
+  constexpr int64_t grain = 1 << 15;
+  if (rows == 1) {  // one long row (the collapsed contiguous case): split it
+    parallel_for(inner, grain, [&](int64_t begin, int64_t end) { segment(0, begin, end); });
+    return;
+  }
+  parallel_for(rows, std::max<int64_t>(1, grain / std::max<int64_t>(inner, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) segment(r, 0, inner);
   });
 }
 
