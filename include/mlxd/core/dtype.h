@@ -7,6 +7,7 @@
 
 namespace mlxd {
 
+// `boolean` is stored as one byte holding 0 or 1; f16/bf16 as their IEEE bit patterns in a uint16_t.
 enum class dtype : uint8_t { f32, f16, bf16, i32, i64, u8, boolean, count };
 inline constexpr int n_dtypes = static_cast<int>(dtype::count);
 static_assert(n_dtypes == 7, "update size_of/name/promote_types when adding a dtype");

@@ -8,13 +8,11 @@
 // "safetensors: <file>: " and names the fault; no input file can make them crash or read out of bounds.
 // What is accepted:
 //   - dtypes F32, F16, BF16, I32, I64, U8 and BOOL load as mlxd arrays. Other dtypes of the format (F64, I8,
-//   I16,
-//     U16, U32, U64, F8_*, ...) are recognised and validated, then rejected as unsupported; unknown dtype
-//     names are format errors. BOOL bytes must be 0 or 1.
+//     I16, U16, U32, U64, F8_*, ...) are recognised and validated, then rejected as unsupported; unknown
+//     dtype names are format errors. BOOL bytes must be 0 or 1.
 //   - Tensor byte ranges must lie inside the data section, match product(shape) * element size, and not
-//   overlap.
-//     Unused bytes between or after tensors ("holes") are accepted, although the reference writer never makes
-//     them.
+//     overlap. Unused bytes between or after tensors ("holes") are accepted, although the reference writer
+//     never makes them.
 //   - Duplicate keys anywhere in the header are errors (JSON parsers differ on which duplicate wins).
 //   - Unknown keys inside a tensor entry are ignored. The header is capped at 100 MB.
 //   - The product of a shape's non-zero dimensions must fit in int64.
@@ -40,10 +38,12 @@ struct safetensors_file {
 struct safetensors_load_options {
   // true: tensor bytes are read into memory the process owns (array::buffer()->owns_memory()), and the file
   // is closed on return. This is the default because the host may evict and refault mmapped pages at any
-  // time. false: the file is mapped read-only (MAP_PRIVATE, PROT_READ) and tensors are zero-copy views of the
+  // time.
+  // false: the file is mapped read-only (MAP_PRIVATE, PROT_READ) and tensors are zero-copy views of the
   // mapping, which stays mapped while any of them lives. Writing through such a view faults. A tensor whose
-  // bytes are not aligned to its element size is copied instead. Truncating the file while mapped raises
-  // SIGBUS on access.
+  // bytes are not aligned to its element size is copied instead, as are the tensors of a file whose data
+  // section is empty (there is nothing to map). Truncating the file while it is mapped raises SIGBUS on
+  // access.
   bool copy = true;
 };
 
@@ -57,9 +57,9 @@ safetensors_file load_safetensors(const std::filesystem::path& path,
 // size, largest first, then by name, which keeps every tensor aligned to its element size. Offsets are
 // contiguous from 0 and the header is padded with spaces so the data section starts at a multiple of 8 bytes.
 // Atomic: the bytes go to a temporary file in the same directory, which is fsynced and renamed over `path`,
-// and the directory is fsynced. On failure the temporary file is removed, `path` is left as it was, and
-// io_error is thrown. A tensor named "__metadata__" or a name or metadata string that is not valid UTF-8
-// throws std::invalid_argument before anything is written.
+// and the directory is fsynced. On failure the temporary file is removed, `path` is left as it was (unless
+// only the final directory fsync failed), and io_error is thrown. A tensor named "__metadata__" or a name or
+// metadata string that is not valid UTF-8 throws std::invalid_argument before anything is written.
 void save_safetensors(const std::filesystem::path& path, const std::map<std::string, array>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
