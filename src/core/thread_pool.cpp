@@ -39,7 +39,9 @@ class pool {
     stop();
     n_threads_ = n_threads;
     quit_ = false;
-    for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this] { work_loop(); });
+    // New workers must wait for the next job, not mistake the last one for new.
+    const uint64_t current = generation_;
+    for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, current] { work_loop(current); });
   }
 
   void run(int64_t n_chunks, const std::function<void(int64_t)>& chunk_fn) {
@@ -75,8 +77,7 @@ class pool {
     inside_parallel_region = false;
   }
 
-  void work_loop() {
-    uint64_t seen = 0;
+  void work_loop(uint64_t seen) {
     for (;;) {
       {
         std::unique_lock lock(mu_);

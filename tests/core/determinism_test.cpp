@@ -1,6 +1,7 @@
 // Deterministic ops give the same bits for every thread count.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
 
 #include "mlxd/core/autograd.h"
@@ -60,6 +61,20 @@ TEST(Determinism, ParallelForCoversEveryIndexOnceAndRethrows) {
                }),
                std::runtime_error);
   EXPECT_THROW(set_num_threads(0), std::invalid_argument);
+}
+
+// Resizing the pool between jobs must not let new workers replay the previous job (a past hang under TSan).
+TEST(Determinism, PoolResizesBetweenJobsWithoutLosingOrRepeatingWork) {
+  const int saved = num_threads();
+  for (int round = 0; round < 300; ++round) {
+    set_num_threads(2 + round % 3);
+    std::vector<std::atomic<int>> hits(4096);
+    parallel_for(4096, 64, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+    });
+    for (const auto& h : hits) ASSERT_EQ(h.load(), 1) << "round " << round;
+  }
+  set_num_threads(saved);
 }
 
 }  // namespace
