@@ -11,20 +11,24 @@ namespace mlxd {
 namespace {
 
 // cos/sin of position * inverse frequency, computed in double: [seq, dims / 2] each.
-void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<float>& cos_t,
-                  std::vector<float>& sin_t) {
+void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<float>& cos_t, std::vector<float>& sin_t) {
   const int half = dims / 2;
+  std::vector<double> inv_freq(half);
+  for (int i = 0; i < half; ++i) {
+    inv_freq[i] = o.inv_freqs.empty() ? std::pow(static_cast<double>(o.base), -2.0 * i / dims)
+                                      : static_cast<double>(o.inv_freqs[i]);
+  }
   cos_t.resize(static_cast<size_t>(seq * half));
   sin_t.resize(cos_t.size());
-  for (int64_t s = 0; s < seq; ++s) {
-    const double pos = static_cast<double>(o.offset + s) * o.scale;
-    for (int i = 0; i < half; ++i) {
-      const double inv_freq = o.inv_freqs.empty() ? std::pow(static_cast<double>(o.base), -2.0 * i / dims)
-                                                  : static_cast<double>(o.inv_freqs[i]);
-      cos_t[s * half + i] = static_cast<float>(std::cos(pos * inv_freq));
-      sin_t[s * half + i] = static_cast<float>(std::sin(pos * inv_freq));
+  parallel_for(seq, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      const double pos = static_cast<double>(o.offset + s) * o.scale;
+      for (int i = 0; i < half; ++i) {
+        cos_t[s * half + i] = static_cast<float>(std::cos(pos * inv_freq[i]));
+        sin_t[s * half + i] = static_cast<float>(std::sin(pos * inv_freq[i]));
+      }
     }
-  }
+  });
 }
 
 // Rotates by +angle, or by -angle (the transpose) when `inverse`.
@@ -46,11 +50,18 @@ array rope_apply(const array& x, const rope_options& o, bool inverse) {
       float* yr = py + r * head_dim;
       const float* c = cos_t.data() + (r % seq) * half;
       const float* s = sin_t.data() + (r % seq) * half;
-      for (int i = 0; i < half; ++i) {
-        const int i1 = o.traditional ? 2 * i : i, i2 = o.traditional ? 2 * i + 1 : i + half;
-        const float x1 = xr[i1], x2 = xr[i2], si = sign * s[i];
-        yr[i1] = x1 * c[i] - x2 * si;
-        yr[i2] = x1 * si + x2 * c[i];
+      if (o.traditional) {  // interleaved pairs (x[2i], x[2i+1])
+        for (int i = 0; i < half; ++i) {
+          const float x1 = xr[2 * i], x2 = xr[2 * i + 1], si = sign * s[i];
+          yr[2 * i] = x1 * c[i] - x2 * si;
+          yr[2 * i + 1] = x1 * si + x2 * c[i];
+        }
+      } else {  // halves (x[i], x[i + half])
+        for (int i = 0; i < half; ++i) {
+          const float x1 = xr[i], x2 = xr[i + half], si = sign * s[i];
+          yr[i] = x1 * c[i] - x2 * si;
+          yr[i + half] = x1 * si + x2 * c[i];
+        }
       }
       for (int64_t i = dims; i < head_dim; ++i) yr[i] = xr[i];
     }

@@ -57,6 +57,11 @@ TEST(Kernels, SoftmaxMatchReference) {
   compare_levels([&] { return softmax(x, -1); }, 1e-5, 1e-9);
   compare_levels([&] { return log_softmax(x, -1); }, 1e-5, 1e-5);
   compare_levels([&] { return softmax(x, 0); }, 1e-5, 1e-9);
+  // Rows with NaN (at every lane position) and rows shorter than a vector.
+  const array with_nan = where(equal(arange(0, 37 * 5, 1, dtype::i32), scalar(40, dtype::i32)), array(NAN),
+                               reshape(test::randn(9, {37 * 5}), {37 * 5}));
+  compare_levels([&] { return softmax(reshape(with_nan, {5, 37}), -1); }, 1e-5, 1e-9);
+  compare_levels([&] { return log_softmax(test::randn(10, {3, 5}), -1); }, 1e-6, 1e-6);
 }
 
 TEST(Kernels, SoftmaxStableForHugeAndMaskedRows) {
