@@ -5,9 +5,12 @@
 
 namespace mlxd::app {
 
-// `mlxd info`: version, CPU kernels, threads, and a timed self-check of the core against its reference kernels.
+// `mlxd info`: version, CPU kernels, threads, and a timed self-check of the core against its reference
+// kernels.
 void add_info_command(CLI::App& app);
 // `mlxd inspect PATH`: the tensors (name, dtype, shape) and metadata of a safetensors file or checkpoint.
 void add_inspect_command(CLI::App& app);
+// `mlxd init`, `mlxd logits`, `mlxd generate`: random Llama-family models, their logits, greedy generation.
+void add_model_commands(CLI::App& app);
 
 }  // namespace mlxd::app

@@ -28,8 +28,8 @@ int self_check(int64_t n) {
   }
   const bool ok = allclose(fast, slow, 1e-4, 1e-4);
   std::printf("self-check: %lld x %lld matmul %.1f GFLOP/s, matches the reference kernel: %s\n",
-              static_cast<long long>(n), static_cast<long long>(n), 2.0 * std::pow(static_cast<double>(n), 3) / elapsed * 1e-9,
-              ok ? "yes" : "NO");
+              static_cast<long long>(n), static_cast<long long>(n),
+              2.0 * std::pow(static_cast<double>(n), 3) / elapsed * 1e-9, ok ? "yes" : "NO");
   return ok ? 0 : 1;
 }
 
@@ -39,7 +39,8 @@ void add_info_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "print version, CPU kernels and threads, and run a self-check");
   cmd->callback([] {
     std::printf("mlxd %s\n", MLXD_VERSION);
-    std::printf("kernels: %s (best for this CPU: %s)\n", std::string(kernel_level_name(active_kernel_level())).c_str(),
+    std::printf("kernels: %s (best for this CPU: %s)\n",
+                std::string(kernel_level_name(active_kernel_level())).c_str(),
                 std::string(kernel_level_name(best_kernel_level())).c_str());
     std::printf("threads: %d\n", num_threads());
     if (self_check(256) != 0) throw std::runtime_error("self-check failed");

@@ -1,0 +1,126 @@
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/io/safetensors.h"
+#include "mlxd/models/llama.h"
+
+namespace mlxd::app {
+namespace {
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    try {
+      size_t used = 0;
+      const long v = std::stol(item, &used);
+      if (used != item.size() || v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(item);
+      ids.push_back(static_cast<int32_t>(v));
+    } catch (const std::exception&) {
+      throw std::invalid_argument("--tokens: \"" + item + "\" is not a token id (expected e.g. 1,2,3)");
+    }
+  }
+  if (ids.empty()) throw std::invalid_argument("--tokens: no token ids given");
+  return ids;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+void add_model_commands(CLI::App& app) {
+  {
+    auto* cmd =
+        app.add_subcommand("init", "write a Llama-family model with seeded random weights (HF folder)");
+    auto config = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    auto seed = std::make_shared<uint64_t>(0);
+    cmd->add_option("--config", *config, "config.json describing the model")->required();
+    cmd->add_option("--out", *out, "output folder (created)")->required();
+    cmd->add_option("--seed", *seed, "random seed");
+    cmd->callback([config, out, seed] {
+      std::ifstream in(*config);
+      if (!in) throw std::invalid_argument("cannot read " + *config);
+      std::stringstream text;
+      text << in.rdbuf();
+      const models::llama_config c = models::parse_llama_config(text.str(), *config);
+      std::filesystem::create_directories(*out);
+      save_safetensors(std::filesystem::path(*out) / "model.safetensors",
+                       models::init_llama_weights(c, *seed), {{"format", "pt"}});
+      std::ofstream(std::filesystem::path(*out) / "config.json") << models::to_json(c) << "\n";
+      std::printf("wrote %s (%s, %d layers, hidden %d, vocab %d)\n", out->c_str(), c.architecture.c_str(),
+                  c.n_layers, c.hidden_size, c.vocab_size);
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("logits", "write the logits of every position of a token sequence");
+    auto model = std::make_shared<std::string>();
+    auto tokens = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    cmd->add_option("--model", *model, "model folder")->required();
+    cmd->add_option("--tokens", *tokens, "comma-separated token ids")->required();
+    cmd->add_option("--out", *out, "output .safetensors (tensor \"logits\" [n_tokens, vocab])")->required();
+    cmd->callback([model, tokens, out] {
+      const models::llama_model m = models::load_llama(*model);
+      const auto ids = parse_ids(*tokens);
+      models::kv_cache cache = m.make_cache(static_cast<int>(ids.size()));
+      save_safetensors(*out, {{"logits", m.forward(ids, cache)}});
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("generate", "generate tokens greedily from prompt token ids");
+    auto model = std::make_shared<std::string>();
+    auto tokens = std::make_shared<std::string>();
+    auto max_tokens = std::make_shared<int>(16);
+    auto json = std::make_shared<bool>(false);
+    cmd->add_option("--model", *model, "model folder")->required();
+    cmd->add_option("--tokens", *tokens, "comma-separated prompt token ids")->required();
+    cmd->add_option("--max-tokens", *max_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
+    cmd->add_flag("--json", *json, "print one JSON object with tokens and timings");
+    cmd->callback([model, tokens, max_tokens, json] {
+      const models::llama_model m = models::load_llama(*model);
+      const auto prompt = parse_ids(*tokens);
+      const int capacity = static_cast<int>(prompt.size()) + *max_tokens;
+      if (capacity > m.config().max_position_embeddings) {
+        throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens plus " +
+                                    std::to_string(*max_tokens) + " new ones exceeds the context of " +
+                                    std::to_string(m.config().max_position_embeddings));
+      }
+      models::kv_cache cache = m.make_cache(capacity);
+      std::vector<int32_t> generated;
+      const auto start = std::chrono::steady_clock::now();
+      array logits = m.forward(prompt, cache);
+      const double prefill = seconds_since(start);
+      for (int i = 0; i < *max_tokens; ++i) {
+        const auto last = slice_axis(logits, 0, logits.shape(0) - 1, logits.shape(0));
+        generated.push_back(static_cast<int32_t>(argmax(last, 1).item<int64_t>()));
+        if (i + 1 < *max_tokens) logits = m.forward({generated.back()}, cache);
+      }
+      const double total = seconds_since(start);
+      if (*json) {
+        const double decode = total - prefill;
+        nlohmann::json j = {{"tokens", generated},
+                            {"timings",
+                             {{"prefill_s", prefill},
+                              {"decode_s", decode},
+                              {"prefill_tokens_per_s", static_cast<double>(prompt.size()) / prefill},
+                              {"decode_tokens_per_s", decode > 0 ? (*max_tokens - 1) / decode : 0.0}}}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        for (size_t i = 0; i < generated.size(); ++i) std::printf("%s%d", i ? "," : "", generated[i]);
+        std::printf("\n");
+      }
+    });
+  }
+}
+
+}  // namespace mlxd::app

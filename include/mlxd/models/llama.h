@@ -1,0 +1,53 @@
+// The Llama-family decoder: embeddings, n_layers of (RMSNorm, GQA attention with RoPE, RMSNorm, SwiGLU MLP),
+// final RMSNorm and the LM head. Weights use the Hugging Face names and [out, in] layout.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mlxd/core/array.h"
+#include "mlxd/models/kv_cache.h"
+#include "mlxd/models/llama_config.h"
+
+namespace mlxd::models {
+
+struct llama_layer {
+  array attn_norm;       // [hidden]
+  array wq, wk, wv, wo;  // [n_heads*head_dim, hidden], [n_kv*head_dim, hidden] x2, [hidden, n_heads*head_dim]
+  array bq, bk, bv;      // biases (Qwen2) or empty
+  array q_norm, k_norm;  // [head_dim] (Qwen3) or empty
+  array mlp_norm;        // [hidden]
+  array w_gate, w_up, w_down;  // [ffn, hidden] x2, [hidden, ffn]
+};
+
+class llama_model {
+ public:
+  // Takes the weights by HF name; throws std::invalid_argument naming any missing tensor or wrong shape.
+  llama_model(llama_config config, const std::map<std::string, array>& weights);
+
+  const llama_config& config() const { return config_; }
+
+  // Logits [n_tokens, vocab] for `tokens` placed at positions cache.length()...; appends their keys and
+  // values.
+  array forward(const std::vector<int32_t>& tokens, kv_cache& cache) const;
+  kv_cache make_cache(int capacity) const;
+
+ private:
+  array attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const;
+  llama_config config_;
+  array embed_;    // [vocab, hidden]
+  array lm_head_;  // [vocab, hidden]; the embedding when tied
+  array final_norm_;
+  std::vector<llama_layer> layers_;
+  std::vector<float> inv_freqs_;  // llama3 scaling, or empty
+};
+
+// Loads config.json and the safetensors weights of a Hugging Face model folder.
+llama_model load_llama(const std::filesystem::path& model_dir);
+
+// Seeded random weights for `config` (normal * 0.02, norms 1) under HF names, for tests and pre-training.
+std::map<std::string, array> init_llama_weights(const llama_config& config, uint64_t seed);
+
+}  // namespace mlxd::models

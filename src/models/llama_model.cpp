@@ -1,0 +1,133 @@
+#include <cmath>
+#include <stdexcept>
+
+#include "mlxd/core/ops.h"
+#include "mlxd/models/llama.h"
+
+namespace mlxd::models {
+
+void check_weights(const llama_config& config, const std::map<std::string, array>& weights);
+
+namespace {
+
+array optional(const std::map<std::string, array>& w, const std::string& key) {
+  auto it = w.find(key);
+  return it == w.end() ? array() : it->second;
+}
+
+// y = x W^T (+ b): x [T, in], W [out, in].
+array linear(const array& x, const array& w, const array& b = array()) {
+  const array y = matmul(x, transpose(w));
+  return b.size() ? add(y, b) : y;
+}
+
+// Additive causal mask [T, S]: query t (at position pos0 + t) sees keys 0..pos0 + t.
+array causal_mask(int64_t n_tokens, int64_t pos0) {
+  const int64_t n_keys = pos0 + n_tokens;
+  std::vector<float> m(static_cast<size_t>(n_tokens * n_keys));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t s = 0; s < n_keys; ++s) m[t * n_keys + s] = s <= pos0 + t ? 0.0f : -INFINITY;
+  }
+  return array::from(m, {n_tokens, n_keys});
+}
+
+}  // namespace
+
+llama_model::llama_model(llama_config config, const std::map<std::string, array>& w)
+    : config_(std::move(config)) {
+  check_weights(config_, w);
+  embed_ = w.at("model.embed_tokens.weight");
+  lm_head_ = config_.tie_word_embeddings ? embed_ : w.at("lm_head.weight");
+  final_norm_ = w.at("model.norm.weight");
+  for (int l = 0; l < config_.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    llama_layer layer;
+    layer.attn_norm = w.at(p + "input_layernorm.weight");
+    layer.mlp_norm = w.at(p + "post_attention_layernorm.weight");
+    layer.wq = w.at(p + "self_attn.q_proj.weight");
+    layer.wk = w.at(p + "self_attn.k_proj.weight");
+    layer.wv = w.at(p + "self_attn.v_proj.weight");
+    layer.wo = w.at(p + "self_attn.o_proj.weight");
+    layer.bq = optional(w, p + "self_attn.q_proj.bias");
+    layer.bk = optional(w, p + "self_attn.k_proj.bias");
+    layer.bv = optional(w, p + "self_attn.v_proj.bias");
+    layer.q_norm = optional(w, p + "self_attn.q_norm.weight");
+    layer.k_norm = optional(w, p + "self_attn.k_norm.weight");
+    layer.w_gate = w.at(p + "mlp.gate_proj.weight");
+    layer.w_up = w.at(p + "mlp.up_proj.weight");
+    layer.w_down = w.at(p + "mlp.down_proj.weight");
+    layers_.push_back(std::move(layer));
+  }
+  if (config_.rope_scaling == rope_scaling_type::llama3) {
+    inv_freqs_ = llama3_rope_freqs(config_.head_dim, config_.rope_theta, config_.rope_factor,
+                                   config_.rope_low_freq_factor, config_.rope_high_freq_factor,
+                                   config_.rope_original_max_positions);
+  }
+}
+
+kv_cache llama_model::make_cache(int capacity) const {
+  return kv_cache(config_.n_layers, config_.n_kv_heads, config_.head_dim, capacity);
+}
+
+array llama_model::attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const {
+  const llama_config& c = config_;
+  const int64_t n_tokens = x.shape(0), pos0 = cache.length(), group = c.n_heads / c.n_kv_heads;
+  // [T, heads * head_dim] -> [heads, T, head_dim]
+  auto heads = [&](const array& y, int n) {
+    return transpose(reshape(y, {n_tokens, n, c.head_dim}), {1, 0, 2});
+  };
+  array q = heads(linear(x, layer.wq, layer.bq), c.n_heads);
+  array k = heads(linear(x, layer.wk, layer.bk), c.n_kv_heads);
+  const array v = heads(linear(x, layer.wv, layer.bv), c.n_kv_heads);
+  if (c.qk_norm) {
+    q = rms_norm(q, layer.q_norm, c.rms_norm_eps);
+    k = rms_norm(k, layer.k_norm, c.rms_norm_eps);
+  }
+  rope_options ro;
+  ro.base = c.rope_theta;
+  ro.offset = pos0;
+  ro.scale = c.rope_scaling == rope_scaling_type::linear ? 1.0f / c.rope_factor : 1.0f;
+  ro.inv_freqs = inv_freqs_;
+  q = rope(q, ro);
+  k = rope(k, ro);
+  cache.write(index, astype(k, dtype::f32), astype(v, dtype::f32));
+  const int64_t n_keys = pos0 + n_tokens;
+  const array keys = cache.keys(index, static_cast<int>(n_keys));      // [kv, S, head_dim]
+  const array values = cache.values(index, static_cast<int>(n_keys));  // [kv, S, head_dim]
+  // Query heads sharing a kv head are stacked: [kv, group * T, head_dim].
+  const array qg = reshape(q, {c.n_kv_heads, group * n_tokens, c.head_dim});
+  array scores = matmul(qg, swapaxes(keys, 1, 2));  // [kv, group * T, S]
+  scores = multiply(scores, array(1.0f / std::sqrt(static_cast<float>(c.head_dim))));
+  scores = add(reshape(scores, {c.n_kv_heads, group, n_tokens, n_keys}), causal_mask(n_tokens, pos0));
+  const array probs = reshape(softmax(scores, -1), {c.n_kv_heads, group * n_tokens, n_keys});
+  const array out =
+      reshape(matmul(probs, values), {c.n_heads, n_tokens, c.head_dim});  // [heads, T, head_dim]
+  return linear(reshape(transpose(out, {1, 0, 2}), {n_tokens, int64_t{c.n_heads} * c.head_dim}), layer.wo);
+}
+
+array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) const {
+  if (tokens.empty()) throw std::invalid_argument("[llama] forward needs at least one token");
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= config_.vocab_size) {
+      throw std::invalid_argument("[llama] token id " + std::to_string(t) + " is outside the vocabulary of " +
+                                  std::to_string(config_.vocab_size));
+    }
+  }
+  if (cache.length() + static_cast<int>(tokens.size()) > cache.capacity()) {
+    throw std::invalid_argument("[llama] " + std::to_string(cache.length() + tokens.size()) +
+                                " positions exceed the context of " + std::to_string(cache.capacity()));
+  }
+  const auto n = static_cast<int64_t>(tokens.size());
+  const float eps = config_.rms_norm_eps;
+  array x = astype(take(embed_, array::from(tokens, {n})), dtype::f32);  // [T, hidden]
+  for (int l = 0; l < config_.n_layers; ++l) {
+    const llama_layer& layer = layers_[l];
+    x = add(x, attention(rms_norm(x, layer.attn_norm, eps), layer, l, cache));
+    const array h = rms_norm(x, layer.mlp_norm, eps);
+    x = add(x, linear(multiply(silu(linear(h, layer.w_gate)), linear(h, layer.w_up)), layer.w_down));
+  }
+  cache.commit(static_cast<int>(n));
+  return linear(rms_norm(x, final_norm_, eps), lm_head_);  // [T, vocab]
+}
+
+}  // namespace mlxd::models

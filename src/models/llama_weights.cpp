@@ -1,0 +1,80 @@
+#include <stdexcept>
+
+#include "mlxd/core/ops.h"
+#include "mlxd/core/random.h"
+#include "mlxd/io/safetensors.h"
+#include "mlxd/models/llama.h"
+
+namespace mlxd::models {
+namespace {
+
+// Every tensor a config needs, by HF name, with its shape.
+std::vector<std::pair<std::string, shape_t>> expected_tensors(const llama_config& c) {
+  const int64_t h = c.hidden_size, q = int64_t{c.n_heads} * c.head_dim,
+                kv = int64_t{c.n_kv_heads} * c.head_dim;
+  std::vector<std::pair<std::string, shape_t>> out = {{"model.embed_tokens.weight", {c.vocab_size, h}},
+                                                      {"model.norm.weight", {h}}};
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}});
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    out.push_back({p + "input_layernorm.weight", {h}});
+    out.push_back({p + "post_attention_layernorm.weight", {h}});
+    out.push_back({p + "self_attn.q_proj.weight", {q, h}});
+    out.push_back({p + "self_attn.k_proj.weight", {kv, h}});
+    out.push_back({p + "self_attn.v_proj.weight", {kv, h}});
+    out.push_back({p + "self_attn.o_proj.weight", {h, q}});
+    if (c.attention_bias) {
+      out.push_back({p + "self_attn.q_proj.bias", {q}});
+      out.push_back({p + "self_attn.k_proj.bias", {kv}});
+      out.push_back({p + "self_attn.v_proj.bias", {kv}});
+    }
+    if (c.qk_norm) {
+      out.push_back({p + "self_attn.q_norm.weight", {c.head_dim}});
+      out.push_back({p + "self_attn.k_norm.weight", {c.head_dim}});
+    }
+    out.push_back({p + "mlp.gate_proj.weight", {c.intermediate_size, h}});
+    out.push_back({p + "mlp.up_proj.weight", {c.intermediate_size, h}});
+    out.push_back({p + "mlp.down_proj.weight", {h, c.intermediate_size}});
+  }
+  return out;
+}
+
+bool is_norm(const std::string& name) {
+  return name.find("norm.weight") != std::string::npos;
+}
+
+}  // namespace
+
+std::map<std::string, array> init_llama_weights(const llama_config& config, uint64_t seed) {
+  std::map<std::string, array> weights;
+  uint64_t index = 0;
+  for (const auto& [tensor_name, shape] : expected_tensors(config)) {
+    weights[tensor_name] =
+        is_norm(tensor_name) ? ones(shape) : random::normal(random::split({seed}, index), shape, 0.0f, 0.02f);
+    ++index;
+  }
+  return weights;
+}
+
+llama_model load_llama(const std::filesystem::path& model_dir) {
+  llama_config config = load_llama_config(model_dir);
+  return llama_model(std::move(config), load_model_weights(model_dir).tensors);
+}
+
+// Validates names and shapes up front so a bad checkpoint fails at load with the tensor named.
+void check_weights(const llama_config& config, const std::map<std::string, array>& weights) {
+  for (const auto& [tensor_name, shape] : expected_tensors(config)) {
+    auto it = weights.find(tensor_name);
+    if (it == weights.end()) throw std::invalid_argument("[llama] missing weight " + tensor_name);
+    if (it->second.shape() != shape) {
+      throw std::invalid_argument("[llama] weight " + tensor_name + " is " + it->second.to_string() +
+                                  ", config needs " + shape_to_string(shape));
+    }
+    if (!is_floating(it->second.type())) {
+      throw std::invalid_argument("[llama] weight " + tensor_name + " has non-float dtype " +
+                                  it->second.to_string());
+    }
+  }
+}
+
+}  // namespace mlxd::models

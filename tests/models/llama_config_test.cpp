@@ -1,0 +1,75 @@
+#include <gtest/gtest.h>
+
+#include "mlxd/models/llama_config.h"
+
+namespace mlxd::models {
+namespace {
+
+const std::string qwen3 =
+    R"({"architectures": ["Qwen3ForCausalLM"], "vocab_size": 151936, "hidden_size": 1024,
+  "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+  "head_dim": 128, "rms_norm_eps": 1e-06, "rope_theta": 1000000, "max_position_embeddings": 40960,
+  "tie_word_embeddings": true, "rope_scaling": null})";
+
+void expect_error(const std::string& text, const std::string& fragment) {
+  try {
+    parse_llama_config(text, "cfg.json");
+    ADD_FAILURE() << "no error for " << text;
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LlamaConfig, ParsesARealQwen3Config) {
+  const llama_config c = parse_llama_config(qwen3, "cfg.json");
+  EXPECT_EQ(c.head_dim, 128);  // not hidden / heads = 64
+  EXPECT_EQ(c.n_kv_heads, 8);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_EQ(c.rope_scaling, rope_scaling_type::none);
+  EXPECT_FLOAT_EQ(c.rope_theta, 1e6f);
+  const llama_config back = parse_llama_config(to_json(c), "round trip");
+  EXPECT_EQ(back.head_dim, c.head_dim);
+  EXPECT_EQ(back.architecture, c.architecture);
+  EXPECT_EQ(back.vocab_size, c.vocab_size);
+}
+
+TEST(LlamaConfig, Llama3RopeScalingAndDefaults) {
+  const llama_config c = parse_llama_config(
+      R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192,
+          "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8, "rope_theta": 500000.0,
+          "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                           "original_max_position_embeddings": 8192, "rope_type": "llama3"}})",
+      "cfg.json");
+  EXPECT_EQ(c.rope_scaling, rope_scaling_type::llama3);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_FLOAT_EQ(c.rope_factor, 32.0f);
+  EXPECT_EQ(c.rope_original_max_positions, 8192);
+  EXPECT_TRUE(
+      parse_llama_config(
+          R"({"architectures": ["Qwen2ForCausalLM"], "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
+                      "num_hidden_layers": 1, "num_attention_heads": 2})",
+          "cfg.json")
+          .attention_bias);
+}
+
+TEST(LlamaConfig, RejectsBadConfigsNamingTheField) {
+  expect_error("{", "not valid JSON");
+  expect_error(R"({"architectures": ["GPT2LMHeadModel"]})", "unsupported architecture \"GPT2LMHeadModel\"");
+  expect_error(R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 10})", "missing \"hidden_size\"");
+  expect_error(R"({"vocab_size": "ten"})", "\"vocab_size\" has the wrong type");
+  expect_error(R"({"vocab_size": 10, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+                   "num_attention_heads": 3, "num_key_value_heads": 2})",
+               "not a multiple of num_key_value_heads");
+  expect_error(R"({"vocab_size": 0, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+                   "num_attention_heads": 2})",
+               "vocab_size must be positive");
+  expect_error(R"({"vocab_size": 10, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+                   "num_attention_heads": 2, "rope_scaling": {"rope_type": "yarn", "factor": 4}})",
+               "unsupported rope_scaling type \"yarn\"");
+}
+
+}  // namespace
+}  // namespace mlxd::models
