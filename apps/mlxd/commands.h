@@ -10,6 +10,9 @@ namespace mlxd::app {
 void add_info_command(CLI::App& app);
 // `mlxd inspect PATH`: the tensors (name, dtype, shape) and metadata of a safetensors file or checkpoint.
 void add_inspect_command(CLI::App& app);
+// `mlxd tokenize --tokenizer PATH [--special] [--file F | TEXT]`: the ids as a JSON array;
+// `mlxd detokenize --tokenizer PATH [--skip-special] IDS...`: the text.
+void add_tokenize_commands(CLI::App& app);
 // `mlxd init`, `mlxd logits`, `mlxd generate`: random Llama-family models, their logits, greedy generation.
 void add_model_commands(CLI::App& app);
 

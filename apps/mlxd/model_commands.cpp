@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -7,6 +8,7 @@
 
 #include "commands.h"
 #include "mlxd/core/ops.h"
+#include "mlxd/engine/sampler.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
 
@@ -77,43 +79,64 @@ void add_model_commands(CLI::App& app) {
     });
   }
   {
-    auto* cmd = app.add_subcommand("generate", "generate tokens greedily from prompt token ids");
+    auto* cmd = app.add_subcommand("generate", "generate tokens from prompt token ids");
     auto model = std::make_shared<std::string>();
     auto tokens = std::make_shared<std::string>();
+    auto stop_ids = std::make_shared<std::string>();
     auto max_tokens = std::make_shared<int>(16);
     auto json = std::make_shared<bool>(false);
+    auto sp = std::make_shared<engine::sampling_params>();
+    sp->temperature = 0.0f;
     cmd->add_option("--model", *model, "model folder")->required();
     cmd->add_option("--tokens", *tokens, "comma-separated prompt token ids")->required();
-    cmd->add_option("--max-tokens", *max_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
-    cmd->add_flag("--json", *json, "print one JSON object with tokens and timings");
-    cmd->callback([model, tokens, max_tokens, json] {
+    cmd->add_option("--max-tokens", *max_tokens, "most tokens to generate")->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--stop-ids", *stop_ids, "comma-separated ids that end generation (kept in the output)");
+    cmd->add_option("--temperature", sp->temperature, "0 = greedy (default)");
+    cmd->add_option("--top-k", sp->top_k, "keep the k most likely tokens (0 = off)");
+    cmd->add_option("--top-p", sp->top_p, "nucleus sampling mass (1 = off)");
+    cmd->add_option("--min-p", sp->min_p, "drop tokens below min_p x the top probability");
+    cmd->add_option("--repetition-penalty", sp->repetition_penalty,
+                    "Hugging Face repetition penalty (1 = off)");
+    cmd->add_option("--presence-penalty", sp->presence_penalty, "OpenAI presence penalty");
+    cmd->add_option("--frequency-penalty", sp->frequency_penalty, "OpenAI frequency penalty");
+    cmd->add_option("--seed", sp->seed, "sampling seed (same seed, same tokens)");
+    cmd->add_flag("--json", *json, "print one JSON object with tokens, logprobs and timings");
+    cmd->callback([model, tokens, stop_ids, max_tokens, json, sp] {
       const models::llama_model m = models::load_llama(*model);
       const auto prompt = parse_ids(*tokens);
+      const std::vector<int32_t> stops = stop_ids->empty() ? std::vector<int32_t>{} : parse_ids(*stop_ids);
       const int capacity = static_cast<int>(prompt.size()) + *max_tokens;
       if (capacity > m.config().max_position_embeddings) {
         throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens plus " +
                                     std::to_string(*max_tokens) + " new ones exceeds the context of " +
                                     std::to_string(m.config().max_position_embeddings));
       }
+      engine::sampler sampler(*sp, m.config().vocab_size);
       models::kv_cache cache = m.make_cache(capacity);
       std::vector<int32_t> generated;
+      std::vector<float> logprobs;
       const auto start = std::chrono::steady_clock::now();
       array logits = m.forward(prompt, cache);
       const double prefill = seconds_since(start);
       for (int i = 0; i < *max_tokens; ++i) {
-        const auto last = slice_axis(logits, 0, logits.shape(0) - 1, logits.shape(0));
-        generated.push_back(static_cast<int32_t>(argmax(last, 1).item<int64_t>()));
-        if (i + 1 < *max_tokens) logits = m.forward({generated.back()}, cache);
+        const auto last = contiguous(slice_axis(logits, 0, logits.shape(0) - 1, logits.shape(0)));
+        const auto r = sampler.sample({last.data<float>(), static_cast<size_t>(last.size())}, generated);
+        generated.push_back(r.id);
+        logprobs.push_back(r.logprob);
+        if (std::find(stops.begin(), stops.end(), r.id) != stops.end()) break;
+        if (i + 1 < *max_tokens) logits = m.forward({r.id}, cache);
       }
       const double total = seconds_since(start);
+      const auto n_decoded = static_cast<double>(generated.size() - 1);
       if (*json) {
         const double decode = total - prefill;
         nlohmann::json j = {{"tokens", generated},
+                            {"logprobs", logprobs},
                             {"timings",
                              {{"prefill_s", prefill},
                               {"decode_s", decode},
                               {"prefill_tokens_per_s", static_cast<double>(prompt.size()) / prefill},
-                              {"decode_tokens_per_s", decode > 0 ? (*max_tokens - 1) / decode : 0.0}}}};
+                              {"decode_tokens_per_s", decode > 0 ? n_decoded / decode : 0.0}}}};
         std::printf("%s\n", j.dump().c_str());
       } else {
         for (size_t i = 0; i < generated.size(); ++i) std::printf("%s%d", i ? "," : "", generated[i]);

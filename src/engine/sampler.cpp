@@ -1,0 +1,133 @@
+#include "mlxd/engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+#include "mlxd/core/random.h"
+
+namespace mlxd::engine {
+namespace {
+
+[[noreturn]] void bad(const std::string& what) {
+  throw std::invalid_argument("[sampling] " + what);
+}
+
+// log-softmax of the raw logits, in double for the normaliser.
+std::vector<float> log_probs(std::span<const float> logits) {
+  const float m = *std::max_element(logits.begin(), logits.end());
+  double s = 0;
+  for (float v : logits) s += std::exp(static_cast<double>(v) - m);
+  const auto log_z = static_cast<float>(m + std::log(s));
+  std::vector<float> out(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) out[i] = logits[i] - log_z;
+  return out;
+}
+
+}  // namespace
+
+void validate(const sampling_params& p, int vocab_size) {
+  if (!(p.temperature >= 0) || !std::isfinite(p.temperature)) bad("temperature must be >= 0");
+  if (p.top_k < 0) bad("top_k must be >= 0");
+  if (!(p.top_p > 0 && p.top_p <= 1)) bad("top_p must be in (0, 1]");
+  if (!(p.min_p >= 0 && p.min_p <= 1)) bad("min_p must be in [0, 1]");
+  if (!(p.repetition_penalty > 0) || !std::isfinite(p.repetition_penalty))
+    bad("repetition_penalty must be > 0");
+  if (!std::isfinite(p.presence_penalty) || !std::isfinite(p.frequency_penalty))
+    bad("penalties must be finite");
+  if (p.top_logprobs < 0 || p.top_logprobs > 20) bad("top_logprobs must be in [0, 20]");
+  for (const auto& [id, bias] : p.logit_bias) {
+    if (id < 0 || id >= vocab_size)
+      bad("logit_bias token " + std::to_string(id) + " is outside the vocabulary");
+    if (std::isnan(bias)) bad("logit_bias of token " + std::to_string(id) + " is NaN");
+  }
+}
+
+sampler::sampler(sampling_params params, int vocab_size)
+    : params_(std::move(params)), vocab_size_(vocab_size) {
+  validate(params_, vocab_size_);
+}
+
+sample_result sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  if (static_cast<int>(logits.size()) != vocab_size_) {
+    bad("got " + std::to_string(logits.size()) + " logits for a vocabulary of " +
+        std::to_string(vocab_size_));
+  }
+  const uint64_t step = step_++;
+  std::vector<float> x(logits.begin(), logits.end());
+  for (const auto& [id, bias] : params_.logit_bias) x[id] += bias;
+  std::unordered_map<int32_t, int> counts;
+  for (int32_t id : history) {
+    if (id >= 0 && id < vocab_size_) ++counts[id];
+  }
+  for (const auto& [id, n] : counts) {
+    float& v = x[id];
+    if (params_.repetition_penalty != 1.0f)
+      v = v > 0 ? v / params_.repetition_penalty : v * params_.repetition_penalty;
+    v -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(n);
+  }
+
+  int32_t chosen = 0;
+  const auto best = std::max_element(x.begin(), x.end());
+  if (*best == -INFINITY) bad("every token is banned (all logits are -inf)");
+  if (params_.temperature == 0.0f || params_.top_k == 1) {
+    chosen = static_cast<int32_t>(best - x.begin());
+  } else {
+    // Candidates sorted by logit, descending (ties: lower id first), cut by top-k.
+    std::vector<int32_t> order(x.size());
+    std::iota(order.begin(), order.end(), 0);
+    const size_t k = params_.top_k > 0 ? std::min<size_t>(params_.top_k, order.size()) : order.size();
+    auto higher = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), higher);
+    order.resize(k);
+    std::vector<double> p(k);
+    const double top = x[order[0]];
+    double z = 0;
+    for (size_t i = 0; i < k; ++i) z += p[i] = std::exp((x[order[i]] - top) / params_.temperature);
+    size_t keep = k;
+    double mass = 0;
+    for (size_t i = 0; i < k; ++i) {  // nucleus: the smallest prefix whose mass reaches top_p
+      mass += p[i] / z;
+      if (mass >= params_.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+    const double floor = params_.min_p * p[0];
+    while (keep > 1 && p[keep - 1] < floor) --keep;
+    double kept = 0;
+    for (size_t i = 0; i < keep; ++i) kept += p[i];
+    uint32_t words[4];
+    const uint32_t counter[4] = {static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32), 0x53414d50u,
+                                 0};
+    random::philox(counter, params_.seed, words);
+    const double u =
+        (static_cast<double>(words[0]) + static_cast<double>(words[1] >> 11) * 0x1p-21) * 0x1p-32 * kept;
+    double acc = 0;
+    chosen = order[keep - 1];
+    for (size_t i = 0; i < keep; ++i) {
+      acc += p[i];
+      if (u < acc) {
+        chosen = order[i];
+        break;
+      }
+    }
+  }
+
+  const std::vector<float> lp = log_probs(logits);
+  sample_result result{chosen, lp[chosen], {}};
+  if (params_.top_logprobs > 0) {
+    std::vector<int32_t> ids(lp.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    const size_t n = std::min<size_t>(params_.top_logprobs, ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(),
+                      [&](int32_t a, int32_t b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
+    for (size_t i = 0; i < n; ++i) result.top.push_back({ids[i], lp[ids[i]]});
+  }
+  return result;
+}
+
+}  // namespace mlxd::engine
