@@ -41,6 +41,14 @@ void kv_cache::commit(int n_new) {
   length_ += n_new;
 }
 
+void kv_cache::truncate(int n) {
+  if (n < 0 || n > length_) {
+    throw std::invalid_argument("[kv_cache] cannot truncate " + std::to_string(length_) + " positions to " +
+                                std::to_string(n));
+  }
+  length_ = n;
+}
+
 array kv_cache::keys(int layer, int n) const {
   return slice_axis(k_[layer], 1, 0, n);
 }

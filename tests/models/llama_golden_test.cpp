@@ -63,6 +63,10 @@ TEST_P(LlamaGolden, CachedDecodeAndChunkedPrefillMatchTheFullForward) {
   const array rest = model.forward({g.tokens.begin() + 3, g.tokens.end()}, chunked);
   EXPECT_TRUE(close(concatenate({first, rest}, 0), g.logits, 1e-4));
   EXPECT_EQ(rest.shape(), (shape_t{n - 3, model.config().vocab_size}));
+  // Rewinding and replaying the tail gives the same logits again.
+  chunked.truncate(3);
+  EXPECT_TRUE(close(model.forward({g.tokens.begin() + 3, g.tokens.end()}, chunked), rest, 1e-6));
+  EXPECT_THROW(chunked.truncate(static_cast<int>(n) + 1), std::invalid_argument);
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, LlamaGolden, ::testing::ValuesIn(cases));

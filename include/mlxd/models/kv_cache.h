@@ -19,6 +19,9 @@ class kv_cache {
   // advances only through commit(), once every layer has written the same positions.
   void write(int layer, const array& k, const array& v);
   void commit(int n_new);
+  // Forgets every position from `n` on (n <= length()), e.g. to regenerate from a prefix or to rewind a
+  // benchmark.
+  void truncate(int n);
   // Views of the first `n` positions of `layer`: [n_kv_heads, n, head_dim].
   array keys(int layer, int n) const;
   array values(int layer, int n) const;

@@ -1,0 +1,137 @@
+// Single-node decode and prefill of Llama-architecture models with seeded random weights (weights do not
+// change speed), beside the baselines that bound them, measured in the same loop:
+//   decode: weight bytes read per token / time, against the read kernel streaming the same weights
+//           (ratio = fraction of the memory-bandwidth bound reached);
+//   prefill: model GFLOP/s for 512 tokens (2 x matmul params x tokens), against cblas_sgemm on the
+//           [512, hidden] x [hidden, ffn] product of the same model.
+#include <cblas.h>
+
+#include <vector>
+
+#include "mlxd/core/ops.h"
+#include "mlxd/core/random.h"
+#include "mlxd/core/thread_pool.h"
+#include "mlxd/models/llama.h"
+#include "paired_timing.h"
+#include "read_bandwidth.h"
+
+namespace mlxd::bench {
+namespace {
+
+struct model_size {
+  const char* name;
+  int hidden, layers, heads, kv_heads, ffn, vocab;
+};
+
+const model_size sizes[] = {{"15M", 288, 6, 6, 6, 768, 32000}, {"110M", 768, 12, 12, 12, 2048, 32000}};
+
+models::llama_config config_of(const model_size& s) {
+  models::llama_config c;
+  c.architecture = "LlamaForCausalLM";
+  c.vocab_size = s.vocab;
+  c.hidden_size = s.hidden;
+  c.intermediate_size = s.ffn;
+  c.n_layers = s.layers;
+  c.n_heads = s.heads;
+  c.n_kv_heads = s.kv_heads;
+  c.head_dim = s.hidden / s.heads;
+  c.max_position_embeddings = 1024;
+  return c;
+}
+
+struct loaded {
+  models::llama_model model;
+  std::vector<array> streamed;  // every weight a decode step reads in full (all but the embedding table)
+  double streamed_bytes = 0;
+  double matmul_params = 0;
+};
+
+loaded build(const model_size& s, dtype t) {
+  const models::llama_config c = config_of(s);
+  std::map<std::string, array> w = models::init_llama_weights(c, 1);
+  for (auto& [k, v] : w) v = t == dtype::f32 ? v : astype(v, t);
+  loaded out{models::llama_model(c, w), {}, 0, 0};
+  for (const auto& [k, v] : w) {
+    if (k == "model.embed_tokens.weight") continue;
+    out.streamed.push_back(v);
+    out.streamed_bytes += static_cast<double>(v.nbytes());
+    if (v.ndim() == 2) out.matmul_params += static_cast<double>(v.size());
+  }
+  return out;
+}
+
+void decode(benchmark::State& state, const model_size& s, dtype t) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const loaded& m = cached<loaded>(std::string(s.name) + std::string(name(t)), [&] { return build(s, t); });
+  models::kv_cache cache = m.model.make_cache(256);
+  std::vector<int32_t> prompt(64);
+  for (int i = 0; i < 64; ++i) prompt[i] = (i * 37) % s.vocab;
+  m.model.forward(prompt, cache);
+  run_paired(state, "GBps",
+             {"decode", m.streamed_bytes,
+              [&] {
+                m.model.forward({7}, cache);
+                cache.truncate(64);  // every step decodes at context 64
+              }},
+             {{"read", m.streamed_bytes, [&] {
+                 uint64_t sink = 0;
+                 for (const array& a : m.streamed) sink += read_all(a.raw_data(), a.nbytes());
+                 benchmark::DoNotOptimize(sink);
+               }}});
+  state.counters["tokens_per_s"] = state.counters["GBps"] * 1e9 / m.streamed_bytes;
+}
+
+void prefill(benchmark::State& state, const model_size& s) {
+  const int threads = static_cast<int>(state.range(0));
+  set_num_threads(threads);
+  const loaded& m = cached<loaded>(std::string(s.name) + "f32", [&] { return build(s, dtype::f32); });
+  std::vector<int32_t> prompt(512);
+  for (int i = 0; i < 512; ++i) prompt[i] = (i * 37) % s.vocab;
+  const array x = random::normal({2}, {512, s.hidden}), w = random::normal({3}, {s.ffn, s.hidden});
+  array y = zeros({512, s.ffn});
+  run_paired(state, "GFLOPS",
+             {"prefill", 2.0 * m.matmul_params * 512 * 1e0,
+              [&] {
+                models::kv_cache cache = m.model.make_cache(512);
+                m.model.forward(prompt, cache);
+              }},
+             {{"cblas", 2.0 * 512 * s.hidden * s.ffn, [&] {
+                 openblas_set_num_threads(threads);
+                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, s.ffn, s.hidden, 1.0f,
+                             x.data<float>(), s.hidden, w.data<float>(), s.hidden, 0.0f,
+                             y.mutable_data<float>(), s.ffn);
+               }}});
+  state.counters["tokens_per_s"] = state.counters["GFLOPS"] * 1e9 / (2.0 * m.matmul_params);
+}
+
+void register_all() {
+  for (const model_size& s : sizes) {
+    for (dtype t : {dtype::f32, dtype::f16, dtype::bf16}) {
+      benchmark::RegisterBenchmark(("decode/" + std::string(s.name) + "/" + std::string(name(t))).c_str(),
+                                   [s, t](benchmark::State& st) { decode(st, s, t); })
+          ->ArgName("threads")
+          ->Arg(1)
+          ->Arg(2)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+    benchmark::RegisterBenchmark(("prefill512/" + std::string(s.name) + "/f32").c_str(),
+                                 [s](benchmark::State& st) { prefill(st, s); })
+        ->ArgName("threads")
+        ->Arg(1)
+        ->Arg(2)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace
+}  // namespace mlxd::bench
+
+int main(int argc, char** argv) {
+  mlxd::bench::register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
