@@ -11,6 +11,8 @@
 #include "mlxd/engine/sampler.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/tokenizer/stream_decoder.h"
+#include "mlxd/tokenizer/tokenizer.h"
 
 namespace mlxd::app {
 namespace {
@@ -83,12 +85,20 @@ void add_model_commands(CLI::App& app) {
     auto model = std::make_shared<std::string>();
     auto tokens = std::make_shared<std::string>();
     auto stop_ids = std::make_shared<std::string>();
+    auto prompt_text = std::make_shared<std::string>();
+    auto tokenizer_path = std::make_shared<std::string>();
+    auto ignore_eos = std::make_shared<bool>(false);
     auto max_tokens = std::make_shared<int>(16);
     auto json = std::make_shared<bool>(false);
     auto sp = std::make_shared<engine::sampling_params>();
     sp->temperature = 0.0f;
     cmd->add_option("--model", *model, "model folder")->required();
-    cmd->add_option("--tokens", *tokens, "comma-separated prompt token ids")->required();
+    auto* tokens_opt = cmd->add_option("--tokens", *tokens, "comma-separated prompt token ids");
+    auto* prompt_opt = cmd->add_option("--prompt", *prompt_text, "prompt text (needs a tokenizer)");
+    tokens_opt->excludes(prompt_opt);
+    cmd->add_option("--tokenizer", *tokenizer_path,
+                    "tokenizer folder or tokenizer.json (default: the model folder)");
+    cmd->add_flag("--ignore-eos", *ignore_eos, "keep generating past the tokenizer's end-of-sequence id");
     cmd->add_option("--max-tokens", *max_tokens, "most tokens to generate")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--stop-ids", *stop_ids, "comma-separated ids that end generation (kept in the output)");
     cmd->add_option("--temperature", sp->temperature, "0 = greedy (default)");
@@ -101,10 +111,18 @@ void add_model_commands(CLI::App& app) {
     cmd->add_option("--frequency-penalty", sp->frequency_penalty, "OpenAI frequency penalty");
     cmd->add_option("--seed", sp->seed, "sampling seed (same seed, same tokens)");
     cmd->add_flag("--json", *json, "print one JSON object with tokens, logprobs and timings");
-    cmd->callback([model, tokens, stop_ids, max_tokens, json, sp] {
+    cmd->callback([=] {
+      if (tokens->empty() && prompt_text->empty()) throw std::invalid_argument("give --tokens or --prompt");
       const models::llama_model m = models::load_llama(*model);
-      const auto prompt = parse_ids(*tokens);
-      const std::vector<int32_t> stops = stop_ids->empty() ? std::vector<int32_t>{} : parse_ids(*stop_ids);
+      std::optional<tokenizer> tok;
+      if (!prompt_text->empty()) tok = tokenizer::load(tokenizer_path->empty() ? *model : *tokenizer_path);
+      const auto prompt = tok ? tok->encode(*prompt_text, true) : parse_ids(*tokens);
+      if (prompt.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
+      std::vector<int32_t> stops = stop_ids->empty() ? std::vector<int32_t>{} : parse_ids(*stop_ids);
+      if (tok && tok->eos_id() && !*ignore_eos) stops.push_back(*tok->eos_id());
+      std::optional<stream_decoder> stream;
+      if (tok) stream.emplace(*tok, true);
+      std::string text;
       const int capacity = static_cast<int>(prompt.size()) + *max_tokens;
       if (capacity > m.config().max_position_embeddings) {
         throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens plus " +
@@ -123,10 +141,20 @@ void add_model_commands(CLI::App& app) {
         const auto r = sampler.sample({last.data<float>(), static_cast<size_t>(last.size())}, generated);
         generated.push_back(r.id);
         logprobs.push_back(r.logprob);
+        if (stream) {
+          const std::string piece = stream->push(r.id);
+          text += piece;
+          if (!*json) std::fputs(piece.c_str(), stdout), std::fflush(stdout);
+        }
         if (std::find(stops.begin(), stops.end(), r.id) != stops.end()) break;
         if (i + 1 < *max_tokens) logits = m.forward({r.id}, cache);
       }
       const double total = seconds_since(start);
+      if (stream) {
+        const std::string rest = stream->finish();
+        text += rest;
+        if (!*json) std::printf("%s\n", rest.c_str());
+      }
       const auto n_decoded = static_cast<double>(generated.size() - 1);
       if (*json) {
         const double decode = total - prefill;
@@ -137,8 +165,9 @@ void add_model_commands(CLI::App& app) {
                               {"decode_s", decode},
                               {"prefill_tokens_per_s", static_cast<double>(prompt.size()) / prefill},
                               {"decode_tokens_per_s", decode > 0 ? n_decoded / decode : 0.0}}}};
+        if (stream) j["text"] = text;
         std::printf("%s\n", j.dump().c_str());
-      } else {
+      } else if (!stream) {
         for (size_t i = 0; i < generated.size(); ++i) std::printf("%s%d", i ? "," : "", generated[i]);
         std::printf("\n");
       }
