@@ -63,8 +63,19 @@ void gemm_reference(const float* a, operand_layout la, const float* b, operand_l
 // x [k] times a weight matrix stored as rows w [n, k] (b = w^T): the decode step's matrix-vector product.
 void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, const float* x, float* y,
                  int64_t n, int64_t k) {
+  // Chunks of 64 rows start at multiples of 4, so the rows summed by dot4 never depend on the thread count.
   parallel_for(n, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
+    int64_t j = begin;
+    for (; j + 4 <= end; j += 4) {
+      if (wt == dtype::f32) {
+        kt.dot4_f32(static_cast<const float*>(w) + j * ld, ld, x, k, y + j);
+      } else if (wt == dtype::f16) {
+        kt.dot4_f16(static_cast<const uint16_t*>(w) + j * ld, ld, x, k, y + j);
+      } else {
+        kt.dot4_bf16(static_cast<const uint16_t*>(w) + j * ld, ld, x, k, y + j);
+      }
+    }
+    for (; j < end; ++j) {
       if (wt == dtype::f32) {
         y[j] = kt.dot_f32(static_cast<const float*>(w) + j * ld, x, k);
       } else if (wt == dtype::f16) {

@@ -21,6 +21,10 @@ struct table {
   float (*dot_f32)(const float* w, const float* x, int64_t n);
   float (*dot_f16)(const uint16_t* w, const float* x, int64_t n);
   float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);
+  // out[r] = dot(w + r * ld, x) for the four rows r = 0..3, loading x once for all of them.
+  void (*dot4_f32)(const float* w, int64_t ld, const float* x, int64_t n, float* out);
+  void (*dot4_f16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
+  void (*dot4_bf16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
 };
 
 // The table for the active level, or nullptr in reference mode.
