@@ -8,7 +8,7 @@ namespace mlxd::app {
 // `mlxd info`: version, CPU kernels, threads, and a timed self-check of the core against its reference
 // kernels.
 void add_info_command(CLI::App& app);
-// `mlxd inspect PATH`: the tensors (name, dtype, shape) and metadata of a safetensors file or checkpoint.
+// `mlxd inspect PATH`: the tensors and metadata of a safetensors file, checkpoint folder or GGUF file.
 void add_inspect_command(CLI::App& app);
 // `mlxd tokenize --tokenizer PATH [--special] [--file F | TEXT]`: the ids as a JSON array;
 // `mlxd detokenize --tokenizer PATH [--skip-special] IDS...`: the text.
