@@ -86,6 +86,7 @@ array llama_model::attention(const array& x, const llama_layer& layer, int index
   rope_options ro;
   ro.base = c.rope_theta;
   ro.offset = pos0;
+  ro.traditional = c.rope_interleaved;
   ro.scale = c.rope_scaling == rope_scaling_type::linear ? 1.0f / c.rope_factor : 1.0f;
   ro.inv_freqs = inv_freqs_;
   q = rope(q, ro);

@@ -57,6 +57,7 @@ std::map<std::string, array> init_llama_weights(const llama_config& config, uint
 }
 
 llama_model load_llama(const std::filesystem::path& model_dir) {
+  if (model_dir.extension() == ".gguf") return load_llama_gguf(model_dir);
   llama_config config = load_llama_config(model_dir);
   return llama_model(std::move(config), load_model_weights(model_dir).tensors);
 }

@@ -71,6 +71,27 @@ TEST_P(LlamaGolden, CachedDecodeAndChunkedPrefillMatchTheFullForward) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, LlamaGolden, ::testing::ValuesIn(cases));
 
+// GGUF files laid out as llama.cpp's converter does (make_llama_gguf.py): llama.cpp names, GGUF dim order,
+// and q/k rows permuted for interleaved RoPE in the "llama" architecture. Same logits as the Hugging Face
+// folder.
+TEST(LlamaGguf, GgufFilesGiveTheReferenceLogits) {
+  for (const char* name : {"llama_gqa", "qwen2_bias_tied"}) {
+    const llama_model model = load_llama(std::string(MLXD_GOLDEN_DIR) + "/" + name + "/model.gguf");
+    const golden g = read_golden(name);
+    kv_cache cache = model.make_cache(16);
+    EXPECT_TRUE(close(model.forward(g.tokens, cache), g.logits, 1e-4)) << name;
+    kv_cache step = model.make_cache(16);
+    std::vector<array> rows;
+    for (int32_t t : g.tokens) rows.push_back(model.forward({t}, step));
+    EXPECT_TRUE(close(concatenate(rows, 0), g.logits, 1e-4)) << name;
+  }
+  EXPECT_EQ(load_llama(std::string(MLXD_GOLDEN_DIR) + "/llama_gqa/model.gguf").config().rope_interleaved,
+            true);
+  EXPECT_EQ(
+      load_llama(std::string(MLXD_GOLDEN_DIR) + "/qwen2_bias_tied/model.gguf").config().tie_word_embeddings,
+      true);
+}
+
 TEST(Llama, BadWeightsAndInputsGiveClearErrors) {
   const std::string dir = std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";
   const llama_config config = load_llama_config(dir);

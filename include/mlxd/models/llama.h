@@ -44,8 +44,11 @@ class llama_model {
   std::vector<float> inv_freqs_;  // llama3 scaling, or empty
 };
 
-// Loads config.json and the safetensors weights of a Hugging Face model folder.
-llama_model load_llama(const std::filesystem::path& model_dir);
+// Loads a Hugging Face model folder (config.json and safetensors weights) or, for a path ending in .gguf, a
+// GGUF file (architectures llama, qwen2, qwen3; quantized Q8_0/Q4_0 tensors are dequantized to f32 at load).
+llama_model load_llama(const std::filesystem::path& path);
+// The GGUF part of load_llama: config from the "<arch>.*" metadata, tensors renamed from llama.cpp's names.
+llama_model load_llama_gguf(const std::filesystem::path& path);
 
 // Seeded random weights for `config` (normal * 0.02, norms 1) under HF names, for tests and pre-training.
 std::map<std::string, array> init_llama_weights(const llama_config& config, uint64_t seed);

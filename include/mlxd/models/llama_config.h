@@ -29,6 +29,9 @@ struct llama_config {
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry biases (Qwen2)
   bool qk_norm = false;         // RMSNorm on each head of q and k before RoPE (Qwen3)
+  // RoPE on interleaved pairs (x[2i], x[2i+1]) instead of halves: llama.cpp's layout for "llama" GGUF files,
+  // whose converter permuted the q/k rows to match.
+  bool rope_interleaved = false;
 };
 
 // Parses config.json text; `source` names the file in errors. Throws std::invalid_argument naming the field

@@ -1,0 +1,85 @@
+#include <stdexcept>
+
+#include "mlxd/io/gguf.h"
+#include "mlxd/models/llama.h"
+
+namespace mlxd::models {
+namespace {
+
+// llama.cpp's per-layer tensor names and their Hugging Face counterparts.
+const std::pair<const char*, const char*> layer_names[] = {
+    {"attn_norm.weight", "input_layernorm.weight"},    {"ffn_norm.weight", "post_attention_layernorm.weight"},
+    {"attn_q.weight", "self_attn.q_proj.weight"},      {"attn_k.weight", "self_attn.k_proj.weight"},
+    {"attn_v.weight", "self_attn.v_proj.weight"},      {"attn_output.weight", "self_attn.o_proj.weight"},
+    {"attn_q.bias", "self_attn.q_proj.bias"},          {"attn_k.bias", "self_attn.k_proj.bias"},
+    {"attn_v.bias", "self_attn.v_proj.bias"},          {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
+    {"ffn_up.weight", "mlp.up_proj.weight"},           {"ffn_down.weight", "mlp.down_proj.weight"}};
+
+}  // namespace
+
+llama_model load_llama_gguf(const std::filesystem::path& path) {
+  gguf_load_options options;
+  options.dequantize = true;
+  const gguf_file file = load_gguf(path, options);
+  const gguf_metadata& m = file.metadata;
+  const std::string arch = m.get_string("general.architecture");
+  auto fail = [&](const std::string& what) {
+    throw std::invalid_argument("[llama] " + path.string() + ": " + what);
+  };
+  llama_config c;
+  if (arch == "llama") {
+    c.architecture = "LlamaForCausalLM";
+    c.rope_interleaved = true;
+  } else if (arch == "qwen2") {
+    c.architecture = "Qwen2ForCausalLM";
+  } else if (arch == "qwen3") {
+    c.architecture = "Qwen3ForCausalLM";
+    c.qk_norm = true;
+  } else {
+    fail("unsupported GGUF architecture \"" + arch + "\" (supported: llama, qwen2, qwen3)");
+  }
+  auto u32 = [&](const std::string& key) { return static_cast<int>(m.get_u32(arch + "." + key)); };
+  auto has = [&](const std::string& key) { return m.contains(arch + "." + key); };
+  c.n_layers = u32("block_count");
+  c.hidden_size = u32("embedding_length");
+  c.intermediate_size = u32("feed_forward_length");
+  c.n_heads = u32("attention.head_count");
+  c.n_kv_heads = has("attention.head_count_kv") ? u32("attention.head_count_kv") : c.n_heads;
+  c.head_dim = has("attention.key_length") ? u32("attention.key_length") : c.hidden_size / c.n_heads;
+  c.max_position_embeddings = u32("context_length");
+  c.rms_norm_eps = m.get_f32(arch + ".attention.layer_norm_rms_epsilon");
+  if (has("rope.freq_base")) c.rope_theta = m.get_f32(arch + ".rope.freq_base");
+  if (has("rope.scaling.type")) {
+    const std::string type = m.get_string(arch + ".rope.scaling.type");
+    if (type == "linear") {
+      c.rope_scaling = rope_scaling_type::linear;
+      c.rope_factor = m.get_f32(arch + ".rope.scaling.factor");
+    } else if (type != "none") {
+      fail("unsupported rope scaling \"" + type + "\"");
+    }
+  }
+  if (file.tensors.count("rope_freqs.weight"))
+    fail("per-frequency RoPE factors (rope_freqs) are not supported yet");
+  auto embed = file.tensors.find("token_embd.weight");
+  if (embed == file.tensors.end()) fail("missing tensor token_embd.weight");
+  c.vocab_size = static_cast<int>(embed->second.shape(0));
+  c.tie_word_embeddings = !file.tensors.count("output.weight");
+  c.attention_bias = file.tensors.count("blk.0.attn_q.bias") > 0;
+
+  std::map<std::string, array> weights = {{"model.embed_tokens.weight", embed->second}};
+  for (const auto& [name, a] : file.tensors) {
+    if (name == "output_norm.weight") weights["model.norm.weight"] = a;
+    if (name == "output.weight") weights["lm_head.weight"] = a;
+  }
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string g = "blk." + std::to_string(l) + ".", h = "model.layers." + std::to_string(l) + ".";
+    for (const auto& [gguf_name, hf_name] : layer_names) {
+      auto it = file.tensors.find(g + gguf_name);
+      if (it != file.tensors.end()) weights[h + hf_name] = it->second;
+    }
+  }
+  return llama_model(std::move(c), weights);
+}
+
+}  // namespace mlxd::models
