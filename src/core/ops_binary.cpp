@@ -82,9 +82,10 @@ void binary_loop(const array& a, const array& b, const array& out) {
     parallel_for(inner, grain, [&](int64_t begin, int64_t end) { segment(0, begin, end); });
     return;
   }
-  parallel_for(rows, std::max<int64_t>(1, grain / std::max<int64_t>(inner, 1)), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) segment(r, 0, inner);
-  });
+  parallel_for(rows, std::max<int64_t>(1, grain / std::max<int64_t>(inner, 1)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t r = begin; r < end; ++r) segment(r, 0, inner);
+               });
 }
 
 array compute_binary(const array& a, const array& b, binary_fn f, dtype t) {

@@ -11,7 +11,8 @@ namespace mlxd {
 namespace {
 
 // cos/sin of position * inverse frequency, computed in double: [seq, dims / 2] each.
-void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<float>& cos_t, std::vector<float>& sin_t) {
+void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<float>& cos_t,
+                  std::vector<float>& sin_t) {
   const int half = dims / 2;
   std::vector<double> inv_freq(half);
   for (int i = 0; i < half; ++i) {

@@ -43,10 +43,13 @@ TEST(Determinism, OpsGiveTheSameBitsForAnyThreadCount) {
   expect_same_bits([&] { return softmax(x); });
   expect_same_bits([&] { return rms_norm(x, w, 1e-5f); });
   expect_same_bits([&] { return matmul(x, transpose(test::randn(3, {512, 4096}))); });
-  expect_same_bits([&] { return matmul(slice_axis(x, 0, 0, 1), transpose(test::randn(4, {700, 4096}, dtype::f16))); });
+  expect_same_bits([&] {
+    return matmul(slice_axis(x, 0, 0, 1), transpose(test::randn(4, {700, 4096}, dtype::f16)));
+  });
   expect_same_bits([&] { return random::normal({9}, {100000}); });
   expect_same_bits([&] { return cumsum(x, 1); });
-  expect_same_bits([&] { return grad([&](const std::vector<array>& a) { return sum(softmax(a[0]) * x); }, {x})[0]; });
+  expect_same_bits(
+      [&] { return grad([&](const std::vector<array>& a) { return sum(softmax(a[0]) * x); }, {x})[0]; });
 }
 
 TEST(Determinism, ParallelForCoversEveryIndexOnceAndRethrows) {
@@ -56,9 +59,10 @@ TEST(Determinism, ParallelForCoversEveryIndexOnceAndRethrows) {
     for (int64_t i = b; i < e; ++i) ++hits[i];
   });
   for (int h : hits) ASSERT_EQ(h, 1);
-  EXPECT_THROW(parallel_for(10000, 10, [](int64_t b, int64_t) {
-                 if (b == 5000) throw std::runtime_error("boom");
-               }),
+  EXPECT_THROW(parallel_for(10000, 10,
+                            [](int64_t b, int64_t) {
+                              if (b == 5000) throw std::runtime_error("boom");
+                            }),
                std::runtime_error);
   EXPECT_THROW(set_num_threads(0), std::invalid_argument);
 }

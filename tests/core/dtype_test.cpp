@@ -17,9 +17,13 @@ namespace {
 __attribute__((target("f16c"))) uint16_t hardware_f32_to_f16(float x) {
   return static_cast<uint16_t>(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT));
 }
-__attribute__((target("f16c"))) float hardware_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+__attribute__((target("f16c"))) float hardware_f16_to_f32(uint16_t h) {
+  return _cvtsh_ss(h);
+}
 
-bool is_nan_f16(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0; }
+bool is_nan_f16(uint16_t h) {
+  return (h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0;
+}
 
 TEST(Dtype, SizesNamesAndPromotion) {
   EXPECT_EQ(size_of(dtype::f32), 4u);

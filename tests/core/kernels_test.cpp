@@ -13,8 +13,8 @@ using test::close;
 
 array extreme_row() {
   const float inf = std::numeric_limits<float>::infinity();
-  return array::from({0.0f, -0.0f, 1e-8f, -1e-8f, 0.3f, -0.7f, 5.0f, -12.0f, 30.0f, -30.0f, 88.0f, -87.0f, 88.8f,
-                      -104.0f, 1e30f, -1e30f, inf, -inf, 3e-4f, 0.62f, 0.63f, -0.63f},
+  return array::from({0.0f,   -0.0f, 1e-8f,   -1e-8f, 0.3f,   -0.7f, 5.0f, -12.0f, 30.0f, -30.0f, 88.0f,
+                      -87.0f, 88.8f, -104.0f, 1e30f,  -1e30f, inf,   -inf, 3e-4f,  0.62f, 0.63f,  -0.63f},
                      {22});
 }
 
@@ -43,7 +43,8 @@ TEST(Kernels, UnaryMatchReference) {
 TEST(Kernels, ExpUnderflowOverflowAndNan) {
   for (kernel_level level : test::fast_levels()) {
     kernel_level_guard guard(level);
-    const auto y = exp(array::from({-200.0f, 200.0f, std::nanf(""), -INFINITY, INFINITY}, {5})).to_vector<float>();
+    const auto y =
+        exp(array::from({-200.0f, 200.0f, std::nanf(""), -INFINITY, INFINITY}, {5})).to_vector<float>();
     EXPECT_EQ(y[0], 0.0f);
     EXPECT_EQ(y[1], INFINITY);
     EXPECT_TRUE(std::isnan(y[2]));
@@ -69,11 +70,12 @@ TEST(Kernels, SoftmaxStableForHugeAndMaskedRows) {
   const array x = array::from({1e30f, 1e30f, -1e30f, -inf, -inf, -inf, 3.0f, -inf, 3.0f}, {3, 3});
   for (kernel_level level : {kernel_level::reference, best_kernel_level()}) {
     kernel_level_guard guard(level);
-    EXPECT_TRUE(close(softmax(x), array::from({0.5f, 0.5f, 0.0f, 0, 0, 0, 0.5f, 0.0f, 0.5f}, {3, 3}), 1e-6, 0));
+    EXPECT_TRUE(
+        close(softmax(x), array::from({0.5f, 0.5f, 0.0f, 0, 0, 0, 0.5f, 0.0f, 0.5f}, {3, 3}), 1e-6, 0));
     const auto l = log_softmax(x).to_vector<float>();
     EXPECT_NEAR(l[0], -std::log(2.0f), 1e-6);
     EXPECT_FLOAT_EQ(l[2], -2e30f);  // exact log-probability, even where the probability underflows
-    EXPECT_EQ(l[3], -inf);  // a fully masked row is -inf, never NaN
+    EXPECT_EQ(l[3], -inf);          // a fully masked row is -inf, never NaN
     EXPECT_NEAR(l[6], -std::log(2.0f), 1e-6);
   }
 }

@@ -26,7 +26,8 @@ int64_t broadcast_index(int64_t i, const shape_t& out, const shape_t& in) {
   return idx;
 }
 
-array reference_binary(const array& a, const array& b, const std::function<double(double, double)>& f, dtype t) {
+array reference_binary(const array& a, const array& b, const std::function<double(double, double)>& f,
+                       dtype t) {
   const shape_t shape = broadcast_shapes(a.shape(), b.shape());
   const auto x = a.to_vector<double>(), y = b.to_vector<double>();
   std::vector<double> out(static_cast<size_t>(shape_size(shape)));
@@ -103,21 +104,36 @@ TEST(OpsReference, UnaryOpsMatchDoubleFormulas) {
     std::transform(v.begin(), v.end(), want.begin(), f);
     EXPECT_TRUE(close(got, array::from(want, in.shape(), dtype::f32), tol, 1e-6));
   };
-  check(neg(x), x, [](double v) { return -v; }, 0);
-  check(abs(x), x, [](double v) { return std::fabs(v); }, 0);
-  check(exp(x), x, [](double v) { return std::exp(v); }, 1e-6);
-  check(log(pos), pos, [](double v) { return std::log(v); }, 1e-6);
-  check(sqrt(pos), pos, [](double v) { return std::sqrt(v); }, 1e-6);
-  check(rsqrt(pos), pos, [](double v) { return 1 / std::sqrt(v); }, 1e-6);
-  check(tanh(x), x, [](double v) { return std::tanh(v); }, 1e-6);
-  check(sigmoid(x), x, [](double v) { return 1 / (1 + std::exp(-v)); }, 1e-6);
-  check(silu(x), x, [](double v) { return v / (1 + std::exp(-v)); }, 1e-6);
-  check(gelu(x), x, [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); },
-        1e-6);
-  check(gelu_erf(x), x, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }, 1e-6);
-  check(softplus(x), x, [](double v) { return std::log1p(std::exp(v)); }, 1e-6);
-  check(log_sigmoid(x), x, [](double v) { return -std::log1p(std::exp(-v)); }, 1e-6);
-  check(square(x), x, [](double v) { return v * v; }, 1e-7);
+  check(
+      neg(x), x, [](double v) { return -v; }, 0);
+  check(
+      abs(x), x, [](double v) { return std::fabs(v); }, 0);
+  check(
+      exp(x), x, [](double v) { return std::exp(v); }, 1e-6);
+  check(
+      log(pos), pos, [](double v) { return std::log(v); }, 1e-6);
+  check(
+      sqrt(pos), pos, [](double v) { return std::sqrt(v); }, 1e-6);
+  check(
+      rsqrt(pos), pos, [](double v) { return 1 / std::sqrt(v); }, 1e-6);
+  check(
+      tanh(x), x, [](double v) { return std::tanh(v); }, 1e-6);
+  check(
+      sigmoid(x), x, [](double v) { return 1 / (1 + std::exp(-v)); }, 1e-6);
+  check(
+      silu(x), x, [](double v) { return v / (1 + std::exp(-v)); }, 1e-6);
+  check(
+      gelu(x), x,
+      [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); },
+      1e-6);
+  check(
+      gelu_erf(x), x, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }, 1e-6);
+  check(
+      softplus(x), x, [](double v) { return std::log1p(std::exp(v)); }, 1e-6);
+  check(
+      log_sigmoid(x), x, [](double v) { return -std::log1p(std::exp(-v)); }, 1e-6);
+  check(
+      square(x), x, [](double v) { return v * v; }, 1e-7);
   // Stable at the extremes: no overflow to inf or NaN.
   const auto sp = softplus(array::from({1000.0f, -1000.0f}, {2})).to_vector<float>();
   EXPECT_EQ(sp[0], 1000.0f);
@@ -146,8 +162,10 @@ array reference_reduce(const array& a, const axes_t& axes, bool keepdims,
   for (const auto& g : groups) out.push_back(f(g));
   shape_t final_shape;
   for (int i = 0; i < a.ndim(); ++i) {
-    if (std::find(axes.begin(), axes.end(), i) == axes.end()) final_shape.push_back(a.shape()[i]);
-    else if (keepdims) final_shape.push_back(1);
+    if (std::find(axes.begin(), axes.end(), i) == axes.end())
+      final_shape.push_back(a.shape()[i]);
+    else if (keepdims)
+      final_shape.push_back(1);
   }
   return array::from(out, final_shape, dtype::f32);
 }
@@ -216,9 +234,10 @@ TEST(OpsReference, MatmulBroadcastBatchesAndVectors) {
   EXPECT_EQ(matmul(v, b).shape(), (shape_t{3, 4}));
   EXPECT_EQ(matmul(a, v).shape(), (shape_t{2, 1, 5}));
   EXPECT_EQ(matmul(v, v).ndim(), 0);
-  EXPECT_TRUE(close(matmul(astype(a, dtype::bf16), astype(b, dtype::bf16)),
-                    matmul(astype(astype(a, dtype::bf16), dtype::f32), astype(astype(b, dtype::bf16), dtype::f32)),
-                    1e-2, 1e-2));
+  EXPECT_TRUE(
+      close(matmul(astype(a, dtype::bf16), astype(b, dtype::bf16)),
+            matmul(astype(astype(a, dtype::bf16), dtype::f32), astype(astype(b, dtype::bf16), dtype::f32)),
+            1e-2, 1e-2));
   EXPECT_EQ(matmul(astype(a, dtype::f16), b).type(), dtype::f32);
   EXPECT_EQ(matmul(zeros({3, 0}), zeros({0, 2})).to_vector<float>(), std::vector<float>(6, 0.0f));
   EXPECT_THROW(matmul(a, test::randn(1, {6, 2})), std::invalid_argument);
@@ -264,8 +283,8 @@ TEST(OpsReference, RopeIsAComplexRotation) {
             const int base_idx = (h * seq + s) * head_dim;
             const int i1 = traditional ? 2 * i : i, i2 = traditional ? 2 * i + 1 : i + dims / 2;
             const double angle = (7 + s) * 0.5 * std::pow(500.0, -2.0 * i / dims);
-            const std::complex<double> z = std::complex<double>(xv[base_idx + i1], xv[base_idx + i2]) *
-                                           std::polar(1.0, angle);
+            const std::complex<double> z =
+                std::complex<double>(xv[base_idx + i1], xv[base_idx + i2]) * std::polar(1.0, angle);
             ASSERT_NEAR(got[base_idx + i1], z.real(), 1e-5);
             ASSERT_NEAR(got[base_idx + i2], z.imag(), 1e-5);
           }
@@ -284,7 +303,8 @@ TEST(OpsReference, Llama3FrequenciesMatchTheHuggingFaceRule) {
   for (int i = 0; i < 64; ++i) {
     const double freq = std::pow(500000.0, -2.0 * i / 128), wavelen = 2 * M_PI / freq;
     double want = freq;
-    if (wavelen > 8192.0) want = freq / 8;
+    if (wavelen > 8192.0)
+      want = freq / 8;
     else if (wavelen > 8192.0 / 4) {
       const double smooth = (8192.0 / wavelen - 1) / (4 - 1);
       want = (1 - smooth) * freq / 8 + smooth * freq;

@@ -9,7 +9,8 @@ namespace mlxd {
 namespace {
 
 TEST(Random, PhiloxMatchesTheKnownAnswer) {
-  // Known-answer vector of Philox-4x32-10 from the Random123 distribution (kat_vectors): all-ones counter and key.
+  // Known-answer vector of Philox-4x32-10 from the Random123 distribution (kat_vectors): all-ones counter and
+  // key.
   const uint32_t counter[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
   uint32_t out[4];
   random::philox(counter, 0xffffffffffffffffull, out);
@@ -30,7 +31,8 @@ TEST(Random, SameKeySameNumbersDifferentKeysDiffer) {
   EXPECT_FALSE(array_equal(random::uniform({5}, {1000}), random::uniform({6}, {1000})));
   EXPECT_FALSE(array_equal(random::uniform({5, 1}, {1000}), random::uniform({5, 2}, {1000})));
   const random::key k{5};
-  EXPECT_FALSE(array_equal(random::normal(random::split(k, 0), {8}), random::normal(random::split(k, 1), {8})));
+  EXPECT_FALSE(
+      array_equal(random::normal(random::split(k, 0), {8}), random::normal(random::split(k, 1), {8})));
   // A prefix of a bigger draw equals the smaller draw: element i depends only on the key and i.
   EXPECT_TRUE(array_equal(slice_axis(random::normal(k, {100}), 0, 0, 10), random::normal(k, {10})));
 }

@@ -60,8 +60,8 @@ class array {
   // A 0-d f32 scalar.
   array(float value);  // NOLINT(google-explicit-constructor): lets `x * 2.0f` read naturally.
 
-  // A new, uninitialised, contiguous array. Throws std::invalid_argument for a negative dimension or more than
-  // 2^48 elements.
+  // A new, uninitialised, contiguous array. Throws std::invalid_argument for a negative dimension or more
+  // than 2^48 elements.
   static array empty(const shape_t& shape, dtype t);
   // Copies `values` (of C++ type matching `t` after conversion) into a new contiguous array.
   template <class T>
