@@ -21,8 +21,8 @@ namespace mlxd::tokenizer_detail {
 class bpe_model {
  public:
   // Reads a tokenizer.json "model" object of type BPE. Merges may be "a b" strings or ["a", "b"] pairs.
-  // Throws tokenizer_error when it is malformed or uses an option that changes results and is not implemented
-  // (dropout, continuing_subword_prefix, end_of_word_suffix).
+  // Throws tokenizer_error when it is malformed, or sets an option none of the supported model families use
+  // (dropout, continuing_subword_prefix, end_of_word_suffix): refusing beats silently giving other ids.
   explicit bpe_model(const nlohmann::json& config);
 
   // Appends the ids of `piece` (one pre-token) to `ids`.

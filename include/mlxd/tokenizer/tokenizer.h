@@ -42,7 +42,8 @@ class tokenizer {
  public:
   // Loads a model folder (its tokenizer.json and, if present, tokenizer_config.json) or a tokenizer.json file
   // (with the tokenizer_config.json beside it, if any). Throws tokenizer_error naming the file and the fault
-  // when it cannot be read, is malformed, or uses a component that is not implemented.
+  // when it cannot be read, is malformed, or uses a component outside the supported set listed above (e.g. a
+  // WordPiece or Unigram model): such files are refused by name rather than encoded differently.
   static tokenizer load(const std::filesystem::path& path);
 
   // Builds a tokenizer from the text of tokenizer.json and of tokenizer_config.json (empty: none).
