@@ -24,6 +24,21 @@ std::optional<int32_t> config_token_id(const nlohmann::json& config, const char*
   return it->second;
 }
 
+// "chat_template": "..." or [{"name": "default", "template": "..."}, {"name": "tool_use", ...}].
+std::optional<std::string> config_chat_template(const nlohmann::json& config) {
+  const auto it = config.find("chat_template");
+  if (it == config.end()) return std::nullopt;
+  if (it->is_string()) return it->get<std::string>();
+  if (!it->is_array()) return std::nullopt;
+  std::optional<std::string> first;
+  for (const auto& named : *it) {
+    if (!named.is_object() || !named.contains("template") || !named["template"].is_string()) continue;
+    if (named.value("name", "") == "default") return named["template"].get<std::string>();
+    if (!first) first = named["template"].get<std::string>();
+  }
+  return first;
+}
+
 }  // namespace
 
 std::shared_ptr<const tokenizer_impl> build_tokenizer(const nlohmann::json& json,
@@ -71,6 +86,7 @@ std::shared_ptr<const tokenizer_impl> build_tokenizer(const nlohmann::json& json
     impl->eos = config_token_id(config, "eos_token", *impl);
     impl->pad = config_token_id(config, "pad_token", *impl);
     if (auto unk = config_token_id(config, "unk_token", *impl)) impl->unk = unk;
+    impl->chat_template = config_chat_template(config);
   }
   return impl;
 }

@@ -135,6 +135,10 @@ int64_t tokenizer::vocab_size() const {
 bool tokenizer::is_special(token_id id) const {
   return impl_->special_ids.contains(id);
 }
+std::optional<std::string> tokenizer::chat_template() const {
+  return impl_->chat_template;
+}
+
 std::optional<token_id> tokenizer::bos_id() const {
   return impl_->bos;
 }

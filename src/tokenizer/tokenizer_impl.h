@@ -34,6 +34,7 @@ struct tokenizer_impl {
 
   bool clean_up_tokenization_spaces = true;
   std::optional<int32_t> bos, eos, pad, unk;
+  std::optional<std::string> chat_template;
 };
 
 // Builds a tokenizer from parsed tokenizer.json and tokenizer_config.json (null when absent). Throws

@@ -129,11 +129,11 @@ TEST_P(reference, a_huge_word_encodes_in_linear_time) {
     }
     return best;
   };
-  const std::string small = word(100'000), large = word(1'000'000);
+  const std::string small = word(50'000), large = word(1'000'000);
   const double t_small = seconds(small), t_large = seconds(large);
-  // Ten times the input: about 10x when linear, 100x when quadratic; 40 leaves room for cache effects and
-  // noise.
-  EXPECT_LT(t_large / t_small, 40.0) << "100 KB: " << t_small << " s, 1 MB: " << t_large << " s";
+  // Twenty times the input: about 20x when linear (n log n: 26x), 400x when quadratic; 150 leaves room for a
+  // machine busy with other work. bench/tokenizer measures the time per byte itself.
+  EXPECT_LT(t_large / t_small, 150.0) << "50 KB: " << t_small << " s, 1 MB: " << t_large << " s";
 }
 
 TEST_P(reference, out_of_range_ids_name_the_id_and_the_vocabulary_size) {

@@ -74,6 +74,10 @@ class tokenizer {
   std::optional<token_id> pad_id() const;
   std::optional<token_id> unk_id() const;
 
+  // The Jinja chat template of tokenizer_config.json ("chat_template": a string, or a list of named
+  // templates of which "default" is taken), if there is one. Render it with apply_chat_template.
+  std::optional<std::string> chat_template() const;
+
  private:
   explicit tokenizer(std::shared_ptr<const tokenizer_detail::tokenizer_impl> impl) : impl_(std::move(impl)) {}
   std::string decode_tokens(std::span<const token_id> ids, const decode_options& options) const;

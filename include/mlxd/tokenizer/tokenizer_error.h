@@ -14,6 +14,14 @@ class tokenizer_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A chat template that cannot be parsed or rendered: a syntax error, a construct mlxd's Jinja interpreter
+// does not implement, a type error, or the template's own raise_exception(). The message names the construct
+// and the template line.
+class chat_template_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // A token id outside the vocabulary was passed to decode / id_to_token.
 class invalid_token_id : public std::invalid_argument {
  public:
