@@ -108,7 +108,6 @@ vocabulary_spec read_gguf_vocabulary(const gguf_metadata& metadata) {
   spec.add_bos = find_bool(metadata, "tokenizer.ggml.add_bos_token");
   spec.add_eos = find_bool(metadata, "tokenizer.ggml.add_eos_token");
   spec.add_space_prefix = find_bool(metadata, "tokenizer.ggml.add_space_prefix").value_or(true);
-  spec.clean_up_tokenization_spaces = find_bool(metadata, "tokenizer.ggml.clean_up_tokenization_spaces");
   spec.chat_template = find_string(metadata, "tokenizer.chat_template");
   return spec;
 }

@@ -4,8 +4,8 @@
 //
 // Keys read: tokenizer.ggml.model ("gpt2": byte-level BPE, "llama": SentencePiece BPE), .tokens, .token_type,
 // .scores ("llama"), .merges ("gpt2"), .pre, .bos_token_id, .eos_token_id, .eot_token_id, .eom_token_id,
-// .padding_token_id, .unknown_token_id, .add_bos_token, .add_eos_token, .add_space_prefix,
-// .clean_up_tokenization_spaces, and tokenizer.chat_template.
+// .padding_token_id, .unknown_token_id, .add_bos_token, .add_eos_token, .add_space_prefix, and
+// tokenizer.chat_template.
 #pragma once
 
 #include <filesystem>
