@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "mlxd/tokenizer/chat_template.h"
+#include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
 
 namespace mlxd::app {
 namespace {
@@ -48,7 +49,7 @@ void add_chat_template_command(CLI::App& app) {
   };
   auto opt = std::make_shared<options>();
   cmd->add_option("--tokenizer", opt->tokenizer,
-                  "a model folder or a tokenizer.json (template and special tokens)")
+                  "a model folder, tokenizer.json or GGUF file (template and special tokens)")
       ->required();
   cmd->add_option("--messages", opt->messages, "a JSON file with the list of {role, content} messages")
       ->required();
@@ -59,7 +60,7 @@ void add_chat_template_command(CLI::App& app) {
                   "a Jinja file to use instead of the model's template");
   cmd->add_option("--var", opt->vars, "NAME=VALUE, a further template variable (e.g. enable_thinking=false)");
   cmd->callback([opt] {
-    const tokenizer tok = tokenizer::load(opt->tokenizer);
+    const tokenizer tok = load_tokenizer(opt->tokenizer);
     chat_request request;
     request.messages = read_json(opt->messages);
     if (!request.messages.is_array())

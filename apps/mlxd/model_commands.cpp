@@ -13,6 +13,7 @@
 #include "mlxd/models/llama.h"
 #include "mlxd/tokenizer/stream_decoder.h"
 #include "mlxd/tokenizer/tokenizer.h"
+#include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
 
 namespace mlxd::app {
 namespace {
@@ -97,8 +98,8 @@ void add_model_commands(CLI::App& app) {
     auto* prompt_opt = cmd->add_option("--prompt", *prompt_text, "prompt text (needs a tokenizer)");
     tokens_opt->excludes(prompt_opt);
     cmd->add_option("--tokenizer", *tokenizer_path,
-                    "tokenizer folder or tokenizer.json (default: the model folder)");
-    cmd->add_flag("--ignore-eos", *ignore_eos, "keep generating past the tokenizer's end-of-sequence id");
+                    "model folder, tokenizer.json, tokenizer.model or GGUF file (default: the model)");
+    cmd->add_flag("--ignore-eos", *ignore_eos, "keep generating past the tokenizer's end-of-sequence ids");
     cmd->add_option("--max-tokens", *max_tokens, "most tokens to generate")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--stop-ids", *stop_ids, "comma-separated ids that end generation (kept in the output)");
     cmd->add_option("--temperature", sp->temperature, "0 = greedy (default)");
@@ -115,11 +116,11 @@ void add_model_commands(CLI::App& app) {
       if (tokens->empty() && prompt_text->empty()) throw std::invalid_argument("give --tokens or --prompt");
       const models::llama_model m = models::load_llama(*model);
       std::optional<tokenizer> tok;
-      if (!prompt_text->empty()) tok = tokenizer::load(tokenizer_path->empty() ? *model : *tokenizer_path);
+      if (!prompt_text->empty()) tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
       const auto prompt = tok ? tok->encode(*prompt_text, true) : parse_ids(*tokens);
       if (prompt.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
       std::vector<int32_t> stops = stop_ids->empty() ? std::vector<int32_t>{} : parse_ids(*stop_ids);
-      if (tok && tok->eos_id() && !*ignore_eos) stops.push_back(*tok->eos_id());
+      if (tok && !*ignore_eos) stops.insert(stops.end(), tok->eos_ids().begin(), tok->eos_ids().end());
       std::optional<stream_decoder> stream;
       if (tok) stream.emplace(*tok, true);
       std::string text;

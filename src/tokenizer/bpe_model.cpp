@@ -39,15 +39,35 @@ bpe_model::bpe_model(const nlohmann::json& config) {
   merges_.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto [left, right] = merge_parts(merges[rank]);
-    const auto l = vocab_.find(left), r = vocab_.find(right), m = vocab_.find(left + right);
-    // A merge whose parts or result are not tokens can never change an encoding that ends in the vocabulary.
-    if (l == vocab_.end() || r == vocab_.end() || m == vocab_.end()) continue;
-    merges_.try_emplace(pair_key(l->second, r->second), merge{static_cast<int32_t>(rank), m->second});
+    add_merge(left, right, static_cast<int32_t>(rank));
   }
-  byte_fallback_ = config.value("byte_fallback", false);
-  ignore_merges_ = config.value("ignore_merges", false);
-  if (is_set(config, "unk_token")) {
-    const auto unk = vocab_.find(config["unk_token"].get<std::string>());
+  bpe_options options;
+  options.byte_fallback = config.value("byte_fallback", false);
+  options.ignore_merges = config.value("ignore_merges", false);
+  if (is_set(config, "unk_token")) options.unk_token = config["unk_token"].get<std::string>();
+  set_options(options);
+}
+
+bpe_model::bpe_model(std::unordered_map<std::string, int32_t> vocab, const std::vector<bpe_merge>& merges,
+                     const bpe_options& options)
+    : vocab_(std::move(vocab)) {
+  merges_.reserve(merges.size());
+  for (const auto& m : merges) add_merge(m.left, m.right, m.rank);
+  set_options(options);
+}
+
+void bpe_model::add_merge(const std::string& left, const std::string& right, int32_t rank) {
+  const auto l = vocab_.find(left), r = vocab_.find(right), m = vocab_.find(left + right);
+  // A merge whose parts or result are not tokens can never change an encoding that ends in the vocabulary.
+  if (l == vocab_.end() || r == vocab_.end() || m == vocab_.end()) return;
+  merges_.try_emplace(pair_key(l->second, r->second), merge{rank, m->second});
+}
+
+void bpe_model::set_options(const bpe_options& options) {
+  byte_fallback_ = options.byte_fallback;
+  ignore_merges_ = options.ignore_merges;
+  if (options.unk_token) {
+    const auto unk = vocab_.find(*options.unk_token);
     if (unk != vocab_.end()) unk_id_ = unk->second;
   }
   for (int b = 0; b < 256; ++b) {
@@ -71,7 +91,13 @@ void bpe_model::append_unknown(std::string_view symbol, std::vector<int32_t>& id
 }
 
 void bpe_model::encode(std::string_view piece, std::vector<int32_t>& ids) const {
-  if (piece.empty()) return;
+  if (piece.empty() || cache_.lookup(piece, ids)) return;
+  const size_t first = ids.size();
+  encode_uncached(piece, ids);
+  cache_.store(piece, ids, first);
+}
+
+void bpe_model::encode_uncached(std::string_view piece, std::vector<int32_t>& ids) const {
   if (ignore_merges_) {
     const auto whole = vocab_.find(std::string(piece));
     if (whole != vocab_.end()) {

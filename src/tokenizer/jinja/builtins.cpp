@@ -69,10 +69,11 @@ value attribute_path(const value& v, const std::string& path) {
   const std::string dot = ".";
   value current = v;
   for (const auto& part : split(path, &dot, -1)) {
-    const bool numeric =
-        !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    current = numeric && current.is(value_kind::list) ? get_item(current, value::integer(std::stoll(part)))
-                                                      : get_attribute(current, part);
+    const bool numeric = !part.empty() && part.size() < 18 &&
+                         std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    current = numeric && current.is(value_kind::list)
+                  ? get_item(current, value::integer(std::strtoll(part.c_str(), nullptr, 10)))
+                  : get_attribute(current, part);
   }
   return current;
 }

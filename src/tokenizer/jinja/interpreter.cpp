@@ -201,10 +201,11 @@ class interpreter {
           i < args.positional.size() ? &args.positional[i] : args.keyword_arg(params[i].name);
       target->vars[params[i].name] = given != nullptr ? *given : value();
     }
-    for (const auto& [k, v] : args.keyword) {
+    for (const auto& keyword : args.keyword) {
+      const std::string& name = keyword.first;
       const bool known =
-          std::any_of(params.begin(), params.end(), [&](const parameter& p) { return p.name == k; });
-      if (!known) fail(who + " has no parameter '" + k + "'");
+          std::any_of(params.begin(), params.end(), [&](const parameter& p) { return p.name == name; });
+      if (!known) fail(who + " has no parameter '" + name + "'");
     }
     // Defaults see the parameters bound so far, as in the reference.
     for (size_t i = args.positional.size(); i < params.size(); ++i) {

@@ -1,6 +1,7 @@
 #include "tokenizer/jinja/parser.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <initializer_list>
 
 #include "mlxd/tokenizer/tokenizer_error.h"
@@ -443,7 +444,7 @@ class parser {
         auto e = make(expr_kind::member);
         if (is(token_kind::number)) {
           e->b = make(expr_kind::literal);
-          e->b->constant = value::integer(std::stoll(tokens_[pos_++].text));
+          e->b->constant = parse_integer(tokens_[pos_++].text);
         } else {
           e->name = expect_identifier();
         }
@@ -490,8 +491,9 @@ class parser {
     switch (t.kind) {
       case token_kind::number: {
         auto e = make(expr_kind::literal);
-        e->constant = t.text.find('.') != std::string::npos ? value::floating(std::stod(t.text))
-                                                            : parse_integer(t.text);
+        e->constant = t.text.find('.') != std::string::npos
+                          ? value::floating(std::strtod(t.text.c_str(), nullptr))
+                          : parse_integer(t.text);
         ++pos_;
         return e;
       }

@@ -111,11 +111,10 @@ std::vector<std::string> split(std::string_view s, const std::string* sep, long 
   }
   // Whitespace runs separate; once maxsplit parts are out, the rest (left-stripped) is the last part.
   std::string_view rest = s;
-  std::string word;
   size_t word_start = 0;
   bool in_word = false;
   bool done = false;
-  for_each_code_point(rest, [&](char32_t c, size_t pos, size_t n) {
+  for_each_code_point(rest, [&](char32_t c, size_t pos, size_t) {
     if (done) return;
     if (is_space(c)) {
       if (in_word) parts.emplace_back(rest.substr(word_start, pos - word_start));
@@ -131,7 +130,6 @@ std::vector<std::string> split(std::string_view s, const std::string* sep, long 
       word_start = pos;
       in_word = true;
     }
-    (void)n;
   });
   if (in_word && !done) parts.emplace_back(rest.substr(word_start));
   return parts;

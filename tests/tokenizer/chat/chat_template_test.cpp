@@ -113,7 +113,7 @@ const char* minimal_tokenizer_json() {
 
 TEST(ChatTemplate, TokenizerConfigTemplatesAndSpecialTokens) {
   const tokenizer plain = tokenizer::from_json(minimal_tokenizer_json(), R"({"bos_token": "<s>"})");
-  EXPECT_FALSE(plain.chat_template().has_value());
+  EXPECT_TRUE(plain.chat_template().empty());
   chat_request request;
   request.messages = ojson::parse(R"([{"role": "user", "content": "hi"}])");
   EXPECT_NE(std::string([&] {

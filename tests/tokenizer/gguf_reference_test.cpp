@@ -1,0 +1,123 @@
+// The tokenizer of a GGUF file against the tokenizer it was converted from: the fixture writes GGUF files
+// from the real Llama-3 and Qwen3 tokenizer.json (byte-level, "gpt2"), Mistral's tokenizer.json and the real
+// Llama-2 tokenizer.model (SentencePiece BPE by score, "llama"), as llama.cpp's converter does
+// (make_tokenizer_gguf.py). Each must give the reference's ids and text on every test input.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "mlxd/tokenizer/tokenizer.h"
+#include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
+
+namespace mlxd {
+namespace {
+
+const nlohmann::json& expected() {
+  static const nlohmann::json data = [] {
+    const std::string path = std::string(MLXD_TOKENIZER_REFERENCE_DIR) + "/expected.json";
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(path + " is missing: the tokenizer_reference fixture did not run");
+    return nlohmann::json::parse(in);
+  }();
+  return data;
+}
+
+const tokenizer& load(const std::string& name) {
+  static std::map<std::string, tokenizer> cache;
+  auto it = cache.find(name);
+  if (it == cache.end()) {
+    const std::string file = std::string(MLXD_TOKENIZER_REFERENCE_DIR) + "/gguf/" + name + ".gguf";
+    it = cache.emplace(name, load_tokenizer(file)).first;
+  }
+  return it->second;
+}
+
+std::string case_text(const nlohmann::json& c) {
+  if (!c.contains("bytes")) return c["text"].get<std::string>();
+  std::string bytes;
+  for (const auto& b : c["bytes"]) bytes.push_back(static_cast<char>(b.get<int>()));
+  return bytes;
+}
+
+std::string show(const std::vector<token_id>& ids) {
+  return nlohmann::json(ids).dump();
+}
+
+class gguf_reference : public ::testing::TestWithParam<std::string> {};
+
+// The GGUF of a tokenizer.json: the same ids, and the same decoded text, with and without special tokens.
+TEST_P(gguf_reference, ids_and_text_match_the_tokenizer_json) {
+  const tokenizer& tok = load(GetParam());
+  const auto& cases = expected()["models"][GetParam()]["cases"];
+  ASSERT_GE(cases.size(), 300u);
+  int failures = 0;
+  for (const auto& c : cases) {
+    const std::string text = case_text(c);
+    const auto ids = tok.encode(text, true);
+    const auto plain = tok.encode(text, false);
+    const std::string label = nlohmann::json(c.contains("text") ? c["text"] : c["bytes"]).dump();
+    const auto want_ids = c["ids"].get<std::vector<token_id>>();
+    const auto want_plain = c["plain"].get<std::vector<token_id>>();
+    EXPECT_EQ(show(ids), show(want_ids)) << label;
+    EXPECT_EQ(show(plain), show(want_plain)) << label;
+    const bool ok = ids == want_ids && plain == want_plain &&
+                    tok.decode(want_ids) == c["decoded"].get<std::string>() &&
+                    tok.decode(want_ids, true) == c["decoded_skip"].get<std::string>() &&
+                    tok.decode(want_plain) == c["decoded_plain"].get<std::string>();
+    EXPECT_EQ(tok.decode(want_ids), c["decoded"].get<std::string>()) << label;
+    EXPECT_EQ(tok.decode(want_ids, true), c["decoded_skip"].get<std::string>()) << label;
+    EXPECT_EQ(tok.decode(want_plain), c["decoded_plain"].get<std::string>()) << label;
+    if (!ok && ++failures >= 10) FAIL() << "stopping after 10 failing inputs";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(tokenizers, gguf_reference, ::testing::Values("llama3", "qwen3", "llama2"));
+
+// The GGUF of the real Llama-2 tokenizer.model, with its own scores, against SentencePiece: the same ids and
+// text, except that (as in llama.cpp) control tokens written in the text are matched, so inputs holding
+// "<s>", "</s>" or "<unk>" are left out.
+TEST(gguf_reference_sentencepiece, ids_match_sentencepiece_outside_literal_control_tokens) {
+  const tokenizer& tok = load("llama2_spm");
+  int compared = 0, failures = 0;
+  for (const auto& c : expected()["models"]["llama2_spm"]["cases"]) {
+    const std::string text = case_text(c);
+    if (text.find("<s>") != std::string::npos || text.find("</s>") != std::string::npos ||
+        text.find("<unk>") != std::string::npos) {
+      continue;
+    }
+    ++compared;
+    const auto plain = tok.encode(text, false);
+    const auto want_plain = c["plain"].get<std::vector<token_id>>();
+    EXPECT_EQ(show(plain), show(want_plain)) << text;
+    EXPECT_EQ(show(tok.encode(text, true)), show(c["ids"].get<std::vector<token_id>>())) << text;
+    EXPECT_EQ(tok.decode(want_plain), c["decoded_plain"].get<std::string>()) << text;
+    if (plain != want_plain && ++failures >= 10) FAIL() << "stopping after 10 failing inputs";
+  }
+  EXPECT_GE(compared, 300);
+}
+
+TEST(gguf_reference_config, special_ids_and_template_match_the_tokenizer_json) {
+  for (const char* name : {"llama3", "qwen3", "llama2"}) {
+    const tokenizer json = tokenizer::load(expected()["models"][name]["dir"].get<std::string>());
+    const tokenizer& gguf = load(name);
+    EXPECT_EQ(gguf.bos_id(), json.bos_id()) << name;
+    EXPECT_EQ(gguf.eos_id(), json.eos_id()) << name;
+    EXPECT_EQ(gguf.pad_id(), json.pad_id()) << name;
+    EXPECT_EQ(gguf.vocab_size(), json.vocab_size()) << name;
+    EXPECT_EQ(gguf.chat_template(), json.chat_template()) << name;
+    for (const token_id id : {0, 1, 2, 13, 1000, static_cast<token_id>(json.vocab_size() - 1)}) {
+      EXPECT_EQ(gguf.id_to_token(id), json.id_to_token(id)) << name << " " << id;
+      EXPECT_EQ(gguf.is_special(id), json.is_special(id)) << name << " " << id;
+    }
+  }
+  const tokenizer& spm = load("llama2_spm");
+  EXPECT_EQ(spm.bos_id(), 1);
+  EXPECT_EQ(spm.eos_id(), 2);
+  EXPECT_EQ(spm.unk_id(), 0);
+  EXPECT_EQ(spm.vocab_size(), 32000);
+}
+
+}  // namespace
+}  // namespace mlxd
