@@ -124,6 +124,9 @@ node::node(const group_options& o)
     own_address = join_host_port(host, port_);
   }
   addresses_ = o.peers.empty() ? rendezvous(own_address) : o.peers;
+  std::vector<std::string> names;
+  for (int r = 0; r < world_size_; ++r) names.push_back(peer_name(r));
+  service_->set_peer_names(std::move(names));
 
   links_.resize(world_size_);
   auto creds = channel_credentials(tls_);

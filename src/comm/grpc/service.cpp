@@ -79,11 +79,11 @@ class exchange_reactor final : public grpc::ServerReadReactor<v1::Envelope> {
     }
     if (assembler_.in_progress()) return refuse("stream ended inside a tensor: " + assembler_.progress());
     svc_->stream_closed(src_, false,
-                        "the connection from rank " + std::to_string(src_) + " closed without a goodbye");
+                        svc_->peer_name(src_) + " was lost: its connection closed without a goodbye");
     Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended without a goodbye"));
   }
   void refuse(const std::string& why) {
-    svc_->stream_closed(src_, false, "rank " + std::to_string(src_) + " sent a malformed message: " + why);
+    svc_->stream_closed(src_, false, svc_->peer_name(src_) + " sent a malformed message: " + why);
     Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
   }
 
@@ -333,6 +333,17 @@ void comm_service::wait_for_goodbyes(clock::time_point deadline) {
       if (r != id_.rank && opened_[r] && !closed_[r]) return false;
     return true;
   });
+}
+
+void comm_service::set_peer_names(std::vector<std::string> names) {
+  std::lock_guard lock(mu_);
+  names_ = std::move(names);
+}
+
+std::string comm_service::peer_name(int rank) {
+  std::lock_guard lock(mu_);
+  if (rank >= 0 && rank < static_cast<int>(names_.size())) return names_[rank];
+  return "rank " + std::to_string(rank);
 }
 
 void comm_service::stream_opened(int rank) {

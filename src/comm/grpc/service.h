@@ -51,6 +51,9 @@ class comm_service final : public v1::Comm::CallbackService {
   grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* ctx, const v1::JoinRequest* request,
                                  v1::JoinReply* reply) override;
 
+  // How errors name each rank once its address is known: "rank 2 (10.0.0.3:8101)".
+  void set_peer_names(std::vector<std::string> names);
+  std::string peer_name(int rank);
   // Called by the Exchange reactors.
   void stream_opened(int rank);
   void stream_closed(int rank, bool goodbye, const std::string& lost_reason);
@@ -68,6 +71,7 @@ class comm_service final : public v1::Comm::CallbackService {
   std::vector<bool> opened_, closed_;  // by rank: an Exchange stream has opened / ended
   bool join_enabled_ = false, join_complete_ = false;
   std::vector<std::string> addresses_;  // by rank, "" until joined
+  std::vector<std::string> names_;
   std::vector<std::pair<join_reactor*, v1::JoinReply*>> pending_joins_;
 };
 
