@@ -1,5 +1,6 @@
 #include "mlxd/comm/rendezvous.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -126,6 +127,9 @@ std::optional<group_options> options_from_env(const std::map<std::string, std::s
     o.master_port = port.empty() ? 8101 : parse_int("MLXD_MASTER_PORT", port, 1, 65535);
   }
   o.cluster_token = get("MLXD_CLUSTER_TOKEN");
+  o.tls_cert = get("MLXD_TLS_CERT");
+  o.tls_key = get("MLXD_TLS_KEY");
+  o.tls_ca = get("MLXD_TLS_CA");
   if (const std::string t = get("MLXD_COMM_TIMEOUT_MS"); !t.empty())
     o.timeout = std::chrono::milliseconds(parse_int("MLXD_COMM_TIMEOUT_MS", t, 1, 1 << 30));
   return o;

@@ -150,6 +150,23 @@ TEST(grpc_group, split_into_sub_groups) {
   });
 }
 
+// Rendezvous from an explicit peer list instead of a master.
+TEST(grpc_group, explicit_peer_list) {
+  std::vector<std::string> peers;
+  for (int r = 0; r < 3; ++r) peers.push_back("127.0.0.1:" + std::to_string(test::free_port()));
+  run_ranks(
+      3,
+      [](group& g) {
+        EXPECT_EQ(
+            g.all_reduce(array::from(std::vector<int64_t>{g.rank()}, {1}), reduce_op::sum).item<int64_t>(),
+            3);
+      },
+      [&](group_options& o) {
+        o.master_addr.clear();
+        o.peers = peers;
+      });
+}
+
 TEST(grpc_group, misuse_is_refused_with_clear_errors) {
   run_ranks(2, [](group& g) {
     EXPECT_THROW(g.send(array(1.0f), 2, 0), std::invalid_argument);

@@ -12,7 +12,8 @@ namespace mlxd::comm {
 
 // Reads MLXD_RANK, MLXD_WORLD_SIZE, MLXD_MASTER_ADDR, MLXD_MASTER_PORT, else Slurm's SLURM_PROCID,
 // SLURM_NTASKS and the first host of SLURM_JOB_NODELIST (MLXD_MASTER_PORT still needed, default 8101);
-// also MLXD_PEERS (comma-separated host:port), MLXD_CLUSTER_TOKEN, MLXD_COMM_TIMEOUT_MS. `env` stands in
+// also MLXD_PEERS (comma-separated host:port), MLXD_CLUSTER_TOKEN, MLXD_COMM_TIMEOUT_MS and MLXD_TLS_CERT,
+// MLXD_TLS_KEY, MLXD_TLS_CA (PEM paths). `env` stands in
 // for the process environment (tests); std::nullopt reads the real one. Returns nullopt when neither set
 // of variables is present. Throws std::invalid_argument for malformed or inconsistent values.
 std::optional<group_options> options_from_env(const std::map<std::string, std::string>* env = nullptr);
