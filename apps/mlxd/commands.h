@@ -2,6 +2,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace mlxd::app {
 
@@ -18,5 +20,12 @@ void add_tokenize_commands(CLI::App& app);
 void add_chat_template_command(CLI::App& app);
 // `mlxd init`, `mlxd logits`, `mlxd generate`: random Llama-family models, their logits, greedy generation.
 void add_model_commands(CLI::App& app);
+
+// `mlxd launch -n N [--] CMD...`: N local ranks of CMD with the rendezvous environment; `mlxd bench comm`.
+void add_launch_command(CLI::App& app);
+// argv as CLI11 parses it (reversed, without the program name), with the "--" that may separate
+// `mlxd launch`'s options from its command removed: CLI11 then hands the whole command to launch.
+std::vector<std::string> command_line(int argc, char** argv);
+void add_bench_commands(CLI::App& app);
 
 }  // namespace mlxd::app

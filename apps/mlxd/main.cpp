@@ -20,8 +20,10 @@ int main(int argc, char** argv) {
   mlxd::app::add_tokenize_commands(app);
   mlxd::app::add_chat_template_command(app);
   mlxd::app::add_model_commands(app);
+  mlxd::app::add_launch_command(app);
+  mlxd::app::add_bench_commands(app);
   try {
-    app.parse(argc, argv);
+    app.parse(mlxd::app::command_line(argc, argv));
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

@@ -1,0 +1,240 @@
+// `mlxd bench comm`: point-to-point latency and bandwidth over the gRPC group beside a raw TCP socket between
+// the same two processes in the same run, and all-reduce algbw/busbw (nccl-tests definitions) for 2..N ranks.
+// Started without MLXD_RANK it launches itself as N local ranks; rank 0 prints one JSON object.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "commands.h"
+#include "mlxd/comm/launch.h"
+#include "mlxd/comm/registry.h"
+#include "mlxd/comm/rendezvous.h"
+
+namespace mlxd::app {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+double seconds_since(clock_type::time_point t) {
+  return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+struct bench_args {
+  int ranks = 4;
+  int max_mb = 256;
+  int max_allreduce_mb = 128;
+  int latency_iters = 2000;
+};
+
+void write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w <= 0) throw std::runtime_error("bench: TCP write failed");
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+void read_all(int fd, char* p, size_t n) {
+  while (n > 0) {
+    const ssize_t r = ::read(fd, p, n);
+    if (r <= 0) throw std::runtime_error("bench: TCP read failed");
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+}
+
+// The raw TCP connection between ranks 0 and 1: rank 1 listens on an ephemeral port and tells rank 0.
+int tcp_pair(comm::group& g) {
+  int fd = -1;
+  if (g.rank() == 1) {
+    const int ls = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(ls, 1) != 0 ||
+        getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("bench: cannot listen for the TCP baseline");
+    g.send(array::from(std::vector<int32_t>{ntohs(a.sin_port)}, {1}), 0, 1);
+    fd = accept(ls, nullptr, nullptr);
+    close(ls);
+  } else {
+    const int port = g.recv(1, 1).item<int32_t>();
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      throw std::runtime_error("bench: TCP connect");
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Round trip of `bytes` (rank 0 -> 1 -> 0), median over iterations, in microseconds.
+std::pair<double, double> ping_pong(comm::group& g, int fd, size_t bytes, int iters) {
+  array msg = array::empty({static_cast<int64_t>(bytes)}, dtype::u8);
+  std::memset(msg.mutable_data<uint8_t>(), 1, bytes);
+  std::vector<char> buf(bytes);
+  std::vector<double> grpc_us, tcp_us;
+  for (int i = 0; i < iters + iters / 10; ++i) {
+    const bool keep = i >= iters / 10;
+    auto t = clock_type::now();
+    if (g.rank() == 0) {
+      g.send(msg, 1, 2);
+      g.recv(1, 2);
+    } else {
+      g.send(g.recv(0, 2), 0, 2);
+    }
+    if (keep) grpc_us.push_back(seconds_since(t) * 1e6);
+    t = clock_type::now();
+    if (g.rank() == 0) {
+      write_all(fd, buf.data(), bytes);
+      read_all(fd, buf.data(), bytes);
+    } else {
+      read_all(fd, buf.data(), bytes);
+      write_all(fd, buf.data(), bytes);
+    }
+    if (keep) tcp_us.push_back(seconds_since(t) * 1e6);
+  }
+  return {median(grpc_us), median(tcp_us)};
+}
+
+// One-way transfer of `bytes` from rank 0 to 1 ended by a 1-byte acknowledgement; GB/s (1e9 bytes/s).
+std::pair<double, double> stream(comm::group& g, int fd, size_t bytes, int iters) {
+  array msg = array::empty({static_cast<int64_t>(bytes)}, dtype::u8);
+  std::memset(msg.mutable_data<uint8_t>(), 1, bytes);
+  std::vector<char> buf(bytes);
+  array ack = array::empty({1}, dtype::u8);
+  std::vector<double> grpc_s, tcp_s;
+  for (int i = 0; i <= iters; ++i) {  // the first is a warm-up
+    auto t = clock_type::now();
+    if (g.rank() == 0) {
+      g.send(msg, 1, 3);
+      g.recv(1, 3);
+    } else {
+      g.recv(0, 3);
+      g.send(ack, 0, 3);
+    }
+    if (i > 0) grpc_s.push_back(seconds_since(t));
+    t = clock_type::now();
+    char one = 0;
+    if (g.rank() == 0) {
+      write_all(fd, buf.data(), bytes);
+      read_all(fd, &one, 1);
+    } else {
+      read_all(fd, buf.data(), bytes);
+      write_all(fd, &one, 1);
+    }
+    if (i > 0) tcp_s.push_back(seconds_since(t));
+  }
+  return {static_cast<double>(bytes) / median(grpc_s) / 1e9,
+          static_cast<double>(bytes) / median(tcp_s) / 1e9};
+}
+
+nlohmann::json run_bench(comm::group& world, const bench_args& a) {
+  nlohmann::json out;
+  out["world"] = world.size();
+  out["backend"] = world.backend();
+  auto pair = world.split(world.rank() < 2 ? 0 : -1, world.rank());
+  if (pair) {
+    const int fd = tcp_pair(*pair);
+    for (size_t bytes : {size_t{8}, size_t{16384}}) {
+      auto [grpc_us, tcp_us] = ping_pong(*pair, fd, bytes, a.latency_iters);
+      out["p2p_latency"].push_back(
+          {{"bytes", bytes}, {"grpc_rtt_us", grpc_us}, {"tcp_rtt_us", tcp_us}, {"ratio", grpc_us / tcp_us}});
+    }
+    for (int mb = 1; mb <= a.max_mb; mb *= 4) {
+      const size_t bytes = static_cast<size_t>(mb) << 20;
+      const int iters = std::clamp(512 / mb, 2, 20);
+      auto [grpc_gbs, tcp_gbs] = stream(*pair, fd, bytes, iters);
+      out["p2p_bandwidth"].push_back(
+          {{"bytes", bytes}, {"grpc_GBps", grpc_gbs}, {"tcp_GBps", tcp_gbs}, {"ratio", grpc_gbs / tcp_gbs}});
+    }
+    close(fd);
+  }
+  world.barrier();
+  for (int k = 2; k <= world.size(); ++k) {
+    auto sub = world.split(world.rank() < k ? 0 : -1, world.rank());
+    if (sub) {
+      for (int mb = 1; mb <= a.max_allreduce_mb; mb *= 4) {
+        const size_t bytes = static_cast<size_t>(mb) << 20;
+        array x = array::empty({static_cast<int64_t>(bytes / 4)}, dtype::f32);
+        std::fill_n(x.mutable_data<float>(), x.size(), 1.0f);
+        const int iters = std::clamp(256 / mb, 2, 10);
+        std::vector<double> t;
+        for (int i = 0; i <= iters; ++i) {
+          sub->barrier();
+          auto t0 = clock_type::now();
+          sub->all_reduce(x, comm::reduce_op::sum);
+          if (i > 0) t.push_back(seconds_since(t0));
+        }
+        // Every rank's time counts: the slowest defines the collective.
+        const double mine = median(t);
+        const double slowest =
+            sub->all_reduce(array::from({static_cast<float>(mine)}, {1}), comm::reduce_op::max).item<float>();
+        const double algbw = static_cast<double>(bytes) / slowest / 1e9;
+        out["all_reduce"].push_back({{"ranks", k},
+                                     {"bytes", bytes},
+                                     {"time_ms", slowest * 1e3},
+                                     {"algbw_GBps", algbw},
+                                     {"busbw_GBps", algbw * 2.0 * (k - 1) / k}});
+      }
+    }
+    world.barrier();
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_bench_commands(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "benchmarks");
+  bench->require_subcommand(1);
+  auto* cmd = bench->add_subcommand("comm", "gRPC point-to-point and all-reduce against raw TCP, as JSON");
+  auto a = std::make_shared<bench_args>();
+  cmd->add_option("-n,--ranks", a->ranks, "local ranks to launch (all-reduce runs on 2..n)")
+      ->check(CLI::Range(2, 64));
+  cmd->add_option("--max-mb", a->max_mb, "largest point-to-point message, MB")->check(CLI::Range(1, 4096));
+  cmd->add_option("--max-allreduce-mb", a->max_allreduce_mb, "largest all-reduce, MB")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--latency-iters", a->latency_iters, "round trips per latency figure")
+      ->check(CLI::Range(10, 1000000));
+  cmd->callback([a] {
+    auto env = comm::options_from_env();
+    if (!env) {
+      char self[4096] = {};
+      const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+      if (n <= 0) throw std::runtime_error("bench comm: cannot find this executable");
+      comm::launch_options lo;
+      lo.n_ranks = a->ranks;
+      lo.prefix = false;
+      lo.only_rank0_stdout = true;
+      const int status = comm::launch_local(
+          {self, "bench", "comm", "--max-mb", std::to_string(a->max_mb), "--max-allreduce-mb",
+           std::to_string(a->max_allreduce_mb), "--latency-iters", std::to_string(a->latency_iters)},
+          lo);
+      if (status != 0) throw CLI::RuntimeError(status);
+      return;
+    }
+    if (env->world_size < 2) throw std::invalid_argument("bench comm needs at least 2 ranks");
+    auto g = comm::make_group("grpc", *env);
+    nlohmann::json out = run_bench(*g, *a);
+    if (g->rank() == 0) std::printf("%s\n", out.dump(2).c_str());
+  });
+}
+
+}  // namespace mlxd::app

@@ -1,0 +1,178 @@
+#include "comm/grpc/peer_link.h"
+
+#include "comm/grpc/capabilities.h"
+#include "comm/grpc/wire.h"
+
+namespace mlxd::comm::rpc {
+
+grpc::ChannelArguments channel_arguments(std::chrono::milliseconds keepalive,
+                                         std::chrono::milliseconds keepalive_timeout,
+                                         size_t max_message_bytes) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(keepalive.count()));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(keepalive_timeout.count()));
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per link
+  args.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(max_message_bytes + 4096, INT32_MAX)));
+  args.SetMaxSendMessageSize(static_cast<int>(std::min<size_t>(max_message_bytes + 4096, INT32_MAX)));
+  return args;
+}
+
+void add_call_metadata(grpc::ClientContext& ctx, const std::string& token) {
+  ctx.AddMetadata(wire::protocol_key,
+                  std::to_string(wire::protocol_major) + "." + std::to_string(wire::protocol_minor));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+}
+
+peer_link::peer_link(link_config config, int peer, std::string address,
+                     std::shared_ptr<grpc::Channel> channel, std::function<void(const std::string&)> on_lost)
+    : config_(std::move(config)),
+      peer_(peer),
+      address_(std::move(address)),
+      name_("rank " + std::to_string(peer) + " (" + address_ + ")"),
+      channel_(std::move(channel)),
+      stub_(v1::Comm::NewStub(channel_)),
+      on_lost_(std::move(on_lost)) {}
+
+peer_link::~peer_link() {
+  close();
+}
+
+void peer_link::connect(std::chrono::system_clock::time_point deadline) {
+  grpc::ClientContext ctx;
+  add_call_metadata(ctx, config_.token);
+  ctx.set_deadline(deadline);
+  ctx.set_wait_for_ready(true);  // the peer may not listen yet
+  v1::HelloRequest hello;
+  hello.set_protocol_major(wire::protocol_major);
+  hello.set_protocol_minor(wire::protocol_minor);
+  hello.set_node_id(config_.node_id);
+  hello.set_rank(config_.rank);
+  hello.set_world_size(config_.world_size);
+  fill_capabilities(hello.mutable_capabilities());
+  v1::HelloReply reply;
+  grpc::Status s = stub_->Hello(&ctx, hello, &reply);
+  if (!s.ok())
+    throw comm_error("handshake with " + name_ + " failed: " +
+                     (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                          ? "no answer within the connect timeout"
+                          : s.error_message()));
+  if (reply.protocol_major() != wire::protocol_major || reply.rank() != peer_)
+    throw comm_error("handshake with " + name_ + " failed: it answered as rank " +
+                     std::to_string(reply.rank()) + " speaking mlxd protocol " +
+                     std::to_string(reply.protocol_major()) + "." + std::to_string(reply.protocol_minor()));
+  add_call_metadata(stream_ctx_, config_.token);
+  stream_ctx_.AddMetadata(wire::rank_key, std::to_string(config_.rank));
+  stream_ = stub_->Exchange(&stream_ctx_, &summary_);
+}
+
+void peer_link::fail(const std::string& why) {
+  bool first = false;
+  {
+    std::lock_guard lock(mu_);
+    if (failed_.empty()) {
+      failed_ = why;
+      first = true;
+    }
+  }
+  if (first && on_lost_) on_lost_(why);
+}
+
+void peer_link::write_message(uint64_t group, uint64_t tag, const array& x, const char* op) {
+  envelope_.set_group(group);
+  envelope_.set_tag(tag);
+  envelope_.set_goodbye(false);
+  bool ok = true;
+  wire::for_each_chunk(x, config_.chunk_bytes, *envelope_.mutable_chunk(), [&](const v1::TensorChunk&) {
+    if (ok) ok = stream_->Write(envelope_);
+  });
+  if (ok) return;
+  grpc::Status s = stream_->Finish();
+  const std::string why = "the connection to " + name_ + " broke (" + s.error_message() + ")";
+  fail(why);
+  throw comm_error(std::string(op) + ": send to " + name_ + " failed: " + why);
+}
+
+void peer_link::send(uint64_t group, uint64_t tag, const array& x, const char* op) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  if (!failed_.empty()) throw comm_error(std::string(op) + ": send to " + name_ + " failed: " + failed_);
+  if (closed_ || !stream_) throw comm_error(std::string(op) + ": the link to " + name_ + " is closed");
+  busy_ = true;
+  lock.unlock();
+  try {
+    write_message(group, tag, x, op);
+  } catch (...) {
+    lock.lock();
+    busy_ = false;
+    cv_.notify_all();
+    throw;
+  }
+  lock.lock();
+  busy_ = false;
+  cv_.notify_all();
+}
+
+void peer_link::isend(uint64_t group, uint64_t tag, array x, const char* op,
+                      std::shared_ptr<request::state> done) {
+  std::lock_guard lock(mu_);
+  if (!worker_.joinable()) worker_ = std::thread([this] { worker_loop(); });
+  queue_.push_back({group, tag, std::move(x), op, std::move(done)});
+  cv_.notify_all();
+}
+
+void peer_link::worker_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !busy_); });
+    if (queue_.empty()) return;  // stopping with nothing left
+    job j = std::move(queue_.front());
+    queue_.pop_front();
+    if (!failed_.empty() || closed_) {
+      const std::string why = failed_.empty() ? "the link is closed" : failed_;
+      lock.unlock();
+      j.done->fail(std::string(j.op) + ": send to " + name_ + " failed: " + why);
+      lock.lock();
+      cv_.notify_all();
+      continue;
+    }
+    busy_ = true;
+    lock.unlock();
+    try {
+      write_message(j.group, j.tag, j.x, j.op);
+      j.done->complete(array::empty({0}, dtype::u8));
+    } catch (const comm_error& e) {
+      j.done->fail(e.what());
+    }
+    lock.lock();
+    busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+void peer_link::close() {
+  {
+    std::unique_lock lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (worker_.joinable()) worker_.join();
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !busy_; });
+  if (closed_) return;
+  closed_ = true;
+  if (!stream_) return;
+  if (failed_.empty()) {
+    v1::Envelope bye;
+    bye.set_goodbye(true);
+    if (stream_->Write(bye)) stream_->WritesDone();
+    stream_->Finish();
+  }
+  stream_.reset();
+}
+
+}  // namespace mlxd::comm::rpc

@@ -1,0 +1,54 @@
+// Tensors on the wire: dtype codes, chunking, and the validation every received chunk passes before use.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "mlxd/core/array.h"
+#include "mlxd/v1/comm.pb.h"
+
+namespace mlxd::comm::wire {
+
+inline constexpr uint32_t protocol_major = 1;
+inline constexpr uint32_t protocol_minor = 0;
+inline constexpr const char* protocol_key = "mlxd-protocol";  // metadata: "1.0"
+inline constexpr const char* rank_key = "mlxd-rank";          // metadata of Exchange: the sender's world rank
+inline constexpr int max_ndim = 32;
+
+v1::DType to_wire(dtype t);
+// nullopt for a code this node does not know.
+std::optional<dtype> from_wire(int code);
+
+struct limits {
+  size_t max_message_bytes = 8 << 20;
+  size_t max_tensor_bytes = size_t{16} << 30;
+};
+
+// Calls `emit` with consecutive chunks of the contiguous array `x`, each with at most `chunk_bytes` of data
+// (at least one chunk, even for an empty tensor). `chunk` is reused between calls.
+void for_each_chunk(const array& x, size_t chunk_bytes, v1::TensorChunk& chunk,
+                    const std::function<void(const v1::TensorChunk&)>& emit);
+
+// Rebuilds tensors from chunks, refusing anything inconsistent: an unknown dtype, a negative or oversized
+// shape, total_bytes != product(shape) x element size, a tensor or chunk over the limits, an offset that is
+// not where the previous chunk ended, data past the end, a header that changes between chunks.
+class assembler {
+ public:
+  explicit assembler(limits l) : limits_(l) {}
+  // Returns "" when the chunk is accepted, else why it is not (the assembler is then reset). Sets `done` to
+  // the tensor when this chunk completes it.
+  std::string add(const v1::TensorChunk& chunk, std::optional<array>& done);
+  bool in_progress() const { return partial_.has_value(); }
+  // "received 10 of 100 bytes of f32[25]", for a stream that ends early.
+  std::string progress() const;
+
+ private:
+  limits limits_;
+  std::optional<array> partial_;
+  v1::TensorChunk header_;  // the first chunk's fields, without data
+  size_t received_ = 0;
+};
+
+}  // namespace mlxd::comm::wire

@@ -1,0 +1,101 @@
+// Helpers for the comm tests: free loopback ports, groups of in-process ranks, seeded inputs, references.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mlxd/comm/group.h"
+#include "mlxd/comm/options.h"
+#include "mlxd/comm/registry.h"
+#include "mlxd/core/array.h"
+
+namespace mlxd::comm::test {
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+inline int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("free_port: cannot bind");
+  const int port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+// Options for rank `rank` of `world` with rank 0 as master on `port`; short timeouts for tests.
+inline group_options loopback_options(int rank, int world, int port) {
+  group_options o;
+  o.rank = rank;
+  o.world_size = world;
+  o.master_addr = "127.0.0.1";
+  o.master_port = port;
+  o.connect_timeout = std::chrono::seconds(20);
+  o.timeout = std::chrono::seconds(30);
+  return o;
+}
+
+// Forms a gRPC group of `world` ranks in threads of this process and runs `body(group)` on each; rethrows
+// the first failure. `tweak` adjusts each rank's options.
+inline void run_ranks(int world, const std::function<void(group&)>& body,
+                      const std::function<void(group_options&)>& tweak = {}) {
+  const int port = free_port();
+  std::vector<std::exception_ptr> errors(world);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        group_options o = loopback_options(r, world, port);
+        if (tweak) tweak(o);
+        auto g = make_group("grpc", o);
+        body(*g);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// Seeded values of every dtype, different per rank: floats in [-4, 4) (exact in bf16 up to 3 significant
+// bits, so sums of a few ranks stay exact), integers in a small range, bools.
+inline array seeded(const shape_t& shape, dtype t, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int64_t n = shape_size(shape);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) {
+    if (t == dtype::boolean)
+      x = static_cast<float>(rng() % 2);
+    else if (t == dtype::u8)
+      x = static_cast<float>(rng() % 200);
+    else if (is_floating(t))
+      x = static_cast<float>(static_cast<int>(rng() % 64) - 32) / 8.0f;
+    else
+      x = static_cast<float>(static_cast<int64_t>(rng() % 2001) - 1000);
+  }
+  return array::from(v, shape, t);
+}
+
+inline std::vector<uint8_t> bytes_of(const array& a) {
+  std::vector<uint8_t> out(a.nbytes());
+  if (!out.empty()) std::memcpy(out.data(), a.raw_data(), out.size());
+  return out;
+}
+
+}  // namespace mlxd::comm::test
