@@ -20,7 +20,7 @@ const std::pair<const char*, const char*> layer_names[] = {
 
 llama_model load_llama_gguf(const std::filesystem::path& path) {
   gguf_load_options options;
-  options.dequantize = true;
+  options.keep_quantized = true;
   const gguf_file file = load_gguf(path, options);
   const gguf_metadata& m = file.metadata;
   const std::string arch = m.get_string("general.architecture");

@@ -1,5 +1,6 @@
 // The Llama-family decoder: embeddings, n_layers of (RMSNorm, GQA attention with RoPE, RMSNorm, SwiGLU MLP),
-// final RMSNorm and the LM head. Weights use the Hugging Face names and [out, in] layout.
+// final RMSNorm and the LM head. Weights use the Hugging Face names and [out, in] layout; the 2-d ones may be
+// block-quantized (q8_0, q4_0, q4_k, q6_k).
 #pragma once
 
 #include <filesystem>
@@ -45,7 +46,9 @@ class llama_model {
 };
 
 // Loads a Hugging Face model folder (config.json and safetensors weights) or, for a path ending in .gguf, a
-// GGUF file (architectures llama, qwen2, qwen3; quantized Q8_0/Q4_0 tensors are dequantized to f32 at load).
+// GGUF file (architectures llama, qwen2, qwen3). Q8_0, Q4_0, Q4_K and Q6_K weights stay block-quantized in
+// memory and the linear layers multiply them with quantized_matmul; the embedding dequantizes the rows it
+// gathers. Other quantized GGUF types are refused with their name.
 llama_model load_llama(const std::filesystem::path& path);
 // The GGUF part of load_llama: config from the "<arch>.*" metadata, tensors renamed from llama.cpp's names.
 llama_model load_llama_gguf(const std::filesystem::path& path);
