@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   mlxd::app::add_inspect_command(app);
   mlxd::app::add_tokenize_commands(app);
   mlxd::app::add_model_commands(app);
+  mlxd::app::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

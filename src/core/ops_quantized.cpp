@@ -20,13 +20,13 @@ void copy_quantized(const array& src, const array& dst) {
     std::memcpy(dst.mutable_data<uint8_t>(), src.raw_data(), src.nbytes());
     return;
   }
-  if (!is_floating(is_quantized(st) ? dt : st)) {
-    fail("astype", "quantized arrays convert only to and from float dtypes, not ", src.to_string(), " to ",
-         name(dt));
-  }
   if (is_quantized(st) && is_quantized(dt)) {
     copy_quantized(astype(src, dtype::f32), dst);
     return;
+  }
+  if (!is_floating(is_quantized(st) ? dt : st)) {
+    fail("astype", "quantized arrays convert only to and from float dtypes, not ", src.to_string(), " to ",
+         name(dt));
   }
   const int64_t k = src.shape(-1), rows = k ? src.size() / k : 0;
   if (is_quantized(dt)) {

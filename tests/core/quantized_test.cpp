@@ -81,6 +81,9 @@ TEST(Quantized, RoundTripErrorIsBounded) {
     EXPECT_TRUE(array_equal(astype(astype(x, dtype::bf16), t),
                             astype(astype(astype(x, dtype::bf16), dtype::f32), t)));
     EXPECT_EQ(astype(q, dtype::f16).type(), dtype::f16);
+    for (const dtype other : quantized_types) {
+      EXPECT_TRUE(array_equal(astype(q, other), astype(astype(q, dtype::f32), other)));
+    }
   }
 }
 

@@ -153,6 +153,26 @@ TEST(LlamaGguf, QuantizedWeightsGiveTheDequantizedReferenceLogits) {
   }
 }
 
+// llama_to_gguf lays a Hugging Face model out exactly as make_llama_gguf.py (llama.cpp's converter) does.
+TEST(LlamaGguf, ConversionFromHuggingFaceMatchesTheConverter) {
+  for (const char* name : {"llama_gqa", "qwen2_bias_tied"}) {
+    const std::string dir = std::string(MLXD_GOLDEN_DIR) + "/" + name;
+    const gguf_model converted = llama_to_gguf(load_llama_config(dir), load_model_weights(dir).tensors);
+    const gguf_file reference = load_gguf(dir + "/model.gguf");
+    ASSERT_EQ(converted.tensors.size(), reference.tensors.size()) << name;
+    for (const auto& [tensor, a] : reference.tensors) {
+      ASSERT_TRUE(converted.tensors.contains(tensor)) << tensor;
+      EXPECT_TRUE(array_equal(converted.tensors.at(tensor), a)) << name << " " << tensor;
+    }
+    for (const auto& [key, value] : reference.metadata) {
+      ASSERT_NE(converted.metadata.find(key), nullptr) << key;
+      EXPECT_EQ(*converted.metadata.find(key), value) << key;
+    }
+  }
+  llama_config scaled = load_llama_config(std::string(MLXD_GOLDEN_DIR) + "/llama3_rope_scaling");
+  EXPECT_THROW(llama_to_gguf(scaled, init_llama_weights(scaled, 1)), std::invalid_argument);
+}
+
 TEST(Llama, BadWeightsAndInputsGiveClearErrors) {
   const std::string dir = std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";
   const llama_config config = load_llama_config(dir);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mlxd/core/array.h"
+#include "mlxd/io/gguf.h"
 #include "mlxd/models/kv_cache.h"
 #include "mlxd/models/llama_config.h"
 
@@ -52,6 +53,17 @@ class llama_model {
 llama_model load_llama(const std::filesystem::path& path);
 // The GGUF part of load_llama: config from the "<arch>.*" metadata, tensors renamed from llama.cpp's names.
 llama_model load_llama_gguf(const std::filesystem::path& path);
+
+// A Llama-family model as GGUF metadata and tensors, laid out as llama.cpp's converter does (the inverse of
+// load_llama_gguf): "<arch>.*" keys, llama.cpp tensor names, and for the "llama" architecture (Llama,
+// Mistral) the q/k rows regrouped for interleaved RoPE. `weights` use the HF names (checked as llama_model
+// does); tensors are shared, not copied. Throws std::invalid_argument for what this layout cannot hold
+// (Llama-3 RoPE scaling, stored by llama.cpp as a rope_freqs tensor; weights already interleaved).
+struct gguf_model {
+  gguf_metadata metadata;
+  std::map<std::string, array> tensors;
+};
+gguf_model llama_to_gguf(const llama_config& config, const std::map<std::string, array>& weights);
 
 // Seeded random weights for `config` (normal * 0.02, norms 1) under HF names, for tests and pre-training.
 std::map<std::string, array> init_llama_weights(const llama_config& config, uint64_t seed);
