@@ -82,6 +82,7 @@ TEST(Quantized, RoundTripErrorIsBounded) {
                             astype(astype(astype(x, dtype::bf16), dtype::f32), t)));
     EXPECT_EQ(astype(q, dtype::f16).type(), dtype::f16);
     for (const dtype other : quantized_types) {
+      if (other == t) continue;  // astype to its own dtype returns q itself
       EXPECT_TRUE(array_equal(astype(q, other), astype(astype(q, dtype::f32), other)));
     }
   }
