@@ -111,23 +111,30 @@ kernels::quant_dot_fn dot_for(const kernels::quant_table& qt, dtype t) {
   }
 }
 
-// x rows quantized to 8-bit activation blocks, then each chunk of weight rows (sized to stay in cache while
-// every x row passes over it) is multiplied with up to max_dot_rows x rows at a time.
+// x rows quantized to 8 bits, then each chunk of weight rows (sized to stay in cache while every x row passes
+// over it) is multiplied with up to max_dot_rows x rows at a time.
 void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x, float* y, int64_t m,
                   int64_t n, int64_t k) {
   const dtype t = w.type();
-  const bool wide = quant::uses_act256(t);
-  const int64_t n_blocks = k / block_size(t);
-  const size_t act_bytes = wide ? sizeof(quant::act_block256) : sizeof(quant::act_block32);
-  const size_t act_row_bytes = static_cast<size_t>(k / (wide ? quant::qk_k : quant::qk)) * act_bytes;
-  std::vector<std::byte> act(act_row_bytes * static_cast<size_t>(m));
+  const bool wide = quant::act_block_size(t) == quant::qk_k;
+  const int64_t n_blocks = k / block_size(t), n_act = k / quant::act_block_size(t);
+  // Per row: q [k], d [n_act], and s [n_act] (blocks of 32) or bsums [k / 16] (blocks of 256).
+  std::vector<int8_t> q(static_cast<size_t>(m * k));
+  std::vector<float> d(static_cast<size_t>(m * n_act)), s(wide ? 0 : static_cast<size_t>(m * n_act));
+  std::vector<int16_t> bsums(wide ? static_cast<size_t>(m * (k / 16)) : 0);
+  std::vector<kernels::act_row> rows(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) {
+    rows[i] = {q.data() + i * k, d.data() + i * n_act, wide ? nullptr : s.data() + i * n_act,
+               wide ? bsums.data() + i * (k / 16) : nullptr};
+  }
   parallel_for(m, std::max<int64_t>(1, 8192 / k), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      std::byte* row = act.data() + static_cast<size_t>(i) * act_row_bytes;
+      int8_t* qi = q.data() + i * k;
+      float* di = d.data() + i * n_act;
       if (wide) {
-        qt.quantize_act256(x + i * k, reinterpret_cast<quant::act_block256*>(row), k);
+        qt.quantize_act256(x + i * k, k, qi, di, bsums.data() + i * (k / 16));
       } else {
-        qt.quantize_act32(x + i * k, reinterpret_cast<quant::act_block32*>(row), k);
+        qt.quantize_act32(x + i * k, k, qi, di, s.data() + i * n_act);
       }
     }
   });
@@ -141,9 +148,8 @@ void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x
   parallel_for(n, grain, [&](int64_t b, int64_t e) {
     for (int64_t i = 0; i < m; i += kernels::max_dot_rows) {
       const int n_x = static_cast<int>(std::min<int64_t>(kernels::max_dot_rows, m - i));
-      const std::byte* xa = act.data() + static_cast<size_t>(i) * act_row_bytes;
       for (int64_t j = b; j < e; ++j) {
-        dot(pw + static_cast<size_t>(j) * row_bytes, xa, n_x, n_blocks, y + i * n + j, n);
+        dot(pw + static_cast<size_t>(j) * row_bytes, rows.data() + i, n_x, n_blocks, y + i * n + j, n);
       }
     }
   });

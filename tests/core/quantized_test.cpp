@@ -149,8 +149,9 @@ TEST(Quantized, TakeDequantizesTheGatheredRows) {
 
 // The worst case of the fast path's only approximation: x rounded to 8 bits per block of 32 (q8_0, q4_0) or
 // 256 (k-quants) values, |x - x8| <= amax / 254 per value, so |y - y_exact| <= sum_p |w_p| amax(p) / 254;
-// plus f32 rounding (1e-5 of sum |w x|).
-array error_bound(const array& x, const array& w, dtype t) {
+// plus f32 rounding (1e-5 of sum |w x|). With `rounding_only`, just the f32 part: the fast levels all round x
+// the same way and differ only in the order of f32 sums.
+array error_bound(const array& x, const array& w, dtype t, bool rounding_only = false) {
   const int64_t k = x.shape(-1), m = x.size() / k, n = w.shape(0), bs = block_size(t);
   const auto xv = x.to_vector<float>(), wv = astype(w, dtype::f32).to_vector<float>();
   std::vector<float> e(xv.size());
@@ -167,7 +168,7 @@ array error_bound(const array& x, const array& w, dtype t) {
         s += std::fabs(wv[j * k + p]) * e[i * k + p];
         mag += std::fabs(wv[j * k + p] * xv[i * k + p]);
       }
-      bound[i * n + j] = static_cast<float>(s * 1.0001 + 1e-5 * mag + 1e-30);
+      bound[i * n + j] = static_cast<float>((rounding_only ? 0.0 : s * 1.0001) + 1e-5 * mag + 1e-30);
     }
   }
   return array::from(bound, {m, n});
@@ -178,11 +179,15 @@ struct shape_case {
 };
 
 TEST(Quantized, MatmulMatchesTheReferenceAtEveryLevel) {
-  const shape_case cases[] = {{1, 7, 256}, {1, 33, 512},  {3, 5, 768},
-                              {4, 9, 256}, {5, 17, 1024}, {9, 1, 256}};
+  const shape_case cases[] = {{1, 7, 256},   {1, 33, 512}, {3, 5, 768},  {4, 9, 256},
+                              {5, 17, 1024}, {9, 1, 256},  {2, 11, 4096}};
+  // k = 288 and 800 leave 9 and 25 blocks of 32: groups of 16 with tails, and an odd last block.
+  const shape_case cases32[] = {{1, 3, 288}, {6, 5, 800}, {1, 2, 32}};
   uint64_t seed = 10;
   for (const dtype t : quantized_types) {
-    for (const shape_case& c : cases) {
+    std::vector<shape_case> shapes(std::begin(cases), std::end(cases));
+    if (block_size(t) == 32) shapes.insert(shapes.end(), std::begin(cases32), std::end(cases32));
+    for (const shape_case& c : shapes) {
       SCOPED_TRACE(std::string(name(t)) + " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) +
                    " k=" + std::to_string(c.k));
       const array w = astype(weights(++seed, c.n, c.k), t);
@@ -191,18 +196,23 @@ TEST(Quantized, MatmulMatchesTheReferenceAtEveryLevel) {
       {
         kernel_level_guard guard(kernel_level::reference);
         want = quantized_matmul(x, w);
+        // The reference is the double-precision product of the dequantized weights.
+        EXPECT_TRUE(test::close(want, matmul(x, transpose(astype(w, dtype::f32))), 1e-6, 1e-6));
       }
-      // The reference is the double-precision product of the dequantized weights.
-      EXPECT_TRUE(test::close(want, matmul(x, transpose(astype(w, dtype::f32))), 1e-5, 1e-5));
       const auto bound = error_bound(x, w, t).to_vector<float>();
+      const auto rounding = error_bound(x, w, t, true).to_vector<float>();
       const auto ref = want.to_vector<float>();
+      std::vector<float> scalar;
       for (kernel_level level : test::fast_levels()) {
         kernel_level_guard guard(level);
         const array got = quantized_matmul(x, w);
         ASSERT_EQ(got.shape(), want.shape());
         const auto g = got.to_vector<float>();
+        if (level == kernel_level::scalar) scalar = g;
         for (size_t i = 0; i < g.size(); ++i) {
           ASSERT_LE(std::fabs(g[i] - ref[i]), bound[i]) << kernel_level_name(level) << " output " << i;
+          ASSERT_LE(std::fabs(g[i] - scalar[i]), rounding[i])
+              << kernel_level_name(level) << " vs scalar, " << i;
         }
         // Each row alone gives the bits it gets in the batch.
         for (int64_t i = 0; i < c.m; ++i) {

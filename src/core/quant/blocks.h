@@ -1,5 +1,5 @@
-// The block structs of the quantized dtypes (ggml's layouts; see mlxd/core/quantized.h), the 8-bit activation
-// blocks the fast kernels quantize x into, and the shared helpers of the reference and fast code.
+// The block structs of the quantized dtypes (ggml's layouts; see mlxd/core/quantized.h) and the helpers the
+// reference and fast code share.
 #pragma once
 
 #include <cstdint>
@@ -37,24 +37,10 @@ static_assert(sizeof(block_q4_0) == 18 && alignof(block_q4_0) == 2);
 static_assert(sizeof(block_q4_k) == 144 && alignof(block_q4_k) == 2);
 static_assert(sizeof(block_q6_k) == 210 && alignof(block_q6_k) == 2);
 
-// x quantized for the dot products with q8_0 / q4_0 rows: 32 values, x[i] ~ d * q[i], |q| <= 127.
-// s = d * sum(q), which q4_0's offset of 8 needs.
-struct act_block32 {
-  float d;
-  float s;
-  int8_t q[qk];
-};
-// x quantized for the dot products with k-quant rows: 256 values, x[i] ~ d * q[i], |q| <= 127, and the sums
-// of each 16 consecutive q (the k-quants' mins and q6_k's offset of 32 need them).
-struct act_block256 {
-  float d;
-  int16_t bsums[qk_k / 16];
-  int8_t q[qk_k];
-};
-
-// The activation block type that rows of weight dtype t are multiplied with.
-inline bool uses_act256(dtype t) {
-  return t == dtype::q4_k || t == dtype::q6_k;
+// The 8-bit activation rows the fast kernels multiply with: blocks of 32 values for q8_0 / q4_0 rows, of 256
+// for k-quant rows.
+inline int64_t act_block_size(dtype t) {
+  return t == dtype::q4_k || t == dtype::q6_k ? qk_k : qk;
 }
 
 // Round half to even for |x| < 2^22, as ggml's nearest_int (which the k-quant reference rounding uses).
