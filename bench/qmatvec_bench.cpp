@@ -2,7 +2,7 @@
 // (quantized_matmul), each beside a baseline measured in the same loop:
 //   qmatvec/<type>/<n>x<k>        decode's product (x [1, k]) in GB/s of quantized weights read, against the
 //                                 read kernel streaming the same quantized bytes (ratio = fraction of the
-//                                 memory-bandwidth bound); also GFLOPS (2 n k per call);
+//                                 memory-bandwidth bound); also GFLOP_per_s (2 n k per call);
 //   qmatvec_vs_f32/<type>/<n>x<k> the same product in GFLOP/s against mlxd's f32 matrix-vector product of the
 //                                 same shape (ratio = speed-up over f32 weights);
 //   qmatmul/<type>/<m>x<n>x<k>    prefill's product (x [m, k]) in GFLOP/s against mlxd's f32 matmul (OpenBLAS
@@ -43,7 +43,7 @@ void qmatvec(benchmark::State& state, int64_t n, int64_t k, dtype t) {
   run_paired(
       state, "GBps", {"mlxd", bytes, [&] { benchmark::DoNotOptimize(quantized_matmul(in.x, in.wq)); }},
       {{"read", bytes, [&] { benchmark::DoNotOptimize(read_all(in.wq.raw_data(), in.wq.nbytes())); }}});
-  state.counters["GFLOPS"] = state.counters["GBps"] * 2.0 * static_cast<double>(n * k) / bytes;
+  state.counters["GFLOP_per_s"] = state.counters["GBps"] * 2.0 * static_cast<double>(n * k) / bytes;
 }
 
 void qmatvec_vs_f32(benchmark::State& state, int64_t n, int64_t k, dtype t) {

@@ -118,11 +118,25 @@ void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x
   const dtype t = w.type();
   const bool wide = quant::act_block_size(t) == quant::qk_k;
   const int64_t n_blocks = k / block_size(t), n_act = k / quant::act_block_size(t);
-  // Per row: q [k], d [n_act], and s [n_act] (blocks of 32) or bsums [k / 16] (blocks of 256).
-  std::vector<int8_t> q(static_cast<size_t>(m * k));
-  std::vector<float> d(static_cast<size_t>(m * n_act)), s(wide ? 0 : static_cast<size_t>(m * n_act));
-  std::vector<int16_t> bsums(wide ? static_cast<size_t>(m * (k / 16)) : 0);
-  std::vector<kernels::act_row> rows(static_cast<size_t>(m));
+  // Per row: q [k], d [n_act], and s [n_act] (blocks of 32) or bsums [k / 16] (blocks of 256). The buffers
+  // are kept per calling thread: a decode step makes dozens of these calls.
+  struct act_buffers {
+    std::vector<int8_t> q;
+    std::vector<float> d, s;
+    std::vector<int16_t> bsums;
+    std::vector<kernels::act_row> rows;
+  };
+  thread_local act_buffers buffers;  // the calling thread's; the workers below see them through these names
+  std::vector<int8_t>& q = buffers.q;
+  std::vector<float>& d = buffers.d;
+  std::vector<float>& s = buffers.s;
+  std::vector<int16_t>& bsums = buffers.bsums;
+  std::vector<kernels::act_row>& rows = buffers.rows;
+  q.resize(static_cast<size_t>(m * k));
+  d.resize(static_cast<size_t>(m * n_act));
+  s.resize(wide ? 0 : static_cast<size_t>(m * n_act));
+  bsums.resize(wide ? static_cast<size_t>(m * (k / 16)) : 0);
+  rows.resize(static_cast<size_t>(m));
   for (int64_t i = 0; i < m; ++i) {
     rows[i] = {q.data() + i * k, d.data() + i * n_act, wide ? nullptr : s.data() + i * n_act,
                wide ? bsums.data() + i * (k / 16) : nullptr};
