@@ -15,9 +15,10 @@
 //         l + 32 is ql[l + 32] & 15 with bits 2-3, l + 64 is ql[l] >> 4 with bits 4-5, l + 96 is ql[l + 32]
 //         >> 4 with bits 6-7; each 16 values share one scale.  x = d * scales[i / 16] * (q - 32)
 //
-// Quantizing follows ggml's reference functions (quantize_row_*_ref, no importance matrix), including their
-// rounding and their search for k-quant scales and mins, so files written here read back in llama.cpp as
-// llama.cpp would have written them. Quantization is deterministic and single-threaded per row.
+// Quantizing follows ggml's reference functions (quantize_row_*_ref, what llama.cpp uses without an
+// importance matrix), including their rounding and their search for k-quant scales and mins; the bytes match
+// an independent NumPy transcription of them (tests/io/ggml_quants.py). Deterministic, single-threaded per
+// row.
 #pragma once
 
 #include <cstdint>
