@@ -2,10 +2,14 @@
 // change speed), beside the baselines that bound them, measured in the same loop:
 //   decode: weight bytes read per token / time, against the read kernel streaming the same weights
 //           (ratio = fraction of the memory-bandwidth bound reached);
+//   decode_vs_f32: tokens/s of a block-quantized model against the same model in f32 (ratio = speed-up);
 //   prefill: model GFLOP/s for 512 tokens (2 x matmul params x tokens), against cblas_sgemm on the
 //           [512, hidden] x [hidden, ffn] product of the same model.
+// Quantized models quantize every matrix whose rows are whole blocks of the type (as `mlxd quantize`, which
+// falls back to q8_0 for the 15M model's 288-value rows under the k-quants); norms stay f32.
 #include <cblas.h>
 
+#include <memory>
 #include <vector>
 
 #include "mlxd/core/ops.h"
@@ -46,10 +50,17 @@ struct loaded {
   double matmul_params = 0;
 };
 
+// The dtype a weight gets in a model of type t.
+dtype weight_type(const array& v, dtype t) {
+  if (!is_quantized(t)) return t;
+  if (v.ndim() != 2) return dtype::f32;
+  return v.shape(1) % block_size(t) == 0 ? t : dtype::q8_0;
+}
+
 loaded build(const model_size& s, dtype t) {
   const models::llama_config c = config_of(s);
   std::map<std::string, array> w = models::init_llama_weights(c, 1);
-  for (auto& [k, v] : w) v = t == dtype::f32 ? v : astype(v, t);
+  for (auto& [k, v] : w) v = astype(v, weight_type(v, t));
   loaded out{models::llama_model(c, w), {}, 0, 0};
   for (const auto& [k, v] : w) {
     if (k == "model.embed_tokens.weight") continue;
@@ -81,10 +92,34 @@ void decode(benchmark::State& state, const model_size& s, dtype t) {
   state.counters["tokens_per_s"] = state.counters["GBps"] * 1e9 / m.streamed_bytes;
 }
 
-void prefill(benchmark::State& state, const model_size& s) {
+// Both models of one size, for the comparison in one loop.
+struct pair_of_models {
+  loaded quantized, f32;
+};
+
+void decode_vs_f32(benchmark::State& state, const model_size& s, dtype t) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const pair_of_models& m = cached<pair_of_models>(std::string(s.name) + std::string(name(t)) + "+f32", [&] {
+    return pair_of_models{build(s, t), build(s, dtype::f32)};
+  });
+  std::vector<int32_t> prompt(64);
+  for (int i = 0; i < 64; ++i) prompt[i] = (i * 37) % s.vocab;
+  auto step = [&](const loaded& l) {
+    auto cache = std::make_shared<models::kv_cache>(l.model.make_cache(256));
+    l.model.forward(prompt, *cache);
+    return [&l, cache] {
+      l.model.forward({7}, *cache);
+      cache->truncate(64);
+    };
+  };
+  // Work 1e9 per call makes the counters tokens per second.
+  run_paired(state, "tokens_per_s", {"decode", 1e9, step(m.quantized)}, {{"f32", 1e9, step(m.f32)}});
+}
+
+void prefill(benchmark::State& state, const model_size& s, dtype t) {
   const int threads = static_cast<int>(state.range(0));
   set_num_threads(threads);
-  const loaded& m = cached<loaded>(std::string(s.name) + "f32", [&] { return build(s, dtype::f32); });
+  const loaded& m = cached<loaded>(std::string(s.name) + std::string(name(t)), [&] { return build(s, t); });
   std::vector<int32_t> prompt(512);
   for (int i = 0; i < 512; ++i) prompt[i] = (i * 37) % s.vocab;
   const array x = random::normal({2}, {512, s.hidden}), w = random::normal({3}, {s.ffn, s.hidden});
@@ -105,23 +140,29 @@ void prefill(benchmark::State& state, const model_size& s) {
 }
 
 void register_all() {
-  for (const model_size& s : sizes) {
-    for (dtype t : {dtype::f32, dtype::f16, dtype::bf16}) {
-      benchmark::RegisterBenchmark(("decode/" + std::string(s.name) + "/" + std::string(name(t))).c_str(),
-                                   [s, t](benchmark::State& st) { decode(st, s, t); })
-          ->ArgName("threads")
-          ->Arg(1)
-          ->Arg(2)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
-    }
-    benchmark::RegisterBenchmark(("prefill512/" + std::string(s.name) + "/f32").c_str(),
-                                 [s](benchmark::State& st) { prefill(st, s); })
+  auto add = [](const std::string& bench_name, auto fn) {
+    benchmark::RegisterBenchmark(bench_name.c_str(), fn)
         ->ArgName("threads")
         ->Arg(1)
         ->Arg(2)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+  };
+  const dtype quantized[] = {dtype::q8_0, dtype::q4_0, dtype::q4_k, dtype::q6_k};
+  for (const model_size& s : sizes) {
+    const std::string size = s.name;
+    for (dtype t :
+         {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0, dtype::q4_0, dtype::q4_k, dtype::q6_k}) {
+      add("decode/" + size + "/" + std::string(name(t)), [s, t](benchmark::State& st) { decode(st, s, t); });
+    }
+    for (dtype t : quantized) {
+      add("decode_vs_f32/" + size + "/" + std::string(name(t)),
+          [s, t](benchmark::State& st) { decode_vs_f32(st, s, t); });
+    }
+    for (dtype t : {dtype::f32, dtype::q8_0, dtype::q4_0, dtype::q4_k, dtype::q6_k}) {
+      add("prefill512/" + size + "/" + std::string(name(t)),
+          [s, t](benchmark::State& st) { prefill(st, s, t); });
+    }
   }
 }
 

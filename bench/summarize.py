@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns Google Benchmark JSON from the mlxd benchmarks into figures beside their same-run baselines.
 
-Each benchmark reports its figure as a counter named by its unit (GFLOPS or GBps), each baseline as
+Each benchmark reports its figure as a counter named by its unit (GFLOPS, GBps or tokens_per_s), each baseline as
 <baseline>_<unit> and the ratio as ratio_<baseline> (see paired_timing.h). For every raw file NAME.json this
 writes OUT_DIR/NAME.json with one record per benchmark and prints a Markdown table.
 
@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-UNITS = ("GFLOPS", "GBps")
+UNITS = ("GFLOPS", "GBps", "tokens_per_s")
 
 # (benchmark name pattern, baseline, minimum ratio): the targets the benchmarks were written against.
 TARGETS = [

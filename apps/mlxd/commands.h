@@ -20,6 +20,9 @@ void add_tokenize_commands(CLI::App& app);
 void add_chat_template_command(CLI::App& app);
 // `mlxd init`, `mlxd logits`, `mlxd generate`: random Llama-family models, their logits, greedy generation.
 void add_model_commands(CLI::App& app);
+// `mlxd quantize IN OUT --type q8_0|q4_0|q4_k|q6_k`: a GGUF file (or HF folder) rewritten as GGUF with its
+// 2-d weights block-quantized; metadata copied.
+void add_quantize_command(CLI::App& app);
 
 // `mlxd launch -n N [--] CMD...`: N local ranks of CMD with the rendezvous environment; `mlxd bench comm`.
 void add_launch_command(CLI::App& app);

@@ -11,6 +11,7 @@
 #include "mlxd/engine/sampler.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/tokenizer/chat_template.h"
 #include "mlxd/tokenizer/stream_decoder.h"
 #include "mlxd/tokenizer/tokenizer.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
@@ -34,6 +35,15 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   }
   if (ids.empty()) throw std::invalid_argument("--tokens: no token ids given");
   return ids;
+}
+
+// The prompt text that the tokenizer's chat template makes of an optional system message and one user turn.
+std::string chat_prompt(const tokenizer& tok, const std::string& system, const std::string& user) {
+  chat_request request;
+  if (!system.empty()) request.messages.push_back({{"role", "system"}, {"content", system}});
+  request.messages.push_back({{"role", "user"}, {"content", user}});
+  request.add_generation_prompt = true;
+  return apply_chat_template(tok, request);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -91,6 +101,8 @@ void add_model_commands(CLI::App& app) {
     auto ignore_eos = std::make_shared<bool>(false);
     auto max_tokens = std::make_shared<int>(16);
     auto json = std::make_shared<bool>(false);
+    auto chat = std::make_shared<bool>(false);
+    auto system = std::make_shared<std::string>();
     auto sp = std::make_shared<engine::sampling_params>();
     sp->temperature = 0.0f;
     cmd->add_option("--model", *model, "model folder")->required();
@@ -99,6 +111,9 @@ void add_model_commands(CLI::App& app) {
     tokens_opt->excludes(prompt_opt);
     cmd->add_option("--tokenizer", *tokenizer_path,
                     "model folder, tokenizer.json, tokenizer.model or GGUF file (default: the model)");
+    cmd->add_flag("--chat", *chat, "send --prompt as a user message through the model's chat template")
+        ->needs(prompt_opt);
+    cmd->add_option("--system", *system, "with --chat: a system message before the prompt");
     cmd->add_flag("--ignore-eos", *ignore_eos, "keep generating past the tokenizer's end-of-sequence ids");
     cmd->add_option("--max-tokens", *max_tokens, "most tokens to generate")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--stop-ids", *stop_ids, "comma-separated ids that end generation (kept in the output)");
@@ -117,7 +132,10 @@ void add_model_commands(CLI::App& app) {
       const models::llama_model m = models::load_llama(*model);
       std::optional<tokenizer> tok;
       if (!prompt_text->empty()) tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
-      const auto prompt = tok ? tok->encode(*prompt_text, true) : parse_ids(*tokens);
+      // A chat template writes the BOS and turn markers itself, so the rendered text is encoded without them.
+      const auto prompt = !tok    ? parse_ids(*tokens)
+                          : *chat ? tok->encode(chat_prompt(*tok, *system, *prompt_text), false)
+                                  : tok->encode(*prompt_text, true);
       if (prompt.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
       std::vector<int32_t> stops = stop_ids->empty() ? std::vector<int32_t>{} : parse_ids(*stop_ids);
       if (tok && !*ignore_eos) stops.insert(stops.end(), tok->eos_ids().begin(), tok->eos_ids().end());
@@ -159,7 +177,8 @@ void add_model_commands(CLI::App& app) {
       const auto n_decoded = static_cast<double>(generated.size() - 1);
       if (*json) {
         const double decode = total - prefill;
-        nlohmann::json j = {{"tokens", generated},
+        nlohmann::json j = {{"prompt_tokens", prompt.size()},
+                            {"tokens", generated},
                             {"logprobs", logprobs},
                             {"timings",
                              {{"prefill_s", prefill},

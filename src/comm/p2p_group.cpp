@@ -83,6 +83,14 @@ void p2p_group::check_peer(const char* where, int peer) const {
                                 " is outside a group of size " + std::to_string(size_));
 }
 
+// The wire carries plain dtypes; block-quantized arrays have no element layout a peer could validate.
+static array sendable(const array& x) {
+  if (is_quantized(x.type()))
+    throw std::invalid_argument("[comm] a " + std::string(name(x.type())) +
+                                " array cannot be sent: convert it with astype to a plain dtype first");
+  return contiguous(x);
+}
+
 static void check_tag(const char* where, uint64_t tag) {
   if (tag >= first_reserved_tag)
     throw std::invalid_argument(std::string("[") + where + "] tag " + std::to_string(tag) +
@@ -92,7 +100,7 @@ static void check_tag(const char* where, uint64_t tag) {
 request p2p_group::isend(const array& x, int dst, uint64_t tag) {
   check_peer("isend", dst);
   check_tag("isend", tag);
-  return run("isend", [&] { return start_send(contiguous(x), dst, tag, "send"); });
+  return run("isend", [&] { return start_send(sendable(x), dst, tag, "send"); });
 }
 
 request p2p_group::irecv(int src, uint64_t tag) {
@@ -108,7 +116,7 @@ request p2p_group::irecv(int src, uint64_t tag) {
 void p2p_group::send(const array& x, int dst, uint64_t tag) {
   check_peer("send", dst);
   check_tag("send", tag);
-  run("send", [&] { send_message(contiguous(x), dst, tag, "send"); });
+  run("send", [&] { send_message(sendable(x), dst, tag, "send"); });
 }
 
 array p2p_group::recv(int src, uint64_t tag) {
@@ -191,7 +199,7 @@ void p2p_group::ring_reduce_scatter(array& buf, reduce_op op, uint64_t tag, bool
 array p2p_group::all_reduce(const array& x, reduce_op op) {
   check_reduction("all_reduce", op, x.type());
   return run("all_reduce", [&] {
-    array in = contiguous(x);
+    array in = sendable(x);
     array out = copy_of(in);
     if (size_ > 1) {
       const uint64_t tag = next_tag();
@@ -213,7 +221,7 @@ array p2p_group::reduce_scatter(const array& x, reduce_op op) {
     throw std::invalid_argument("[reduce_scatter] the leading dimension of " + x.to_string() +
                                 " must be a multiple of the group size " + std::to_string(size_));
   return run("reduce_scatter", [&] {
-    array in = contiguous(x);
+    array in = sendable(x);
     shape_t out_shape = in.shape();
     out_shape[0] /= size_;
     const int64_t m = shape_size(out_shape);
@@ -250,7 +258,7 @@ array p2p_group::reduce_scatter(const array& x, reduce_op op) {
 
 array p2p_group::all_gather(const array& x) {
   return run("all_gather", [&] {
-    array in = contiguous(x);
+    array in = sendable(x);
     shape_t out_shape = in.shape();
     out_shape.insert(out_shape.begin(), size_);
     array out = array::empty(out_shape, in.type());
@@ -275,12 +283,12 @@ array p2p_group::all_gather(const array& x) {
 array p2p_group::broadcast(const array& x, int root) {
   check_peer("broadcast", root);
   return run("broadcast", [&] {
-    if (size_ == 1) return copy_of(contiguous(x));
+    if (size_ == 1) return copy_of(sendable(x));
     const uint64_t tag = next_tag(), data_tag = tag | (uint64_t{1} << 61);
     const int pos = mod(rank_ - root, size_);
     const int next = mod(rank_ + 1, size_), prev = mod(rank_ - 1, size_);
     if (rank_ == root) {
-      array in = contiguous(x);
+      array in = sendable(x);
       const bool chain = size_ > 2 && in.nbytes() > settings_.small_all_reduce_bytes;
       std::vector<int64_t> header{chain ? 1 : 0, static_cast<int64_t>(in.type()), in.ndim()};
       header.insert(header.end(), in.shape().begin(), in.shape().end());

@@ -64,6 +64,9 @@ void reduce_half(uint16_t* acc, const uint16_t* x, int64_t n, reduce_op op) {
 void check_reduction(const char* where, reduce_op op, dtype t) {
   if (op >= reduce_op::count) throw std::invalid_argument(std::string("[") + where + "] unknown reduction");
   if (t >= dtype::count) throw std::invalid_argument(std::string("[") + where + "] unknown dtype");
+  if (is_quantized(t))
+    throw std::invalid_argument(std::string("[") + where + "] cannot reduce " + std::string(name(t)) +
+                                " arrays: convert them with astype first");
   if (op == reduce_op::mean && !is_floating(t))
     throw std::invalid_argument(std::string("[") + where + "] mean needs a floating dtype, got " +
                                 std::string(name(t)));
@@ -108,8 +111,12 @@ void reduce_into(void* acc, const void* x, int64_t n, dtype t, reduce_op op) {
         apply(a, b, n, [](uint8_t p, uint8_t q) { return uint8_t(p || q); });
       break;
     }
+    case dtype::q8_0:
+    case dtype::q4_0:
+    case dtype::q4_k:
+    case dtype::q6_k:
     case dtype::count:
-      throw std::invalid_argument("[reduce_into] unknown dtype");
+      throw std::invalid_argument("[reduce_into] unknown or quantized dtype");
   }
 }
 

@@ -50,6 +50,23 @@ std::string shape_to_string(const shape_t& shape) {
   return os.str();
 }
 
+namespace {
+
+// Bytes that n elements of t occupy; n is a whole number of blocks for quantized types.
+size_t storage_bytes(dtype t, int64_t n) {
+  return static_cast<size_t>(n / block_size(t)) * block_bytes(t);
+}
+
+void check_block_rows(const shape_t& shape, dtype t, const char* op) {
+  if (!is_quantized(t)) return;
+  if (shape.empty() || shape.back() % block_size(t) != 0) {
+    detail::fail(op, name(t), " needs a last dimension that is a multiple of its block size ", block_size(t),
+                 ", got shape ", shape_to_string(shape));
+  }
+}
+
+}  // namespace
+
 array::array() : array(empty({0}, dtype::f32)) {}
 
 array::array(float value) : array(empty({}, dtype::f32)) {
@@ -64,8 +81,9 @@ array array::empty(const shape_t& shape, dtype t) {
       detail::fail("array", "shape ", shape_to_string(shape), " is too large");
     n *= d;
   }
+  check_block_rows(shape, t, "array");
   auto s = std::make_shared<state>();
-  s->buf = std::make_shared<storage>(static_cast<size_t>(n) * size_of(t));
+  s->buf = std::make_shared<storage>(storage_bytes(t, n));
   s->type = t;
   s->shape = shape;
   s->strides = contiguous_strides(shape);
@@ -90,12 +108,12 @@ template array array::from<int64_t>(std::span<const int64_t>, const shape_t&, dt
 template array array::from<uint8_t>(std::span<const uint8_t>, const shape_t&, dtype);
 
 array array::wrap(void* data, const shape_t& shape, dtype t, std::shared_ptr<const void> keep_alive) {
+  check_block_rows(shape, t, "array::wrap");
   auto s = std::make_shared<state>();
   s->type = t;
   s->shape = shape;
   s->strides = contiguous_strides(shape);
-  s->buf = std::make_shared<storage>(data, static_cast<size_t>(shape_size(shape)) * size_of(t),
-                                     std::move(keep_alive));
+  s->buf = std::make_shared<storage>(data, storage_bytes(t, shape_size(shape)), std::move(keep_alive));
   return array(std::move(s));
 }
 
@@ -110,7 +128,16 @@ array array::view(const array& base, const shape_t& shape, const shape_t& stride
     const int64_t reach = (shape[i] - 1) * strides[i];
     (reach < 0 ? lo : hi) += reach;
   }
-  const int64_t capacity = static_cast<int64_t>(base.buffer()->nbytes() / base.itemsize());
+  const dtype t = base.type();
+  if (is_quantized(t)) {
+    check_block_rows(shape, t, "view");
+    if (strides != contiguous_strides(shape) || offset % block_size(t) != 0) {
+      detail::fail("view", name(t), " views must be contiguous whole rows; got layout ",
+                   shape_to_string(shape), " strides ", shape_to_string(strides), " offset ", offset);
+    }
+  }
+  const int64_t capacity =
+      static_cast<int64_t>(base.buffer()->nbytes() / block_bytes(t)) * block_size(t);  // in elements
   if (!empty_view && (lo < 0 || hi >= capacity)) {
     detail::fail("view", "layout ", shape_to_string(shape), " strides ", shape_to_string(strides), " offset ",
                  offset, " exceeds a buffer of ", capacity, " elements");
@@ -162,12 +189,18 @@ bool array::is_contiguous() const {
   return true;
 }
 
+size_t array::nbytes() const {
+  return storage_bytes(type(), size());
+}
+
 const void* array::raw_data() const {
-  return static_cast<const uint8_t*>(state_->buf->data()) + state_->offset * static_cast<int64_t>(itemsize());
+  return static_cast<const uint8_t*>(state_->buf->data()) + storage_bytes(type(), state_->offset);
 }
 
 template <class T>
 std::vector<T> array::to_vector() const {
+  if (is_quantized(type()))
+    detail::fail("to_vector", to_string(), " is block-quantized; convert it with astype first");
   std::vector<T> out;
   out.reserve(static_cast<size_t>(size()));
   const void* base = state_->buf->data();

@@ -74,6 +74,10 @@ void copy_into(const array& src, const array& dst) {
   if (src.shape() != dst.shape())
     fail("copy", "shapes ", src.to_string(), " and ", dst.to_string(), " differ");
   if (src.size() == 0) return;
+  if (is_quantized(src.type()) || is_quantized(dst.type())) {
+    copy_quantized(src, dst);
+    return;
+  }
   if (src.type() == dst.type()) {
     switch (src.itemsize()) {
       case 1:

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "mlxd/core/array.h"
 #include "mlxd/core/ops.h"
@@ -55,10 +56,10 @@ T load_as(const void* base, int64_t i, dtype t) {
       return static_cast<T>(static_cast<const uint8_t*>(base)[i]);
     case dtype::boolean:
       return static_cast<T>(static_cast<const uint8_t*>(base)[i] != 0);
-    case dtype::count:
+    default:
       break;
   }
-  fail("load_as", "invalid dtype");
+  fail("load_as", "no element access for dtype ", name(t));
 }
 
 template <class T>
@@ -85,10 +86,10 @@ void store_as(void* base, int64_t i, dtype t, T v) {
     case dtype::boolean:
       static_cast<uint8_t*>(base)[i] = v != T{} ? 1 : 0;
       return;
-    case dtype::count:
+    default:
       break;
   }
-  fail("store_as", "invalid dtype");
+  fail("store_as", "no element access for dtype ", name(t));
 }
 
 // Calls fn(element_offset) for every element of the view in row-major order.
@@ -142,7 +143,13 @@ decltype(auto) dispatch(dtype t, F&& fn) {
   fail("dispatch", "no kernel for dtype ", name(t));
 }
 
-// `a` converted to its compute dtype (or `t` if given) and made contiguous.
+// `a` converted to its compute dtype (or `t` if given) and made contiguous. Throws for a block-quantized `a`.
 array prepare(const array& a, dtype t);
+
+// Conversions to or from block-quantized dtypes, for copy_into (dst as there; float <-> quantized only).
+void copy_quantized(const array& src, const array& dst);
+// take() along a non-last axis of a block-quantized array: the gathered rows dequantized to f32. `idx` holds
+// in-range, non-negative indices shaped `idx_shape`.
+array take_quantized(const array& a, const std::vector<int64_t>& idx, const shape_t& idx_shape, int axis);
 
 }  // namespace mlxd::detail

@@ -22,6 +22,12 @@ size_t size_of(dtype t) {
       return 1;
     case dtype::boolean:
       return 1;
+    case dtype::q8_0:
+    case dtype::q4_0:
+    case dtype::q4_k:
+    case dtype::q6_k:
+      throw std::invalid_argument("[size_of] " + std::string(name(t)) +
+                                  " is block-quantized: its elements have no byte size of their own");
     case dtype::count:
       break;
   }
@@ -44,6 +50,14 @@ std::string_view name(dtype t) {
       return "u8";
     case dtype::boolean:
       return "bool";
+    case dtype::q8_0:
+      return "q8_0";
+    case dtype::q4_0:
+      return "q4_0";
+    case dtype::q4_k:
+      return "q4_k";
+    case dtype::q6_k:
+      return "q6_k";
     case dtype::count:
       break;
   }
@@ -54,7 +68,37 @@ bool is_floating(dtype t) {
   return t == dtype::f32 || t == dtype::f16 || t == dtype::bf16;
 }
 
+bool is_quantized(dtype t) {
+  return t == dtype::q8_0 || t == dtype::q4_0 || t == dtype::q4_k || t == dtype::q6_k;
+}
+
+int64_t block_size(dtype t) {
+  if (t == dtype::q8_0 || t == dtype::q4_0) return 32;
+  if (t == dtype::q4_k || t == dtype::q6_k) return 256;
+  size_of(t);  // validates t
+  return 1;
+}
+
+size_t block_bytes(dtype t) {
+  switch (t) {
+    case dtype::q8_0:
+      return 34;
+    case dtype::q4_0:
+      return 18;
+    case dtype::q4_k:
+      return 144;
+    case dtype::q6_k:
+      return 210;
+    default:
+      return size_of(t);
+  }
+}
+
 dtype promote_types(dtype a, dtype b) {
+  if (is_quantized(a) || is_quantized(b)) {
+    throw std::invalid_argument("[promote_types] " + std::string(name(is_quantized(a) ? a : b)) +
+                                " is block-quantized; convert it with astype first");
+  }
   if (a == b) return a;
   if (is_floating(a) || is_floating(b)) {
     if (!is_floating(a)) return b;

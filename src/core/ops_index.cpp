@@ -117,6 +117,7 @@ array take(const array& a, const array& indices, int axis) {
       detail::fail("take", "index ", i, " is out of range for axis ", ax, " of ", a.to_string());
     if (i < 0) i += n;
   }
+  if (is_quantized(a.type())) return detail::take_quantized(a, idx, indices.shape(), ax);
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < ax; ++i) outer *= a.shape()[i];
   for (int i = ax + 1; i < a.ndim(); ++i) inner *= a.shape()[i];
@@ -221,6 +222,9 @@ array sort(const array& a, int axis) {
 
 bool array_equal(const array& a, const array& b) {
   if (a.shape() != b.shape()) return false;
+  if (is_quantized(a.type()) || is_quantized(b.type())) {
+    return a.type() == b.type() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+  }
   const auto x = a.to_vector<double>(), y = b.to_vector<double>();
   for (size_t i = 0; i < x.size(); ++i) {
     if (!(x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i])))) return false;

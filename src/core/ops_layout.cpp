@@ -30,6 +30,11 @@ axes_t normalize_axes(const axes_t& axes, int ndim, const char* op) {
 }
 
 array prepare(const array& a, dtype t) {
+  // Ops see quantized arrays only through astype, take and quantized_matmul: never an implicit dequantize.
+  if (is_quantized(a.type())) {
+    fail("ops", a.to_string(),
+         " is block-quantized; element-wise ops, reductions and norms need astype first");
+  }
   array converted = a.type() == t ? a : astype(a, t);
   return contiguous(converted);
 }
@@ -246,6 +251,7 @@ array squeeze(const array& a) {
 }
 
 array contiguous(const array& a) {
+  if (is_quantized(a.type())) return a;  // quantized views are always contiguous rows
   if (a.is_contiguous() &&
       a.offset() + a.size() <= static_cast<int64_t>(a.buffer()->nbytes() / a.itemsize())) {
     return a;

@@ -161,6 +161,10 @@ array matmul_nd(const array& a_in, const array& b_in) {
 }  // namespace
 
 array matmul(const array& a, const array& b) {
+  if (is_quantized(a.type()) || is_quantized(b.type())) {
+    detail::fail("matmul", "block-quantized operand in ", a.to_string(), " x ", b.to_string(),
+                 "; multiply quantized weights with quantized_matmul");
+  }
   if (a.ndim() == 0 || b.ndim() == 0)
     detail::fail("matmul", "scalar operand: ", a.to_string(), " x ", b.to_string());
   const array a2 = a.ndim() == 1 ? reshape(a, {1, a.shape(0)}) : a;

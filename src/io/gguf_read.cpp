@@ -3,11 +3,11 @@
 #include <optional>
 #include <stdexcept>
 
-#include "io/gguf_dequantize.h"
 #include "io/gguf_header.h"
 #include "io/mapped_file.h"
 #include "io/posix_file.h"
 #include "io/strict_json.h"
+#include "mlxd/core/quantized.h"
 #include "mlxd/io/gguf.h"
 
 namespace mlxd {
@@ -35,8 +35,20 @@ std::optional<dtype> plain_dtype(ggml_type t) {
   }
 }
 
-bool dequantizable(ggml_type t) {
-  return t == ggml_type::q8_0 || t == ggml_type::q4_0;
+// The block-quantized types mlxd holds natively (same bytes as the file).
+std::optional<dtype> quantized_dtype(ggml_type t) {
+  switch (t) {
+    case ggml_type::q8_0:
+      return dtype::q8_0;
+    case ggml_type::q4_0:
+      return dtype::q4_0;
+    case ggml_type::q4_k:
+      return dtype::q4_k;
+    case ggml_type::q6_k:
+      return dtype::q6_k;
+    default:
+      return std::nullopt;
+  }
 }
 
 // The header's size is known only once it is parsed, so read a prefix and grow it until the parser is done.
@@ -63,38 +75,47 @@ array allocate(const gguf_tensor_info& t, dtype type, std::string_view origin) {
   }
 }
 
-// `bytes` holds the tensor's t.nbytes bytes.
-array decode(const gguf_tensor_info& t, const std::byte* bytes, std::string_view origin) {
-  if (const auto type = plain_dtype(t.type)) {
-    array a = allocate(t, *type, origin);
+// `bytes` holds the tensor's t.nbytes bytes (at any alignment).
+array decode(const gguf_tensor_info& t, const std::byte* bytes, bool keep_quantized,
+             std::string_view origin) {
+  const auto plain = plain_dtype(t.type);
+  if (plain || keep_quantized) {
+    array a = allocate(t, plain ? *plain : *quantized_dtype(t.type), origin);
     std::memcpy(a.mutable_data<std::byte>(), bytes, t.nbytes);
     return a;
   }
+  std::vector<std::byte> aligned;  // the block structs need 2-byte alignment
+  if (reinterpret_cast<uintptr_t>(bytes) % 2 != 0) {
+    aligned.assign(bytes, bytes + t.nbytes);
+    bytes = aligned.data();
+  }
   array a = allocate(t, dtype::f32, origin);
-  const auto n_blocks = static_cast<int64_t>(t.nbytes / ggml_traits(t.type).type_size);
-  if (t.type == ggml_type::q8_0) detail::dequantize_q8_0(bytes, a.mutable_data<float>(), n_blocks);
-  if (t.type == ggml_type::q4_0) detail::dequantize_q4_0(bytes, a.mutable_data<float>(), n_blocks);
+  dequantize_blocks(*quantized_dtype(t.type), bytes, a.mutable_data<float>(), a.size());
   return a;
 }
 
-array read_tensor(int fd, const gguf_tensor_info& t, uint64_t data_offset, std::string_view origin,
-                  std::string_view context) {
-  if (const auto type = plain_dtype(t.type)) {
-    array a = allocate(t, *type, origin);
+array read_tensor(int fd, const gguf_tensor_info& t, uint64_t data_offset, bool keep_quantized,
+                  std::string_view origin, std::string_view context) {
+  const auto plain = plain_dtype(t.type);
+  if (plain || keep_quantized) {
+    array a = allocate(t, plain ? *plain : *quantized_dtype(t.type), origin);
     detail::read_exact_at(fd, data_offset + t.offset, a.mutable_data<std::byte>(), t.nbytes, context);
     return a;
   }
   std::vector<std::byte> bytes(t.nbytes);
   detail::read_exact_at(fd, data_offset + t.offset, bytes.data(), bytes.size(), context);
-  return decode(t, bytes.data(), origin);
+  return decode(t, bytes.data(), false, origin);
 }
 
 array view_tensor(const gguf_tensor_info& t, const std::shared_ptr<const detail::mapped_file>& mapping,
-                  uint64_t data_offset, std::string_view origin) {
+                  uint64_t data_offset, bool keep_quantized, std::string_view origin) {
   const std::byte* bytes = mapping->bytes().data() + data_offset + t.offset;
-  const auto type = plain_dtype(t.type);
-  if (!type || t.nbytes == 0 || reinterpret_cast<uintptr_t>(bytes) % size_of(*type) != 0) {
-    return decode(t, bytes, origin);
+  auto type = plain_dtype(t.type);
+  if (!type && keep_quantized) type = quantized_dtype(t.type);
+  // Quantized blocks hold 2-byte fields; plain elements need their own size.
+  const size_t alignment = type && is_quantized(*type) ? 2 : (type ? size_of(*type) : 1);
+  if (!type || t.nbytes == 0 || reinterpret_cast<uintptr_t>(bytes) % alignment != 0) {
+    return decode(t, bytes, keep_quantized, origin);
   }
   // Arrays are never written through (see array.h), and the mapping is PROT_READ so a stray write faults.
   return array::wrap(const_cast<std::byte*>(bytes), t.shape, *type, mapping);
@@ -116,17 +137,19 @@ gguf_file load_gguf(const std::filesystem::path& path, const gguf_load_options& 
   gguf_file out{header.version,   std::move(header.metadata), std::move(header.tensor_infos),
                 header.alignment, header.data_offset,         {}};
   if (!options.read_tensors) return out;
+  const bool load_quantized = options.dequantize || options.keep_quantized;
   for (const auto& t : out.tensor_infos) {
-    if (options.dequantize && !plain_dtype(t.type) && !dequantizable(t.type)) {
-      throw_gguf_error(origin,
-                       "tensor " + detail::quote(t.name) + " has type " + std::string(t.type_name) +
-                           ", which mlxd cannot load (it reads F32, F16, BF16, I32, I64, Q8_0 and Q4_0)");
+    if (load_quantized && !plain_dtype(t.type) && !quantized_dtype(t.type)) {
+      throw_gguf_error(origin, "tensor " + detail::quote(t.name) + " has type " + std::string(t.type_name) +
+                                   ", which mlxd cannot load (it reads F32, F16, BF16, I32, I64, Q8_0, Q4_0, "
+                                   "Q4_K and Q6_K)");
     }
   }
   for (const auto& t : out.tensor_infos) {
-    if (!plain_dtype(t.type) && !options.dequantize) continue;
-    out.tensors.emplace(t.name, mapping ? view_tensor(t, mapping, out.data_offset, origin)
-                                        : read_tensor(fd.get(), t, out.data_offset, origin, context));
+    if (!plain_dtype(t.type) && !load_quantized) continue;
+    out.tensors.emplace(
+        t.name, mapping ? view_tensor(t, mapping, out.data_offset, options.keep_quantized, origin)
+                        : read_tensor(fd.get(), t, out.data_offset, options.keep_quantized, origin, context));
   }
   return out;
 }

@@ -25,9 +25,17 @@ ggml_type ggml_type_of(const std::string& name, dtype t) {
       return ggml_type::i32;
     case dtype::i64:
       return ggml_type::i64;
+    case dtype::q8_0:
+      return ggml_type::q8_0;
+    case dtype::q4_0:
+      return ggml_type::q4_0;
+    case dtype::q4_k:
+      return ggml_type::q4_k;
+    case dtype::q6_k:
+      return ggml_type::q6_k;
     default:
       misuse("tensor '" + name + "' is " + std::string(mlxd::name(t)) +
-             "; GGUF files hold f32, f16, bf16, i32, i64");
+             "; GGUF files hold f32, f16, bf16, i32, i64, q8_0, q4_0, q4_k, q6_k");
   }
 }
 

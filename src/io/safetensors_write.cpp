@@ -62,6 +62,12 @@ void save_safetensors(const std::filesystem::path& path, const std::map<std::str
   if (tensors.contains("__metadata__")) {
     throw std::invalid_argument("[save_safetensors] the tensor name '__metadata__' is reserved for metadata");
   }
+  for (const auto& [tensor_name, a] : tensors) {
+    if (is_quantized(a.type())) {
+      throw std::invalid_argument("[save_safetensors] tensor '" + tensor_name + "' is " + a.to_string() +
+                                  "; safetensors files hold no block-quantized dtypes (write GGUF instead)");
+    }
+  }
   const std::vector<const named_array*> order = data_order(tensors);
   const std::string header = header_text(order, metadata);
   std::array<unsigned char, 8> length{};

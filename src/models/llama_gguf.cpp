@@ -1,9 +1,14 @@
 #include <stdexcept>
 
+#include "mlxd/core/ops.h"
+
 #include "mlxd/io/gguf.h"
 #include "mlxd/models/llama.h"
 
 namespace mlxd::models {
+
+void check_weights(const llama_config& config, const std::map<std::string, array>& weights);
+
 namespace {
 
 // llama.cpp's per-layer tensor names and their Hugging Face counterparts.
@@ -16,11 +21,79 @@ const std::pair<const char*, const char*> layer_names[] = {
     {"attn_k_norm.weight", "self_attn.k_norm.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
     {"ffn_up.weight", "mlp.up_proj.weight"},           {"ffn_down.weight", "mlp.down_proj.weight"}};
 
+// The GGUF architecture of a config (llama.cpp writes Mistral as "llama").
+std::string gguf_architecture(const llama_config& c) {
+  if (c.architecture == "LlamaForCausalLM" || c.architecture == "MistralForCausalLM") return "llama";
+  if (c.architecture == "Qwen2ForCausalLM") return "qwen2";
+  if (c.architecture == "Qwen3ForCausalLM") return "qwen3";
+  throw std::invalid_argument("[llama_to_gguf] no GGUF architecture for " + c.architecture);
+}
+
+// llama.cpp's converter regroups each head's q/k rows from halves to interleaved pairs: row 2i + j of a head
+// comes from row j * head_dim / 2 + i.
+array interleave_rows(const array& w, int n_heads, int head_dim) {
+  std::vector<int64_t> rows;
+  for (int h = 0; h < n_heads; ++h) {
+    for (int i = 0; i < head_dim / 2; ++i) {
+      for (int j = 0; j < 2; ++j) rows.push_back(int64_t{h} * head_dim + j * (head_dim / 2) + i);
+    }
+  }
+  return take(w, array::from(rows, {static_cast<int64_t>(rows.size())}), 0);
+}
+
 }  // namespace
+
+gguf_model llama_to_gguf(const llama_config& c, const std::map<std::string, array>& weights) {
+  check_weights(c, weights);
+  if (c.rope_scaling == rope_scaling_type::llama3) {
+    throw std::invalid_argument(
+        "[llama_to_gguf] Llama-3 RoPE scaling needs a rope_freqs tensor, not written yet");
+  }
+  if (c.rope_interleaved) {
+    throw std::invalid_argument("[llama_to_gguf] the weights are already in llama.cpp's interleaved layout");
+  }
+  const std::string arch = gguf_architecture(c);
+  gguf_model out;
+  gguf_metadata& m = out.metadata;
+  auto u32 = [](int v) { return gguf_value(static_cast<uint32_t>(v)); };
+  m.set("general.architecture", arch);
+  m.set(arch + ".block_count", u32(c.n_layers));
+  m.set(arch + ".context_length", u32(c.max_position_embeddings));
+  m.set(arch + ".embedding_length", u32(c.hidden_size));
+  m.set(arch + ".feed_forward_length", u32(c.intermediate_size));
+  m.set(arch + ".attention.head_count", u32(c.n_heads));
+  m.set(arch + ".attention.head_count_kv", u32(c.n_kv_heads));
+  m.set(arch + ".attention.key_length", u32(c.head_dim));
+  m.set(arch + ".attention.value_length", u32(c.head_dim));
+  m.set(arch + ".attention.layer_norm_rms_epsilon", gguf_value(c.rms_norm_eps));
+  m.set(arch + ".rope.dimension_count", u32(c.head_dim));
+  m.set(arch + ".rope.freq_base", gguf_value(c.rope_theta));
+  if (c.rope_scaling == rope_scaling_type::linear) {
+    m.set(arch + ".rope.scaling.type", "linear");
+    m.set(arch + ".rope.scaling.factor", gguf_value(c.rope_factor));
+  }
+  out.tensors["token_embd.weight"] = weights.at("model.embed_tokens.weight");
+  out.tensors["output_norm.weight"] = weights.at("model.norm.weight");
+  if (!c.tie_word_embeddings) out.tensors["output.weight"] = weights.at("lm_head.weight");
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string g = "blk." + std::to_string(l) + ".", h = "model.layers." + std::to_string(l) + ".";
+    for (const auto& [gguf_name, hf_name] : layer_names) {
+      auto it = weights.find(h + hf_name);
+      if (it == weights.end()) continue;
+      array a = it->second;
+      const std::string name(gguf_name);
+      if (arch == "llama" && (name.starts_with("attn_q.") || name.starts_with("attn_k."))) {
+        a = interleave_rows(a, name.starts_with("attn_q.") ? c.n_heads : c.n_kv_heads, c.head_dim);
+      }
+      out.tensors[g + name] = a;
+    }
+  }
+  return out;
+}
 
 llama_model load_llama_gguf(const std::filesystem::path& path) {
   gguf_load_options options;
-  options.dequantize = true;
+  options.keep_quantized = true;
   const gguf_file file = load_gguf(path, options);
   const gguf_metadata& m = file.metadata;
   const std::string arch = m.get_string("general.architecture");

@@ -15,9 +15,9 @@ array optional(const std::map<std::string, array>& w, const std::string& key) {
   return it == w.end() ? array() : it->second;
 }
 
-// y = x W^T (+ b): x [T, in], W [out, in].
+// y = x W^T (+ b): x [T, in], W [out, in] (float, or block-quantized and multiplied without dequantizing).
 array linear(const array& x, const array& w, const array& b = array()) {
-  const array y = matmul(x, transpose(w));
+  const array y = is_quantized(w.type()) ? quantized_matmul(x, w) : matmul(x, transpose(w));
   return b.size() ? add(y, b) : y;
 }
 
@@ -120,7 +120,8 @@ array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) 
   }
   const auto n = static_cast<int64_t>(tokens.size());
   const float eps = config_.rms_norm_eps;
-  array x = astype(take(embed_, array::from(tokens, {n})), dtype::f32);  // [T, hidden]
+  // [T, hidden]; a quantized embedding dequantizes only the gathered rows.
+  array x = astype(take(embed_, array::from(tokens, {n})), dtype::f32);
   for (int l = 0; l < config_.n_layers; ++l) {
     const llama_layer& layer = layers_[l];
     x = add(x, attention(rms_norm(x, layer.attn_norm, eps), layer, l, cache));

@@ -71,9 +71,10 @@ void check_weights(const llama_config& config, const std::map<std::string, array
       throw std::invalid_argument("[llama] weight " + tensor_name + " is " + it->second.to_string() +
                                   ", config needs " + shape_to_string(shape));
     }
-    if (!is_floating(it->second.type())) {
-      throw std::invalid_argument("[llama] weight " + tensor_name + " has non-float dtype " +
-                                  it->second.to_string());
+    const bool matrix = shape.size() == 2;
+    if (!is_floating(it->second.type()) && !(matrix && is_quantized(it->second.type()))) {
+      throw std::invalid_argument("[llama] weight " + tensor_name + " has dtype " + it->second.to_string() +
+                                  (matrix ? ", not float or block-quantized" : ", not float"));
     }
   }
 }

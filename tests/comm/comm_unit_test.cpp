@@ -34,6 +34,7 @@ TEST(comm_reduce, integers_wrap_bools_are_logical_halves_round) {
   EXPECT_TRUE(std::isnan(n[0]) && std::isnan(n[1]));
   EXPECT_THROW(check_reduction("t", reduce_op::mean, dtype::i64), std::invalid_argument);
   EXPECT_NO_THROW(check_reduction("t", reduce_op::mean, dtype::bf16));
+  EXPECT_THROW(check_reduction("t", reduce_op::sum, dtype::q4_k), std::invalid_argument);
 }
 
 TEST(comm_mailbox, matches_in_order_and_fails_waiters_of_a_lost_member) {

@@ -177,6 +177,10 @@ TEST(grpc_group, misuse_is_refused_with_clear_errors) {
     EXPECT_THROW(g.reduce_scatter(array::from({1.0f, 2.0f, 3.0f}, {3}), reduce_op::sum),
                  std::invalid_argument);
     EXPECT_THROW(g.broadcast(array(1.0f), 5), std::invalid_argument);
+    // Block-quantized arrays are refused before anything is sent, so the peer never sees a malformed chunk.
+    const array quantized = astype(array::from(std::vector<float>(32, 0.5f), {1, 32}), dtype::q8_0);
+    EXPECT_THROW(g.send(quantized, 1 - g.rank(), 0), std::invalid_argument);
+    EXPECT_THROW(g.all_gather(quantized), std::invalid_argument);
     g.barrier();
   });
 }

@@ -36,7 +36,8 @@ inline ::testing::AssertionResult close(const array& got, const array& want, dou
 // The kernel levels this CPU runs, besides the reference.
 inline std::vector<kernel_level> fast_levels() {
   std::vector<kernel_level> out;
-  for (auto level : {kernel_level::scalar, kernel_level::avx2, kernel_level::avx512}) {
+  for (auto level :
+       {kernel_level::scalar, kernel_level::avx2, kernel_level::avx512, kernel_level::avx512_vnni}) {
     if (level <= best_kernel_level()) out.push_back(level);
   }
   return out;

@@ -122,6 +122,7 @@ TEST_F(io_gguf_malformed, tensor_types) {
   expect_rejected(gguf_file_bytes(1, 0, gguf_tensor("w", {4}, 4, 0)), "tensor 'w': unknown ggml type id 4");
   const std::string q5k = gguf_file_bytes(1, 0, gguf_tensor("w", {256}, g_q5_k, 0), std::string(176, '\0'));
   expect_rejected(q5k, "tensor 'w' has type Q5_K, which mlxd cannot load", {.dequantize = true});
+  expect_rejected(q5k, "tensor 'w' has type Q5_K, which mlxd cannot load", {.keep_quantized = true});
   const gguf_file listed = load(q5k);
   ASSERT_EQ(listed.tensor_infos.size(), 1u);
   EXPECT_EQ(listed.tensor_infos[0].type_name, "Q5_K");

@@ -10,6 +10,7 @@
 #include <iterator>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -114,8 +115,8 @@ inline array random_array(const shape_t& shape, dtype t, std::mt19937& rng) {
       case dtype::boolean:
         a.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() & 1);
         break;
-      case dtype::count:
-        break;
+      default:
+        throw std::invalid_argument("random_array: no random elements of " + std::string(name(t)));
     }
   }
   return a;

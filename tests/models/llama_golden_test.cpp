@@ -6,7 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mlxd/core/kernel_level.h"
 #include "mlxd/core/ops.h"
+#include "mlxd/io/gguf.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
 
@@ -38,6 +40,12 @@ golden read_golden(const std::string& name) {
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+// The scalar level and the best one this CPU runs.
+std::vector<kernel_level> test_levels() {
+  if (best_kernel_level() == kernel_level::scalar) return {kernel_level::scalar};
+  return {kernel_level::scalar, best_kernel_level()};
 }
 
 class LlamaGolden : public ::testing::TestWithParam<const char*> {};
@@ -90,6 +98,79 @@ TEST(LlamaGguf, GgufFilesGiveTheReferenceLogits) {
   EXPECT_EQ(
       load_llama(std::string(MLXD_GOLDEN_DIR) + "/qwen2_bias_tied/model.gguf").config().tie_word_embeddings,
       true);
+}
+
+// A GGUF model whose matrices are Q8_0, Q4_0, Q4_K and Q6_K, each in several roles (make_llama_gguf.py, which
+// quantizes with ggml's reference quantizers in NumPy). The weights stay quantized. expected.json holds the
+// float64 logits of the dequantized weights ("logits") and of the same forward with each matrix product's
+// input rounded to 8 bits per block as the fast kernels do ("logits_q8").
+//  - Reference level (rows dequantized, sums in double): the exact logits within 1e-4, as for f32 models.
+//  - Fast levels: rounding activations to 8 bits moves each value by up to amax / 254 of its block (~1% of
+//  the
+//    block's RMS for normal data); through two layers this moved these logits (RMS 1.05) by at most 0.039 and
+//    0.5% in RMS. The bounds, 0.1 and 2%, allow for that with margin; the cache paths are held to the same.
+//  - The scalar level also matches "logits_q8" within 1e-4: the fast path is exactly "round x to 8 bits, then
+//    multiply" up to f32 rounding. (The SIMD levels' f32 kernels round differently, which here moves one
+//    activation across an 8-bit rounding boundary at one position, so they are not held to that.)
+TEST(LlamaGguf, QuantizedWeightsGiveTheDequantizedReferenceLogits) {
+  const std::string path = std::string(MLXD_GOLDEN_DIR) + "/llama_quant/model.gguf";
+  const gguf_file file = load_gguf(path, {.keep_quantized = true});
+  EXPECT_EQ(file.tensors.at("blk.0.attn_q.weight").type(), dtype::q4_k);
+  EXPECT_EQ(file.tensors.at("blk.0.attn_k.weight").type(), dtype::q6_k);
+  EXPECT_EQ(file.tensors.at("blk.0.attn_v.weight").type(), dtype::q8_0);
+  EXPECT_EQ(file.tensors.at("blk.0.attn_output.weight").type(), dtype::q4_0);
+  const golden g = read_golden("llama_quant");
+  std::ifstream in(std::string(MLXD_GOLDEN_DIR) + "/llama_quant/expected.json");
+  const array logits_q8 = array::from(nlohmann::json::parse(in).at("logits_q8").get<std::vector<double>>(),
+                                      g.logits.shape(), dtype::f32);
+  const llama_model model = load_llama(path);
+  {
+    kernel_level_guard guard(kernel_level::reference);
+    kv_cache cache = model.make_cache(16);
+    EXPECT_TRUE(close(model.forward(g.tokens, cache), g.logits, 1e-4));
+  }
+  for (const kernel_level level : test_levels()) {
+    SCOPED_TRACE(kernel_level_name(level));
+    kernel_level_guard guard(level);
+    kv_cache cache = model.make_cache(16);
+    const array logits = model.forward(g.tokens, cache);
+    const auto got = logits.to_vector<double>(), want = g.logits.to_vector<double>();
+    double worst = 0, se = 0, ss = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      worst = std::max(worst, std::fabs(got[i] - want[i]));
+      se += (got[i] - want[i]) * (got[i] - want[i]);
+      ss += want[i] * want[i];
+    }
+    EXPECT_LE(worst, 0.1);
+    EXPECT_LE(std::sqrt(se / ss), 0.02);
+    if (level == kernel_level::scalar) {
+      EXPECT_TRUE(close(logits, logits_q8, 1e-4));
+    }
+    kv_cache step = model.make_cache(16);
+    std::vector<array> rows;
+    for (int32_t t : g.tokens) rows.push_back(model.forward({t}, step));
+    EXPECT_TRUE(close(concatenate(rows, 0), logits, 0.1));
+  }
+}
+
+// llama_to_gguf lays a Hugging Face model out exactly as make_llama_gguf.py (llama.cpp's converter) does.
+TEST(LlamaGguf, ConversionFromHuggingFaceMatchesTheConverter) {
+  for (const char* name : {"llama_gqa", "qwen2_bias_tied"}) {
+    const std::string dir = std::string(MLXD_GOLDEN_DIR) + "/" + name;
+    const gguf_model converted = llama_to_gguf(load_llama_config(dir), load_model_weights(dir).tensors);
+    const gguf_file reference = load_gguf(dir + "/model.gguf");
+    ASSERT_EQ(converted.tensors.size(), reference.tensors.size()) << name;
+    for (const auto& [tensor, a] : reference.tensors) {
+      ASSERT_TRUE(converted.tensors.contains(tensor)) << tensor;
+      EXPECT_TRUE(array_equal(converted.tensors.at(tensor), a)) << name << " " << tensor;
+    }
+    for (const auto& [key, value] : reference.metadata) {
+      ASSERT_NE(converted.metadata.find(key), nullptr) << key;
+      EXPECT_EQ(*converted.metadata.find(key), value) << key;
+    }
+  }
+  llama_config scaled = load_llama_config(std::string(MLXD_GOLDEN_DIR) + "/llama3_rope_scaling");
+  EXPECT_THROW(llama_to_gguf(scaled, init_llama_weights(scaled, 1)), std::invalid_argument);
 }
 
 TEST(Llama, BadWeightsAndInputsGiveClearErrors) {

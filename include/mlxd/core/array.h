@@ -61,7 +61,8 @@ class array {
   array(float value);  // NOLINT(google-explicit-constructor): lets `x * 2.0f` read naturally.
 
   // A new, uninitialised, contiguous array. Throws std::invalid_argument for a negative dimension or more
-  // than 2^48 elements.
+  // than 2^48 elements. A block-quantized array (see dtype.h) needs at least one dimension, the last one a
+  // multiple of the block size, so that every row is whole blocks.
   static array empty(const shape_t& shape, dtype t);
   // Copies `values` (of C++ type matching `t` after conversion) into a new contiguous array.
   template <class T>
@@ -76,7 +77,8 @@ class array {
   // Wraps existing contiguous memory without copying; `keep_alive` owns it for as long as any view lives.
   static array wrap(void* data, const shape_t& shape, dtype t, std::shared_ptr<const void> keep_alive);
   // A view over `base`'s buffer with the given layout (strides and offset in elements). Validated against
-  // the buffer size.
+  // the buffer size. Views of block-quantized arrays must be contiguous whole rows (a reshape keeping the
+  // last dimension a multiple of the block size, or a range of rows); anything else throws.
   static array view(const array& base, const shape_t& shape, const shape_t& strides, int64_t offset);
 
   dtype type() const;
@@ -85,16 +87,17 @@ class array {
   const shape_t& strides() const;
   int64_t offset() const;
   int ndim() const;
-  int64_t size() const;  // number of elements
-  size_t itemsize() const { return size_of(type()); }
-  size_t nbytes() const { return static_cast<size_t>(size()) * itemsize(); }
+  int64_t size() const;                                // number of elements
+  size_t itemsize() const { return size_of(type()); }  // throws for block-quantized dtypes
+  size_t nbytes() const;                               // bytes the view's elements occupy
 
   // Row-major contiguous with no gaps (a broadcast view is not contiguous).
   bool is_contiguous() const;
   bool shares_storage(const array& other) const;
   const std::shared_ptr<storage>& buffer() const;
 
-  // Pointer to the first element of the view. T must match the dtype's storage size.
+  // Pointer to the first element of the view (the first block, for a quantized view). T must match the
+  // dtype's storage size.
   template <class T>
   const T* data() const {
     return reinterpret_cast<const T*>(raw_data());
@@ -105,7 +108,8 @@ class array {
   }
   const void* raw_data() const;
 
-  // The elements in logical (row-major) order, converted to T.
+  // The elements in logical (row-major) order, converted to T. Block-quantized arrays have no element access:
+  // these throw std::invalid_argument (convert with astype first).
   template <class T>
   std::vector<T> to_vector() const;
   // The single element of a size-1 array, converted to T.

@@ -1,14 +1,15 @@
 // Which CPU kernels ops run. `reference` runs the plain, obviously-correct loops that tests use as the
 // oracle; the others run the optimised kernels compiled for that instruction set. The best level the CPU
-// supports is chosen at start-up (MLXD_KERNELS=reference|scalar|avx2|avx512 overrides it), so one binary runs
-// on any x86-64.
+// supports is chosen at start-up (MLXD_KERNELS=reference|scalar|avx2|avx512|avx512vnni overrides it), so one
+// binary runs on any x86-64. avx512vnni differs from avx512 only in the quantized matmul kernels, which use
+// the VNNI dot-product instructions.
 #pragma once
 
 #include <string_view>
 
 namespace mlxd {
 
-enum class kernel_level { reference, scalar, avx2, avx512, count };
+enum class kernel_level { reference, scalar, avx2, avx512, avx512_vnni, count };
 
 kernel_level active_kernel_level();
 kernel_level best_kernel_level();  // the fastest level this CPU runs

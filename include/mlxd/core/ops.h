@@ -40,6 +40,8 @@ array expand_dims(const array& a, int axis);
 array squeeze(const array& a, const axes_t& axes);
 array squeeze(const array& a);     // all size-1 axes
 array contiguous(const array& a);  // returns `a` itself when already contiguous
+// Converting to a block-quantized dtype quantizes each row of a float array as ggml's reference does (the
+// last dimension must be a multiple of the block size); converting from one dequantizes.
 array astype(const array& a, dtype t);
 array concatenate(const std::vector<array>& arrays, int axis = 0);
 array stack(const std::vector<array>& arrays, int axis = 0);
@@ -98,6 +100,13 @@ array argmax(const array& a, int axis, bool keepdims = false);  // i64; first in
 // [..., m, k] x [..., k, n] -> [..., m, n] with broadcast batch dims; 1-d operands as in NumPy.
 // Accumulates in f32 for every float dtype; transposed views are passed to GEMM without copying.
 array matmul(const array& a, const array& b);
+// y = x . w^T for a block-quantized weight w [n, k] (see quantized.h) and a float x [..., k]: f32 [..., n].
+// Parallel over the rows of w; w is never dequantized as a whole. The reference kernel level dequantizes one
+// row at a time and accumulates in double; the others quantize each row of x to 8 bits per block, as ggml
+// does, and accumulate integer products block by block (error bound in src/core/kernels/quant_kernels.h).
+// Every output is computed the same way whatever the number of x rows or threads. The gradient flows to x
+// only.
+array quantized_matmul(const array& x, const array& w);
 
 // ---- neural-network ops ----
 array softmax(const array& a, int axis = -1);
@@ -123,7 +132,8 @@ std::vector<float> llama3_rope_freqs(int dims, float base, float factor, float l
                                      float high_freq_factor, int original_max_positions);
 
 // Gathers along `axis` with integer indices (i32/i64) of any shape: out shape = a.shape[:axis] + idx.shape +
-// a.shape[axis+1:]. Out-of-range indices throw.
+// a.shape[axis+1:]. Out-of-range indices throw. A block-quantized `a` gathers whole rows along any axis but
+// the last and returns them dequantized to f32 (an embedding lookup).
 array take(const array& a, const array& indices, int axis = 0);
 array cumsum(const array& a, int axis, bool reverse = false, bool inclusive = true);
 // The k largest along `axis`, sorted descending (ties: lower index first). Returns {values, indices(i64)}.
@@ -135,7 +145,8 @@ array argsort(const array& a, int axis = -1);  // i64, stable
 array cross_entropy(const array& logits, const array& targets, int64_t ignore_index = -100);
 
 // ---- comparisons of whole arrays (for tests and checks) ----
-bool array_equal(const array& a, const array& b);  // same shape and values (NaN == NaN)
+// Same shape and values (NaN == NaN); block-quantized arrays are equal when dtype and bytes are.
+bool array_equal(const array& a, const array& b);
 bool allclose(const array& a, const array& b, double rtol = 1e-5, double atol = 1e-8);
 
 }  // namespace mlxd

@@ -223,25 +223,29 @@ struct gguf_file {
 struct gguf_load_options {
   // false: only the header is read; `tensors` stays empty.
   bool read_tensors = true;
-  // F32, F16, BF16, I32 and I64 tensors always load as f32, f16, bf16, i32, i64 arrays.
-  // false: tensors of other types are listed in tensor_infos but not loaded.
-  // true: Q8_0 and Q4_0 tensors are dequantized to f32 arrays; any other type throws io_error naming it.
+  // F32, F16, BF16, I32 and I64 tensors always load as f32, f16, bf16, i32, i64 arrays. Q8_0, Q4_0, Q4_K and
+  // Q6_K tensors load as set here; when either option is true, a tensor of any other type throws io_error
+  // naming it. With both false, tensors of other types are listed in tensor_infos but not loaded.
+  // dequantize: Q8_0, Q4_0, Q4_K and Q6_K tensors are dequantized to f32 arrays.
   bool dequantize = false;
+  // keep_quantized (wins over dequantize): they load as q8_0, q4_0, q4_k and q6_k arrays holding the file's
+  // bytes unchanged.
+  bool keep_quantized = false;
   // As in safetensors_load_options: true reads into memory the process owns (the default); false maps the
-  // file and makes plain tensors zero-copy views of it (copied when not aligned to their element size).
-  // Dequantized tensors are always owned.
+  // file and makes plain and kept-quantized tensors zero-copy views of it (copied when not aligned to their
+  // element size, or to 2 bytes for quantized blocks). Dequantized tensors are always owned.
   bool copy = true;
 };
 
 // Reads the GGUF file at `path`. Throws io_error when it cannot be read or is malformed.
 gguf_file load_gguf(const std::filesystem::path& path, const gguf_load_options& options = {});
 
-// Writes a GGUF v3 file holding `metadata` (in its order) and `tensors` (f32, f16, bf16, i32 or i64 arrays of
-// 0 to 4 dimensions, any layout; in name order, each at an aligned offset; a 0-d array is written with dims
-// {1}). The alignment is metadata's "general.alignment" (a u32 power of two) or 32. Atomic, like
-// save_safetensors. Throws std::invalid_argument before writing anything for another dtype, more than 4
-// dimensions, a tensor name over 64 bytes, a key over 65535 bytes or a bad general.alignment; io_error when
-// writing fails.
+// Writes a GGUF v3 file holding `metadata` (in its order) and `tensors` (f32, f16, bf16, i32, i64, q8_0,
+// q4_0, q4_k or q6_k arrays of 0 to 4 dimensions, any layout; in name order, each at an aligned offset; a 0-d
+// array is written with dims {1}; quantized arrays as their blocks, with the ggml type of their dtype). The
+// alignment is metadata's "general.alignment" (a u32 power of two) or 32. Atomic, like save_safetensors.
+// Throws std::invalid_argument before writing anything for another dtype, more than 4 dimensions, a tensor
+// name over 64 bytes, a key over 65535 bytes or a bad general.alignment; io_error when writing fails.
 void save_gguf(const std::filesystem::path& path, const gguf_metadata& metadata,
                const std::map<std::string, array>& tensors);
 

@@ -58,8 +58,9 @@ safetensors_file load_safetensors(const std::filesystem::path& path,
 // contiguous from 0 and the header is padded with spaces so the data section starts at a multiple of 8 bytes.
 // Atomic: the bytes go to a temporary file in the same directory, which is fsynced and renamed over `path`,
 // and the directory is fsynced. On failure the temporary file is removed, `path` is left as it was (unless
-// only the final directory fsync failed), and io_error is thrown. A tensor named "__metadata__" or a name or
-// metadata string that is not valid UTF-8 throws std::invalid_argument before anything is written.
+// only the final directory fsync failed), and io_error is thrown. A tensor named "__metadata__", a
+// block-quantized tensor, or a name or metadata string that is not valid UTF-8 throws std::invalid_argument
+// before anything is written.
 void save_safetensors(const std::filesystem::path& path, const std::map<std::string, array>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 

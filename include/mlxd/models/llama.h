@@ -1,5 +1,6 @@
 // The Llama-family decoder: embeddings, n_layers of (RMSNorm, GQA attention with RoPE, RMSNorm, SwiGLU MLP),
-// final RMSNorm and the LM head. Weights use the Hugging Face names and [out, in] layout.
+// final RMSNorm and the LM head. Weights use the Hugging Face names and [out, in] layout; the 2-d ones may be
+// block-quantized (q8_0, q4_0, q4_k, q6_k).
 #pragma once
 
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "mlxd/core/array.h"
+#include "mlxd/io/gguf.h"
 #include "mlxd/models/kv_cache.h"
 #include "mlxd/models/llama_config.h"
 
@@ -45,10 +47,23 @@ class llama_model {
 };
 
 // Loads a Hugging Face model folder (config.json and safetensors weights) or, for a path ending in .gguf, a
-// GGUF file (architectures llama, qwen2, qwen3; quantized Q8_0/Q4_0 tensors are dequantized to f32 at load).
+// GGUF file (architectures llama, qwen2, qwen3). Q8_0, Q4_0, Q4_K and Q6_K weights stay block-quantized in
+// memory and the linear layers multiply them with quantized_matmul; the embedding dequantizes the rows it
+// gathers. Other quantized GGUF types are refused with their name.
 llama_model load_llama(const std::filesystem::path& path);
 // The GGUF part of load_llama: config from the "<arch>.*" metadata, tensors renamed from llama.cpp's names.
 llama_model load_llama_gguf(const std::filesystem::path& path);
+
+// A Llama-family model as GGUF metadata and tensors, laid out as llama.cpp's converter does (the inverse of
+// load_llama_gguf): "<arch>.*" keys, llama.cpp tensor names, and for the "llama" architecture (Llama,
+// Mistral) the q/k rows regrouped for interleaved RoPE. `weights` use the HF names (checked as llama_model
+// does); tensors are shared, not copied. Throws std::invalid_argument for what this layout cannot hold
+// (Llama-3 RoPE scaling, stored by llama.cpp as a rope_freqs tensor; weights already interleaved).
+struct gguf_model {
+  gguf_metadata metadata;
+  std::map<std::string, array> tensors;
+};
+gguf_model llama_to_gguf(const llama_config& config, const std::map<std::string, array>& weights);
 
 // Seeded random weights for `config` (normal * 0.02, norms 1) under HF names, for tests and pre-training.
 std::map<std::string, array> init_llama_weights(const llama_config& config, uint64_t seed);

@@ -21,6 +21,10 @@ v1::DType to_wire(dtype t) {
       return v1::DTYPE_U8;
     case dtype::boolean:
       return v1::DTYPE_BOOL;
+    case dtype::q8_0:
+    case dtype::q4_0:
+    case dtype::q4_k:
+    case dtype::q6_k:
     case dtype::count:
       break;
   }

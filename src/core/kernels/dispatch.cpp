@@ -4,12 +4,15 @@
 #include <string>
 
 #include "kernels.h"
+#include "quant_kernels.h"
 
 namespace mlxd {
 namespace {
 
 bool cpu_runs(kernel_level level) {
   switch (level) {
+    case kernel_level::avx512_vnni:
+      return __builtin_cpu_supports("avx512vnni") && cpu_runs(kernel_level::avx512);
     case kernel_level::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
@@ -40,6 +43,7 @@ std::atomic<kernel_level>& level_slot() {
 }  // namespace
 
 kernel_level best_kernel_level() {
+  if (cpu_runs(kernel_level::avx512_vnni)) return kernel_level::avx512_vnni;
   if (cpu_runs(kernel_level::avx512)) return kernel_level::avx512;
   if (cpu_runs(kernel_level::avx2)) return kernel_level::avx2;
   return kernel_level::scalar;
@@ -67,6 +71,8 @@ std::string_view kernel_level_name(kernel_level level) {
       return "avx2";
     case kernel_level::avx512:
       return "avx512";
+    case kernel_level::avx512_vnni:
+      return "avx512vnni";
     case kernel_level::count:
       break;
   }
@@ -82,7 +88,23 @@ const table* active() {
     case kernel_level::avx2:
       return &avx2_table();
     case kernel_level::avx512:
+    case kernel_level::avx512_vnni:
       return &avx512_table();
+    default:
+      return nullptr;
+  }
+}
+
+const quant_table* active_quant() {
+  switch (active_kernel_level()) {
+    case kernel_level::scalar:
+      return &scalar_quant_table();
+    case kernel_level::avx2:
+      return &avx2_quant_table();
+    case kernel_level::avx512:
+      return &avx512_quant_table();
+    case kernel_level::avx512_vnni:
+      return &avx512_vnni_quant_table();
     default:
       return nullptr;
   }

@@ -43,7 +43,11 @@ os.makedirs(here, exist_ok=True)
 with open(os.path.join(here, "tokenizer.json"), "w") as f:
     json.dump(tokenizer, f, ensure_ascii=False)
 with open(os.path.join(here, "tokenizer_config.json"), "w") as f:
-    json.dump({"eos_token": "<|endoftext|>", "clean_up_tokenization_spaces": False}, f)
+    # A small chat template in the shape of the real ones: role headers, the end token after each turn.
+    chat_template = ("{% for m in messages %}{{ m.role }}: {{ m.content }}{{ eos_token }}{% endfor %}"
+                     "{% if add_generation_prompt %}assistant:{% endif %}")
+    json.dump({"eos_token": "<|endoftext|>", "clean_up_tokenization_spaces": False, "chat_template": chat_template},
+              f)
 with open(os.path.join(here, "config.json"), "w") as f:
     json.dump({"architectures": ["LlamaForCausalLM"], "vocab_size": eos + 1, "hidden_size": 16,
                "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,

@@ -98,8 +98,12 @@ def rope(x, freqs):  # x [heads, T, hd], half-split layout as in Hugging Face's 
     return np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
 
 
-def forward(cfg, w, tokens):
+def forward(cfg, w, tokens, linear_input=None):
+    """Logits [T, vocab]. linear_input(x, weight_name), when given, replaces the input of each weight matrix
+    product (make_llama_gguf.py uses it to round activations as quantized kernels do)."""
     w = {k: v.astype(np.float64) for k, v in w.items()}
+    def mm(x, name):
+        return (linear_input(x, name) if linear_input else x) @ w[name].T
     h, hd, nh, nkv, eps = (cfg["hidden_size"], cfg["head_dim"], cfg["num_attention_heads"],
                            cfg["num_key_value_heads"], cfg["rms_norm_eps"])
     T = len(tokens)
@@ -110,7 +114,7 @@ def forward(cfg, w, tokens):
         p = "model.layers.%d." % l
         a = rms_norm(x, w[p + "input_layernorm.weight"], eps)
         def proj(name, heads):
-            y = a @ w[p + "self_attn.%s_proj.weight" % name].T
+            y = mm(a, p + "self_attn.%s_proj.weight" % name)
             if cfg.get("attention_bias"):
                 y = y + w[p + "self_attn.%s_proj.bias" % name]
             return y.reshape(T, heads, hd).transpose(1, 0, 2)
@@ -124,14 +128,13 @@ def forward(cfg, w, tokens):
         s = np.exp(s - s.max(-1, keepdims=True))
         s = s / s.sum(-1, keepdims=True)
         o = (s @ v).transpose(1, 0, 2).reshape(T, nh * hd)
-        x = x + o @ w[p + "self_attn.o_proj.weight"].T
+        x = x + mm(o, p + "self_attn.o_proj.weight")
         m = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
-        g = m @ w[p + "mlp.gate_proj.weight"].T
-        u = m @ w[p + "mlp.up_proj.weight"].T
-        x = x + (g / (1 + np.exp(-g)) * u) @ w[p + "mlp.down_proj.weight"].T
+        g = mm(m, p + "mlp.gate_proj.weight")
+        u = mm(m, p + "mlp.up_proj.weight")
+        x = x + mm(g / (1 + np.exp(-g)) * u, p + "mlp.down_proj.weight")
     x = rms_norm(x, w["model.norm.weight"], eps)
-    head = w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
-    return x @ head.T
+    return mm(x, "model.embed_tokens.weight" if cfg["tie_word_embeddings"] else "lm_head.weight")
 
 
 BASE = {"vocab_size": 40, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
@@ -150,15 +153,21 @@ CASES = {
                             "rope_scaling": {"rope_type": "linear", "factor": 2.0}},
 }
 
-for i, (case, overrides) in enumerate(sorted(CASES.items())):
-    cfg = dict(BASE, **overrides)
-    rng = np.random.default_rng(1000 + i)
-    folder = os.path.join(HERE, case)
-    os.makedirs(folder, exist_ok=True)
-    weights = make_weights(cfg, rng)
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=1)
-    write_safetensors(os.path.join(folder, "model.safetensors"), weights)
-    logits = forward(cfg, weights, TOKENS)
-    with open(os.path.join(folder, "expected.json"), "w") as f:
-        json.dump({"tokens": TOKENS, "shape": list(logits.shape), "logits": [float(v) for v in logits.ravel()]}, f)
+def main():
+    for i, (case, overrides) in enumerate(sorted(CASES.items())):
+        cfg = dict(BASE, **overrides)
+        rng = np.random.default_rng(1000 + i)
+        folder = os.path.join(HERE, case)
+        os.makedirs(folder, exist_ok=True)
+        weights = make_weights(cfg, rng)
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+        write_safetensors(os.path.join(folder, "model.safetensors"), weights)
+        logits = forward(cfg, weights, TOKENS)
+        with open(os.path.join(folder, "expected.json"), "w") as f:
+            json.dump({"tokens": TOKENS, "shape": list(logits.shape), "logits": [float(v) for v in logits.ravel()]},
+                      f)
+
+
+if __name__ == "__main__":  # make_llama_gguf.py imports forward() from here
+    main()
