@@ -187,6 +187,7 @@ void add_dist_commands(CLI::App& app) {
         }
       }
       if (*json) std::printf("%s\n", nlohmann::json{{"workers", j}}.dump().c_str());
+      std::fflush(stdout);  // the table before the error, also when both go to one pipe
       if (!all) throw std::runtime_error("some workers are down");
     });
   }

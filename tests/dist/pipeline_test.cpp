@@ -136,11 +136,21 @@ TEST_P(PipelinePartitions, LogitsAndTokensEqualOneNode) {
   }
 }
 
+std::string case_name(const ::testing::TestParamInfo<partition_case>& info) {
+  std::string name = std::to_string(info.param.n_workers) + "_workers";
+  if (!info.param.layers.empty()) name += "_layers_" + info.param.layers;
+  if (!info.param.coordinator_layers.empty()) name += "_coordinator_" + info.param.coordinator_layers;
+  for (char& ch : name)
+    if (ch == '-' || ch == ',') ch = '_';
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Nodes, PipelinePartitions,
                          ::testing::Values(partition_case{1, "", ""}, partition_case{2, "", ""},
                                            partition_case{3, "", ""}, partition_case{4, "", ""},
                                            partition_case{2, "0-4,5", ""}, partition_case{3, "0,1-4,5", ""},
-                                           partition_case{2, "", "0-1"}, partition_case{4, "0-2,3,4,5", ""}));
+                                           partition_case{2, "", "0-1"}, partition_case{4, "0-2,3,4,5", ""}),
+                         case_name);
 
 TEST_F(Pipeline, ConcurrentSequencesEachGetWhatTheyWouldAlone) {
   auto workers = start(3);

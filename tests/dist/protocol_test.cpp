@@ -5,9 +5,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <thread>
+
 #include "dist/stage_rpc.h"
 #include "mlxd/dist/coordinator.h"
 #include "mlxd/dist/worker.h"
+#include "mlxd/models/llama.h"
 #include "mlxd/v1/inference.grpc.pb.h"
 
 namespace mlxd::dist {
@@ -176,6 +179,88 @@ TEST(StageProtocol, AWorkerThatKeepsFailingEndsTheRequestWithItsReason) {
       EXPECT_TRUE(m.find("not waiting") != std::string::npos || m.find("hangs up") != std::string::npos) << m;
     }
   }
+}
+
+// A raw client of one worker holding the whole golden model as plan 5.
+struct raw_client {
+  explicit raw_client(int port)
+      : stub(v1::Stage::NewStub(
+            grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()))) {
+    grpc::ClientContext ctx;
+    rpc::prepare(ctx, "", std::chrono::seconds(10));
+    v1::Assignment as;
+    as.set_plan_id(5);
+    as.set_model_path(model);
+    as.set_layer_begin(0);
+    as.set_layer_end(2);
+    as.set_embedding(true);
+    as.set_head(true);
+    v1::AssignReply reply;
+    status = stub->Assign(&ctx, as, &reply);
+    rpc::prepare(run_ctx, "", std::chrono::milliseconds(0));
+    run_ctx.AddMetadata(rpc::plan_key, "5");
+    run = stub->Run(&run_ctx);
+  }
+  ~raw_client() {
+    run->WritesDone();
+    run->Finish();
+  }
+  v1::StepReply step(uint64_t sequence, int capacity) {
+    v1::StepRequest req;
+    req.set_step_id(1);
+    req.set_sequence_id(sequence);
+    req.set_kind(v1::STEP_FORWARD);
+    req.set_capacity(capacity);
+    req.add_tokens(1);
+    req.add_tokens(2);
+    req.set_sample(true);
+    rpc::to_proto(engine::sampling_params{}, req.mutable_sampling());
+    run->Write(req);
+    v1::StepReply reply;
+    run->Read(&reply);
+    return reply;
+  }
+  uint32_t n_sequences() {
+    grpc::ClientContext ctx;
+    rpc::prepare(ctx, "", std::chrono::seconds(5));
+    v1::StageHelloRequest req;
+    req.set_protocol_major(rpc::protocol_major);
+    v1::StageHelloReply reply;
+    stub->Hello(&ctx, req, &reply);
+    return reply.n_sequences();
+  }
+  std::unique_ptr<v1::Stage::Stub> stub;
+  grpc::Status status;
+  grpc::ClientContext run_ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepReply>> run;
+};
+
+TEST(StageProtocol, IdleKvCachesAreFreedAfterTheTimeout) {
+  worker_options o = local_worker();
+  o.kv_idle_timeout = std::chrono::milliseconds(200);
+  worker w(o);
+  raw_client c(w.port());
+  ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+  const v1::StepReply r = c.step(1, 8);
+  EXPECT_TRUE(r.error().empty()) << r.error();
+  EXPECT_TRUE(r.sampled());
+  EXPECT_EQ(c.n_sequences(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  EXPECT_EQ(c.n_sequences(), 0u);
+}
+
+TEST(StageProtocol, KvCachesAreBoundedByTheMemoryBudget) {
+  const models::llama_config cfg = models::load_llama_config_any(model);
+  worker_options o = local_worker();
+  // The weights, and room for 20 positions of KV cache.
+  o.memory_bytes = stage_weight_bytes(cfg, {0, 2, true, true}) + 20 * kv_bytes_per_position(cfg, 2);
+  worker w(o);
+  raw_client c(w.port());
+  ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+  EXPECT_TRUE(c.step(1, 8).error().empty());
+  const v1::StepReply refused = c.step(2, 16);  // 8 + 16 positions do not fit
+  EXPECT_NE(refused.error().find("no KV cache space"), std::string::npos) << refused.error();
+  EXPECT_TRUE(c.step(3, 12).error().empty());  // 8 + 12 do
 }
 
 }  // namespace
