@@ -35,7 +35,7 @@ while [ $r -lt "$ROUNDS" ]; do
       2) out=$(run --workers "$A,$B" --layers 0-5,6-11) ;;
       3) out=$(run --workers "$A,$B,$C" --layers 0-3,4-7,8-11) ;;
     esac
-    printf '{"nodes":%s,"result":%s}\n' "$n" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/"tokens":\[[^]]*\],*//'
+    printf '{"nodes":%s,"result":%s}\n' "$n" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//'
   done
   r=$((r + 1))
 done
