@@ -18,7 +18,8 @@ void add_tokenize_commands(CLI::App& app);
 // `mlxd chat-template --tokenizer PATH --messages FILE.json [--add-generation-prompt] [--tools FILE.json]
 // [--chat-template FILE] [--var NAME=VALUE]...`: the prompt the model's chat template renders.
 void add_chat_template_command(CLI::App& app);
-// `mlxd init`, `mlxd logits`, `mlxd generate`: random Llama-family models, their logits, greedy generation.
+// `mlxd init`, `mlxd logits`, `mlxd generate`: random Llama-family models, their logits, generation (on this
+// node, or with --workers over a pipeline of worker nodes).
 void add_model_commands(CLI::App& app);
 // `mlxd quantize IN OUT --type q8_0|q4_0|q4_k|q6_k`: a GGUF file (or HF folder) rewritten as GGUF with its
 // 2-d weights block-quantized; metadata copied.
@@ -30,5 +31,7 @@ void add_launch_command(CLI::App& app);
 // `mlxd launch`'s options from its command removed: CLI11 then hands the whole command to launch.
 std::vector<std::string> command_line(int argc, char** argv);
 void add_bench_commands(CLI::App& app);
+// `mlxd worker`: a node serving a range of layers; `mlxd cluster status`: the workers' health and layers.
+void add_dist_commands(CLI::App& app);
 
 }  // namespace mlxd::app

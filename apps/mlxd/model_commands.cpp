@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "dist_commands.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/engine/sampler.h"
 #include "mlxd/io/safetensors.h"
@@ -84,9 +85,16 @@ void add_model_commands(CLI::App& app) {
     cmd->add_option("--model", *model, "model folder")->required();
     cmd->add_option("--tokens", *tokens, "comma-separated token ids")->required();
     cmd->add_option("--out", *out, "output .safetensors (tensor \"logits\" [n_tokens, vocab])")->required();
-    cmd->callback([model, tokens, out] {
-      const models::llama_model m = models::load_llama(*model);
+    auto cluster = std::make_shared<cluster_flags>();
+    add_cluster_flags(cmd, *cluster, true);
+    cmd->callback([model, tokens, out, cluster] {
       const auto ids = parse_ids(*tokens);
+      if (!cluster->workers.empty()) {
+        dist::coordinator c(*model, coordinator_options_of(*cluster));
+        save_safetensors(*out, {{"logits", c.logits(ids)}});
+        return;
+      }
+      const models::llama_model m = models::load_llama(*model);
       models::kv_cache cache = m.make_cache(static_cast<int>(ids.size()));
       save_safetensors(*out, {{"logits", m.forward(ids, cache)}});
     });
@@ -127,8 +135,62 @@ void add_model_commands(CLI::App& app) {
     cmd->add_option("--frequency-penalty", sp->frequency_penalty, "OpenAI frequency penalty");
     cmd->add_option("--seed", sp->seed, "sampling seed (same seed, same tokens)");
     cmd->add_flag("--json", *json, "print one JSON object with tokens, logprobs and timings");
+    auto cluster = std::make_shared<cluster_flags>();
+    add_cluster_flags(cmd, *cluster, true);
     cmd->callback([=] {
       if (tokens->empty() && prompt_text->empty()) throw std::invalid_argument("give --tokens or --prompt");
+      if (!cluster->workers.empty()) {
+        std::optional<tokenizer> tok;
+        if (!prompt_text->empty()) tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
+        dist::generation_request r;
+        r.prompt = tok ? tok->encode(*prompt_text, true) : parse_ids(*tokens);
+        if (r.prompt.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
+        r.max_tokens = *max_tokens;
+        r.sampling = *sp;
+        r.stop_ids = stop_ids->empty() ? std::vector<int32_t>{} : parse_ids(*stop_ids);
+        if (tok && !*ignore_eos)
+          r.stop_ids.insert(r.stop_ids.end(), tok->eos_ids().begin(), tok->eos_ids().end());
+        std::optional<stream_decoder> stream;
+        if (tok) stream.emplace(*tok, true);
+        std::string text;
+        r.on_token = [&](const engine::sample_result& t) {
+          if (!stream) return;
+          const std::string piece = stream->push(t.id);
+          text += piece;
+          if (!*json) std::fputs(piece.c_str(), stdout), std::fflush(stdout);
+        };
+        dist::coordinator c(*model, coordinator_options_of(*cluster));
+        const dist::generation_result g = c.generate(r);
+        if (stream) {
+          const std::string rest = stream->finish();
+          text += rest;
+          if (!*json) std::printf("%s\n", rest.c_str());
+        }
+        if (*json) {
+          const double steps = std::max(1, g.decode_steps);
+          double compute = 0;
+          for (double ms : g.decode_stage_ms) compute += ms;
+          const auto hops = static_cast<double>(std::max<size_t>(1, g.decode_stage_ms.size()));
+          nlohmann::json j = {{"tokens", g.tokens},
+                              {"logprobs", g.logprobs},
+                              {"plan", c.plan_description()},
+                              {"replans", g.replans},
+                              {"timings",
+                               {{"prefill_s", g.prefill_s},
+                                {"decode_s", g.decode_s},
+                                {"prefill_tokens_per_s", static_cast<double>(r.prompt.size()) / g.prefill_s},
+                                {"decode_tokens_per_s", g.decode_s > 0 ? g.decode_steps / g.decode_s : 0.0},
+                                {"decode_round_trip_ms", g.decode_round_trip_ms / steps},
+                                {"decode_compute_ms", compute / steps},
+                                {"added_ms_per_hop", (g.decode_round_trip_ms - compute) / steps / hops}}}};
+          if (stream) j["text"] = text;
+          std::printf("%s\n", j.dump().c_str());
+        } else if (!stream) {
+          for (size_t i = 0; i < g.tokens.size(); ++i) std::printf("%s%d", i ? "," : "", g.tokens[i]);
+          std::printf("\n");
+        }
+        return;
+      }
       const models::llama_model m = models::load_llama(*model);
       std::optional<tokenizer> tok;
       if (!prompt_text->empty()) tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);

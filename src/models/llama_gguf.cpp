@@ -4,6 +4,7 @@
 
 #include "mlxd/io/gguf.h"
 #include "mlxd/models/llama.h"
+#include "models/llama_gguf_read.h"
 
 namespace mlxd::models {
 
@@ -91,9 +92,11 @@ gguf_model llama_to_gguf(const llama_config& c, const std::map<std::string, arra
   return out;
 }
 
-llama_model load_llama_gguf(const std::filesystem::path& path) {
+llama_gguf_contents read_llama_gguf(const std::filesystem::path& path, bool read_tensors, bool copy) {
   gguf_load_options options;
   options.keep_quantized = true;
+  options.read_tensors = read_tensors;
+  options.copy = copy;
   const gguf_file file = load_gguf(path, options);
   const gguf_metadata& m = file.metadata;
   const std::string arch = m.get_string("general.architecture");
@@ -132,16 +135,22 @@ llama_model load_llama_gguf(const std::filesystem::path& path) {
       fail("unsupported rope scaling \"" + type + "\"");
     }
   }
-  if (file.tensors.count("rope_freqs.weight"))
-    fail("per-frequency RoPE factors (rope_freqs) are not supported yet");
-  auto embed = file.tensors.find("token_embd.weight");
-  if (embed == file.tensors.end()) fail("missing tensor token_embd.weight");
-  c.vocab_size = static_cast<int>(embed->second.shape(0));
-  c.tie_word_embeddings = !file.tensors.count("output.weight");
-  c.attention_bias = file.tensors.count("blk.0.attn_q.bias") > 0;
+  auto info = [&](const std::string& name) -> const gguf_tensor_info* {
+    for (const gguf_tensor_info& t : file.tensor_infos)
+      if (t.name == name) return &t;
+    return nullptr;
+  };
+  if (info("rope_freqs.weight")) fail("per-frequency RoPE factors (rope_freqs) are not supported yet");
+  const gguf_tensor_info* embed = info("token_embd.weight");
+  if (!embed || embed->shape.empty()) fail("missing tensor token_embd.weight");
+  c.vocab_size = static_cast<int>(embed->shape[0]);
+  c.tie_word_embeddings = !info("output.weight");
+  c.attention_bias = info("blk.0.attn_q.bias") != nullptr;
 
-  std::map<std::string, array> weights = {{"model.embed_tokens.weight", embed->second}};
+  llama_gguf_contents out;
+  std::map<std::string, array>& weights = out.weights;
   for (const auto& [name, a] : file.tensors) {
+    if (name == "token_embd.weight") weights["model.embed_tokens.weight"] = a;
     if (name == "output_norm.weight") weights["model.norm.weight"] = a;
     if (name == "output.weight") weights["lm_head.weight"] = a;
   }
@@ -152,7 +161,13 @@ llama_model load_llama_gguf(const std::filesystem::path& path) {
       if (it != file.tensors.end()) weights[h + hf_name] = it->second;
     }
   }
-  return llama_model(std::move(c), weights);
+  out.config = std::move(c);
+  return out;
+}
+
+llama_model load_llama_gguf(const std::filesystem::path& path) {
+  llama_gguf_contents g = read_llama_gguf(path, true, true);
+  return llama_model(std::move(g.config), g.weights);
 }
 
 }  // namespace mlxd::models

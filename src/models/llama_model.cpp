@@ -6,7 +6,8 @@
 
 namespace mlxd::models {
 
-void check_weights(const llama_config& config, const std::map<std::string, array>& weights);
+void check_weights(const llama_config& config, const std::map<std::string, array>& weights,
+                   const llama_stage& stage);
 
 namespace {
 
@@ -34,12 +35,17 @@ array causal_mask(int64_t n_tokens, int64_t pos0) {
 }  // namespace
 
 llama_model::llama_model(llama_config config, const std::map<std::string, array>& w)
-    : config_(std::move(config)) {
-  check_weights(config_, w);
-  embed_ = w.at("model.embed_tokens.weight");
-  lm_head_ = config_.tie_word_embeddings ? embed_ : w.at("lm_head.weight");
-  final_norm_ = w.at("model.norm.weight");
-  for (int l = 0; l < config_.n_layers; ++l) {
+    : llama_model(config, w, whole_model(config)) {}
+
+llama_model::llama_model(llama_config config, const std::map<std::string, array>& w, const llama_stage& stage)
+    : config_(std::move(config)), stage_(stage) {
+  check_weights(config_, w, stage_);
+  if (stage_.embedding) embed_ = w.at("model.embed_tokens.weight");
+  if (stage_.head) {
+    lm_head_ = w.at(config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    final_norm_ = w.at("model.norm.weight");
+  }
+  for (int l = stage_.layer_begin; l < stage_.layer_end; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     llama_layer layer;
     layer.attn_norm = w.at(p + "input_layernorm.weight");
@@ -66,7 +72,7 @@ llama_model::llama_model(llama_config config, const std::map<std::string, array>
 }
 
 kv_cache llama_model::make_cache(int capacity) const {
-  return kv_cache(config_.n_layers, config_.n_kv_heads, config_.head_dim, capacity);
+  return kv_cache(stage_.n_layers(), config_.n_kv_heads, config_.head_dim, capacity);
 }
 
 array llama_model::attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const {
@@ -107,6 +113,13 @@ array llama_model::attention(const array& x, const llama_layer& layer, int index
 }
 
 array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) const {
+  if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
+    throw std::invalid_argument("[llama] forward needs the whole model; this one holds a pipeline stage");
+  return head(forward_layers(embed(tokens), cache));
+}
+
+array llama_model::embed(const std::vector<int32_t>& tokens) const {
+  if (!stage_.embedding) throw std::invalid_argument("[llama] this pipeline stage holds no embedding");
   if (tokens.empty()) throw std::invalid_argument("[llama] forward needs at least one token");
   for (int32_t t : tokens) {
     if (t < 0 || t >= config_.vocab_size) {
@@ -114,22 +127,40 @@ array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) 
                                   std::to_string(config_.vocab_size));
     }
   }
-  if (cache.length() + static_cast<int>(tokens.size()) > cache.capacity()) {
-    throw std::invalid_argument("[llama] " + std::to_string(cache.length() + tokens.size()) +
+  const auto n = static_cast<int64_t>(tokens.size());
+  return astype(take(embed_, array::from(tokens, {n})), dtype::f32);  // [T, hidden]
+}
+
+array llama_model::forward_layers(const array& hidden, kv_cache& cache) const {
+  if (hidden.ndim() != 2 || hidden.shape(0) < 1 || hidden.shape(1) != config_.hidden_size ||
+      hidden.type() != dtype::f32) {
+    throw std::invalid_argument("[llama] stage input is " + hidden.to_string() + ", expected f32[n_tokens, " +
+                                std::to_string(config_.hidden_size) + "]");
+  }
+  if (cache.n_layers() != stage_.n_layers()) {
+    throw std::invalid_argument("[llama] a cache of " + std::to_string(cache.n_layers()) +
+                                " layers for a stage of " + std::to_string(stage_.n_layers()));
+  }
+  const int64_t n = hidden.shape(0);
+  if (cache.length() + n > cache.capacity()) {
+    throw std::invalid_argument("[llama] " + std::to_string(cache.length() + n) +
                                 " positions exceed the context of " + std::to_string(cache.capacity()));
   }
-  const auto n = static_cast<int64_t>(tokens.size());
   const float eps = config_.rms_norm_eps;
-  // [T, hidden]; a quantized embedding dequantizes only the gathered rows.
-  array x = astype(take(embed_, array::from(tokens, {n})), dtype::f32);
-  for (int l = 0; l < config_.n_layers; ++l) {
+  array x = hidden;  // [T, hidden]
+  for (int l = 0; l < stage_.n_layers(); ++l) {
     const llama_layer& layer = layers_[l];
     x = add(x, attention(rms_norm(x, layer.attn_norm, eps), layer, l, cache));
     const array h = rms_norm(x, layer.mlp_norm, eps);
     x = add(x, linear(multiply(silu(linear(h, layer.w_gate)), linear(h, layer.w_up)), layer.w_down));
   }
   cache.commit(static_cast<int>(n));
-  return linear(rms_norm(x, final_norm_, eps), lm_head_);  // [T, vocab]
+  return x;
+}
+
+array llama_model::head(const array& x) const {
+  if (!stage_.head) throw std::invalid_argument("[llama] this pipeline stage holds no LM head");
+  return linear(rms_norm(x, final_norm_, config_.rms_norm_eps), lm_head_);  // [T, vocab]
 }
 
 }  // namespace mlxd::models

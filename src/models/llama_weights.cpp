@@ -8,14 +8,17 @@
 namespace mlxd::models {
 namespace {
 
-// Every tensor a config needs, by HF name, with its shape.
-std::vector<std::pair<std::string, shape_t>> expected_tensors(const llama_config& c) {
+// Every tensor a stage of a config needs, by HF name, with its shape.
+std::vector<std::pair<std::string, shape_t>> expected_tensors(const llama_config& c,
+                                                              const llama_stage& stage) {
   const int64_t h = c.hidden_size, q = int64_t{c.n_heads} * c.head_dim,
                 kv = int64_t{c.n_kv_heads} * c.head_dim;
-  std::vector<std::pair<std::string, shape_t>> out = {{"model.embed_tokens.weight", {c.vocab_size, h}},
-                                                      {"model.norm.weight", {h}}};
-  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}});
-  for (int l = 0; l < c.n_layers; ++l) {
+  std::vector<std::pair<std::string, shape_t>> out;
+  if (stage.embedding || (stage.head && c.tie_word_embeddings))
+    out.push_back({"model.embed_tokens.weight", {c.vocab_size, h}});
+  if (stage.head) out.push_back({"model.norm.weight", {h}});
+  if (stage.head && !c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}});
+  for (int l = stage.layer_begin; l < stage.layer_end; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     out.push_back({p + "input_layernorm.weight", {h}});
     out.push_back({p + "post_attention_layernorm.weight", {h}});
@@ -48,7 +51,7 @@ bool is_norm(const std::string& name) {
 std::map<std::string, array> init_llama_weights(const llama_config& config, uint64_t seed) {
   std::map<std::string, array> weights;
   uint64_t index = 0;
-  for (const auto& [tensor_name, shape] : expected_tensors(config)) {
+  for (const auto& [tensor_name, shape] : expected_tensors(config, whole_model(config))) {
     weights[tensor_name] =
         is_norm(tensor_name) ? ones(shape) : random::normal(random::split({seed}, index), shape, 0.0f, 0.02f);
     ++index;
@@ -62,9 +65,28 @@ llama_model load_llama(const std::filesystem::path& model_dir) {
   return llama_model(std::move(config), load_model_weights(model_dir).tensors);
 }
 
+llama_stage whole_model(const llama_config& config) {
+  return {0, config.n_layers, true, true};
+}
+
+void check_stage(const llama_config& config, const llama_stage& stage) {
+  if (stage.layer_begin < 0 || stage.layer_begin > stage.layer_end || stage.layer_end > config.n_layers) {
+    throw std::invalid_argument("[llama] layers [" + std::to_string(stage.layer_begin) + ", " +
+                                std::to_string(stage.layer_end) + ") are not a range of the model's " +
+                                std::to_string(config.n_layers) + " layers");
+  }
+}
+
+std::vector<std::pair<std::string, shape_t>> stage_tensors(const llama_config& config,
+                                                           const llama_stage& stage) {
+  check_stage(config, stage);
+  return expected_tensors(config, stage);
+}
+
 // Validates names and shapes up front so a bad checkpoint fails at load with the tensor named.
-void check_weights(const llama_config& config, const std::map<std::string, array>& weights) {
-  for (const auto& [tensor_name, shape] : expected_tensors(config)) {
+void check_weights(const llama_config& config, const std::map<std::string, array>& weights,
+                   const llama_stage& stage) {
+  for (const auto& [tensor_name, shape] : stage_tensors(config, stage)) {
     auto it = weights.find(tensor_name);
     if (it == weights.end()) throw std::invalid_argument("[llama] missing weight " + tensor_name);
     if (it->second.shape() != shape) {
@@ -77,6 +99,10 @@ void check_weights(const llama_config& config, const std::map<std::string, array
                                   (matrix ? ", not float or block-quantized" : ", not float"));
     }
   }
+}
+
+void check_weights(const llama_config& config, const std::map<std::string, array>& weights) {
+  check_weights(config, weights, whole_model(config));
 }
 
 }  // namespace mlxd::models

@@ -7,11 +7,8 @@
 #include <optional>
 #include <string_view>
 
+#include "tokenizer/sentencepiece_plugin.h"
 #include "tokenizer/tokenizer_backend.h"
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace mlxd::tokenizer_detail {
 
@@ -38,7 +35,7 @@ class sentencepiece_backend final : public tokenizer_backend {
   bool is_special(int32_t id) const override;
 
  private:
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  std::unique_ptr<spm_processor> processor_;  // libsentencepiece, through its plugin
   std::optional<int32_t> add_bos_, add_eos_;
 };
 

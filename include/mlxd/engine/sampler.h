@@ -48,6 +48,10 @@ class sampler {
   sample_result sample(std::span<const float> logits, std::span<const int32_t> history);
 
   const sampling_params& params() const { return params_; }
+  // The index of the next draw. set_step resumes the draws at `step`: a sequence re-prefilled on another
+  // node continues with exactly the draws it would have made.
+  uint64_t step() const { return step_; }
+  void set_step(uint64_t step) { step_ = step; }
 
  private:
   sampling_params params_;

@@ -14,6 +14,7 @@ class kv_cache {
 
   int length() const { return length_; }  // positions stored (the next position to write)
   int capacity() const { return capacity_; }
+  int n_layers() const { return static_cast<int>(k_.size()); }
 
   // Writes k, v [n_kv_heads, n_new, head_dim] for `layer` at positions length()..length()+n_new-1. The length
   // advances only through commit(), once every layer has written the same positions.

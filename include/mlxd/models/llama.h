@@ -24,26 +24,53 @@ struct llama_layer {
   array w_gate, w_up, w_down;  // [ffn, hidden] x2, [hidden, ffn]
 };
 
+// The part of the decoder one pipeline stage runs: decoder layers [layer_begin, layer_end), plus the token
+// embedding on the first stage and the final norm and LM head on the last. A stage may hold no layers (a
+// coordinator that only embeds and samples).
+struct llama_stage {
+  int layer_begin = 0;
+  int layer_end = 0;
+  bool embedding = false;  // holds model.embed_tokens (first stage)
+  bool head = false;  // holds model.norm and the LM head (last stage; with tied embeddings, embed_tokens)
+  int n_layers() const { return layer_end - layer_begin; }
+};
+// Every layer, the embedding and the head.
+llama_stage whole_model(const llama_config& config);
+// Throws std::invalid_argument unless 0 <= layer_begin <= layer_end <= config.n_layers.
+void check_stage(const llama_config& config, const llama_stage& stage);
+
 class llama_model {
  public:
   // Takes the weights by HF name; throws std::invalid_argument naming any missing tensor or wrong shape.
   llama_model(llama_config config, const std::map<std::string, array>& weights);
+  // Only the tensors of `stage` are needed (others in `weights` are ignored).
+  llama_model(llama_config config, const std::map<std::string, array>& weights, const llama_stage& stage);
 
   const llama_config& config() const { return config_; }
+  const llama_stage& stage() const { return stage_; }
 
   // Logits [n_tokens, vocab] for `tokens` placed at positions cache.length()...; appends their keys and
-  // values.
+  // values. Needs the whole model: forward == head(forward_layers(embed(tokens), cache)).
   array forward(const std::vector<int32_t>& tokens, kv_cache& cache) const;
+  // The pieces a pipeline stage runs. embed: [n_tokens, hidden] f32 (first stage only; ids are checked).
+  // forward_layers: the stage's layers on hidden states x [n_tokens, hidden] f32 at positions
+  // cache.length()..., appending their keys and values to `cache` (one of make_cache) and committing them;
+  // returns [n_tokens, hidden]. head: logits [n_tokens, vocab] of hidden states (last stage only).
+  array embed(const std::vector<int32_t>& tokens) const;
+  array forward_layers(const array& x, kv_cache& cache) const;
+  array head(const array& x) const;
+  // A cache for the stage's layers.
   kv_cache make_cache(int capacity) const;
 
  private:
   array attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const;
   llama_config config_;
-  array embed_;    // [vocab, hidden]
-  array lm_head_;  // [vocab, hidden]; the embedding when tied
+  llama_stage stage_;
+  array embed_;    // [vocab, hidden]; empty unless stage_.embedding
+  array lm_head_;  // [vocab, hidden]; the embedding when tied; empty unless stage_.head
   array final_norm_;
-  std::vector<llama_layer> layers_;
-  std::vector<float> inv_freqs_;  // llama3 scaling, or empty
+  std::vector<llama_layer> layers_;  // the stage's layers, layers_[0] is layer stage_.layer_begin
+  std::vector<float> inv_freqs_;     // llama3 scaling, or empty
 };
 
 // Loads a Hugging Face model folder (config.json and safetensors weights) or, for a path ending in .gguf, a
@@ -64,6 +91,15 @@ struct gguf_model {
   std::map<std::string, array> tensors;
 };
 gguf_model llama_to_gguf(const llama_config& config, const std::map<std::string, array>& weights);
+// Loads only the tensors of `stage` from a model folder or GGUF file (the file is mapped and just those
+// tensors are copied into memory the process owns), so a pipeline stage holds its own layers and nothing
+// else. Throws like load_llama, and std::invalid_argument for a stage outside the model.
+llama_model load_llama_stage(const std::filesystem::path& path, const llama_stage& stage);
+// The config of a model folder or GGUF file, without loading tensors.
+llama_config load_llama_config_any(const std::filesystem::path& path);
+// The HF names and shapes of the tensors `stage` needs.
+std::vector<std::pair<std::string, shape_t>> stage_tensors(const llama_config& config,
+                                                           const llama_stage& stage);
 
 // Seeded random weights for `config` (normal * 0.02, norms 1) under HF names, for tests and pre-training.
 std::map<std::string, array> init_llama_weights(const llama_config& config, uint64_t seed);

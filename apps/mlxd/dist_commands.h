@@ -1,0 +1,25 @@
+// Flags shared by the commands that reach worker nodes (`generate --workers`, `cluster status`).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "mlxd/dist/coordinator.h"
+
+namespace mlxd::app {
+
+struct cluster_flags {
+  std::string workers;  // host:port,...
+  std::string layers, coordinator_layers;
+  dist::cluster_access access;
+};
+
+// --workers (required when `required`), --cluster-token (default MLXD_CLUSTER_TOKEN), --tls-cert/key/ca, and
+// with `planning` also --layers and --coordinator-layers.
+void add_cluster_flags(CLI::App* cmd, cluster_flags& f, bool planning);
+// The access and coordinator options the flags describe; throws std::invalid_argument for bad values.
+dist::cluster_access cluster_access_of(const cluster_flags& f);
+dist::coordinator_options coordinator_options_of(const cluster_flags& f);
+
+}  // namespace mlxd::app

@@ -1,0 +1,106 @@
+// The coordinator of pipeline-parallel inference: it plans which worker runs which layers, assigns them,
+// drives prefill and decode over one stream to the first stage, and survives the loss of a worker by
+// re-planning over the survivors and re-prefilling each affected sequence from its token history.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mlxd/core/array.h"
+#include "mlxd/dist/plan.h"
+#include "mlxd/engine/sampler.h"
+#include "mlxd/models/llama_config.h"
+
+namespace mlxd::dist {
+
+// How to reach the workers.
+struct cluster_access {
+  std::vector<std::string> workers;  // host:port, in pipeline order
+  std::string cluster_token;
+  std::string tls_cert, tls_key, tls_ca;          // PEM files (mutual TLS with cert+key)
+  std::chrono::milliseconds hello_timeout{1500};  // a worker that does not answer Hello in time is down
+};
+
+struct coordinator_options {
+  cluster_access access;
+  std::vector<layer_range> layers;                // --layers: one range per worker; empty: planned
+  std::optional<layer_range> coordinator_layers;  // --coordinator-layers: run these here, with the embedding
+  int prefill_chunk = 512;  // prompt positions per prefill step (fewer when a chunk would exceed a message)
+  int kv_positions = 0;     // KV room each worker must keep; 0: the context length, at most 4096
+};
+
+struct generation_request {
+  std::vector<int32_t> prompt;
+  int max_tokens = 16;
+  engine::sampling_params sampling;
+  std::vector<int32_t> stop_ids;  // generation ends after producing one of these (it is kept)
+  // Called with each new token as it arrives (not again for tokens re-produced after a re-plan).
+  std::function<void(const engine::sample_result&)> on_token;
+};
+
+struct generation_result {
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;
+  int replans = 0;       // how many times a lost worker made this request re-plan
+  double prefill_s = 0;  // to the first token
+  double decode_s = 0;   // the rest
+  // Decode steps: their count, total round-trip time and total compute time per stage (first stage first),
+  // so (round trip - compute) / hops is the added latency per hop.
+  int decode_steps = 0;
+  double decode_round_trip_ms = 0;
+  std::vector<double> decode_stage_ms;
+};
+
+// A worker as seen by a Hello.
+struct node_status {
+  std::string address;
+  bool healthy = false;
+  std::string error;  // why not healthy
+  std::string node_id;
+  node_info info;
+  double latency_ms = 0;  // median Hello round trip
+  uint64_t plan_id = 0;   // its current assignment (0: none)
+  models::llama_stage layers;
+  uint64_t weight_bytes = 0, kv_bytes = 0;
+  uint32_t n_sequences = 0;
+};
+
+// Says Hello to every worker (in parallel; `pings` round trips each for the latency).
+std::vector<node_status> probe_cluster(const cluster_access& access, int pings = 1);
+
+class coordinator {
+ public:
+  // Reads the model's config, checks every worker (a worker that is unreachable, refuses the token or speaks
+  // another protocol version is an error naming it), plans, and assigns. Throws plan_error when the model
+  // does not fit, std::runtime_error for a worker that fails, std::invalid_argument for bad options.
+  coordinator(const std::filesystem::path& model, coordinator_options o);
+  ~coordinator();
+  coordinator(const coordinator&) = delete;
+  coordinator& operator=(const coordinator&) = delete;
+
+  const models::llama_config& config() const;
+  // The current plan, e.g. "127.0.0.1:4001 0-5 (embedding) | 127.0.0.1:4002 6-11 (head)".
+  std::string plan_description() const;
+
+  // Generates from `r.prompt`. Thread-safe: several sequences run at once through the pipeline. A lost
+  // worker is noticed (closed connection at once, silence within about 1.5 s), the pipeline re-planned over
+  // the survivors, and the sequence re-prefilled so it continues with the tokens it would have produced.
+  // Throws plan_error when no plan fits the survivors (a later call plans again), std::invalid_argument for a
+  // bad request, std::runtime_error when a worker refuses a step or replies inconsistently.
+  generation_result generate(const generation_request& r);
+  // The logits [n_tokens, vocab] of `tokens` through the pipeline (one prefill step that returns them).
+  array logits(const std::vector<int32_t>& tokens);
+  // The workers' health and assignments.
+  std::vector<node_status> status(int pings = 3);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace mlxd::dist

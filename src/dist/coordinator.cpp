@@ -1,0 +1,385 @@
+#include "mlxd/dist/coordinator.h"
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include "comm/grpc/credentials.h"
+#include "dist/pipeline_stream.h"
+#include "dist/stage_rpc.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/models/llama.h"
+
+namespace mlxd::dist {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double ms_since(clock_type::time_point t) {
+  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
+}
+
+// A step a stage refused or answered inconsistently: the request fails, the pipeline stays.
+class step_failed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace
+
+struct coordinator::impl {
+  // One plan in force: the stream to its first remote stage.
+  struct active {
+    uint64_t plan_id = 0;
+    pipeline_plan plan;
+    std::vector<node_info> nodes;
+    std::string description;
+    std::unique_ptr<pipeline_stream> stream;
+  };
+
+  std::filesystem::path model_path;
+  coordinator_options o;
+  models::llama_config config;
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  std::shared_ptr<const models::llama_model> local;  // --coordinator-layers
+  std::mutex local_mu;
+  std::map<uint64_t, models::kv_cache> local_caches;
+  mutable std::mutex plan_mu;
+  std::shared_ptr<active> current;
+  std::atomic<uint64_t> next_sequence{1};
+
+  void establish(bool all_required);
+  std::shared_ptr<active> get_active();
+  void recover(const std::shared_ptr<active>& failed, const std::string& why);
+  std::future<v1::StepReply> submit(active& a, v1::StepRequest req);
+  v1::StepReply finish(std::future<v1::StepReply> f, bool expect_token);
+  void end_sequence(active& a, uint64_t id);
+  void drop_local(uint64_t id);
+  v1::StepRequest step(uint64_t id, int position, std::vector<int32_t> tokens) const;
+  int chunk_tokens() const;
+};
+
+void coordinator::impl::establish(bool all_required) {
+  std::vector<node_status> probes = probe_cluster(o.access);
+  std::vector<node_info> alive;
+  std::string down;
+  for (const node_status& p : probes) {
+    if (p.healthy)
+      alive.push_back(p.info);
+    else
+      down += (down.empty() ? "" : "; ") + p.address + ": " + p.error;
+  }
+  if (all_required && !down.empty()) throw std::runtime_error("worker " + down);
+  plan_options po;
+  if (alive.size() == o.access.workers.size()) po.layers = o.layers;  // an override needs every worker
+  po.coordinator_layers = o.coordinator_layers;
+  po.kv_positions = o.kv_positions > 0 ? o.kv_positions : std::min(config.max_position_embeddings, 4096);
+  pipeline_plan plan;
+  try {
+    plan = plan_pipeline(config, alive, po);
+  } catch (const plan_error& e) {
+    throw plan_error(std::string(e.what()) + (down.empty() ? "" : " (down: " + down + ")"));
+  }
+  auto a = std::make_shared<active>();
+  std::random_device rd;
+  a->plan_id = ((uint64_t{rd()} << 32) | rd()) | 1;
+  a->plan = plan;
+  a->nodes = alive;
+  a->description = describe(plan, alive);
+  // Assign every remote stage at once: each loads its own range.
+  std::vector<std::string> errors(plan.size());
+  std::vector<bool> too_big(plan.size(), false);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (plan[i].node < 0) continue;
+    threads.emplace_back([&, i] {
+      const plan_stage& s = plan[i];
+      v1::Assignment as;
+      as.set_plan_id(a->plan_id);
+      as.set_model_path(std::filesystem::absolute(model_path).string());
+      as.set_layer_begin(s.layers.layer_begin);
+      as.set_layer_end(s.layers.layer_end);
+      as.set_embedding(s.layers.embedding);
+      as.set_head(s.layers.head);
+      if (i + 1 < plan.size()) as.set_next_address(alive[plan[i + 1].node].address);
+      auto stub = v1::Stage::NewStub(rpc::make_channel(alive[s.node].address, creds));
+      grpc::ClientContext ctx;
+      rpc::prepare(ctx, o.access.cluster_token, std::chrono::minutes(10));
+      v1::AssignReply reply;
+      const grpc::Status st = stub->Assign(&ctx, as, &reply);
+      if (!st.ok()) {
+        errors[i] = alive[s.node].address + " refused its assignment: " + st.error_message();
+        too_big[i] = st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (errors[i].empty()) continue;
+    if (too_big[i]) throw plan_error("the model does not fit: " + errors[i]);
+    throw std::runtime_error(errors[i]);
+  }
+  const plan_stage& first = plan[plan.front().node < 0 ? 1 : 0];
+  const std::string address = alive[first.node].address;
+  a->stream = std::make_unique<pipeline_stream>(rpc::make_channel(address, creds), o.access.cluster_token,
+                                                a->plan_id, address);
+  current = a;
+}
+
+std::shared_ptr<coordinator::impl::active> coordinator::impl::get_active() {
+  std::lock_guard lock(plan_mu);
+  if (!current) establish(false);
+  return current;
+}
+
+void coordinator::impl::recover(const std::shared_ptr<active>& failed, const std::string& why) {
+  std::lock_guard lock(plan_mu);
+  if (current != failed) return;  // another sequence re-planned already
+  current.reset();
+  try {
+    establish(false);
+  } catch (const plan_error& e) {
+    throw plan_error("the pipeline was lost (" + why +
+                     ") and no plan fits the remaining workers: " + e.what());
+  } catch (const std::exception& e) {
+    throw std::runtime_error("the pipeline was lost (" + why + ") and re-planning failed: " + e.what());
+  }
+}
+
+v1::StepRequest coordinator::impl::step(uint64_t id, int position, std::vector<int32_t> tokens) const {
+  v1::StepRequest r;
+  r.set_sequence_id(id);
+  r.set_kind(v1::STEP_FORWARD);
+  r.set_position(position);
+  for (int32_t t : tokens) r.add_tokens(t);
+  return r;
+}
+
+int coordinator::impl::chunk_tokens() const {
+  const auto by_size =
+      static_cast<int>(rpc::max_message_bytes / 2 / (static_cast<size_t>(config.hidden_size) * 4));
+  return std::max(1, std::min(o.prefill_chunk, by_size));
+}
+
+std::future<v1::StepReply> coordinator::impl::submit(active& a, v1::StepRequest req) {
+  if (local) {
+    const auto start = clock_type::now();
+    std::lock_guard lock(local_mu);
+    if (req.kind() == v1::STEP_END) {
+      local_caches.erase(req.sequence_id());
+    } else {
+      if (req.position() == 0)
+        local_caches.insert_or_assign(req.sequence_id(), local->make_cache(req.capacity()));
+      auto it = local_caches.find(req.sequence_id());
+      if (it == local_caches.end() || it->second.length() != req.position())
+        throw step_failed("sequence " + std::to_string(req.sequence_id()) + " is not at position " +
+                          std::to_string(req.position()) + " on the coordinator");
+      const array x =
+          local->forward_layers(local->embed({req.tokens().begin(), req.tokens().end()}), it->second);
+      req.clear_tokens();
+      rpc::to_chunk(x, req.mutable_hidden());
+      req.add_stage_ms(ms_since(start));
+    }
+  }
+  return a.stream->send(req);
+}
+
+v1::StepReply coordinator::impl::finish(std::future<v1::StepReply> f, bool expect_token) {
+  v1::StepReply r = f.get();  // throws pipeline_lost
+  if (!r.error().empty()) throw step_failed(r.error_node() + ": " + r.error());
+  if (expect_token && (!r.sampled() || r.token() < 0 || r.token() >= config.vocab_size))
+    throw step_failed("the last stage sent an inconsistent reply (" +
+                      (r.sampled() ? "token " + std::to_string(r.token()) + " outside the vocabulary"
+                                   : std::string("no token")) +
+                      ")");
+  if (r.stage_ms_size() > 1024)
+    throw step_failed("a reply carries " + std::to_string(r.stage_ms_size()) + " stage times");
+  return r;
+}
+
+void coordinator::impl::end_sequence(active& a, uint64_t id) {
+  v1::StepRequest r;
+  r.set_sequence_id(id);
+  r.set_kind(v1::STEP_END);
+  try {
+    submit(a, r).get();
+  } catch (const std::exception&) {  // the caches go on their own (idle timeout, next plan)
+  }
+}
+
+void coordinator::impl::drop_local(uint64_t id) {
+  std::lock_guard lock(local_mu);
+  local_caches.erase(id);
+}
+
+coordinator::coordinator(const std::filesystem::path& model, coordinator_options o)
+    : impl_(std::make_unique<impl>()) {
+  impl& c = *impl_;
+  if (o.access.workers.empty()) throw std::invalid_argument("[coordinator] no workers given");
+  if (o.prefill_chunk < 1) throw std::invalid_argument("[coordinator] the prefill chunk must be at least 1");
+  c.model_path = model;
+  c.o = std::move(o);
+  c.config = models::load_llama_config_any(model);
+  c.creds = comm::rpc::channel_credentials({c.o.access.tls_cert, c.o.access.tls_key, c.o.access.tls_ca});
+  if (c.o.coordinator_layers) {
+    const auto [begin, end] = *c.o.coordinator_layers;
+    if (begin != 0 || end > c.config.n_layers)
+      throw plan_error("--coordinator-layers must be a range starting at layer 0 within the model's " +
+                       std::to_string(c.config.n_layers) + " layers");
+    c.local =
+        std::make_shared<const models::llama_model>(models::load_llama_stage(model, {0, end, true, false}));
+  }
+  std::lock_guard lock(c.plan_mu);
+  c.establish(true);
+}
+
+coordinator::~coordinator() = default;
+
+const models::llama_config& coordinator::config() const {
+  return impl_->config;
+}
+
+std::string coordinator::plan_description() const {
+  std::lock_guard lock(impl_->plan_mu);
+  return impl_->current ? impl_->current->description : std::string("no plan");
+}
+
+generation_result coordinator::generate(const generation_request& r) {
+  impl& c = *impl_;
+  const models::llama_config& cfg = c.config;
+  if (r.prompt.empty()) throw std::invalid_argument("[generate] the prompt has no tokens");
+  if (r.max_tokens < 1) throw std::invalid_argument("[generate] max_tokens must be at least 1");
+  for (int32_t t : r.prompt)
+    if (t < 0 || t >= cfg.vocab_size)
+      throw std::invalid_argument("[generate] token id " + std::to_string(t) +
+                                  " is outside the vocabulary of " + std::to_string(cfg.vocab_size));
+  const int64_t capacity = static_cast<int64_t>(r.prompt.size()) + r.max_tokens;
+  if (capacity > cfg.max_position_embeddings)
+    throw std::invalid_argument("[generate] prompt of " + std::to_string(r.prompt.size()) + " tokens plus " +
+                                std::to_string(r.max_tokens) + " new ones exceeds the context of " +
+                                std::to_string(cfg.max_position_embeddings));
+  engine::validate(r.sampling, cfg.vocab_size);
+  const int n_prompt = static_cast<int>(r.prompt.size()), chunk = c.chunk_tokens();
+  generation_result out;
+  const auto start = clock_type::now();
+  for (int attempt = 0;; ++attempt) {
+    std::shared_ptr<impl::active> a = c.get_active();
+    const uint64_t id = c.next_sequence++;
+    try {
+      // (Re)prefill in the same chunks as always, then replay the tokens produced so far one by one, so every
+      // stage computes exactly what it computed before; the last step samples the next token.
+      const size_t k = out.tokens.size();
+      std::vector<std::future<v1::StepReply>> pending;
+      for (int pos = 0; pos < n_prompt; pos += chunk) {
+        const int n = std::min(chunk, n_prompt - pos);
+        v1::StepRequest s = c.step(id, pos, {r.prompt.begin() + pos, r.prompt.begin() + pos + n});
+        if (pos == 0) {
+          s.set_capacity(static_cast<int>(capacity));
+          rpc::to_proto(r.sampling, s.mutable_sampling());
+          for (int32_t t : out.tokens) s.add_history(t);
+        }
+        s.set_sample(k == 0 && pos + n == n_prompt);
+        pending.push_back(c.submit(*a, std::move(s)));
+      }
+      for (size_t i = 0; i < k; ++i) {
+        v1::StepRequest s = c.step(id, n_prompt + static_cast<int>(i), {out.tokens[i]});
+        s.set_sample(i + 1 == k);
+        pending.push_back(c.submit(*a, std::move(s)));
+      }
+      v1::StepReply reply;
+      for (size_t i = 0; i < pending.size(); ++i)
+        reply = c.finish(std::move(pending[i]), i + 1 == pending.size());
+      if (k == 0) out.prefill_s = std::chrono::duration<double>(clock_type::now() - start).count();
+      for (;;) {
+        engine::sample_result sr{reply.token(), reply.logprob(), {}};
+        for (const auto& t : reply.top()) sr.top.push_back({t.token(), t.logprob()});
+        out.tokens.push_back(sr.id);
+        out.logprobs.push_back(sr.logprob);
+        if (r.on_token) r.on_token(sr);
+        if (static_cast<int>(out.tokens.size()) >= r.max_tokens ||
+            std::find(r.stop_ids.begin(), r.stop_ids.end(), sr.id) != r.stop_ids.end())
+          break;
+        v1::StepRequest s = c.step(id, n_prompt + static_cast<int>(out.tokens.size()) - 1, {sr.id});
+        s.set_sample(true);
+        const auto sent = clock_type::now();
+        reply = c.finish(c.submit(*a, std::move(s)), true);
+        ++out.decode_steps;
+        out.decode_round_trip_ms += ms_since(sent);
+        out.decode_stage_ms.resize(std::max<size_t>(out.decode_stage_ms.size(), reply.stage_ms_size()));
+        for (int i = 0; i < reply.stage_ms_size(); ++i) out.decode_stage_ms[i] += reply.stage_ms(i);
+      }
+      c.end_sequence(*a, id);
+      out.decode_s = std::chrono::duration<double>(clock_type::now() - start).count() - out.prefill_s;
+      return out;
+    } catch (const pipeline_lost& e) {
+      c.drop_local(id);
+      ++out.replans;
+      if (attempt > static_cast<int>(c.o.access.workers.size()))
+        throw std::runtime_error(std::string("[generate] gave up after ") + std::to_string(attempt + 1) +
+                                 " lost pipelines; the last: " + e.what());
+      c.recover(a, e.what());
+    } catch (const step_failed& e) {
+      c.end_sequence(*a, id);
+      throw std::runtime_error(std::string("[generate] ") + e.what());
+    }
+  }
+}
+
+array coordinator::logits(const std::vector<int32_t>& tokens) {
+  impl& c = *impl_;
+  if (tokens.empty()) throw std::invalid_argument("[logits] no tokens");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= c.config.vocab_size)
+      throw std::invalid_argument("[logits] token id " + std::to_string(t) +
+                                  " is outside the vocabulary of " + std::to_string(c.config.vocab_size));
+  if (static_cast<int64_t>(tokens.size()) > c.config.max_position_embeddings)
+    throw std::invalid_argument("[logits] " + std::to_string(tokens.size()) +
+                                " tokens exceed the context of " +
+                                std::to_string(c.config.max_position_embeddings));
+  const int n = static_cast<int>(tokens.size()), chunk = c.chunk_tokens();
+  for (int attempt = 0;; ++attempt) {
+    std::shared_ptr<impl::active> a = c.get_active();
+    const uint64_t id = c.next_sequence++;
+    try {
+      std::vector<std::future<v1::StepReply>> pending;
+      for (int pos = 0; pos < n; pos += chunk) {
+        v1::StepRequest s =
+            c.step(id, pos, {tokens.begin() + pos, tokens.begin() + std::min(n, pos + chunk)});
+        if (pos == 0) {
+          s.set_capacity(n);
+          rpc::to_proto(engine::sampling_params{}, s.mutable_sampling());
+        }
+        s.set_want_logits(true);
+        pending.push_back(c.submit(*a, std::move(s)));
+      }
+      std::vector<array> parts;
+      for (auto& f : pending) {
+        const v1::StepReply r = c.finish(std::move(f), false);
+        array part;
+        const std::string why = rpc::from_chunk(r.logits(), part);
+        if (!why.empty() || part.ndim() != 2 || part.shape(1) != c.config.vocab_size)
+          throw step_failed("the last stage sent malformed logits: " +
+                            (why.empty() ? part.to_string() : why));
+        parts.push_back(part);
+      }
+      c.end_sequence(*a, id);
+      const array out = concatenate(parts, 0);
+      if (out.shape(0) != n)
+        throw std::runtime_error("[logits] the last stage sent logits of " + out.to_string());
+      return out;
+    } catch (const pipeline_lost& e) {
+      c.drop_local(id);
+      if (attempt > static_cast<int>(c.o.access.workers.size())) throw std::runtime_error(e.what());
+      c.recover(a, e.what());
+    } catch (const step_failed& e) {
+      c.end_sequence(*a, id);
+      throw std::runtime_error(std::string("[logits] ") + e.what());
+    }
+  }
+}
+
+std::vector<node_status> coordinator::status(int pings) {
+  return probe_cluster(impl_->o.access, pings);
+}
+
+}  // namespace mlxd::dist

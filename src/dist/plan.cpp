@@ -1,0 +1,201 @@
+#include "mlxd/dist/plan.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+#include <sstream>
+
+namespace mlxd::dist {
+namespace {
+
+std::string mib(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+int parse_layer(const std::string& text, const std::string& whole) {
+  size_t used = 0;
+  int v = -1;
+  try {
+    v = std::stoi(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || v < 0)
+    throw std::invalid_argument("--layers: \"" + whole + "\" is not a list of layer ranges like 0-11,12-23");
+  return v;
+}
+
+uint64_t needed_bytes(const models::llama_config& c, const models::llama_stage& s, int kv_positions) {
+  return stage_weight_bytes(c, s) +
+         static_cast<uint64_t>(kv_positions) * kv_bytes_per_position(c, s.n_layers());
+}
+
+// Every node's stage must fit its memory (0: unknown, not checked).
+void check_fits(const models::llama_config& c, const pipeline_plan& plan, const std::vector<node_info>& nodes,
+                int kv_positions) {
+  for (const plan_stage& s : plan) {
+    if (s.node < 0 || nodes[s.node].memory_bytes == 0) continue;
+    const uint64_t need = needed_bytes(c, s.layers, kv_positions);
+    if (need > nodes[s.node].memory_bytes)
+      throw plan_error("the model does not fit: " + nodes[s.node].address + " would need " + mib(need) +
+                       " for layers " + std::to_string(s.layers.layer_begin) + "-" +
+                       std::to_string(s.layers.layer_end - 1) + " but offers " +
+                       mib(nodes[s.node].memory_bytes));
+  }
+}
+
+}  // namespace
+
+std::vector<layer_range> parse_layer_ranges(const std::string& text) {
+  std::vector<layer_range> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const size_t dash = item.find('-');
+    const int begin = parse_layer(item.substr(0, dash), text);
+    const int last = dash == std::string::npos ? begin : parse_layer(item.substr(dash + 1), text);
+    if (last < begin) throw std::invalid_argument("--layers: range " + item + " ends before it begins");
+    out.emplace_back(begin, last + 1);
+  }
+  if (out.empty()) throw std::invalid_argument("--layers: no ranges given");
+  return out;
+}
+
+uint64_t stage_weight_bytes(const models::llama_config& c, const models::llama_stage& s) {
+  uint64_t bytes = 0;
+  for (const auto& [tensor_name, shape] : models::stage_tensors(c, s))
+    bytes += static_cast<uint64_t>(shape_size(shape)) * sizeof(float);
+  return bytes;
+}
+
+uint64_t kv_bytes_per_position(const models::llama_config& c, int n_layers) {
+  return uint64_t{2} * static_cast<uint64_t>(n_layers) * static_cast<uint64_t>(c.n_kv_heads) *
+         static_cast<uint64_t>(c.head_dim) * sizeof(float);
+}
+
+pipeline_plan plan_pipeline(const models::llama_config& c, const std::vector<node_info>& nodes,
+                            const plan_options& o) {
+  const int n_layers = c.n_layers;
+  pipeline_plan plan;
+  int first = 0;
+  if (o.coordinator_layers) {
+    const auto [begin, end] = *o.coordinator_layers;
+    if (begin != 0 || end > n_layers)
+      throw plan_error("--coordinator-layers must be a range starting at layer 0 within the model's " +
+                       std::to_string(n_layers) + " layers");
+    plan.push_back({-1, {0, end, true, false}});
+    first = end;
+  }
+  if (nodes.empty())
+    throw plan_error("no workers to place layers " + std::to_string(first) + "-" +
+                     std::to_string(n_layers - 1) + " on");
+  const int n = static_cast<int>(nodes.size());
+  std::vector<int> counts(n, 0);
+  if (!o.layers.empty()) {
+    if (static_cast<int>(o.layers.size()) != n)
+      throw plan_error("--layers gives " + std::to_string(o.layers.size()) + " ranges for " +
+                       std::to_string(n) + " workers");
+    int next = first;
+    for (const auto& [begin, end] : o.layers) {
+      if (begin != next)
+        throw plan_error("--layers must cover layers " + std::to_string(first) + "-" +
+                         std::to_string(n_layers - 1) + " contiguously; a range starts at " +
+                         std::to_string(begin) + " where " + std::to_string(next) + " was expected");
+      next = end;
+    }
+    if (next != n_layers)
+      throw plan_error("--layers ends at layer " + std::to_string(next - 1) + " but the model has " +
+                       std::to_string(n_layers) + " layers");
+    for (int i = 0; i < n; ++i) counts[i] = o.layers[i].second - o.layers[i].first;
+  } else {
+    const int remaining = n_layers - first;
+    const uint64_t per_layer = needed_bytes(c, {0, 1, false, false}, o.kv_positions);
+    std::vector<int> cap(n);
+    for (int i = 0; i < n; ++i) {
+      const models::llama_stage fixed{0, 0, !o.coordinator_layers && i == 0, i == n - 1};
+      const uint64_t base = stage_weight_bytes(c, fixed), mem = nodes[i].memory_bytes;
+      if (mem == 0) {
+        cap[i] = remaining;
+      } else if (mem < base) {
+        throw plan_error("the model does not fit: " + nodes[i].address + " offers " + mib(mem) + " but the " +
+                         (fixed.head ? "LM head" : "embedding") + " alone needs " + mib(base));
+      } else {
+        cap[i] =
+            static_cast<int>(std::min<uint64_t>((mem - base) / per_layer, static_cast<uint64_t>(remaining)));
+      }
+    }
+    if (std::accumulate(cap.begin(), cap.end(), 0) < remaining) {
+      std::string offered;
+      for (int i = 0; i < n; ++i)
+        offered += (i ? ", " : "") + nodes[i].address + " " + mib(nodes[i].memory_bytes) + " (" +
+                   std::to_string(cap[i]) + " layers)";
+      throw plan_error("the model does not fit: " + std::to_string(remaining) + " layers of " +
+                       mib(per_layer) + " each (weights and KV room for " + std::to_string(o.kv_positions) +
+                       " positions) plus the embedding and head; the workers offer " + offered);
+    }
+    const bool known =
+        std::all_of(nodes.begin(), nodes.end(), [](const node_info& x) { return x.gflops > 0; });
+    std::vector<double> w(n);
+    for (int i = 0; i < n; ++i) w[i] = known ? nodes[i].gflops : 1.0;
+    const double total = std::accumulate(w.begin(), w.end(), 0.0);
+    // Largest remainder of the speed-proportional shares, then capped by memory; the surplus goes to the
+    // node with room whose next layer keeps the shares most even.
+    std::vector<double> exact(n);
+    int placed = 0;
+    for (int i = 0; i < n; ++i) {
+      exact[i] = remaining * w[i] / total;
+      counts[i] = static_cast<int>(exact[i]);
+      placed += counts[i];
+    }
+    std::vector<int> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return exact[a] - counts[a] > exact[b] - counts[b]; });
+    for (int k = 0; placed < remaining; k = (k + 1) % n, ++placed) ++counts[order[k]];
+    int surplus = 0;
+    for (int i = 0; i < n; ++i) {
+      surplus += std::max(0, counts[i] - cap[i]);
+      counts[i] = std::min(counts[i], cap[i]);
+    }
+    for (; surplus > 0; --surplus) {
+      int best = -1;
+      for (int i = 0; i < n; ++i)
+        if (counts[i] < cap[i] && (best < 0 || w[i] / (counts[i] + 1) > w[best] / (counts[best] + 1)))
+          best = i;
+      ++counts[best];
+    }
+  }
+  int next = first;
+  for (int i = 0; i < n; ++i) {
+    if (counts[i] == 0 && o.layers.empty() && i != n - 1) continue;  // a planned node without layers
+    plan.push_back({i, {next, next + counts[i], false, false}});
+    next += counts[i];
+  }
+  plan.front().layers.embedding = true;
+  plan.back().layers.head = true;
+  check_fits(c, plan, nodes, o.kv_positions);
+  return plan;
+}
+
+std::string describe(const pipeline_plan& plan, const std::vector<node_info>& nodes) {
+  std::string out;
+  for (const plan_stage& s : plan) {
+    if (!out.empty()) out += " | ";
+    out += s.node < 0 ? std::string("coordinator") : nodes[s.node].address;
+    if (s.layers.n_layers() > 0) {
+      out += ' ';
+      out += std::to_string(s.layers.layer_begin);
+      out += '-';
+      out += std::to_string(s.layers.layer_end - 1);
+    } else {
+      out += " no layers";
+    }
+    if (s.layers.embedding) out += " (embedding)";
+    if (s.layers.head) out += " (head)";
+  }
+  return out;
+}
+
+}  // namespace mlxd::dist

@@ -1,0 +1,44 @@
+// What the worker and the coordinator share on the wire: the stage protocol's version and metadata, call
+// admission, and conversions between protobuf messages and mlxd values, each checked before use.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "mlxd/core/array.h"
+#include "mlxd/engine/sampler.h"
+#include "mlxd/v1/inference.grpc.pb.h"
+
+namespace mlxd::dist::rpc {
+
+inline constexpr uint32_t protocol_major = 1;
+inline constexpr uint32_t protocol_minor = 0;
+inline constexpr const char* protocol_key = "mlxd-stage-protocol";  // metadata: "1.0"
+inline constexpr const char* plan_key = "mlxd-plan";                // metadata of Run: the plan id
+// Largest message either side accepts; a hidden-state chunk must fit in one.
+inline constexpr size_t max_message_bytes = 64 << 20;
+
+static_assert(v1::StepKind_ARRAYSIZE == v1::STEP_KIND_COUNT + 1, "StepKind ends in its count");
+
+// Token, then protocol version: the status to refuse a call with, or OK.
+grpc::Status admit(const grpc::ServerContext& ctx, const std::string& token);
+// Puts the protocol version, the token (when not empty) and a deadline (when positive) on a call.
+void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::milliseconds deadline);
+// A channel to host:port with the message limits and keepalive used throughout the stage protocol.
+std::shared_ptr<grpc::Channel> make_channel(const std::string& address,
+                                            const std::shared_ptr<grpc::ChannelCredentials>& creds);
+// "1.0".
+std::string version_string(uint32_t major, uint32_t minor);
+
+// One tensor in one message: f32 arrays only cross between stages.
+void to_chunk(const array& x, v1::TensorChunk* chunk);
+// Validates dtype, shape and byte count (and that the tensor is complete in this one chunk); "" and `out`
+// set on success, else why not.
+std::string from_chunk(const v1::TensorChunk& chunk, array& out);
+
+void to_proto(const engine::sampling_params& p, v1::SamplingParams* out);
+engine::sampling_params from_proto(const v1::SamplingParams& p);
+
+}  // namespace mlxd::dist::rpc

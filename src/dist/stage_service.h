@@ -1,0 +1,66 @@
+// The worker's side of the stage protocol: Hello, Assign and the Run streams, with the state they share
+// (the loaded stage and one KV cache per sequence). Thread-safe; every handler catches what it throws.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mlxd/dist/worker.h"
+#include "mlxd/engine/sampler.h"
+#include "mlxd/models/llama.h"
+#include "mlxd/v1/inference.grpc.pb.h"
+
+namespace mlxd::dist {
+
+class stage_service final : public v1::Stage::Service {
+ public:
+  using clock = std::chrono::steady_clock;
+  stage_service(const worker_options& o, std::string node_id, worker_capabilities caps);
+
+  grpc::Status Hello(grpc::ServerContext* ctx, const v1::StageHelloRequest* request,
+                     v1::StageHelloReply* reply) override;
+  grpc::Status Assign(grpc::ServerContext* ctx, const v1::Assignment* request,
+                      v1::AssignReply* reply) override;
+  grpc::Status Run(grpc::ServerContext* ctx,
+                   grpc::ServerReaderWriter<v1::StepReply, v1::StepRequest>* stream) override;
+
+  // Frees the KV caches of sequences idle for longer than the timeout; called periodically.
+  void evict_idle();
+
+ private:
+  struct loaded {
+    v1::Assignment assignment;
+    std::shared_ptr<const models::llama_model> model;
+    uint64_t weight_bytes = 0;
+  };
+  struct sequence {
+    explicit sequence(models::kv_cache c) : cache(std::move(c)) {}
+    models::kv_cache cache;
+    std::optional<engine::sampler> sampler;  // the last stage's
+    std::vector<int32_t> history;            // ids sampled so far (for the penalties)
+    clock::time_point last_used;
+    uint64_t bytes = 0;
+  };
+
+  // Runs one forward step on this stage. Returns the hidden states for the next stage, or fills `reply` (the
+  // last stage). Throws std::invalid_argument for a malformed or inconsistent step.
+  std::optional<array> forward(const loaded& st, const v1::StepRequest& req, v1::StepReply& reply);
+  std::shared_ptr<sequence> open_sequence(const loaded& st, const v1::StepRequest& req);
+  void drop_sequence(uint64_t id);
+
+  worker_options options_;
+  std::string node_id_;
+  worker_capabilities caps_;
+  std::mutex assign_mu_;  // one Assign at a time
+  std::mutex mu_;         // guards what follows
+  std::shared_ptr<loaded> stage_;
+  std::map<uint64_t, std::shared_ptr<sequence>> sequences_;
+  uint64_t kv_bytes_ = 0;
+};
+
+}  // namespace mlxd::dist

@@ -1,0 +1,54 @@
+#include <cstring>
+#include <stdexcept>
+
+#include "mlxd/core/ops.h"
+#include "mlxd/io/safetensors.h"
+#include "mlxd/models/llama.h"
+#include "models/llama_gguf_read.h"
+
+namespace mlxd::models {
+namespace {
+
+bool is_gguf(const std::filesystem::path& path) {
+  return path.extension() == ".gguf";
+}
+
+// A copy of `a` in memory this process owns, so the mapping of the file can go.
+array owned_copy(const array& a) {
+  const array c = contiguous(a);
+  if (c.buffer()->owns_memory()) return c;
+  array out = array::empty(c.shape(), c.type());
+  std::memcpy(out.mutable_data<char>(), c.raw_data(), c.nbytes());
+  return out;
+}
+
+}  // namespace
+
+llama_config load_llama_config_any(const std::filesystem::path& path) {
+  if (is_gguf(path)) return read_llama_gguf(path, false, false).config;
+  return load_llama_config(path);
+}
+
+llama_model load_llama_stage(const std::filesystem::path& path, const llama_stage& stage) {
+  llama_config config;
+  std::map<std::string, array> all;  // views of the mapped file
+  if (is_gguf(path)) {
+    llama_gguf_contents g = read_llama_gguf(path, true, false);
+    config = std::move(g.config);
+    all = std::move(g.weights);
+  } else {
+    config = load_llama_config(path);
+    safetensors_load_options options;
+    options.copy = false;
+    all = load_model_weights(path, options).tensors;
+  }
+  std::map<std::string, array> mine;
+  for (const auto& [tensor_name, shape] : stage_tensors(config, stage)) {
+    auto it = all.find(tensor_name);
+    if (it != all.end()) mine[tensor_name] = owned_copy(it->second);
+  }
+  all.clear();
+  return llama_model(std::move(config), mine, stage);
+}
+
+}  // namespace mlxd::models

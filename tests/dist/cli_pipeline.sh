@@ -1,0 +1,30 @@
+#!/bin/sh
+# `mlxd generate --workers` over two real worker processes prints what one node prints, and
+# `mlxd cluster status` shows both workers with their layers. Usage: cli_pipeline.sh MLXD MODEL_DIR WORK_DIR
+set -eu
+MLXD=$1
+MODEL=$2
+WORK=$3
+mkdir -p "$WORK"
+rm -f "$WORK"/a.port "$WORK"/b.port
+"$MLXD" worker --host 127.0.0.1 --port 0 --port-file "$WORK/a.port" &
+A=$!
+"$MLXD" worker --host 127.0.0.1 --port 0 --port-file "$WORK/b.port" &
+B=$!
+trap 'kill $A $B 2>/dev/null || true' EXIT
+for f in a b; do
+  i=0
+  while [ ! -f "$WORK/$f.port" ]; do
+    sleep 0.05
+    i=$((i + 1))
+    [ $i -lt 1200 ] || { echo "worker $f did not start"; exit 1; }
+  done
+done
+W=127.0.0.1:$(cat "$WORK/a.port"),127.0.0.1:$(cat "$WORK/b.port")
+alone=$("$MLXD" generate --model "$MODEL" --tokens 3,17,5 --max-tokens 8 --temperature 0.8 --seed 4)
+split=$("$MLXD" generate --model "$MODEL" --tokens 3,17,5 --max-tokens 8 --temperature 0.8 --seed 4 --workers "$W" \
+  --layers 0,1)
+echo "one node: $alone"
+echo "two workers: $split"
+[ "$alone" = "$split" ] || { echo "the tokens differ"; exit 1; }
+"$MLXD" cluster status --workers "$W"

@@ -1,0 +1,267 @@
+// The stage protocol's edges, in one process: a worker refuses another protocol version and a wrong token;
+// a coordinator refuses a worker of another version and survives every kind of malformed reply from a fake
+// worker with a clear error, never a crash or a hang.
+#include <gtest/gtest.h>
+
+#include <grpcpp/grpcpp.h>
+
+#include <thread>
+
+#include "dist/stage_rpc.h"
+#include "mlxd/dist/coordinator.h"
+#include "mlxd/dist/worker.h"
+#include "mlxd/models/llama.h"
+#include "mlxd/v1/inference.grpc.pb.h"
+
+namespace mlxd::dist {
+namespace {
+
+const std::string model = std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";  // vocab 40, 2 layers
+
+worker_options local_worker(const std::string& token = "") {
+  worker_options o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.cluster_token = token;
+  return o;
+}
+
+grpc::Status raw_hello(int port, const std::string& version, const std::string& token) {
+  auto stub = v1::Stage::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(rpc::protocol_key, version);
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::StageHelloRequest req;
+  req.set_protocol_major(rpc::protocol_major);
+  v1::StageHelloReply reply;
+  return stub->Hello(&ctx, req, &reply);
+}
+
+TEST(StageProtocol, WorkerRefusesAnotherMajorVersionAndAWrongToken) {
+  worker w(local_worker("secret"));
+  EXPECT_TRUE(raw_hello(w.port(), "1.0", "secret").ok());
+  EXPECT_TRUE(raw_hello(w.port(), "1.7", "secret").ok());  // minor versions are compatible
+  const grpc::Status v2 = raw_hello(w.port(), "2.0", "secret");
+  EXPECT_EQ(v2.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(v2.error_message().find("major versions must match"), std::string::npos) << v2.error_message();
+  EXPECT_EQ(raw_hello(w.port(), "one", "secret").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(raw_hello(w.port(), "1.0", "guess").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(raw_hello(w.port(), "1.0", "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST(StageProtocol, WorkerBeyondLoopbackNeedsAToken) {
+  worker_options o = local_worker();
+  o.host = "0.0.0.0";
+  EXPECT_THROW(worker w(o), std::invalid_argument);
+}
+
+// A worker that answers Hello and Assign as a real one would and then misbehaves on Run in one way.
+enum class fault {
+  newer_protocol,
+  token_outside_vocab,
+  no_token,
+  unknown_step,
+  bad_logits,
+  step_error,
+  hang_up
+};
+
+class fake_worker final : public v1::Stage::Service {
+ public:
+  explicit fake_worker(fault f) : fault_(f) {
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(this);
+    server_ = b.BuildAndStart();
+  }
+  ~fake_worker() override { server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1)); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  grpc::Status Hello(grpc::ServerContext*, const v1::StageHelloRequest*, v1::StageHelloReply* r) override {
+    r->set_protocol_major(fault_ == fault::newer_protocol ? 2 : 1);
+    r->mutable_capabilities()->set_cores(1);
+    r->mutable_capabilities()->set_memory_bytes(uint64_t{1} << 30);
+    return grpc::Status::OK;
+  }
+  grpc::Status Assign(grpc::ServerContext*, const v1::Assignment*, v1::AssignReply*) override {
+    return grpc::Status::OK;
+  }
+  grpc::Status Run(grpc::ServerContext*,
+                   grpc::ServerReaderWriter<v1::StepReply, v1::StepRequest>* s) override {
+    v1::StepRequest req;
+    while (s->Read(&req)) {
+      if (fault_ == fault::hang_up) return {grpc::StatusCode::INTERNAL, "fake worker hangs up"};
+      v1::StepReply r;
+      r.set_step_id(fault_ == fault::unknown_step ? req.step_id() + 1000 : req.step_id());
+      if (req.kind() == v1::STEP_FORWARD) {
+        r.set_sampled(fault_ != fault::no_token);
+        r.set_token(fault_ == fault::token_outside_vocab ? 40 : 1);
+        if (fault_ == fault::step_error) r.set_error("fake worker refuses");
+        if (req.want_logits()) {
+          v1::TensorChunk* c = r.mutable_logits();
+          c->set_dtype(v1::DTYPE_F32);
+          c->add_shape(1);
+          c->add_shape(40);
+          c->set_total_bytes(fault_ == fault::bad_logits ? 12 : 160);
+          c->set_data(std::string(fault_ == fault::bad_logits ? 12 : 160, '\0'));
+        }
+      }
+      s->Write(r);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  fault fault_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+coordinator_options options_for(const std::string& address) {
+  coordinator_options o;
+  o.access.workers = {address};
+  return o;
+}
+
+generation_request small_request() {
+  generation_request r;
+  r.prompt = {1, 2, 3};
+  r.max_tokens = 4;
+  r.sampling.temperature = 0;
+  return r;
+}
+
+TEST(StageProtocol, CoordinatorRefusesAWorkerOfAnotherVersion) {
+  fake_worker f(fault::newer_protocol);
+  try {
+    coordinator c(model, options_for(f.address()));
+    FAIL() << "accepted a worker of protocol 2";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("speaks mlxd stage protocol 2.0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(StageProtocol, MalformedRepliesAreErrorsNotCrashes) {
+  const std::pair<fault, const char*> cases[] = {{fault::token_outside_vocab, "outside the vocabulary"},
+                                                 {fault::no_token, "no token"},
+                                                 {fault::step_error, "fake worker refuses"}};
+  for (const auto& [f, message] : cases) {
+    fake_worker w(f);
+    coordinator c(model, options_for(w.address()));
+    try {
+      c.generate(small_request());
+      FAIL() << message;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
+  fake_worker bad_logits(fault::bad_logits);
+  coordinator c(model, options_for(bad_logits.address()));
+  try {
+    c.logits({1, 2});
+    FAIL() << "accepted malformed logits";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed logits"), std::string::npos) << e.what();
+  }
+}
+
+TEST(StageProtocol, AWorkerThatKeepsFailingEndsTheRequestWithItsReason) {
+  for (fault f : {fault::unknown_step, fault::hang_up}) {
+    fake_worker w(f);
+    coordinator c(model, options_for(w.address()));
+    try {
+      c.generate(small_request());
+      FAIL() << "a broken pipeline produced tokens";
+    } catch (const std::runtime_error& e) {
+      const std::string m = e.what();
+      EXPECT_TRUE(m.find("not waiting") != std::string::npos || m.find("hangs up") != std::string::npos) << m;
+    }
+  }
+}
+
+// A raw client of one worker holding the whole golden model as plan 5.
+struct raw_client {
+  explicit raw_client(int port)
+      : stub(v1::Stage::NewStub(
+            grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()))) {
+    grpc::ClientContext ctx;
+    rpc::prepare(ctx, "", std::chrono::seconds(10));
+    v1::Assignment as;
+    as.set_plan_id(5);
+    as.set_model_path(model);
+    as.set_layer_begin(0);
+    as.set_layer_end(2);
+    as.set_embedding(true);
+    as.set_head(true);
+    v1::AssignReply reply;
+    status = stub->Assign(&ctx, as, &reply);
+    rpc::prepare(run_ctx, "", std::chrono::milliseconds(0));
+    run_ctx.AddMetadata(rpc::plan_key, "5");
+    run = stub->Run(&run_ctx);
+  }
+  ~raw_client() {
+    run->WritesDone();
+    run->Finish();
+  }
+  v1::StepReply step(uint64_t sequence, int capacity) {
+    v1::StepRequest req;
+    req.set_step_id(1);
+    req.set_sequence_id(sequence);
+    req.set_kind(v1::STEP_FORWARD);
+    req.set_capacity(capacity);
+    req.add_tokens(1);
+    req.add_tokens(2);
+    req.set_sample(true);
+    rpc::to_proto(engine::sampling_params{}, req.mutable_sampling());
+    run->Write(req);
+    v1::StepReply reply;
+    run->Read(&reply);
+    return reply;
+  }
+  uint32_t n_sequences() {
+    grpc::ClientContext ctx;
+    rpc::prepare(ctx, "", std::chrono::seconds(5));
+    v1::StageHelloRequest req;
+    req.set_protocol_major(rpc::protocol_major);
+    v1::StageHelloReply reply;
+    stub->Hello(&ctx, req, &reply);
+    return reply.n_sequences();
+  }
+  std::unique_ptr<v1::Stage::Stub> stub;
+  grpc::Status status;
+  grpc::ClientContext run_ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepReply>> run;
+};
+
+TEST(StageProtocol, IdleKvCachesAreFreedAfterTheTimeout) {
+  worker_options o = local_worker();
+  o.kv_idle_timeout = std::chrono::milliseconds(200);
+  worker w(o);
+  raw_client c(w.port());
+  ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+  const v1::StepReply r = c.step(1, 8);
+  EXPECT_TRUE(r.error().empty()) << r.error();
+  EXPECT_TRUE(r.sampled());
+  EXPECT_EQ(c.n_sequences(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  EXPECT_EQ(c.n_sequences(), 0u);
+}
+
+TEST(StageProtocol, KvCachesAreBoundedByTheMemoryBudget) {
+  const models::llama_config cfg = models::load_llama_config_any(model);
+  worker_options o = local_worker();
+  // The weights, and room for 20 positions of KV cache.
+  o.memory_bytes = stage_weight_bytes(cfg, {0, 2, true, true}) + 20 * kv_bytes_per_position(cfg, 2);
+  worker w(o);
+  raw_client c(w.port());
+  ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+  EXPECT_TRUE(c.step(1, 8).error().empty());
+  const v1::StepReply refused = c.step(2, 16);  // 8 + 16 positions do not fit
+  EXPECT_NE(refused.error().find("no KV cache space"), std::string::npos) << refused.error();
+  EXPECT_TRUE(c.step(3, 12).error().empty());  // 8 + 12 do
+}
+
+}  // namespace
+}  // namespace mlxd::dist
