@@ -58,7 +58,9 @@ int main(int argc, char** argv) {
     const auto start = clock_type::now();
     const auto word_ids = tok.encode(word, false);
     const double s = seconds_since(start);
-    words.push_back({{"bytes", n}, {"seconds", s}, {"ns_per_byte", s * 1e9 / static_cast<double>(n)},
+    words.push_back({{"bytes", n},
+                     {"seconds", s},
+                     {"ns_per_byte", s * 1e9 / static_cast<double>(n)},
                      {"tokens", word_ids.size()}});
   }
   const nlohmann::json out = {{"bytes", corpus.size()},

@@ -83,8 +83,9 @@ void check_spec(const vocabulary_spec& spec) {
 }
 
 // SentencePiece BPE merges the adjacent pair whose concatenation is the best-scored piece, leftmost on ties:
-// every split of a normal piece into two normal pieces is a merge, ranked by the piece's score. (SentencePiece
-// could also join two characters that are not pieces; a BPE vocabulary holds every character of its pieces.)
+// every split of a normal piece into two normal pieces is a merge, ranked by the piece's score.
+// (SentencePiece could also join two characters that are not pieces; a BPE vocabulary holds every character
+// of its pieces.)
 std::vector<bpe_merge> merges_by_score(const vocabulary_spec& spec,
                                        const std::unordered_map<std::string, int32_t>& normal) {
   std::vector<float> scores;
