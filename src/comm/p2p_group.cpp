@@ -156,7 +156,8 @@ void p2p_group::direct_reduce(const array& in, array& out, reduce_op op, uint64_
 
 // Ring reduce-scatter over the flat buffer: at step s rank r receives segment r-s-2 from its left neighbour,
 // reduces it into its own and forwards it, so after n-1 steps it holds segment r reduced over all ranks.
-// With then_all_gather the final segments travel once more around the ring.
+// With then_all_gather the final segments travel once more around the ring. Sends are non-blocking, so a rank
+// never waits for its right neighbour while its left one waits for it, and a receiver buffers little.
 void p2p_group::ring_reduce_scatter(array& buf, reduce_op op, uint64_t tag, bool then_all_gather,
                                     const char* where) {
   const int n = size_, r = rank_, right = mod(r + 1, n), left = mod(r - 1, n);
@@ -166,26 +167,36 @@ void p2p_group::ring_reduce_scatter(array& buf, reduce_op op, uint64_t tag, bool
   auto for_pieces = [&](int k, auto&& fn) {
     for (int64_t b = seg_begin(k), e = seg_begin(k + 1); b < e; b += piece) fn(b, std::min(piece, e - b));
   };
-  for_pieces(mod(r - 1, n),
-             [&](int64_t b, int64_t len) { send_message(flat_view(buf, b, len), right, tag, where); });
+  std::vector<request> sends;
+  auto forward = [&](int64_t b, int64_t len) {
+    sends.push_back(start_send(flat_view(buf, b, len), right, tag, where));
+  };
+  auto wait_sends = [&] {
+    for (auto& s : sends) s.wait();
+    sends.clear();
+  };
+  for_pieces(mod(r - 1, n), forward);
   for (int s = 0; s < n - 1; ++s) {
-    const bool forward = s < n - 2 || then_all_gather;
+    const bool forwarding = s < n - 2 || then_all_gather;
     for_pieces(mod(r - s - 2, n), [&](int64_t b, int64_t len) {
       array got = recv_now(left, tag, where);
       check_piece(got, buf, len, left, where);
       reduce_into(bytes_at(buf, b), got.raw_data(), len, buf.type(), op);
-      if (forward) send_message(flat_view(buf, b, len), right, tag, where);
+      if (forwarding) forward(b, len);
     });
   }
+  // The all-gather overwrites segments whose sends must be out first.
+  wait_sends();
   if (!then_all_gather) return;
   for (int s = 0; s < n - 1; ++s) {
     for_pieces(mod(r - s - 1, n), [&](int64_t b, int64_t len) {
       array got = recv_now(left, tag, where);
       check_piece(got, buf, len, left, where);
       std::memcpy(bytes_at(buf, b), got.raw_data(), got.nbytes());
-      if (s < n - 2) send_message(flat_view(buf, b, len), right, tag, where);
+      if (s < n - 2) forward(b, len);
     });
   }
+  wait_sends();
 }
 
 array p2p_group::all_reduce(const array& x, reduce_op op) {
@@ -255,9 +266,14 @@ array p2p_group::all_gather(const array& x) {
     out_shape.insert(out_shape.begin(), size_);
     array out = array::empty(out_shape, in.type());
     const size_t part = in.nbytes();
-    const uint64_t tag = size_ > 1 ? next_tag() : 0;
-    for (int i = 1; i < size_; ++i) send_message(in, mod(rank_ + i, size_), tag, "all_gather");
     if (part > 0) std::memcpy(out.mutable_data<uint8_t>() + part * rank_, in.raw_data(), part);
+    if (size_ == 1) return out;
+    const uint64_t tag = next_tag();
+    if (part > settings_.small_all_reduce_bytes) {
+      ring_all_gather(in, out, tag);
+      return out;
+    }
+    for (int i = 1; i < size_; ++i) send_message(in, mod(rank_ + i, size_), tag, "all_gather");
     for (int i = 1; i < size_; ++i) {
       const int src = mod(rank_ - i, size_);
       array got = recv_now(src, tag, "all_gather");
@@ -268,6 +284,42 @@ array p2p_group::all_gather(const array& x) {
     }
     return out;
   });
+}
+
+// Each rank's part travels around the ring in pipeline pieces: at step s rank r receives part r-s-1 from its
+// left neighbour and forwards it. A header with dtype and shape goes first; every rank checks its left
+// neighbour's against its own, so by the ring all agree.
+void p2p_group::ring_all_gather(const array& in, array& out, uint64_t tag) {
+  const int n = size_, r = rank_, right = mod(r + 1, n), left = mod(r - 1, n);
+  const char* where = "all_gather";
+  std::vector<int64_t> header{static_cast<int64_t>(in.type()), in.ndim()};
+  header.insert(header.end(), in.shape().begin(), in.shape().end());
+  std::vector<request> sends;
+  sends.push_back(
+      start_send(array::from(header, {static_cast<int64_t>(header.size())}, dtype::i64), right, tag, where));
+  const int64_t m = in.size();
+  array flat = reshape(out, {out.size()});
+  const int64_t piece = std::max<int64_t>(1, static_cast<int64_t>(settings_.pipeline_bytes / in.itemsize()));
+  auto for_pieces = [&](int k, auto&& fn) {
+    for (int64_t b = k * m, e = (k + 1) * m; b < e; b += piece) fn(b, std::min(piece, e - b));
+  };
+  for_pieces(r, [&](int64_t b, int64_t len) {
+    sends.push_back(start_send(flat_view(flat, b, len), right, tag, where));
+  });
+  array h = recv_now(left, tag, where);
+  if (h.type() != dtype::i64 || h.to_vector<int64_t>() != header)
+    throw comm_error("all_gather: " + peer_name(left) +
+                     " passed a different dtype or shape than this rank's " + in.to_string() +
+                     " (all ranks must pass the same dtype and shape)");
+  for (int s = 0; s < n - 1; ++s) {
+    for_pieces(mod(r - s - 1, n), [&](int64_t b, int64_t len) {
+      array got = recv_now(left, tag, where);
+      check_piece(got, in, len, left, where);
+      std::memcpy(bytes_at(flat, b), got.raw_data(), got.nbytes());
+      if (s < n - 2) sends.push_back(start_send(flat_view(flat, b, len), right, tag, where));
+    });
+  }
+  for (auto& s : sends) s.wait();
 }
 
 // The root first sends every rank a header [mode, dtype, ndim, shape...]; then either the whole tensor goes

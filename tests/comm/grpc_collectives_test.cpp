@@ -114,8 +114,8 @@ TEST(grpc_group, large_tensors_and_bit_identical_results) {
     // Against a reference within float rounding.
     std::vector<double> want(static_cast<size_t>(n_elements), 0.0);
     for (int r = 0; r < g.size(); ++r) {
-      const float* v = noisy(n_elements, r).data<float>();
-      for (size_t i = 0; i < want.size(); ++i) want[i] += v[i];
+      const array v = noisy(n_elements, r);  // held: its buffer is reused as soon as it is released
+      for (size_t i = 0; i < want.size(); ++i) want[i] += v.data<float>()[i];
     }
     const float* got = a.data<float>();
     for (size_t i = 0; i < want.size(); i += 997) ASSERT_NEAR(got[i], want[i], 1e-5) << i;
