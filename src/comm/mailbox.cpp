@@ -53,6 +53,20 @@ void mailbox::deliver(uint64_t group, int src, uint64_t tag, array data, size_t 
   for (auto& r : failed) r->fail(r->what + " failed: " + why);
 }
 
+std::shared_ptr<request::state> mailbox::claim_sink(uint64_t group, int src, uint64_t tag, dtype t,
+                                                    size_t bytes) {
+  std::lock_guard lock(mu_);
+  auto it = slots_.find({group, src, tag});
+  if (it == slots_.end() || !it->second.arrived.empty() || it->second.waiting.empty()) return nullptr;
+  const auto& sink = it->second.waiting.front().req->sink;
+  if (!sink || sink->dst().type() != t || sink->dst().nbytes() != bytes) return nullptr;
+  auto r = std::move(it->second.waiting.front().req);
+  it->second.waiting.pop_front();
+  if (it->second.waiting.empty()) slots_.erase(it);
+  if (valid(src)) --sources_[src].n_waiting;
+  return r;
+}
+
 void mailbox::post(uint64_t group, int src, uint64_t tag, std::shared_ptr<const std::vector<int>> members,
                    std::shared_ptr<request::state> request) {
   std::unique_lock lock(mu_);

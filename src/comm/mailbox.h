@@ -34,6 +34,10 @@ class mailbox {
   void release(int src, size_t bytes);
   // A complete message; `reserved` is what reserve() counted for it (0 for a message to oneself).
   void deliver(uint64_t group, int src, uint64_t tag, array message, size_t reserved = 0);
+  // The transport starts a message for (group, src, tag) of `bytes` bytes of `t`: when the receive waiting
+  // first for it offers a sink of that dtype and size, it leaves the queue and is returned, and the transport
+  // writes the message into the sink and completes it (or fails it). Else null.
+  std::shared_ptr<request::state> claim_sink(uint64_t group, int src, uint64_t tag, dtype t, size_t bytes);
   // Completes `request` with the next message for (group, src, tag), now or when it arrives. `members`
   // are the world ranks of the requesting group: if any of them is lost, the request fails.
   void post(uint64_t group, int src, uint64_t tag, std::shared_ptr<const std::vector<int>> members,

@@ -73,11 +73,28 @@ class p2p_group : public group {
   auto run(const char* op, F&& body);
   void check_peer(const char* where, int peer) const;
   array recv_now(int src, uint64_t tag, const char* op);
-  // Bits 0..60 count collective calls; bit 61 marks a collective's second message stream (broadcast data).
+  // A receive of the next message from `src` into `dst` (its dtype and size; reduced into it when `reduce`):
+  // posted early, the transport writes each message into its place as it arrives (see recv_sink).
+  // With `base`, dst becomes base (op) message.
+  struct posted_recv {
+    std::shared_ptr<request::state> r;
+    array dst, base;
+    bool reduce;
+    reduce_op op;
+    int src;
+  };
+  posted_recv post_into(int src, uint64_t tag, const char* op, const array& dst, bool reduce, reduce_op rop,
+                        const array& base = array());
+  // Waits for it; a message the transport could not place is checked against dst and copied or reduced.
+  void finish_into(posted_recv& p, const char* op);
+  // Bits 0..60 count collective calls; bit 61 marks a collective's second message stream (the data of
+  // broadcast and ring all_gather, after a header).
   uint64_t next_tag() { return first_reserved_tag | (n_collectives_++ & ((uint64_t{1} << 61) - 1)); }
   void direct_reduce(const array& in, array& out, reduce_op op, uint64_t tag, const char* where);
-  void ring_reduce_scatter(array& buf, reduce_op op, uint64_t tag, bool then_all_gather, const char* where);
-  void ring_all_gather(const array& in, array& out, uint64_t tag);
+  // `in` and `out` are flat and of one size; out's old contents do not matter.
+  void ring_reduce_scatter(const array& in, array& out, reduce_op op, uint64_t tag, bool then_all_gather,
+                           const char* where);
+  void ring_all_gather(const array& in, array& out, uint64_t tag, uint64_t data_tag);
   void check_piece(const array& got, const array& expected_like, int64_t n, int src, const char* where) const;
 
   int rank_, size_;

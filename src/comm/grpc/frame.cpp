@@ -239,7 +239,7 @@ std::string envelope::parse(const grpc::ByteBuffer& message) {
   return "";
 }
 
-void envelope::copy_data(char* dst) const {
+void envelope::for_each_data_piece(const std::function<void(const char*, size_t)>& piece) const {
   size_t skip = data_begin_, left = data_size_;
   for (const auto& s : slices_) {
     if (left == 0) break;
@@ -248,8 +248,7 @@ void envelope::copy_data(char* dst) const {
       continue;
     }
     const size_t n = std::min(left, s.size() - skip);
-    std::memcpy(dst, s.begin() + skip, n);
-    dst += n;
+    piece(reinterpret_cast<const char*>(s.begin()) + skip, n);
     left -= n;
     skip = 0;
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,8 @@ class envelope {
   bool has_chunk = false;
   wire::chunk_header chunk;  // valid when has_chunk
   size_t data_size() const { return data_size_; }
-  // Copies the chunk's data (data_size() bytes) to `dst`.
-  void copy_data(char* dst) const;
+  // Calls piece(data, n) for the consecutive pieces of the chunk's data (data_size() bytes in all).
+  void for_each_data_piece(const std::function<void(const char*, size_t)>& piece) const;
 
  private:
   std::vector<grpc::Slice> slices_;

@@ -61,20 +61,33 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
     group_ = envelope_.group;
     tag_ = envelope_.tag;
     const bool starts = !assembler_.in_progress();
+    if (starts) {
+      // A receive already waiting with memory of the right size gets the bytes straight away.
+      const auto t = wire::from_wire(envelope_.chunk.dtype);
+      claimed_ = t ? svc_->box().claim_sink(group_, src_, tag_, *t, envelope_.chunk.total_bytes) : nullptr;
+      if (claimed_)
+        assembler_.write_next_to(
+            [sink = claimed_->sink.get()](const char* p, size_t n) { sink->write(p, n); });
+    }
     std::optional<array> done;
     try {
       error = assembler_.add(
-          envelope_.chunk, envelope_.data_size(), [&](char* dst) { envelope_.copy_data(dst); }, done);
+          envelope_.chunk, envelope_.data_size(),
+          [&](const auto& piece) { envelope_.for_each_data_piece(piece); }, done);
     } catch (const std::exception& e) {  // allocation failure of a tensor within the limits
       error = e.what();
     }
     if (!error.empty()) return refuse(error);
-    if (starts) {
+    if (starts && !claimed_) {
       reserved_ = static_cast<size_t>(envelope_.chunk.total_bytes);
       svc_->box().reserve(src_, reserved_);
     }
     if (done) {
-      svc_->box().deliver(group_, src_, tag_, std::move(*done), reserved_);
+      if (claimed_)
+        claimed_->complete_in_sink();
+      else
+        svc_->box().deliver(group_, src_, tag_, std::move(*done), reserved_);
+      claimed_.reset();
       reserved_ = 0;
       ++n_messages_;
     }
@@ -102,14 +115,20 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
          grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended without a goodbye"));
   }
   void lost(const std::string& why, const grpc::Status& status) {
-    svc_->box().release(src_, reserved_);
-    svc_->stream_closed(src_, false, svc_->peer_name(src_) + " was lost: " + why);
+    drop_message(svc_->peer_name(src_) + " was lost: " + why);
     Finish(status);
   }
   void refuse(const std::string& why) {
-    svc_->box().release(src_, reserved_);
-    svc_->stream_closed(src_, false, svc_->peer_name(src_) + " sent a malformed message: " + why);
+    drop_message(svc_->peer_name(src_) + " sent a malformed message: " + why);
     Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
+  }
+  // The stream ends: the message in progress never completes.
+  void drop_message(const std::string& reason) {
+    svc_->box().release(src_, reserved_);
+    if (claimed_) claimed_->fail(claimed_->what + " failed: " + reason);
+    claimed_.reset();
+    reserved_ = 0;
+    svc_->stream_closed(src_, false, reason);
   }
 
   comm_service* svc_;
@@ -119,7 +138,8 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
   grpc::ByteBuffer message_;
   frame::envelope envelope_;
   uint64_t group_ = 0, tag_ = 0, n_messages_ = 0;
-  size_t reserved_ = 0;  // counted in the mailbox for the tensor in progress
+  size_t reserved_ = 0;                      // counted in the mailbox for the tensor in progress
+  std::shared_ptr<request::state> claimed_;  // the receive whose sink the tensor in progress fills
   bool goodbye_ = false;
 };
 

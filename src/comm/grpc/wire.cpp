@@ -74,20 +74,22 @@ std::string assembler::add(const v1::TensorChunk& c, std::optional<array>& done)
   h.offset = c.offset();
   const std::string& data = c.data();
   return add(
-      h, data.size(), [&](char* dst) { std::memcpy(dst, data.data(), data.size()); }, done);
+      h, data.size(), [&](const auto& piece) { piece(data.data(), data.size()); }, done);
 }
 
-std::string assembler::add(const chunk_header& c, size_t n, const std::function<void(char*)>& copy,
+std::string assembler::add(const chunk_header& c, size_t n, const byte_pieces& data,
                            std::optional<array>& done) {
   auto refuse = [&](std::string why) {
+    started_ = false;
     partial_.reset();
+    direct_ = nullptr;
     received_ = 0;
     return why;
   };
   if (n > limits_.max_message_bytes)
     return refuse("chunk of " + std::to_string(n) + " bytes exceeds the limit of " +
                   std::to_string(limits_.max_message_bytes));
-  if (partial_) {
+  if (started_) {
     if (c.dtype != header_.dtype || c.total_bytes != header_.total_bytes || c.shape != header_.shape)
       return refuse("chunk header differs from the first chunk of its tensor");
   } else {
@@ -116,7 +118,8 @@ std::string assembler::add(const chunk_header& c, size_t n, const std::function<
                     std::string(name(*t)) + " shape of " + std::to_string(elements) + " elements (" +
                     std::to_string(elements * item) + " bytes)");
     if (c.offset != 0) return refuse("first chunk of a tensor has offset " + std::to_string(c.offset));
-    partial_ = array::empty(c.shape, *t);
+    if (!direct_) partial_ = array::empty(c.shape, *t);
+    started_ = true;
     header_ = c;
     received_ = 0;
   }
@@ -127,20 +130,31 @@ std::string assembler::add(const chunk_header& c, size_t n, const std::function<
     return refuse("chunk [" + std::to_string(c.offset) + ", " + std::to_string(c.offset + n) +
                   ") runs past the end of a " + std::to_string(header_.total_bytes) + "-byte tensor");
   if (n == 0 && header_.total_bytes != 0) return refuse("empty chunk inside a non-empty tensor");
-  if (n > 0) copy(partial_->mutable_data<char>() + received_);
+  if (n > 0 && direct_) {
+    data(direct_);
+  } else if (n > 0) {
+    char* dst = partial_->mutable_data<char>() + received_;
+    data([&](const char* p, size_t k) {
+      std::memcpy(dst, p, k);
+      dst += k;
+    });
+  }
   received_ += n;
   if (received_ == header_.total_bytes) {
-    done = std::move(partial_);
+    done = direct_ ? array() : std::move(*partial_);
+    started_ = false;
     partial_.reset();
+    direct_ = nullptr;
     received_ = 0;
   }
   return "";
 }
 
 std::string assembler::progress() const {
-  if (!partial_) return "no tensor in progress";
+  if (!started_) return "no tensor in progress";
+  const auto t = from_wire(header_.dtype);
   return "received " + std::to_string(received_) + " of " + std::to_string(header_.total_bytes) +
-         " bytes of " + partial_->to_string();
+         " bytes of " + std::string(t ? name(*t) : "?") + shape_to_string(header_.shape);
 }
 
 }  // namespace mlxd::comm::wire
