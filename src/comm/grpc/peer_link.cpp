@@ -111,12 +111,17 @@ bool peer_link::run_op(const std::function<void(void*)>& start, sys_clock::time_
   }
 }
 
+void peer_link::finish_stream(sys_clock::time_point deadline) {
+  if (finished_) return;
+  finished_ = true;
+  // The status comes after the server's one message (its summary), which must be read first.
+  grpc::ByteBuffer summary;
+  run_op([&](void* t) { stream_->Read(&summary, t); }, deadline);
+  run_op([&](void* t) { stream_->Finish(&final_status_, t); }, deadline);
+}
+
 std::string peer_link::broken_reason(bool timed_out) {
-  if (!finished_) {
-    finished_ = true;
-    run_op([&](void* tag) { stream_->Finish(&final_status_, tag); },
-           sys_clock::now() + std::chrono::seconds(5));
-  }
+  finish_stream(sys_clock::now() + std::chrono::seconds(5));
   if (timed_out)
     return name_ + " read nothing for " + std::to_string(config_.timeout.count()) +
            " ms (a receiver buffers at most max_buffered_bytes of messages not yet received)";
@@ -230,10 +235,7 @@ void peer_link::close() {
     if (run_op([&](void* t) { stream_->Write(bye, t); }, deadline))
       run_op([&](void* t) { stream_->WritesDone(t); }, deadline);
   }
-  if (!finished_) {
-    finished_ = true;
-    run_op([&](void* t) { stream_->Finish(&final_status_, t); }, sys_clock::now() + std::chrono::seconds(2));
-  }
+  finish_stream(sys_clock::now() + std::chrono::seconds(2));
 }
 
 }  // namespace mlxd::comm::rpc

@@ -74,6 +74,8 @@ class peer_link {
   // did not complete by `deadline` (the call is then cancelled).
   bool run_op(const std::function<void(void*)>& start, std::chrono::system_clock::time_point deadline,
               bool* timed_out = nullptr);
+  // Reads the server's summary and the final status (once).
+  void finish_stream(std::chrono::system_clock::time_point deadline);
   // Why the stream broke, from its final status.
   std::string broken_reason(bool timed_out);
   void fail(const std::string& why);
