@@ -1,9 +1,7 @@
 // `mlxd bench comm`: point-to-point latency and bandwidth over the gRPC group beside a raw TCP socket between
-// the same two processes in the same run, and all-reduce algbw/busbw (nccl-tests definitions) for 2..N ranks.
-// Started without MLXD_RANK it launches itself as N local ranks; rank 0 prints one JSON object.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
+// the same two processes in the same run, and all-reduce algbw/busbw (nccl-tests definitions) for 2..N ranks
+// beside the same ring algorithm over raw TCP sockets. Started without MLXD_RANK it launches itself as N
+// local ranks; rank 0 prints one JSON object.
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "bench_tcp.h"
+#include "comm_flags.h"
 #include "commands.h"
 #include "mlxd/comm/launch.h"
 #include "mlxd/comm/registry.h"
@@ -32,56 +32,14 @@ struct bench_args {
   int latency_iters = 2000;
 };
 
-void write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w <= 0) throw std::runtime_error("bench: TCP write failed");
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-void read_all(int fd, char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::read(fd, p, n);
-    if (r <= 0) throw std::runtime_error("bench: TCP read failed");
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-}
-
-// The raw TCP connection between ranks 0 and 1: rank 1 listens on an ephemeral port and tells rank 0.
-int tcp_pair(comm::group& g) {
-  int fd = -1;
-  if (g.rank() == 1) {
-    const int ls = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(ls, 1) != 0 ||
-        getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("bench: cannot listen for the TCP baseline");
-    g.send(array::from(std::vector<int32_t>{ntohs(a.sin_port)}, {1}), 0, 1);
-    fd = accept(ls, nullptr, nullptr);
-    close(ls);
-  } else {
-    const int port = g.recv(1, 1).item<int32_t>();
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      throw std::runtime_error("bench: TCP connect");
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// The median of each rank's times, taken as the slowest rank's (a collective is as slow as its slowest rank).
+double slowest_median(comm::group& g, const std::vector<double>& t) {
+  return g.all_reduce(array::from({static_cast<float>(median(t))}, {1}), comm::reduce_op::max).item<float>();
 }
 
 // Round trip of `bytes` (rank 0 -> 1 -> 0), median over iterations, in microseconds.
@@ -90,7 +48,7 @@ std::pair<double, double> ping_pong(comm::group& g, int fd, size_t bytes, int it
   std::memset(msg.mutable_data<uint8_t>(), 1, bytes);
   std::vector<char> buf(bytes);
   std::vector<double> grpc_us, tcp_us;
-  for (int i = 0; i < iters + iters / 10; ++i) {
+  for (int i = 0; i < iters + iters / 10; ++i) {  // the first tenth warms up
     const bool keep = i >= iters / 10;
     auto t = clock_type::now();
     if (g.rank() == 0) {
@@ -102,11 +60,11 @@ std::pair<double, double> ping_pong(comm::group& g, int fd, size_t bytes, int it
     if (keep) grpc_us.push_back(seconds_since(t) * 1e6);
     t = clock_type::now();
     if (g.rank() == 0) {
-      write_all(fd, buf.data(), bytes);
-      read_all(fd, buf.data(), bytes);
+      tcp::write_all(fd, buf.data(), bytes);
+      tcp::read_all(fd, buf.data(), bytes);
     } else {
-      read_all(fd, buf.data(), bytes);
-      write_all(fd, buf.data(), bytes);
+      tcp::read_all(fd, buf.data(), bytes);
+      tcp::write_all(fd, buf.data(), bytes);
     }
     if (keep) tcp_us.push_back(seconds_since(t) * 1e6);
   }
@@ -133,11 +91,11 @@ std::pair<double, double> stream(comm::group& g, int fd, size_t bytes, int iters
     t = clock_type::now();
     char one = 0;
     if (g.rank() == 0) {
-      write_all(fd, buf.data(), bytes);
-      read_all(fd, &one, 1);
+      tcp::write_all(fd, buf.data(), bytes);
+      tcp::read_all(fd, &one, 1);
     } else {
-      read_all(fd, buf.data(), bytes);
-      write_all(fd, &one, 1);
+      tcp::read_all(fd, buf.data(), bytes);
+      tcp::write_all(fd, &one, 1);
     }
     if (i > 0) tcp_s.push_back(seconds_since(t));
   }
@@ -145,13 +103,56 @@ std::pair<double, double> stream(comm::group& g, int fd, size_t bytes, int iters
           static_cast<double>(bytes) / median(tcp_s) / 1e9};
 }
 
-nlohmann::json run_bench(comm::group& world, const bench_args& a) {
+// All-reduce of f32 ones over gRPC and over the TCP ring, alternating, for each size up to the limit.
+void all_reduce_rows(comm::group& g, const bench_args& a, double tcp_stream_gbs, nlohmann::json& out) {
+  const int k = g.size();
+  tcp::ring ring;
+  tcp::connect_ring(g, ring);
+  for (int mb = 1; mb <= a.max_allreduce_mb; mb *= 4) {
+    const size_t bytes = static_cast<size_t>(mb) << 20;
+    array x = array::empty({static_cast<int64_t>(bytes / 4)}, dtype::f32);
+    std::fill_n(x.mutable_data<float>(), x.size(), 1.0f);
+    std::vector<float> y(bytes / 4);
+    const int iters = std::clamp(256 / mb, 2, 10);
+    std::vector<double> t, t_tcp;
+    for (int i = 0; i <= iters; ++i) {  // the first is a warm-up
+      g.barrier();
+      auto t0 = clock_type::now();
+      g.all_reduce(x, comm::reduce_op::sum);
+      if (i > 0) t.push_back(seconds_since(t0));
+      std::fill(y.begin(), y.end(), 1.0f);
+      g.barrier();
+      t0 = clock_type::now();
+      tcp::ring_all_reduce(ring, y.data(), static_cast<int64_t>(y.size()), g.rank(), k);
+      if (i > 0) t_tcp.push_back(seconds_since(t0));
+    }
+    if (y.front() != static_cast<float>(k) || y.back() != static_cast<float>(k))
+      throw std::runtime_error("bench: the TCP ring all-reduce gave a wrong sum");
+    const double bus = 2.0 * (k - 1) / k;
+    const double algbw = static_cast<double>(bytes) / slowest_median(g, t) / 1e9;
+    const double tcp_busbw = static_cast<double>(bytes) / slowest_median(g, t_tcp) / 1e9 * bus;
+    nlohmann::json row = {{"ranks", k},
+                          {"bytes", bytes},
+                          {"time_ms", static_cast<double>(bytes) / algbw / 1e6},
+                          {"algbw_GBps", algbw},
+                          {"busbw_GBps", algbw * bus},
+                          {"tcp_ring_busbw_GBps", tcp_busbw},
+                          {"ratio_vs_tcp_ring", algbw * bus / tcp_busbw}};
+    if (tcp_stream_gbs > 0) row["ratio_vs_tcp_stream"] = algbw * bus / tcp_stream_gbs;
+    out.push_back(row);
+  }
+}
+
+nlohmann::json run_bench(comm::group& world, const bench_args& a, const comm::group_options& o) {
   nlohmann::json out;
   out["world"] = world.size();
   out["backend"] = world.backend();
+  out["cluster_token"] = !o.cluster_token.empty();
+  out["tls"] = o.tls_cert.empty() ? "off" : o.tls_ca.empty() ? "tls" : "mutual tls";
+  double tcp_stream_gbs = 0;  // the best raw TCP stream, on ranks 0 and 1
   auto pair = world.split(world.rank() < 2 ? 0 : -1, world.rank());
   if (pair) {
-    const int fd = tcp_pair(*pair);
+    const int fd = tcp::connect_pair(*pair);
     for (size_t bytes : {size_t{8}, size_t{16384}}) {
       auto [grpc_us, tcp_us] = ping_pong(*pair, fd, bytes, a.latency_iters);
       out["p2p_latency"].push_back(
@@ -161,39 +162,17 @@ nlohmann::json run_bench(comm::group& world, const bench_args& a) {
       const size_t bytes = static_cast<size_t>(mb) << 20;
       const int iters = std::clamp(512 / mb, 2, 20);
       auto [grpc_gbs, tcp_gbs] = stream(*pair, fd, bytes, iters);
+      tcp_stream_gbs = std::max(tcp_stream_gbs, tcp_gbs);
       out["p2p_bandwidth"].push_back(
           {{"bytes", bytes}, {"grpc_GBps", grpc_gbs}, {"tcp_GBps", tcp_gbs}, {"ratio", grpc_gbs / tcp_gbs}});
     }
     close(fd);
+    out["tcp_stream_GBps"] = tcp_stream_gbs;
   }
   world.barrier();
   for (int k = 2; k <= world.size(); ++k) {
     auto sub = world.split(world.rank() < k ? 0 : -1, world.rank());
-    if (sub) {
-      for (int mb = 1; mb <= a.max_allreduce_mb; mb *= 4) {
-        const size_t bytes = static_cast<size_t>(mb) << 20;
-        array x = array::empty({static_cast<int64_t>(bytes / 4)}, dtype::f32);
-        std::fill_n(x.mutable_data<float>(), x.size(), 1.0f);
-        const int iters = std::clamp(256 / mb, 2, 10);
-        std::vector<double> t;
-        for (int i = 0; i <= iters; ++i) {
-          sub->barrier();
-          auto t0 = clock_type::now();
-          sub->all_reduce(x, comm::reduce_op::sum);
-          if (i > 0) t.push_back(seconds_since(t0));
-        }
-        // Every rank's time counts: the slowest defines the collective.
-        const double mine = median(t);
-        const double slowest =
-            sub->all_reduce(array::from({static_cast<float>(mine)}, {1}), comm::reduce_op::max).item<float>();
-        const double algbw = static_cast<double>(bytes) / slowest / 1e9;
-        out["all_reduce"].push_back({{"ranks", k},
-                                     {"bytes", bytes},
-                                     {"time_ms", slowest * 1e3},
-                                     {"algbw_GBps", algbw},
-                                     {"busbw_GBps", algbw * 2.0 * (k - 1) / k}});
-      }
-    }
+    if (sub) all_reduce_rows(*sub, a, tcp_stream_gbs, out["all_reduce"]);
     world.barrier();
   }
   return out;
@@ -206,6 +185,7 @@ void add_bench_commands(CLI::App& app) {
   bench->require_subcommand(1);
   auto* cmd = bench->add_subcommand("comm", "gRPC point-to-point and all-reduce against raw TCP, as JSON");
   auto a = std::make_shared<bench_args>();
+  auto security = std::make_shared<comm_security_flags>();
   cmd->add_option("-n,--ranks", a->ranks, "local ranks to launch (all-reduce runs on 2..n)")
       ->check(CLI::Range(2, 64));
   cmd->add_option("--max-mb", a->max_mb, "largest point-to-point message, MB")->check(CLI::Range(1, 4096));
@@ -213,7 +193,8 @@ void add_bench_commands(CLI::App& app) {
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--latency-iters", a->latency_iters, "round trips per latency figure")
       ->check(CLI::Range(10, 1000000));
-  cmd->callback([a] {
+  add_comm_security_flags(cmd, *security);
+  cmd->callback([a, security] {
     auto env = comm::options_from_env();
     if (!env) {
       char self[4096] = {};
@@ -223,6 +204,7 @@ void add_bench_commands(CLI::App& app) {
       lo.n_ranks = a->ranks;
       lo.prefix = false;
       lo.only_rank0_stdout = true;
+      lo.env = comm_security_env(*security);  // through the environment, not the ranks' command lines
       const int status = comm::launch_local(
           {self, "bench", "comm", "--max-mb", std::to_string(a->max_mb), "--max-allreduce-mb",
            std::to_string(a->max_allreduce_mb), "--latency-iters", std::to_string(a->latency_iters)},
@@ -231,8 +213,9 @@ void add_bench_commands(CLI::App& app) {
       return;
     }
     if (env->world_size < 2) throw std::invalid_argument("bench comm needs at least 2 ranks");
+    apply_comm_security_flags(*security, *env);
     auto g = comm::make_group("grpc", *env);
-    nlohmann::json out = run_bench(*g, *a);
+    nlohmann::json out = run_bench(*g, *a, *env);
     if (g->rank() == 0) std::printf("%s\n", out.dump(2).c_str());
   });
 }

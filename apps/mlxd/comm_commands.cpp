@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "comm_flags.h"
 #include "commands.h"
 #include "mlxd/comm/launch.h"
 
@@ -13,16 +14,22 @@ void add_launch_command(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("launch", "run N local ranks of a command with the MLXD_* rendezvous environment");
   auto opts = std::make_shared<comm::launch_options>();
+  auto security = std::make_shared<comm_security_flags>();
   cmd->add_option("-n,--ranks", opts->n_ranks, "number of processes")->required()->check(CLI::Range(1, 1024));
   cmd->add_option("--port", opts->master_port, "rank 0's port (default: a free one)")
       ->check(CLI::Range(0, 65535));
   cmd->add_flag("!--no-prefix", opts->prefix, "do not prefix output lines with [rank i]");
+  add_comm_security_flags(cmd, *security);
   cmd->prefix_command();  // everything from the command on is the command's own
   cmd->fallthrough(false);
-  cmd->footer("Usage: mlxd launch -n N [--port P] [--no-prefix] [--] CMD [ARGS...]");
-  cmd->callback([opts, cmd] {
+  cmd->footer(
+      "Usage: mlxd launch -n N [--port P] [--no-prefix] [--cluster-token T] [--tls-cert C --tls-key K] "
+      "[--tls-ca A] [--] CMD [ARGS...]\nThe security flags reach the ranks as MLXD_CLUSTER_TOKEN and "
+      "MLXD_TLS_*.");
+  cmd->callback([opts, security, cmd] {
     std::vector<std::string> command = cmd->remaining();
     if (command.empty()) throw CLI::ValidationError("launch", "give the command to run (after --)");
+    opts->env = comm_security_env(*security);
     const int status = comm::launch_local(command, *opts);
     if (status != 0) throw CLI::RuntimeError(status);
   });

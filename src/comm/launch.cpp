@@ -92,6 +92,7 @@ int launch_local(const std::vector<std::string>& command, const launch_options& 
       setenv("MLXD_WORLD_SIZE", std::to_string(o.n_ranks).c_str(), 1);
       setenv("MLXD_MASTER_ADDR", "127.0.0.1", 1);
       setenv("MLXD_MASTER_PORT", std::to_string(port).c_str(), 1);
+      for (const auto& [name, value] : o.env) setenv(name.c_str(), value.c_str(), 1);
       std::vector<char*> argv;
       for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);

@@ -4,59 +4,158 @@
 
 namespace mlxd::comm {
 
-mailbox::mailbox(int world_size) : lost_(world_size), left_(world_size, false) {}
+mailbox::mailbox(int world_size, size_t max_buffered_bytes)
+    : max_buffered_(max_buffered_bytes), sources_(world_size), lost_(world_size), left_(world_size, false) {}
 
-void mailbox::deliver(uint64_t group, int src, uint64_t tag, array message) {
+void mailbox::reserve(int src, size_t bytes) {
+  std::lock_guard lock(mu_);
+  if (valid(src)) sources_[src].buffered += bytes;
+}
+
+void mailbox::release(int src, size_t bytes) {
+  std::function<void()> resume;
+  {
+    std::lock_guard lock(mu_);
+    if (!valid(src)) return;
+    sources_[src].buffered -= std::min(bytes, sources_[src].buffered);
+    resume = take_resume_locked(src);
+  }
+  if (resume) resume();
+}
+
+void mailbox::deliver(uint64_t group, int src, uint64_t tag, array data, size_t reserved) {
   std::shared_ptr<request::state> ready;
+  std::vector<std::shared_ptr<request::state>> failed;
+  std::string why;
   {
     std::lock_guard lock(mu_);
     auto it = slots_.try_emplace({group, src, tag}).first;
     if (it->second.waiting.empty()) {
-      it->second.arrived.push_back(std::move(message));
-      return;
+      it->second.arrived.push_back({std::move(data), reserved});
+      if (valid(src) && sources_[src].buffered > max_buffered_ && sources_[src].n_waiting > 0) {
+        why =
+            "rank " + std::to_string(src) + " has sent " + std::to_string(sources_[src].buffered) +
+            " bytes of messages that this rank has not received (other tags or groups), over the limit of " +
+            std::to_string(max_buffered_) + " (max_buffered_bytes); receive them first or raise the limit";
+        take_waiters_locked(src, failed);
+      }
+    } else {
+      ready = std::move(it->second.waiting.front().req);
+      it->second.waiting.pop_front();
+      if (it->second.waiting.empty() && it->second.arrived.empty()) slots_.erase(it);
+      if (valid(src)) {
+        sources_[src].buffered -= std::min(reserved, sources_[src].buffered);
+        --sources_[src].n_waiting;
+      }
     }
-    ready = std::move(it->second.waiting.front().req);
-    it->second.waiting.pop_front();
-    if (it->second.waiting.empty() && it->second.arrived.empty()) slots_.erase(it);
   }
-  ready->complete(std::move(message));  // outside the lock: it wakes the receiver
+  if (ready) ready->complete(std::move(data));  // outside the lock: it wakes the receiver
+  for (auto& r : failed) r->fail(r->what + " failed: " + why);
+}
+
+std::shared_ptr<request::state> mailbox::claim_sink(uint64_t group, int src, uint64_t tag, dtype t,
+                                                    size_t bytes) {
+  std::lock_guard lock(mu_);
+  auto it = slots_.find({group, src, tag});
+  if (it == slots_.end() || !it->second.arrived.empty() || it->second.waiting.empty()) return nullptr;
+  const auto& sink = it->second.waiting.front().req->sink;
+  if (!sink || sink->dst().type() != t || sink->dst().nbytes() != bytes) return nullptr;
+  auto r = std::move(it->second.waiting.front().req);
+  it->second.waiting.pop_front();
+  if (it->second.waiting.empty()) slots_.erase(it);
+  if (valid(src)) --sources_[src].n_waiting;
+  return r;
 }
 
 void mailbox::post(uint64_t group, int src, uint64_t tag, std::shared_ptr<const std::vector<int>> members,
                    std::shared_ptr<request::state> request) {
   std::unique_lock lock(mu_);
+  std::function<void()> resume;
   auto it = slots_.find({group, src, tag});
   if (it != slots_.end() && !it->second.arrived.empty()) {
-    array message = std::move(it->second.arrived.front());
+    message m = std::move(it->second.arrived.front());
     it->second.arrived.pop_front();
     if (it->second.waiting.empty() && it->second.arrived.empty()) slots_.erase(it);
+    if (valid(src)) {
+      sources_[src].buffered -= std::min(m.reserved, sources_[src].buffered);
+      resume = take_resume_locked(src);
+    }
     lock.unlock();
-    request->complete(std::move(message));
+    request->complete(std::move(m.data));
+    if (resume) resume();
     return;
   }
   std::string lost = lost_reason_locked(*members);
-  if (lost.empty() && src >= 0 && src < static_cast<int>(left_.size()) && left_[src])
-    lost = "rank " + std::to_string(src) + " has left the group";
+  if (lost.empty() && valid(src) && left_[src]) lost = "rank " + std::to_string(src) + " has left the group";
   if (!lost.empty()) {
     lock.unlock();
     request->fail(request->what + " failed: " + lost);
     return;
   }
   slots_[{group, src, tag}].waiting.push_back({std::move(members), std::move(request)});
+  if (valid(src)) {
+    ++sources_[src].n_waiting;
+    resume = take_resume_locked(src);
+  }
+  lock.unlock();
+  if (resume) resume();
+}
+
+std::function<void()> mailbox::take_resume_locked(int src) {
+  source& s = sources_[src];
+  if (!s.resume || (s.buffered > max_buffered_ && s.n_waiting == 0)) return {};
+  s.paused_by = nullptr;
+  return std::move(s.resume);
+}
+
+bool mailbox::pause(int src, const void* owner, std::function<void()> resume) {
+  std::lock_guard lock(mu_);
+  if (!valid(src)) return false;
+  source& s = sources_[src];
+  if (s.buffered <= max_buffered_ || s.n_waiting > 0) return false;
+  s.paused_by = owner;
+  s.resume = std::move(resume);
+  return true;
+}
+
+bool mailbox::cancel_pause(int src, const void* owner) {
+  std::lock_guard lock(mu_);
+  if (!valid(src) || sources_[src].paused_by != owner || !sources_[src].resume) return false;
+  sources_[src].paused_by = nullptr;
+  sources_[src].resume = nullptr;
+  return true;
+}
+
+size_t mailbox::buffered_bytes(int src) const {
+  std::lock_guard lock(mu_);
+  return valid(src) ? sources_[src].buffered : 0;
+}
+
+void mailbox::take_waiters_locked(int src, std::vector<std::shared_ptr<request::state>>& out) {
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    if (std::get<1>(it->first) == src) {
+      for (auto& w : it->second.waiting) out.push_back(std::move(w.req));
+      it->second.waiting.clear();
+    }
+    it = (it->second.waiting.empty() && it->second.arrived.empty()) ? slots_.erase(it) : std::next(it);
+  }
+  if (valid(src)) sources_[src].n_waiting = 0;
 }
 
 void mailbox::mark_lost(int rank, const std::string& reason) {
   std::vector<std::shared_ptr<request::state>> failed;
   {
     std::lock_guard lock(mu_);
-    if (rank < 0 || rank >= static_cast<int>(lost_.size()) || !lost_[rank].empty()) return;
+    if (!valid(rank) || !lost_[rank].empty()) return;
     lost_[rank] = reason;
     for (auto it = slots_.begin(); it != slots_.end();) {
       auto& waiting = it->second.waiting;
+      const int src = std::get<1>(it->first);
       for (auto w = waiting.begin(); w != waiting.end();) {
         if (std::find(w->members->begin(), w->members->end(), rank) != w->members->end()) {
           failed.push_back(std::move(w->req));
           w = waiting.erase(w);
+          if (valid(src)) --sources_[src].n_waiting;
         } else {
           ++w;
         }
@@ -71,22 +170,16 @@ void mailbox::mark_left(int rank) {
   std::vector<std::shared_ptr<request::state>> failed;
   {
     std::lock_guard lock(mu_);
-    if (rank < 0 || rank >= static_cast<int>(left_.size())) return;
+    if (!valid(rank)) return;
     left_[rank] = true;
-    for (auto it = slots_.begin(); it != slots_.end();) {
-      if (std::get<1>(it->first) == rank) {
-        for (auto& w : it->second.waiting) failed.push_back(std::move(w.req));
-        it->second.waiting.clear();
-      }
-      it = (it->second.waiting.empty() && it->second.arrived.empty()) ? slots_.erase(it) : std::next(it);
-    }
+    take_waiters_locked(rank, failed);
   }
   for (auto& r : failed) r->fail(r->what + " failed: rank " + std::to_string(rank) + " has left the group");
 }
 
 void mailbox::mark_alive(int rank) {
   std::lock_guard lock(mu_);
-  if (rank < 0 || rank >= static_cast<int>(lost_.size())) return;
+  if (!valid(rank)) return;
   lost_[rank].clear();
   left_[rank] = false;
 }
@@ -98,13 +191,13 @@ std::string mailbox::lost_reason(const std::vector<int>& members) const {
 
 std::string mailbox::lost_reason_locked(const std::vector<int>& members) const {
   for (int m : members)
-    if (m >= 0 && m < static_cast<int>(lost_.size()) && !lost_[m].empty()) return lost_[m];
+    if (valid(m) && !lost_[m].empty()) return lost_[m];
   return "";
 }
 
 bool mailbox::has_left(int rank) const {
   std::lock_guard lock(mu_);
-  return rank >= 0 && rank < static_cast<int>(left_.size()) && left_[rank];
+  return valid(rank) && left_[rank];
 }
 
 }  // namespace mlxd::comm

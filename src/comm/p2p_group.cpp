@@ -135,6 +135,25 @@ array p2p_group::recv_now(int src, uint64_t tag, const char* op) {
   return r->wait();
 }
 
+p2p_group::posted_recv p2p_group::post_into(int src, uint64_t tag, const char* op, const array& dst,
+                                            bool reduce, reduce_op rop, const array& base) {
+  auto r = new_request(std::string(op) + ": recv from " + peer_name(src));
+  r->sink = std::make_shared<recv_sink>(dst, reduce, rop, base);
+  post_recv(src, tag, r);
+  return {std::move(r), dst, base, reduce, rop, src};
+}
+
+void p2p_group::finish_into(posted_recv& p, const char* op) {
+  array got = p.r->wait();
+  if (p.r->landed_in_sink()) return;
+  check_piece(got, p.dst, p.dst.size(), p.src, op);
+  if (p.base.nbytes() > 0) std::memcpy(p.dst.mutable_data<uint8_t>(), p.base.raw_data(), p.dst.nbytes());
+  if (p.reduce)
+    reduce_into(p.dst.mutable_data<uint8_t>(), got.raw_data(), p.dst.size(), p.dst.type(), p.op);
+  else if (got.nbytes() > 0)
+    std::memcpy(p.dst.mutable_data<uint8_t>(), got.raw_data(), got.nbytes());
+}
+
 void p2p_group::check_piece(const array& got, const array& like, int64_t n, int src,
                             const char* where) const {
   if (got.type() != like.type() || got.size() != n)
@@ -164,9 +183,12 @@ void p2p_group::direct_reduce(const array& in, array& out, reduce_op op, uint64_
 
 // Ring reduce-scatter over the flat buffer: at step s rank r receives segment r-s-2 from its left neighbour,
 // reduces it into its own and forwards it, so after n-1 steps it holds segment r reduced over all ranks.
-// With then_all_gather the final segments travel once more around the ring.
-void p2p_group::ring_reduce_scatter(array& buf, reduce_op op, uint64_t tag, bool then_all_gather,
-                                    const char* where) {
+// With then_all_gather the final segments travel once more around the ring. Sends are non-blocking, so a rank
+// never waits for its right neighbour while its left one waits for it. Each phase's receives land in memory
+// nothing else touches until then, so all are posted first and every piece is reduced or copied into place
+// as it arrives. The reduce-scatter reads the input where out still lacks it, so out needs no copy of it.
+void p2p_group::ring_reduce_scatter(const array& in, array& buf, reduce_op op, uint64_t tag,
+                                    bool then_all_gather, const char* where) {
   const int n = size_, r = rank_, right = mod(r + 1, n), left = mod(r - 1, n);
   const int64_t total = buf.size();
   const int64_t piece = std::max<int64_t>(1, static_cast<int64_t>(settings_.pipeline_bytes / buf.itemsize()));
@@ -174,41 +196,50 @@ void p2p_group::ring_reduce_scatter(array& buf, reduce_op op, uint64_t tag, bool
   auto for_pieces = [&](int k, auto&& fn) {
     for (int64_t b = seg_begin(k), e = seg_begin(k + 1); b < e; b += piece) fn(b, std::min(piece, e - b));
   };
-  for_pieces(mod(r - 1, n),
-             [&](int64_t b, int64_t len) { send_message(flat_view(buf, b, len), right, tag, where); });
-  for (int s = 0; s < n - 1; ++s) {
-    const bool forward = s < n - 2 || then_all_gather;
-    for_pieces(mod(r - s - 2, n), [&](int64_t b, int64_t len) {
-      array got = recv_now(left, tag, where);
-      check_piece(got, buf, len, left, where);
-      reduce_into(bytes_at(buf, b), got.raw_data(), len, buf.type(), op);
-      if (forward) send_message(flat_view(buf, b, len), right, tag, where);
-    });
-  }
+  std::vector<request> sends;
+  auto forward = [&](int64_t b, int64_t len) {
+    sends.push_back(start_send(flat_view(buf, b, len), right, tag, where));
+  };
+  auto send_input = [&](int64_t b, int64_t len) {
+    sends.push_back(start_send(flat_view(in, b, len), right, tag, where));
+  };
+  // Receives step s of a phase into segment first_seg - s, forwarding what `forwards(s)` says.
+  auto run_phase = [&](int first_seg, bool reduce, auto&& forwards) {
+    std::vector<posted_recv> recvs;
+    for (int s = 0; s < n - 1; ++s)
+      for_pieces(mod(first_seg - s, n), [&](int64_t b, int64_t len) {
+        recvs.push_back(post_into(left, tag, where, flat_view(buf, b, len), reduce, op,
+                                  reduce ? flat_view(in, b, len) : array()));
+      });
+    size_t i = 0;
+    for (int s = 0; s < n - 1; ++s)
+      for_pieces(mod(first_seg - s, n), [&](int64_t b, int64_t len) {
+        finish_into(recvs[i++], where);
+        if (forwards(s)) forward(b, len);
+      });
+  };
+  for_pieces(mod(r - 1, n), send_input);
+  run_phase(r - 2, true, [&](int s) { return s < n - 2 || then_all_gather; });
+  // The all-gather overwrites segments whose sends must be out first.
+  for (auto& s : sends) s.wait();
+  sends.clear();
   if (!then_all_gather) return;
-  for (int s = 0; s < n - 1; ++s) {
-    for_pieces(mod(r - s - 1, n), [&](int64_t b, int64_t len) {
-      array got = recv_now(left, tag, where);
-      check_piece(got, buf, len, left, where);
-      std::memcpy(bytes_at(buf, b), got.raw_data(), got.nbytes());
-      if (s < n - 2) send_message(flat_view(buf, b, len), right, tag, where);
-    });
-  }
+  run_phase(r - 1, false, [&](int s) { return s < n - 2; });
+  for (auto& s : sends) s.wait();
 }
 
 array p2p_group::all_reduce(const array& x, reduce_op op) {
   check_reduction("all_reduce", op, x.type());
   return run("all_reduce", [&] {
     array in = sendable(x);
-    array out = copy_of(in);
-    if (size_ > 1) {
-      const uint64_t tag = next_tag();
-      if (in.nbytes() <= settings_.small_all_reduce_bytes || in.size() < size_) {
-        direct_reduce(in, out, op, tag, "all_reduce");
-      } else {
-        array flat = reshape(out, {out.size()});
-        ring_reduce_scatter(flat, op, tag, true, "all_reduce");
-      }
+    array out = array::empty(in.shape(), in.type());
+    if (size_ == 1) {
+      out = copy_of(in);
+    } else if (in.nbytes() <= settings_.small_all_reduce_bytes || in.size() < size_) {
+      direct_reduce(in, out, op, next_tag(), "all_reduce");
+    } else {
+      array flat = reshape(out, {out.size()});
+      ring_reduce_scatter(reshape(in, {in.size()}), flat, op, next_tag(), true, "all_reduce");
     }
     if (op == reduce_op::mean) divide_by(out.mutable_data<uint8_t>(), out.size(), out.type(), size_);
     return out;
@@ -247,8 +278,8 @@ array p2p_group::reduce_scatter(const array& x, reduce_op op) {
       for (int r = 1; r < size_; ++r)
         reduce_into(out.mutable_data<uint8_t>(), got[r].raw_data(), m, out.type(), op);
     } else {
-      array buf = copy_of(flat_in);
-      ring_reduce_scatter(buf, op, next_tag(), false, "reduce_scatter");
+      array buf = array::empty(flat_in.shape(), flat_in.type());
+      ring_reduce_scatter(flat_in, buf, op, next_tag(), false, "reduce_scatter");
       std::memcpy(out.mutable_data<uint8_t>(), bytes_at(buf, rank_ * m), out.nbytes());
     }
     if (op == reduce_op::mean) divide_by(out.mutable_data<uint8_t>(), out.size(), out.type(), size_);
@@ -263,9 +294,14 @@ array p2p_group::all_gather(const array& x) {
     out_shape.insert(out_shape.begin(), size_);
     array out = array::empty(out_shape, in.type());
     const size_t part = in.nbytes();
-    const uint64_t tag = size_ > 1 ? next_tag() : 0;
-    for (int i = 1; i < size_; ++i) send_message(in, mod(rank_ + i, size_), tag, "all_gather");
     if (part > 0) std::memcpy(out.mutable_data<uint8_t>() + part * rank_, in.raw_data(), part);
+    if (size_ == 1) return out;
+    const uint64_t tag = next_tag();
+    if (part > settings_.small_all_reduce_bytes) {
+      ring_all_gather(in, out, tag, tag | (uint64_t{1} << 61));
+      return out;
+    }
+    for (int i = 1; i < size_; ++i) send_message(in, mod(rank_ + i, size_), tag, "all_gather");
     for (int i = 1; i < size_; ++i) {
       const int src = mod(rank_ - i, size_);
       array got = recv_now(src, tag, "all_gather");
@@ -276,6 +312,46 @@ array p2p_group::all_gather(const array& x) {
     }
     return out;
   });
+}
+
+// Each rank's part travels around the ring in pipeline pieces: at step s rank r receives part r-s-1 from its
+// left neighbour and forwards it. A header with dtype and shape goes first (on `tag`; the parts on
+// `data_tag`); every rank checks its left neighbour's against its own, so by the ring all agree.
+void p2p_group::ring_all_gather(const array& in, array& out, uint64_t tag, uint64_t data_tag) {
+  const int n = size_, r = rank_, right = mod(r + 1, n), left = mod(r - 1, n);
+  const char* where = "all_gather";
+  const int64_t m = in.size();
+  array flat = reshape(out, {out.size()});
+  const int64_t piece = std::max<int64_t>(1, static_cast<int64_t>(settings_.pipeline_bytes / in.itemsize()));
+  auto for_pieces = [&](int k, auto&& fn) {
+    for (int64_t b = k * m, e = (k + 1) * m; b < e; b += piece) fn(b, std::min(piece, e - b));
+  };
+  std::vector<posted_recv> recvs;
+  for (int s = 0; s < n - 1; ++s)
+    for_pieces(mod(r - s - 1, n), [&](int64_t b, int64_t len) {
+      recvs.push_back(post_into(left, data_tag, where, flat_view(flat, b, len), false, reduce_op::sum));
+    });
+  std::vector<int64_t> header{static_cast<int64_t>(in.type()), in.ndim()};
+  header.insert(header.end(), in.shape().begin(), in.shape().end());
+  std::vector<request> sends;
+  sends.push_back(
+      start_send(array::from(header, {static_cast<int64_t>(header.size())}, dtype::i64), right, tag, where));
+  for_pieces(r, [&](int64_t b, int64_t len) {
+    sends.push_back(start_send(flat_view(flat, b, len), right, data_tag, where));
+  });
+  array h = recv_now(left, tag, where);
+  if (h.type() != dtype::i64 || h.to_vector<int64_t>() != header)
+    throw comm_error("all_gather: " + peer_name(left) +
+                     " passed a different dtype or shape than this rank's " + in.to_string() +
+                     " (all ranks must pass the same dtype and shape)");
+  size_t i = 0;
+  for (int s = 0; s < n - 1; ++s) {
+    for_pieces(mod(r - s - 1, n), [&](int64_t b, int64_t len) {
+      finish_into(recvs[i++], where);
+      if (s < n - 2) sends.push_back(start_send(flat_view(flat, b, len), right, data_tag, where));
+    });
+  }
+  for (auto& s : sends) s.wait();
 }
 
 // The root first sends every rank a header [mode, dtype, ndim, shape...]; then either the whole tensor goes
@@ -316,11 +392,13 @@ array p2p_group::broadcast(const array& x, int root) {
     array flat = reshape(out, {out.size()});
     const int64_t piece =
         std::max<int64_t>(1, static_cast<int64_t>(settings_.pipeline_bytes / out.itemsize()));
-    for (int64_t b = 0; b < out.size(); b += piece) {
+    std::vector<posted_recv> recvs;
+    for (int64_t b = 0; b < out.size(); b += piece)
+      recvs.push_back(post_into(prev, data_tag, "broadcast",
+                                flat_view(flat, b, std::min(piece, out.size() - b)), false, reduce_op::sum));
+    for (int64_t b = 0, i = 0; b < out.size(); b += piece, ++i) {
       const int64_t len = std::min(piece, out.size() - b);
-      array got = recv_now(prev, data_tag, "broadcast");
-      check_piece(got, out, len, prev, "broadcast");
-      std::memcpy(bytes_at(flat, b), got.raw_data(), got.nbytes());
+      finish_into(recvs[static_cast<size_t>(i)], "broadcast");
       if (pos < size_ - 1) send_message(flat_view(flat, b, len), next, data_tag, "broadcast");
     }
     return out;

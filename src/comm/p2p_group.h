@@ -3,8 +3,10 @@
 // Algorithms (n ranks, B bytes): all_reduce and reduce_scatter use a one-round direct exchange (each rank
 // sends its data to every other rank and reduces the n contributions in rank order) up to
 // small_all_reduce_bytes, and above it a ring (reduce-scatter then all-gather, each segment moved in pieces
-// of pipeline_bytes so receiving, reducing and forwarding overlap). all_gather is a direct exchange;
-// broadcast is direct for small tensors and a pipelined chain from the root for large ones. Each collective
+// of pipeline_bytes so receiving, reducing and forwarding overlap). all_gather is a direct exchange up to
+// small_all_reduce_bytes per rank and a pipelined ring above; broadcast is direct for small tensors and a
+// pipelined chain from the root for large ones. The rings send without blocking, so a rank keeps receiving
+// while its sends wait, and each peer buffers only a few pieces (see max_buffered_bytes). Each collective
 // call takes the next tag of a private tag space, so collectives never match user messages.
 #pragma once
 
@@ -71,10 +73,28 @@ class p2p_group : public group {
   auto run(const char* op, F&& body);
   void check_peer(const char* where, int peer) const;
   array recv_now(int src, uint64_t tag, const char* op);
-  // Bits 0..60 count collective calls; bit 61 marks a collective's second message stream (broadcast data).
+  // A receive of the next message from `src` into `dst` (its dtype and size; reduced into it when `reduce`):
+  // posted early, the transport writes each message into its place as it arrives (see recv_sink).
+  // With `base`, dst becomes base (op) message.
+  struct posted_recv {
+    std::shared_ptr<request::state> r;
+    array dst, base;
+    bool reduce;
+    reduce_op op;
+    int src;
+  };
+  posted_recv post_into(int src, uint64_t tag, const char* op, const array& dst, bool reduce, reduce_op rop,
+                        const array& base = array());
+  // Waits for it; a message the transport could not place is checked against dst and copied or reduced.
+  void finish_into(posted_recv& p, const char* op);
+  // Bits 0..60 count collective calls; bit 61 marks a collective's second message stream (the data of
+  // broadcast and ring all_gather, after a header).
   uint64_t next_tag() { return first_reserved_tag | (n_collectives_++ & ((uint64_t{1} << 61) - 1)); }
   void direct_reduce(const array& in, array& out, reduce_op op, uint64_t tag, const char* where);
-  void ring_reduce_scatter(array& buf, reduce_op op, uint64_t tag, bool then_all_gather, const char* where);
+  // `in` and `out` are flat and of one size; out's old contents do not matter.
+  void ring_reduce_scatter(const array& in, array& out, reduce_op op, uint64_t tag, bool then_all_gather,
+                           const char* where);
+  void ring_all_gather(const array& in, array& out, uint64_t tag, uint64_t data_tag);
   void check_piece(const array& got, const array& expected_like, int64_t n, int src, const char* where) const;
 
   int rank_, size_;

@@ -29,6 +29,22 @@ bool request::state::complete(array result) {
   return true;
 }
 
+bool request::state::complete_in_sink() {
+  {
+    std::lock_guard lock(mu_);
+    if (done_) return false;
+    done_ = true;
+    in_sink_ = true;
+  }
+  cv_.notify_all();
+  return true;
+}
+
+bool request::state::landed_in_sink() {
+  std::lock_guard lock(mu_);
+  return in_sink_;
+}
+
 bool request::state::fail(const std::string& message) {
   {
     std::lock_guard lock(mu_);

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 
+#include "comm/recv_sink.h"
 #include "mlxd/comm/group.h"
 
 namespace mlxd::comm {
@@ -21,10 +22,16 @@ struct request::state {
   std::chrono::milliseconds timeout{0};
   // Called with the error when the operation fails (the group uses it to mark itself broken).
   std::function<void(const std::string&)> on_error;
+  // A receive may offer memory to land in; the transport that uses it completes with complete_in_sink().
+  std::shared_ptr<recv_sink> sink;
 
   // Both return false when the state was already completed (the later outcome is dropped).
   bool complete(array result);
+  // Completes a receive whose message went into `sink` (wait() then returns an empty array).
+  bool complete_in_sink();
   bool fail(const std::string& message);
+  // True once complete_in_sink() has run.
+  bool landed_in_sink();
   array wait();
   bool ready();
 
@@ -32,6 +39,7 @@ struct request::state {
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+  bool in_sink_ = false;
   array result_;
   std::string error_;
 };

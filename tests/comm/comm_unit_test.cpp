@@ -4,6 +4,7 @@
 
 #include "comm/grpc/wire.h"
 #include "comm/mailbox.h"
+#include "comm/recv_sink.h"
 #include "comm/reduce.h"
 #include "comm_test_util.h"
 #include "mlxd/comm/rendezvous.h"
@@ -145,6 +146,45 @@ TEST(comm_wire, chunking_and_reassembly_round_trip) {
     ASSERT_TRUE(done);
     EXPECT_EQ(test::bytes_of(*done), test::bytes_of(x));
   }
+}
+
+array copy_of(const array& x) {
+  array out = array::empty(x.shape(), x.type());
+  std::memcpy(out.mutable_data<uint8_t>(), x.raw_data(), x.nbytes());
+  return out;
+}
+
+// Bytes written into a sink in pieces that split elements anywhere give what reduce_into gives on whole
+// arrays, for every dtype and op, with and without a base; plain sinks copy.
+TEST(comm_recv_sink, pieces_that_split_elements_reduce_exactly) {
+  const int64_t n = 50000;  // several staging buffers of every dtype
+  for (dtype t : {dtype::f32, dtype::f16, dtype::bf16, dtype::i32, dtype::i64, dtype::u8, dtype::boolean}) {
+    for (reduce_op op : {reduce_op::sum, reduce_op::max, reduce_op::min}) {
+      for (bool with_base : {false, true}) {
+        const array acc = test::seeded({n}, t, 1), msg = test::seeded({n}, t, 2);
+        array want = copy_of(acc);
+        reduce_into(want.mutable_data<uint8_t>(), msg.raw_data(), n, t, op);
+        array dst = with_base ? array::empty({n}, t) : copy_of(acc);
+        recv_sink sink(dst, true, op, with_base ? acc : array());
+        const char* p = static_cast<const char*>(msg.raw_data());
+        size_t at = 0, step = 1;
+        while (at < msg.nbytes()) {  // pieces of 1, 4, 7, ... bytes, then big ones
+          const size_t k = std::min(msg.nbytes() - at, step < 40 ? step : 70001);
+          sink.write(p + at, k);
+          at += k;
+          step += 3;
+        }
+        EXPECT_EQ(test::bytes_of(dst), test::bytes_of(want))
+            << name(t) << " " << reduce_op_name(op) << (with_base ? " with base" : "");
+      }
+    }
+  }
+  const array src = test::seeded({1000}, dtype::i64, 3);
+  array copy = array::empty({1000}, dtype::i64);
+  recv_sink plain(copy, false, reduce_op::sum);
+  plain.write(static_cast<const char*>(src.raw_data()), 13);
+  plain.write(static_cast<const char*>(src.raw_data()) + 13, src.nbytes() - 13);
+  EXPECT_EQ(test::bytes_of(copy), test::bytes_of(src));
 }
 
 }  // namespace

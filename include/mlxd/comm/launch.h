@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mlxd::comm {
@@ -13,6 +14,8 @@ struct launch_options {
   bool prefix = true;              // prefix every output line with "[rank i] "
   bool only_rank0_stdout = false;  // drop the standard output of ranks above 0 (their stderr still shows)
   int grace_ms = 2000;             // after a failure, how long the others get between SIGTERM and SIGKILL
+  // More variables for every rank's environment (e.g. MLXD_CLUSTER_TOKEN), set after the launcher's own.
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 // Runs `command` (argv, looked up in PATH) as n_ranks processes with MLXD_RANK, MLXD_WORLD_SIZE,

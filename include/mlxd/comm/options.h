@@ -32,8 +32,14 @@ struct group_options {
   size_t chunk_bytes = 1 << 20;                // what this rank sends per chunk
   size_t max_message_bytes = 8 << 20;          // largest accepted chunk message
   size_t max_tensor_bytes = size_t{16} << 30;  // largest accepted tensor
+  // Backpressure: the most bytes of messages from one peer that may wait here for a recv. Beyond it this rank
+  // stops reading from that peer, whose sends then wait (up to `timeout`) until a recv takes a message. A
+  // recv that waits for a message from a peer whose other unreceived messages exceed it fails (comm_error):
+  // the program would need unbounded buffering. Collectives need at most a few pipeline pieces per peer.
+  size_t max_buffered_bytes = size_t{1} << 30;
   // Failure detection: HTTP/2 keepalive pings every `keepalive`, a peer silent for `keepalive_timeout` is
-  // lost; an operation waiting longer than `timeout` fails; forming the group may take `connect_timeout`.
+  // lost; an operation waiting longer than `timeout` fails (a send, when the peer reads nothing for that
+  // long); forming the group may take `connect_timeout`.
   std::chrono::milliseconds keepalive{1000};
   std::chrono::milliseconds keepalive_timeout{2000};
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};

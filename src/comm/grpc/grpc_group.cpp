@@ -28,7 +28,7 @@ class grpc_group final : public p2p_group {
  protected:
   void send_message(const array& x, int dst, uint64_t tag, const char* op) override {
     const int w = (*members_)[dst];
-    if (w == node_->rank()) return node_->box().deliver(id(), w, tag, copy_of(x));
+    if (w == node_->rank()) return node_->box().deliver(id(), w, tag, copy_of(x), 0);
     node_->link(w)->send(id(), tag, x, op);
   }
 
@@ -36,7 +36,7 @@ class grpc_group final : public p2p_group {
     auto r = new_request(std::string(op) + " to " + peer_name(dst) + ", tag " + std::to_string(tag));
     const int w = (*members_)[dst];
     if (w == node_->rank()) {
-      node_->box().deliver(id(), w, tag, copy_of(x));
+      node_->box().deliver(id(), w, tag, copy_of(x), 0);
       r->complete(array::empty({0}, dtype::u8));
     } else {
       node_->link(w)->isend(id(), tag, x, op, r);

@@ -45,7 +45,7 @@ std::string local_address_towards(const std::string& host, int port) {
   return out;
 }
 
-void validate(const group_options& o) {
+const group_options& validated(const group_options& o) {
   if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size)
     throw std::invalid_argument("[grpc] rank " + std::to_string(o.rank) + " is outside a world of " +
                                 std::to_string(o.world_size));
@@ -61,6 +61,7 @@ void validate(const group_options& o) {
     throw std::invalid_argument("[grpc] chunk_bytes must be in 1..max_message_bytes");
   if (o.max_message_bytes > (size_t{1} << 30))
     throw std::invalid_argument("[grpc] max_message_bytes is limited to 1 GiB");
+  return o;
 }
 
 }  // namespace
@@ -86,12 +87,11 @@ std::unique_ptr<grpc::Server> start_server(comm_service& service, const std::str
 }
 
 node::node(const group_options& o)
-    : options_(o),
+    : options_(validated(o)),
       rank_(o.rank),
       world_size_(o.world_size),
       tls_{o.tls_cert, o.tls_key, o.tls_ca},
-      box_(o.world_size) {
-  validate(o);
+      box_(o.world_size, o.max_buffered_bytes) {
   if (options_.node_id.empty()) options_.node_id = default_node_id();
   const auto deadline = sys_clock::now() + o.connect_timeout;
 
@@ -131,7 +131,7 @@ node::node(const group_options& o)
   links_.resize(world_size_);
   auto creds = channel_credentials(tls_);
   auto args = channel_arguments(o.keepalive, o.keepalive_timeout, o.max_message_bytes);
-  link_config lc{rank_, world_size_, options_.node_id, o.cluster_token, o.chunk_bytes};
+  link_config lc{rank_, world_size_, options_.node_id, o.cluster_token, o.chunk_bytes, o.timeout};
   for (int i = 1; i < world_size_; ++i) {
     const int r = (rank_ + i) % world_size_;
     auto channel = grpc::CreateCustomChannel(addresses_[r], creds, args);

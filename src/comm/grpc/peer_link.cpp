@@ -1,9 +1,19 @@
 #include "comm/grpc/peer_link.h"
 
 #include "comm/grpc/capabilities.h"
+#include "comm/grpc/frame.h"
 #include "comm/grpc/wire.h"
 
 namespace mlxd::comm::rpc {
+namespace {
+
+using sys_clock = std::chrono::system_clock;
+
+// Chunks up to this size are copied into their message; larger ones are sent from the array's memory.
+constexpr size_t copy_below = 64 << 10;
+constexpr const char* exchange_method = "/mlxd.v1.Comm/Exchange";
+
+}  // namespace
 
 grpc::ChannelArguments channel_arguments(std::chrono::milliseconds keepalive,
                                          std::chrono::milliseconds keepalive_timeout,
@@ -36,13 +46,19 @@ peer_link::peer_link(link_config config, int peer, std::string address,
       name_("rank " + std::to_string(peer) + " (" + address_ + ")"),
       channel_(std::move(channel)),
       stub_(v1::Comm::NewStub(channel_)),
-      on_lost_(std::move(on_lost)) {}
+      on_lost_(std::move(on_lost)),
+      generic_(channel_) {}
 
 peer_link::~peer_link() {
   close();
+  cq_.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_.Next(&tag, &ok)) {
+  }
 }
 
-void peer_link::connect(std::chrono::system_clock::time_point deadline) {
+void peer_link::connect(sys_clock::time_point deadline) {
   grpc::ClientContext ctx;
   add_call_metadata(ctx, config_.token);
   ctx.set_deadline(deadline);
@@ -67,7 +83,49 @@ void peer_link::connect(std::chrono::system_clock::time_point deadline) {
                      std::to_string(reply.protocol_major()) + "." + std::to_string(reply.protocol_minor()));
   add_call_metadata(stream_ctx_, config_.token);
   stream_ctx_.AddMetadata(wire::rank_key, std::to_string(config_.rank));
-  stream_ = stub_->Exchange(&stream_ctx_, &summary_);
+  stream_ = generic_.PrepareCall(&stream_ctx_, exchange_method, &cq_);
+  if (!stream_ || !run_op([&](void* tag) { stream_->StartCall(tag); }, deadline))
+    throw comm_error("handshake with " + name_ + " failed: the Exchange stream did not open");
+}
+
+bool peer_link::run_op(const std::function<void(void*)>& start, sys_clock::time_point deadline,
+                       bool* timed_out) {
+  int op_tag = 0;
+  start(&op_tag);
+  for (;;) {
+    void* got = nullptr;
+    bool ok = false;
+    switch (cq_.AsyncNext(&got, &ok, deadline)) {
+      case grpc::CompletionQueue::GOT_EVENT:
+        if (got == &op_tag) return ok;
+        break;
+      case grpc::CompletionQueue::TIMEOUT:
+        // The operation completes, unsuccessfully, once the call is cancelled.
+        stream_ctx_.TryCancel();
+        deadline = sys_clock::time_point::max();
+        if (timed_out) *timed_out = true;
+        break;
+      case grpc::CompletionQueue::SHUTDOWN:
+        return false;
+    }
+  }
+}
+
+void peer_link::finish_stream(sys_clock::time_point deadline) {
+  if (finished_) return;
+  finished_ = true;
+  // The status comes after the server's one message (its summary), which must be read first.
+  grpc::ByteBuffer summary;
+  run_op([&](void* t) { stream_->Read(&summary, t); }, deadline);
+  run_op([&](void* t) { stream_->Finish(&final_status_, t); }, deadline);
+}
+
+std::string peer_link::broken_reason(bool timed_out) {
+  finish_stream(sys_clock::now() + std::chrono::seconds(5));
+  if (timed_out)
+    return name_ + " read nothing for " + std::to_string(config_.timeout.count()) +
+           " ms (a receiver buffers at most max_buffered_bytes of messages not yet received)";
+  return "the connection to " + name_ + " broke (" + final_status_.error_message() + ")";
 }
 
 void peer_link::fail(const std::string& why) {
@@ -83,18 +141,23 @@ void peer_link::fail(const std::string& why) {
 }
 
 void peer_link::write_message(uint64_t group, uint64_t tag, const array& x, const char* op) {
-  envelope_.set_group(group);
-  envelope_.set_tag(tag);
-  envelope_.set_goodbye(false);
-  bool ok = true;
-  wire::for_each_chunk(x, config_.chunk_bytes, *envelope_.mutable_chunk(), [&](const v1::TensorChunk&) {
-    if (ok) ok = stream_->Write(envelope_);
-  });
-  if (ok) return;
-  grpc::Status s = stream_->Finish();
-  const std::string why = "the connection to " + name_ + " broke (" + s.error_message() + ")";
-  fail(why);
-  throw comm_error(std::string(op) + ": send to " + name_ + " failed: " + why);
+  const size_t total = x.nbytes();
+  size_t offset = 0;
+  bool timed_out = false;
+  do {
+    const size_t n = std::min(config_.chunk_bytes, total - offset);
+    grpc::ByteBuffer message = frame::encode_chunk(group, tag, x, offset, n, copy_below);
+    grpc::WriteOptions options;
+    // Referenced memory must be written out before the caller may change it.
+    if (n > copy_below) options.set_write_through();
+    if (!run_op([&](void* t) { stream_->Write(message, options, t); }, sys_clock::now() + config_.timeout,
+                &timed_out)) {
+      const std::string why = broken_reason(timed_out);
+      fail(why);
+      throw comm_error(std::string(op) + ": send to " + name_ + " failed: " + why);
+    }
+    offset += n;
+  } while (offset < total);
 }
 
 void peer_link::send(uint64_t group, uint64_t tag, const array& x, const char* op) {
@@ -132,7 +195,7 @@ void peer_link::worker_loop() {
     if (queue_.empty()) return;  // stopping with nothing left
     job j = std::move(queue_.front());
     queue_.pop_front();
-    if (!failed_.empty() || closed_) {
+    if (!failed_.empty() || closed_ || !stream_) {
       const std::string why = failed_.empty() ? "the link is closed" : failed_;
       lock.unlock();
       j.done->fail(std::string(j.op) + ": send to " + name_ + " failed: " + why);
@@ -166,13 +229,13 @@ void peer_link::close() {
   if (closed_) return;
   closed_ = true;
   if (!stream_) return;
-  if (failed_.empty()) {
-    v1::Envelope bye;
-    bye.set_goodbye(true);
-    if (stream_->Write(bye)) stream_->WritesDone();
-    stream_->Finish();
+  if (failed_.empty() && !finished_) {
+    const auto deadline = sys_clock::now() + std::chrono::seconds(2);
+    grpc::ByteBuffer bye = frame::encode_goodbye();
+    if (run_op([&](void* t) { stream_->Write(bye, t); }, deadline))
+      run_op([&](void* t) { stream_->WritesDone(t); }, deadline);
   }
-  stream_.reset();
+  finish_stream(sys_clock::now() + std::chrono::seconds(2));
 }
 
 }  // namespace mlxd::comm::rpc

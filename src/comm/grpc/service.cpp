@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "comm/grpc/capabilities.h"
+#include "comm/grpc/frame.h"
 
 namespace mlxd::comm::rpc {
 namespace {
@@ -34,39 +35,68 @@ class refused final : public Base {
 };
 
 // One rank's stream of point-to-point messages: every chunk is validated, complete tensors go to the mailbox.
-class exchange_reactor final : public grpc::ServerReadReactor<v1::Envelope> {
+// Between chunks the mailbox may pause the stream (too many bytes from this rank wait for a recv); it is
+// resumed from the thread that makes room.
+class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  exchange_reactor(comm_service* svc, int src, v1::ExchangeSummary* summary)
+  exchange_reactor(comm_service* svc, int src, grpc::ByteBuffer* summary)
       : svc_(svc), src_(src), summary_(summary), assembler_(svc->id().limits) {
     svc_->stream_opened(src_);
-    StartRead(&envelope_);
+    StartRead(&message_);
   }
   void OnReadDone(bool ok) override {
     if (!ok) return end_of_stream();
+    std::string error = envelope_.parse(message_);
+    message_.Clear();
+    if (!error.empty()) return refuse(error);
     if (goodbye_) return refuse("rank " + std::to_string(src_) + " sent a message after its goodbye");
-    if (envelope_.goodbye()) {
+    if (envelope_.goodbye) {
       if (assembler_.in_progress()) return refuse("goodbye inside a tensor: " + assembler_.progress());
       goodbye_ = true;
-      return StartRead(&envelope_);
+      return StartRead(&message_);
     }
-    if (!envelope_.has_chunk()) return refuse("envelope without a chunk");
-    if (assembler_.in_progress() && (envelope_.group() != group_ || envelope_.tag() != tag_))
+    if (!envelope_.has_chunk) return refuse("envelope without a chunk");
+    if (assembler_.in_progress() && (envelope_.group != group_ || envelope_.tag != tag_))
       return refuse("group or tag changed inside a tensor");
-    group_ = envelope_.group();
-    tag_ = envelope_.tag();
+    group_ = envelope_.group;
+    tag_ = envelope_.tag;
+    const bool starts = !assembler_.in_progress();
+    if (starts) {
+      // A receive already waiting with memory of the right size gets the bytes straight away.
+      const auto t = wire::from_wire(envelope_.chunk.dtype);
+      claimed_ = t ? svc_->box().claim_sink(group_, src_, tag_, *t, envelope_.chunk.total_bytes) : nullptr;
+      if (claimed_)
+        assembler_.write_next_to(
+            [sink = claimed_->sink.get()](const char* p, size_t n) { sink->write(p, n); });
+    }
     std::optional<array> done;
-    std::string error;
     try {
-      error = assembler_.add(envelope_.chunk(), done);
+      error = assembler_.add(
+          envelope_.chunk, envelope_.data_size(),
+          [&](const auto& piece) { envelope_.for_each_data_piece(piece); }, done);
     } catch (const std::exception& e) {  // allocation failure of a tensor within the limits
       error = e.what();
     }
     if (!error.empty()) return refuse(error);
+    if (starts && !claimed_) {
+      reserved_ = static_cast<size_t>(envelope_.chunk.total_bytes);
+      svc_->box().reserve(src_, reserved_);
+    }
     if (done) {
-      svc_->box().deliver(group_, src_, tag_, std::move(*done));
+      if (claimed_)
+        claimed_->complete_in_sink();
+      else
+        svc_->box().deliver(group_, src_, tag_, std::move(*done), reserved_);
+      claimed_.reset();
+      reserved_ = 0;
       ++n_messages_;
     }
-    StartRead(&envelope_);
+    if (!svc_->box().pause(src_, this, [this] { StartRead(&message_); })) StartRead(&message_);
+  }
+  // Only a paused stream needs this: otherwise its pending read reports the end.
+  void OnCancel() override {
+    if (svc_->box().cancel_pause(src_, this))
+      lost("its call was cancelled", grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
   }
   void OnDone() override { delete this; }
 
@@ -74,25 +104,42 @@ class exchange_reactor final : public grpc::ServerReadReactor<v1::Envelope> {
   void end_of_stream() {
     if (goodbye_) {
       svc_->stream_closed(src_, true, "");
-      summary_->set_messages(n_messages_);
+      v1::ExchangeSummary summary;
+      summary.set_messages(n_messages_);
+      grpc::Slice bytes(summary.SerializeAsString());
+      *summary_ = grpc::ByteBuffer(&bytes, 1);
       return Finish(grpc::Status::OK);
     }
     if (assembler_.in_progress()) return refuse("stream ended inside a tensor: " + assembler_.progress());
-    svc_->stream_closed(src_, false,
-                        svc_->peer_name(src_) + " was lost: its connection closed without a goodbye");
-    Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended without a goodbye"));
+    lost("its connection closed without a goodbye",
+         grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended without a goodbye"));
+  }
+  void lost(const std::string& why, const grpc::Status& status) {
+    drop_message(svc_->peer_name(src_) + " was lost: " + why);
+    Finish(status);
   }
   void refuse(const std::string& why) {
-    svc_->stream_closed(src_, false, svc_->peer_name(src_) + " sent a malformed message: " + why);
+    drop_message(svc_->peer_name(src_) + " sent a malformed message: " + why);
     Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
+  }
+  // The stream ends: the message in progress never completes.
+  void drop_message(const std::string& reason) {
+    svc_->box().release(src_, reserved_);
+    if (claimed_) claimed_->fail(claimed_->what + " failed: " + reason);
+    claimed_.reset();
+    reserved_ = 0;
+    svc_->stream_closed(src_, false, reason);
   }
 
   comm_service* svc_;
   int src_;
-  v1::ExchangeSummary* summary_;
+  grpc::ByteBuffer* summary_;
   wire::assembler assembler_;
-  v1::Envelope envelope_;
+  grpc::ByteBuffer message_;
+  frame::envelope envelope_;
   uint64_t group_ = 0, tag_ = 0, n_messages_ = 0;
+  size_t reserved_ = 0;                      // counted in the mailbox for the tensor in progress
+  std::shared_ptr<request::state> claimed_;  // the receive whose sink the tensor in progress fills
   bool goodbye_ = false;
 };
 
@@ -217,10 +264,10 @@ grpc::ServerUnaryReactor* comm_service::Hello(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
-grpc::ServerReadReactor<v1::Envelope>* comm_service::Exchange(grpc::CallbackServerContext* ctx,
-                                                              v1::ExchangeSummary* summary) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* comm_service::Exchange(grpc::CallbackServerContext* ctx,
+                                                                  grpc::ByteBuffer* summary) {
   grpc::Status s = admit(ctx);
-  if (!s.ok()) return new refused<grpc::ServerReadReactor<v1::Envelope>>(s);
+  if (!s.ok()) return new refused<grpc::ServerReadReactor<grpc::ByteBuffer>>(s);
   auto it = ctx->client_metadata().find(wire::rank_key);
   int src = -1;
   if (it != ctx->client_metadata().end()) {
@@ -229,7 +276,7 @@ grpc::ServerReadReactor<v1::Envelope>* comm_service::Exchange(grpc::CallbackServ
     if (std::sscanf(text.c_str(), "%d%c", &src, &extra) != 1) src = -1;
   }
   if (src < 0 || src >= id_.world_size || src == id_.rank)
-    return new refused<grpc::ServerReadReactor<v1::Envelope>>(
+    return new refused<grpc::ServerReadReactor<grpc::ByteBuffer>>(
         {grpc::StatusCode::INVALID_ARGUMENT,
          "the Exchange call needs an mlxd-rank of another rank of this group of " +
              std::to_string(id_.world_size)});

@@ -25,7 +25,8 @@ struct identity {
   size_t echo_chunk_bytes = 1 << 20;
 };
 
-class comm_service final : public v1::Comm::CallbackService {
+// Exchange is a raw method: its messages are decoded by frame.h, straight from gRPC's buffers.
+class comm_service final : public v1::Comm::WithRawCallbackMethod_Exchange<v1::Comm::CallbackService> {
  public:
   using clock = std::chrono::steady_clock;
   // `box` receives the messages of Exchange streams; it outlives the server.
@@ -45,8 +46,8 @@ class comm_service final : public v1::Comm::CallbackService {
 
   grpc::ServerUnaryReactor* Hello(grpc::CallbackServerContext* ctx, const v1::HelloRequest* request,
                                   v1::HelloReply* reply) override;
-  grpc::ServerReadReactor<v1::Envelope>* Exchange(grpc::CallbackServerContext* ctx,
-                                                  v1::ExchangeSummary* summary) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Exchange(grpc::CallbackServerContext* ctx,
+                                                      grpc::ByteBuffer* summary) override;
   grpc::ServerBidiReactor<v1::TensorChunk, v1::TensorChunk>* Echo(grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* ctx, const v1::JoinRequest* request,
                                  v1::JoinReply* reply) override;

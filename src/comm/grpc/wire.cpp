@@ -71,72 +71,94 @@ void for_each_chunk(const array& x, size_t chunk_bytes, v1::TensorChunk& chunk,
 }
 
 std::string assembler::add(const v1::TensorChunk& c, std::optional<array>& done) {
+  chunk_header h;
+  h.dtype = c.dtype();
+  h.shape.assign(c.shape().begin(), c.shape().end());
+  h.total_bytes = c.total_bytes();
+  h.offset = c.offset();
+  const std::string& data = c.data();
+  return add(
+      h, data.size(), [&](const auto& piece) { piece(data.data(), data.size()); }, done);
+}
+
+std::string assembler::add(const chunk_header& c, size_t n, const byte_pieces& data,
+                           std::optional<array>& done) {
   auto refuse = [&](std::string why) {
+    started_ = false;
     partial_.reset();
+    direct_ = nullptr;
     received_ = 0;
     return why;
   };
-  const size_t n = c.data().size();
   if (n > limits_.max_message_bytes)
     return refuse("chunk of " + std::to_string(n) + " bytes exceeds the limit of " +
                   std::to_string(limits_.max_message_bytes));
-  if (partial_) {
-    if (c.dtype() != header_.dtype() || c.total_bytes() != header_.total_bytes() ||
-        !std::equal(c.shape().begin(), c.shape().end(), header_.shape().begin(), header_.shape().end()))
+  if (started_) {
+    if (c.dtype != header_.dtype || c.total_bytes != header_.total_bytes || c.shape != header_.shape)
       return refuse("chunk header differs from the first chunk of its tensor");
   } else {
-    const auto t = from_wire(c.dtype());
-    if (!t) return refuse("unknown dtype code " + std::to_string(c.dtype()));
-    if (c.shape_size() > max_ndim)
-      return refuse("shape has " + std::to_string(c.shape_size()) + " dimensions");
+    const auto t = from_wire(c.dtype);
+    if (!t) return refuse("unknown dtype code " + std::to_string(c.dtype));
+    if (c.shape.size() > static_cast<size_t>(max_ndim))
+      return refuse("shape has " + std::to_string(c.shape.size()) + " dimensions");
     // The product is bounded by the limit as it is formed, so it cannot overflow.
     const size_t item = size_of(*t);
     const size_t max_elements = limits_.max_tensor_bytes / item;
-    for (int64_t d : c.shape())
+    for (int64_t d : c.shape)
       if (d < 0) return refuse("negative dimension " + std::to_string(d));
-    const bool has_zero = std::find(c.shape().begin(), c.shape().end(), 0) != c.shape().end();
+    const bool has_zero = std::find(c.shape.begin(), c.shape.end(), 0) != c.shape.end();
     size_t elements = has_zero ? 0 : 1;
-    for (int64_t d : c.shape()) {
+    for (int64_t d : c.shape) {
       if (has_zero) break;
       if (elements > max_elements / static_cast<size_t>(d))
         return refuse("tensor exceeds the limit of " + std::to_string(limits_.max_tensor_bytes) + " bytes");
       elements *= static_cast<size_t>(d);
     }
-    if (c.total_bytes() > limits_.max_tensor_bytes)
-      return refuse("total_bytes " + std::to_string(c.total_bytes()) + " exceeds the limit of " +
+    if (c.total_bytes > limits_.max_tensor_bytes)
+      return refuse("total_bytes " + std::to_string(c.total_bytes) + " exceeds the limit of " +
                     std::to_string(limits_.max_tensor_bytes));
-    if (elements * item != c.total_bytes())
-      return refuse("total_bytes " + std::to_string(c.total_bytes()) + " does not match " +
+    if (elements * item != c.total_bytes)
+      return refuse("total_bytes " + std::to_string(c.total_bytes) + " does not match " +
                     std::string(name(*t)) + " shape of " + std::to_string(elements) + " elements (" +
                     std::to_string(elements * item) + " bytes)");
-    if (c.offset() != 0) return refuse("first chunk of a tensor has offset " + std::to_string(c.offset()));
-    shape_t shape(c.shape().begin(), c.shape().end());
-    partial_ = array::empty(shape, *t);
-    header_.CopyFrom(c);
-    header_.clear_data();
+    if (c.offset != 0) return refuse("first chunk of a tensor has offset " + std::to_string(c.offset));
+    if (!direct_) partial_ = array::empty(c.shape, *t);
+    started_ = true;
+    header_ = c;
     received_ = 0;
   }
-  if (c.offset() != received_)
-    return refuse("chunk offset " + std::to_string(c.offset()) + " is not where the previous chunk ended (" +
+  if (c.offset != received_)
+    return refuse("chunk offset " + std::to_string(c.offset) + " is not where the previous chunk ended (" +
                   std::to_string(received_) + ")");
-  if (n > header_.total_bytes() - received_)
-    return refuse("chunk [" + std::to_string(c.offset()) + ", " + std::to_string(c.offset() + n) +
-                  ") runs past the end of a " + std::to_string(header_.total_bytes()) + "-byte tensor");
-  if (n == 0 && header_.total_bytes() != 0) return refuse("empty chunk inside a non-empty tensor");
-  if (n > 0) std::memcpy(partial_->mutable_data<char>() + received_, c.data().data(), n);
+  if (n > header_.total_bytes - received_)
+    return refuse("chunk [" + std::to_string(c.offset) + ", " + std::to_string(c.offset + n) +
+                  ") runs past the end of a " + std::to_string(header_.total_bytes) + "-byte tensor");
+  if (n == 0 && header_.total_bytes != 0) return refuse("empty chunk inside a non-empty tensor");
+  if (n > 0 && direct_) {
+    data(direct_);
+  } else if (n > 0) {
+    char* dst = partial_->mutable_data<char>() + received_;
+    data([&](const char* p, size_t k) {
+      std::memcpy(dst, p, k);
+      dst += k;
+    });
+  }
   received_ += n;
-  if (received_ == header_.total_bytes()) {
-    done = std::move(partial_);
+  if (received_ == header_.total_bytes) {
+    done = direct_ ? array() : std::move(*partial_);
+    started_ = false;
     partial_.reset();
+    direct_ = nullptr;
     received_ = 0;
   }
   return "";
 }
 
 std::string assembler::progress() const {
-  if (!partial_) return "no tensor in progress";
-  return "received " + std::to_string(received_) + " of " + std::to_string(header_.total_bytes()) +
-         " bytes of " + partial_->to_string();
+  if (!started_) return "no tensor in progress";
+  const auto t = from_wire(header_.dtype);
+  return "received " + std::to_string(received_) + " of " + std::to_string(header_.total_bytes) +
+         " bytes of " + std::string(t ? name(*t) : "?") + shape_to_string(header_.shape);
 }
 
 }  // namespace mlxd::comm::wire

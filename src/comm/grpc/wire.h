@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mlxd/core/array.h"
 #include "mlxd/v1/comm.pb.h"
@@ -31,6 +32,17 @@ struct limits {
 void for_each_chunk(const array& x, size_t chunk_bytes, v1::TensorChunk& chunk,
                     const std::function<void(const v1::TensorChunk&)>& emit);
 
+// A chunk's header fields: every chunk of a tensor repeats them.
+struct chunk_header {
+  int dtype = 0;  // a DType code, not yet validated
+  std::vector<int64_t> shape;
+  uint64_t total_bytes = 0;
+  uint64_t offset = 0;
+};
+
+// A chunk's data as consecutive pieces of memory: calls `piece(data, n)` for each, in order.
+using byte_pieces = std::function<void(const std::function<void(const char*, size_t)>& piece)>;
+
 // Rebuilds tensors from chunks, refusing anything inconsistent: an unknown dtype, a negative or oversized
 // shape, total_bytes != product(shape) x element size, a tensor or chunk over the limits, an offset that is
 // not where the previous chunk ended, data past the end, a header that changes between chunks.
@@ -38,16 +50,23 @@ class assembler {
  public:
   explicit assembler(limits l) : limits_(l) {}
   // Returns "" when the chunk is accepted, else why it is not (the assembler is then reset). Sets `done` to
-  // the tensor when this chunk completes it.
+  // the tensor when this chunk completes it. The chunk has `n` bytes of data, given by `data` once the
+  // header is accepted.
+  std::string add(const chunk_header& header, size_t n, const byte_pieces& data, std::optional<array>& done);
   std::string add(const v1::TensorChunk& chunk, std::optional<array>& done);
-  bool in_progress() const { return partial_.has_value(); }
+  // The tensor whose first chunk comes next goes to `write` (its bytes in order, in pieces) instead of a new
+  // array, and completes as an empty array. Dropped when that chunk is refused.
+  void write_next_to(std::function<void(const char*, size_t)> write) { direct_ = std::move(write); }
+  bool in_progress() const { return started_; }
   // "received 10 of 100 bytes of f32[25]", for a stream that ends early.
   std::string progress() const;
 
  private:
   limits limits_;
-  std::optional<array> partial_;
-  v1::TensorChunk header_;  // the first chunk's fields, without data
+  bool started_ = false;
+  std::optional<array> partial_;                     // the tensor being filled, unless direct_
+  std::function<void(const char*, size_t)> direct_;  // where the bytes go instead
+  chunk_header header_;                              // the first chunk's
   size_t received_ = 0;
 };
 
