@@ -1,48 +1,15 @@
 #include "dist/stage_rpc.h"
 
-#include <cstdio>
-
+#include "comm/grpc/admission.h"
 #include "comm/grpc/wire.h"
 #include "mlxd/core/ops.h"
 
 namespace mlxd::dist::rpc {
-namespace {
-
-bool equal_constant_time(grpc::string_ref a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < b.size(); ++i) diff |= static_cast<unsigned char>(a.data()[i] ^ b[i]);
-  return diff == 0;
-}
-
-}  // namespace
-
-std::string version_string(uint32_t major, uint32_t minor) {
-  return std::to_string(major) + "." + std::to_string(minor);
-}
-
 grpc::Status admit(const grpc::ServerContext& ctx, const std::string& token) {
-  const auto& md = ctx.client_metadata();
-  if (!token.empty()) {
-    auto it = md.find("authorization");
-    if (it == md.end() || !equal_constant_time(it->second, "Bearer " + token))
-      return {grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token"};
-  }
-  const std::string ours =
-      "this worker speaks mlxd stage protocol " + version_string(protocol_major, protocol_minor);
-  auto v = md.find(protocol_key);
-  if (v == md.end())
-    return {grpc::StatusCode::FAILED_PRECONDITION,
-            "the call carries no mlxd-stage-protocol metadata; " + ours};
-  const std::string text(v->second.data(), v->second.size());
-  unsigned major = 0, minor = 0;
-  char extra = 0;
-  if (std::sscanf(text.c_str(), "%u.%u%c", &major, &minor, &extra) != 2)
-    return {grpc::StatusCode::FAILED_PRECONDITION, "malformed protocol version \"" + text + "\"; " + ours};
-  if (major != protocol_major)
-    return {grpc::StatusCode::FAILED_PRECONDITION, "the caller speaks mlxd stage protocol " + text + " and " +
-                                                       ours + " (major versions must match)"};
-  return grpc::Status::OK;
+  static const comm::rpc::protocol_id stage_protocol{"mlxd stage protocol", protocol_key, protocol_major,
+                                                     protocol_minor};
+  grpc::Status s = comm::rpc::check_token(ctx, token);
+  return s.ok() ? comm::rpc::check_version(ctx, stage_protocol, "this worker") : s;
 }
 
 void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::milliseconds deadline) {

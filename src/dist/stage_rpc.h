@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "comm/grpc/admission.h"
 #include "mlxd/core/array.h"
 #include "mlxd/engine/sampler.h"
 #include "mlxd/v1/inference.grpc.pb.h"
@@ -30,7 +31,7 @@ void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::mi
 std::shared_ptr<grpc::Channel> make_channel(const std::string& address,
                                             const std::shared_ptr<grpc::ChannelCredentials>& creds);
 // "1.0".
-std::string version_string(uint32_t major, uint32_t minor);
+using comm::rpc::version_string;
 
 // One tensor in one message: f32 arrays only cross between stages.
 void to_chunk(const array& x, v1::TensorChunk* chunk);

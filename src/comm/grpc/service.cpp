@@ -5,21 +5,17 @@
 #include <algorithm>
 #include <thread>
 
+#include "comm/grpc/admission.h"
 #include "comm/grpc/capabilities.h"
 #include "comm/grpc/frame.h"
 
 namespace mlxd::comm::rpc {
 namespace {
 
-bool equal_constant_time(grpc::string_ref a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < b.size(); ++i) diff |= static_cast<unsigned char>(a.data()[i] ^ b[i]);
-  return diff == 0;
-}
-
-std::string version_string(uint32_t major, uint32_t minor) {
-  return std::to_string(major) + "." + std::to_string(minor);
+const protocol_id& comm_protocol() {
+  static const protocol_id id{"mlxd protocol", wire::protocol_key, wire::protocol_major,
+                              wire::protocol_minor};
+  return id;
 }
 
 std::string ours() {
@@ -216,24 +212,8 @@ comm_service::comm_service(identity id, mailbox* box)
       addresses_(id_.world_size) {}
 
 grpc::Status comm_service::admit(const grpc::CallbackServerContext* ctx) const {
-  const auto& md = ctx->client_metadata();
-  if (!id_.token.empty()) {
-    auto it = md.find("authorization");
-    if (it == md.end() || !equal_constant_time(it->second, "Bearer " + id_.token))
-      return {grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token"};
-  }
-  auto v = md.find(wire::protocol_key);
-  if (v == md.end())
-    return {grpc::StatusCode::FAILED_PRECONDITION, "the call carries no mlxd-protocol metadata; " + ours()};
-  const std::string text(v->second.data(), v->second.size());
-  unsigned major = 0, minor = 0;
-  char extra = 0;
-  if (std::sscanf(text.c_str(), "%u.%u%c", &major, &minor, &extra) != 2)
-    return {grpc::StatusCode::FAILED_PRECONDITION, "malformed protocol version \"" + text + "\"; " + ours()};
-  if (major != wire::protocol_major)
-    return {grpc::StatusCode::FAILED_PRECONDITION,
-            "the caller speaks mlxd protocol " + text + " and " + ours() + " (major versions must match)"};
-  return grpc::Status::OK;
+  grpc::Status s = check_token(*ctx, id_.token);
+  return s.ok() ? check_version(*ctx, comm_protocol(), "this node") : s;
 }
 
 grpc::ServerUnaryReactor* comm_service::Hello(grpc::CallbackServerContext* ctx,
