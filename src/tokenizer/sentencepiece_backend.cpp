@@ -1,5 +1,7 @@
 #include "tokenizer/sentencepiece_backend.h"
 
+#include <sentencepiece_processor.h>
+
 #include "mlxd/tokenizer/tokenizer_error.h"
 
 namespace mlxd::tokenizer_detail {
@@ -12,10 +14,10 @@ std::optional<int32_t> valid(int id) {
 }  // namespace
 
 sentencepiece_backend::sentencepiece_backend(std::string_view model_proto)
-    : processor_(make_spm_processor()) {
-  const std::string error = processor_->load(model_proto);
-  if (!error.empty()) throw tokenizer_error("not a SentencePiece model: " + error);
-  if (processor_->piece_size() <= 0) throw tokenizer_error("the SentencePiece model has no pieces");
+    : processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+  const auto status = processor_->LoadFromSerializedProto(model_proto);
+  if (!status.ok()) throw tokenizer_error("not a SentencePiece model: " + status.ToString());
+  if (processor_->GetPieceSize() <= 0) throw tokenizer_error("the SentencePiece model has no pieces");
 }
 
 sentencepiece_backend::~sentencepiece_backend() = default;
@@ -42,8 +44,8 @@ std::optional<int32_t> sentencepiece_backend::model_unk() const {
 std::vector<int32_t> sentencepiece_backend::encode(std::string_view text, bool add_special_tokens) const {
   std::vector<int> pieces;
   // Encoding valid UTF-8 fails only on an internal error of the library; say so rather than return nothing.
-  const std::string error = processor_->encode(text, &pieces);
-  if (!error.empty()) throw tokenizer_error("SentencePiece: " + error);
+  const auto status = processor_->Encode(text, &pieces);
+  if (!status.ok()) throw tokenizer_error("SentencePiece: " + status.ToString());
   std::vector<int32_t> ids;
   ids.reserve(pieces.size() + 2);
   if (add_special_tokens && add_bos_) ids.push_back(*add_bos_);
@@ -59,29 +61,29 @@ std::string sentencepiece_backend::decode(std::span<const int32_t> ids, bool ski
     if (!skip_special_tokens || !is_special(id)) kept.push_back(id);
   }
   std::string text;
-  const std::string error = processor_->decode(kept, &text);
-  if (!error.empty()) throw tokenizer_error("SentencePiece: " + error);
+  const auto status = processor_->Decode(kept, &text);
+  if (!status.ok()) throw tokenizer_error("SentencePiece: " + status.ToString());
   return text;
 }
 
 std::optional<int32_t> sentencepiece_backend::token_to_id(std::string_view token) const {
   // PieceToId answers the unknown token's id for any piece it does not know.
-  const int id = processor_->piece_to_id(token);
-  if (id < 0 || processor_->id_to_piece(id) != token) return std::nullopt;
+  const int id = processor_->PieceToId(token);
+  if (id < 0 || processor_->IdToPiece(id) != token) return std::nullopt;
   return id;
 }
 
 const std::string* sentencepiece_backend::find_token(int32_t id) const {
-  if (id < 0 || id >= processor_->piece_size()) return nullptr;
-  return &processor_->id_to_piece(id);
+  if (id < 0 || id >= processor_->GetPieceSize()) return nullptr;
+  return &processor_->IdToPiece(id);
 }
 
 int64_t sentencepiece_backend::vocab_size() const {
-  return processor_->piece_size();
+  return processor_->GetPieceSize();
 }
 
 bool sentencepiece_backend::is_special(int32_t id) const {
-  return find_token(id) != nullptr && (processor_->is_control(id) || processor_->is_unknown(id));
+  return find_token(id) != nullptr && (processor_->IsControl(id) || processor_->IsUnknown(id));
 }
 
 }  // namespace mlxd::tokenizer_detail

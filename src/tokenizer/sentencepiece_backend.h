@@ -1,14 +1,19 @@
 // A SentencePiece model (tokenizer.model) run by libsentencepiece, the reference implementation itself:
 // its normalizer, its BPE or unigram model, byte fallback, and its decoding (control tokens give no text).
-// Special tokens written literally in the text are not matched, as in SentencePiece.
+// Special tokens written literally in the text are not matched, as in SentencePiece. (Debian's
+// libsentencepiece exports the protobuf-lite it bundles; mlxd links its own protobuf statically and hidden,
+// see src/comm/CMakeLists.txt, so the two never bind to each other.)
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string_view>
 
-#include "tokenizer/sentencepiece_plugin.h"
 #include "tokenizer/tokenizer_backend.h"
+
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
 
 namespace mlxd::tokenizer_detail {
 
@@ -35,7 +40,7 @@ class sentencepiece_backend final : public tokenizer_backend {
   bool is_special(int32_t id) const override;
 
  private:
-  std::unique_ptr<spm_processor> processor_;  // libsentencepiece, through its plugin
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
   std::optional<int32_t> add_bos_, add_eos_;
 };
 
