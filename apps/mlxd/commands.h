@@ -21,6 +21,9 @@ void add_chat_template_command(CLI::App& app);
 // `mlxd init`, `mlxd logits`, `mlxd generate`: random Llama-family models, their logits, generation (on this
 // node, or with --workers over a pipeline of worker nodes).
 void add_model_commands(CLI::App& app);
+// `mlxd convert IN OUT [--dtype keep|f32|f16|bf16]`: a Hugging Face folder as GGUF, or a GGUF file as a
+// folder.
+void add_convert_command(CLI::App& app);
 // `mlxd perplexity --model M --file TEXT [--context N] [--stride S]`: the model's perplexity on the text.
 void add_perplexity_command(CLI::App& app);
 // `mlxd quantize IN OUT --type q8_0|q4_0|q4_k|q6_k`: a GGUF file (or HF folder) rewritten as GGUF with its

@@ -42,6 +42,17 @@ array interleave_rows(const array& w, int n_heads, int head_dim) {
   return take(w, array::from(rows, {static_cast<int64_t>(rows.size())}), 0);
 }
 
+// The inverse of interleave_rows: row j * head_dim / 2 + i of a head comes from row 2i + j.
+array deinterleave_rows(const array& w, int n_heads, int head_dim) {
+  std::vector<int64_t> rows;
+  for (int h = 0; h < n_heads; ++h) {
+    for (int j = 0; j < 2; ++j) {
+      for (int i = 0; i < head_dim / 2; ++i) rows.push_back(int64_t{h} * head_dim + 2 * i + j);
+    }
+  }
+  return take(w, array::from(rows, {static_cast<int64_t>(rows.size())}), 0);
+}
+
 }  // namespace
 
 gguf_model llama_to_gguf(const llama_config& c, const std::map<std::string, array>& weights) {
@@ -162,6 +173,29 @@ llama_gguf_contents read_llama_gguf(const std::filesystem::path& path, bool read
     }
   }
   out.config = std::move(c);
+  return out;
+}
+
+hf_model llama_from_gguf(const std::filesystem::path& path) {
+  llama_gguf_contents g = read_llama_gguf(path, true, true);
+  hf_model out{std::move(g.config), std::move(g.weights)};
+  llama_config& c = out.config;
+  if (c.rope_interleaved) {
+    for (int l = 0; l < c.n_layers; ++l) {
+      const std::string h = "model.layers." + std::to_string(l) + ".self_attn.";
+      for (const auto& [name, heads] :
+           {std::pair{"q_proj.", c.n_heads}, std::pair{"k_proj.", c.n_kv_heads}}) {
+        for (const char* part : {"weight", "bias"}) {
+          auto it = out.weights.find(h + name + part);
+          if (it == out.weights.end()) continue;
+          if (is_quantized(it->second.type())) it->second = astype(it->second, dtype::f32);
+          it->second = deinterleave_rows(it->second, heads, c.head_dim);
+        }
+      }
+    }
+    c.rope_interleaved = false;
+  }
+  check_weights(c, out.weights);
   return out;
 }
 

@@ -1,7 +1,9 @@
 // The Llama-family forward against logits from an independent float64 NumPy implementation
 // (tests/models/golden/make_llama_golden.py), and the cache paths against the full forward.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -171,6 +173,36 @@ TEST(LlamaGguf, ConversionFromHuggingFaceMatchesTheConverter) {
   }
   llama_config scaled = load_llama_config(std::string(MLXD_GOLDEN_DIR) + "/llama3_rope_scaling");
   EXPECT_THROW(llama_to_gguf(scaled, init_llama_weights(scaled, 1)), std::invalid_argument);
+}
+
+// Folder -> GGUF -> folder gives back every tensor bit for bit and the same config, for each architecture the
+// GGUF layout holds (llama.cpp's q/k interleave undone for "llama"); the GGUF file itself gives the same
+// logits.
+TEST(LlamaGguf, ConversionRoundTripsThroughGguf) {
+  const auto dir = std::filesystem::temp_directory_path() / ("mlxd_convert_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (const char* name : {"llama_gqa", "qwen2_bias_tied", "qwen3_qk_norm", "mistral_linear_rope"}) {
+    const std::string src = std::string(MLXD_GOLDEN_DIR) + "/" + name;
+    const llama_config config = load_llama_config(src);
+    const auto weights = load_model_weights(src).tensors;
+    const gguf_model g = llama_to_gguf(config, weights);
+    const auto file = dir / (std::string(name) + ".gguf");
+    save_gguf(file, g.metadata, g.tensors);
+    const hf_model back = llama_from_gguf(file);
+    llama_config want = config;
+    if (want.architecture == "MistralForCausalLM") want.architecture = "LlamaForCausalLM";  // GGUF: "llama"
+    EXPECT_EQ(to_json(back.config), to_json(want)) << name;
+    ASSERT_EQ(back.weights.size(), weights.size()) << name;
+    for (const auto& [tensor, a] : weights) {
+      ASSERT_TRUE(back.weights.contains(tensor)) << name << " " << tensor;
+      EXPECT_TRUE(array_equal(back.weights.at(tensor), a)) << name << " " << tensor;
+    }
+    const golden gold = read_golden(name);
+    const llama_model from_gguf = load_llama(file);
+    kv_cache cache = from_gguf.make_cache(static_cast<int>(gold.tokens.size()));
+    EXPECT_TRUE(close(from_gguf.forward(gold.tokens, cache), gold.logits, 1e-4)) << name;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Llama, BadWeightsAndInputsGiveClearErrors) {

@@ -91,6 +91,14 @@ struct gguf_model {
   std::map<std::string, array> tensors;
 };
 gguf_model llama_to_gguf(const llama_config& config, const std::map<std::string, array>& weights);
+// A GGUF file as a Hugging Face model (the inverse of llama_to_gguf): config and weights under HF names, q/k
+// rows of "llama" files regrouped back to halves (quantized ones dequantized to f32 first); other
+// block-quantized weights stay quantized (convert them with astype before writing safetensors).
+struct hf_model {
+  llama_config config;
+  std::map<std::string, array> weights;
+};
+hf_model llama_from_gguf(const std::filesystem::path& path);
 // Loads only the tensors of `stage` from a model folder or GGUF file (the file is mapped and just those
 // tensors are copied into memory the process owns), so a pipeline stage holds its own layers and nothing
 // else. Throws like load_llama, and std::invalid_argument for a stage outside the model.

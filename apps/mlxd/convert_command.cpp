@@ -1,0 +1,84 @@
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "commands.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/io/gguf.h"
+#include "mlxd/io/safetensors.h"
+#include "mlxd/models/llama.h"
+
+namespace mlxd::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The dtype a tensor is written in: --dtype for float tensors when given; block-quantized ones become f32 in
+// a folder (safetensors has no such types) and stay as they are in GGUF.
+dtype target_type(const array& a, const std::string& flag, bool to_gguf) {
+  if (flag == "f32") return dtype::f32;
+  if (flag == "f16") return dtype::f16;
+  if (flag == "bf16") return dtype::bf16;
+  return is_quantized(a.type()) && !to_gguf ? dtype::f32 : a.type();
+}
+
+void convert_weights(std::map<std::string, array>& weights, const std::string& flag, bool to_gguf) {
+  for (auto& [name, a] : weights) {
+    // Norms and biases stay f32 in GGUF, as llama.cpp's converter keeps 1-d tensors.
+    const dtype t = to_gguf && a.ndim() == 1 ? dtype::f32 : target_type(a, flag, to_gguf);
+    if (t != a.type()) a = astype(a, t);
+  }
+}
+
+size_t total_bytes(const std::map<std::string, array>& weights) {
+  size_t n = 0;
+  for (const auto& [name, a] : weights) n += a.nbytes();
+  return n;
+}
+
+}  // namespace
+
+void add_convert_command(CLI::App& app) {
+  auto* cmd =
+      app.add_subcommand("convert", "Hugging Face folder -> GGUF file, or GGUF file -> Hugging Face folder");
+  auto in = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto type = std::make_shared<std::string>("keep");
+  cmd->add_option("IN", *in, "a model folder (config.json, safetensors) or a .gguf file")->required();
+  cmd->add_option("OUT", *out, "OUT.gguf for a folder; a folder (created) for a GGUF file")->required();
+  cmd->add_option("--dtype", *type,
+                  "float type of the written weights (default keep; quantized -> f32 in folders)")
+      ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}));
+  cmd->callback([in, out, type] {
+    if (fs::path(*in).extension() == ".gguf") {
+      if (fs::path(*out).extension() == ".gguf")
+        throw std::invalid_argument(
+            "OUT must be a folder when IN is a GGUF file (use mlxd quantize for GGUF->GGUF)");
+      models::hf_model m = models::llama_from_gguf(*in);
+      convert_weights(m.weights, *type, false);
+      fs::create_directories(*out);
+      save_safetensors(fs::path(*out) / "model.safetensors", m.weights, {{"format", "pt"}});
+      std::ofstream config(fs::path(*out) / "config.json");
+      config << models::to_json(m.config) << "\n";
+      if (!config.flush())
+        throw std::runtime_error("cannot write " + (fs::path(*out) / "config.json").string());
+      std::printf("wrote %s: %zu tensors, %.2f MB\n", out->c_str(), m.weights.size(),
+                  static_cast<double>(total_bytes(m.weights)) / 1e6);
+      gguf_load_options header_only;
+      header_only.read_tensors = false;
+      if (load_gguf(*in, header_only).metadata.contains("tokenizer.ggml.model"))
+        std::printf("its tokenizer stays in %s: pass that file as --tokenizer\n", in->c_str());
+      return;
+    }
+    if (fs::path(*out).extension() != ".gguf")
+      throw std::invalid_argument("OUT must end in .gguf when IN is a model folder");
+    models::gguf_model g =
+        models::llama_to_gguf(models::load_llama_config(*in), load_model_weights(*in).tensors);
+    convert_weights(g.tensors, *type, true);
+    save_gguf(*out, g.metadata, g.tensors);
+    std::printf("wrote %s: %zu tensors, %.2f MB\n", out->c_str(), g.tensors.size(),
+                static_cast<double>(total_bytes(g.tensors)) / 1e6);
+  });
+}
+
+}  // namespace mlxd::app
