@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "mlxd/core/ops.h"
@@ -53,14 +55,52 @@ array deinterleave_rows(const array& w, int n_heads, int head_dim) {
   return take(w, array::from(rows, {static_cast<int64_t>(rows.size())}), 0);
 }
 
+// llama.cpp stores Llama-3 RoPE scaling as one divisor per frequency (rope_freqs): inverse frequency i is
+// base^(-2i/d) / factor_i.
+std::vector<float> rope_divisors(const llama_config& c) {
+  const std::vector<float> scaled =
+      llama3_rope_freqs(c.head_dim, c.rope_theta, c.rope_factor, c.rope_low_freq_factor,
+                        c.rope_high_freq_factor, c.rope_original_max_positions);
+  std::vector<float> divisors(scaled.size());
+  for (size_t i = 0; i < scaled.size(); ++i) {
+    const double freq =
+        std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / c.head_dim);
+    divisors[i] = static_cast<float>(freq / scaled[i]);
+  }
+  return divisors;
+}
+
+// The Llama-3 scaling parameters whose divisors are `divisors` (within float rounding), searched over the
+// values real models use; false when none fits. The factor is the largest divisor (the lowest frequencies').
+bool fit_llama3_scaling(const std::vector<float>& divisors, llama_config& c) {
+  llama_config trial = c;
+  trial.rope_factor = *std::max_element(divisors.begin(), divisors.end());
+  for (float low : {1.0f, 2.0f}) {
+    for (float high : {2.0f, 4.0f, 8.0f}) {
+      if (high <= low) continue;
+      for (int original = 16; original <= (1 << 20); original *= 2) {
+        trial.rope_low_freq_factor = low;
+        trial.rope_high_freq_factor = high;
+        trial.rope_original_max_positions = original;
+        const std::vector<float> d = rope_divisors(trial);
+        bool same = true;
+        for (size_t i = 0; i < d.size() && same; ++i)
+          same = std::abs(d[i] - divisors[i]) <= 1e-5f * divisors[i];
+        if (same) {
+          c = trial;
+          c.rope_scaling = rope_scaling_type::llama3;
+          return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 gguf_model llama_to_gguf(const llama_config& c, const std::map<std::string, array>& weights) {
   check_weights(c, weights);
-  if (c.rope_scaling == rope_scaling_type::llama3) {
-    throw std::invalid_argument(
-        "[llama_to_gguf] Llama-3 RoPE scaling needs a rope_freqs tensor, not written yet");
-  }
   if (c.rope_interleaved) {
     throw std::invalid_argument("[llama_to_gguf] the weights are already in llama.cpp's interleaved layout");
   }
@@ -83,6 +123,10 @@ gguf_model llama_to_gguf(const llama_config& c, const std::map<std::string, arra
   if (c.rope_scaling == rope_scaling_type::linear) {
     m.set(arch + ".rope.scaling.type", "linear");
     m.set(arch + ".rope.scaling.factor", gguf_value(c.rope_factor));
+  }
+  if (c.rope_scaling == rope_scaling_type::llama3) {
+    const std::vector<float> d = rope_divisors(c);
+    out.tensors["rope_freqs.weight"] = array::from(d, {static_cast<int64_t>(d.size())});
   }
   out.tensors["token_embd.weight"] = weights.at("model.embed_tokens.weight");
   out.tensors["output_norm.weight"] = weights.at("model.norm.weight");
@@ -151,7 +195,23 @@ llama_gguf_contents read_llama_gguf(const std::filesystem::path& path, bool read
       if (t.name == name) return &t;
     return nullptr;
   };
-  if (info("rope_freqs.weight")) fail("per-frequency RoPE factors (rope_freqs) are not supported yet");
+  if (const gguf_tensor_info* freqs = info("rope_freqs.weight")) {
+    if (c.rope_scaling != rope_scaling_type::none) fail("rope_freqs together with rope.scaling.type");
+    if (freqs->shape != shape_t{c.head_dim / 2})
+      fail("rope_freqs.weight must hold head_dim / 2 = " + std::to_string(c.head_dim / 2) + " values");
+    gguf_load_options mapped;
+    mapped.copy = false;
+    const array a = astype(load_gguf(path, mapped).tensors.at("rope_freqs.weight"), dtype::f32);
+    const std::vector<float> divisors(a.data<float>(), a.data<float>() + a.size());
+    for (float d : divisors) {
+      if (!(d > 0) || !std::isfinite(d))
+        fail("rope_freqs.weight holds a value that is not a positive number");
+    }
+    if (!fit_llama3_scaling(divisors, c))
+      fail(
+          "the rope_freqs factors do not follow Llama-3 RoPE scaling (the only per-frequency scaling "
+          "supported)");
+  }
   const gguf_tensor_info* embed = info("token_embd.weight");
   if (!embed || embed->shape.empty()) fail("missing tensor token_embd.weight");
   c.vocab_size = static_cast<int>(embed->shape[0]);

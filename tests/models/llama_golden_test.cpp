@@ -171,8 +171,6 @@ TEST(LlamaGguf, ConversionFromHuggingFaceMatchesTheConverter) {
       EXPECT_EQ(*converted.metadata.find(key), value) << key;
     }
   }
-  llama_config scaled = load_llama_config(std::string(MLXD_GOLDEN_DIR) + "/llama3_rope_scaling");
-  EXPECT_THROW(llama_to_gguf(scaled, init_llama_weights(scaled, 1)), std::invalid_argument);
 }
 
 // Folder -> GGUF -> folder gives back every tensor bit for bit and the same config, for each architecture the
@@ -181,7 +179,8 @@ TEST(LlamaGguf, ConversionFromHuggingFaceMatchesTheConverter) {
 TEST(LlamaGguf, ConversionRoundTripsThroughGguf) {
   const auto dir = std::filesystem::temp_directory_path() / ("mlxd_convert_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  for (const char* name : {"llama_gqa", "qwen2_bias_tied", "qwen3_qk_norm", "mistral_linear_rope"}) {
+  for (const char* name :
+       {"llama_gqa", "qwen2_bias_tied", "qwen3_qk_norm", "mistral_linear_rope", "llama3_rope_scaling"}) {
     const std::string src = std::string(MLXD_GOLDEN_DIR) + "/" + name;
     const llama_config config = load_llama_config(src);
     const auto weights = load_model_weights(src).tensors;
@@ -203,6 +202,28 @@ TEST(LlamaGguf, ConversionRoundTripsThroughGguf) {
     EXPECT_TRUE(close(from_gguf.forward(gold.tokens, cache), gold.logits, 1e-4)) << name;
   }
   std::filesystem::remove_all(dir);
+}
+
+// rope_freqs that no Llama-3 scaling gives, or of the wrong length, are refused by name, not run
+// approximately.
+TEST(LlamaGguf, RopeFreqsOutsideLlama3ScalingAreRefused) {
+  const std::string src = std::string(MLXD_GOLDEN_DIR) + "/llama3_rope_scaling";
+  gguf_model g = llama_to_gguf(load_llama_config(src), load_model_weights(src).tensors);
+  const auto file =
+      std::filesystem::temp_directory_path() / ("mlxd_rope_freqs_" + std::to_string(::getpid()) + ".gguf");
+  g.tensors["rope_freqs.weight"] = array::from(std::vector<float>{1.0f, 3.0f, 1.5f, 7.0f}, {4});
+  save_gguf(file, g.metadata, g.tensors);
+  try {
+    load_llama(file);
+    ADD_FAILURE() << "loaded";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("do not follow Llama-3 RoPE scaling"), std::string::npos)
+        << e.what();
+  }
+  g.tensors["rope_freqs.weight"] = array::from(std::vector<float>{1.0f, 2.0f}, {2});
+  save_gguf(file, g.metadata, g.tensors);
+  EXPECT_THROW(load_llama(file), std::invalid_argument);
+  std::filesystem::remove(file);
 }
 
 TEST(Llama, BadWeightsAndInputsGiveClearErrors) {

@@ -84,8 +84,8 @@ llama_model load_llama_gguf(const std::filesystem::path& path);
 // A Llama-family model as GGUF metadata and tensors, laid out as llama.cpp's converter does (the inverse of
 // load_llama_gguf): "<arch>.*" keys, llama.cpp tensor names, and for the "llama" architecture (Llama,
 // Mistral) the q/k rows regrouped for interleaved RoPE. `weights` use the HF names (checked as llama_model
-// does); tensors are shared, not copied. Throws std::invalid_argument for what this layout cannot hold
-// (Llama-3 RoPE scaling, stored by llama.cpp as a rope_freqs tensor; weights already interleaved).
+// does); tensors are shared, not copied. Llama-3 RoPE scaling becomes llama.cpp's rope_freqs tensor (one
+// divisor per frequency). Throws std::invalid_argument for weights already in the interleaved layout.
 struct gguf_model {
   gguf_metadata metadata;
   std::map<std::string, array> tensors;
