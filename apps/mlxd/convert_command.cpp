@@ -7,6 +7,8 @@
 #include "mlxd/io/gguf.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/tokenizer/tokenizer_error.h"
+#include "mlxd/tokenizer_gguf/gguf_tokenizer_export.h"
 
 namespace mlxd::app {
 namespace {
@@ -44,12 +46,15 @@ void add_convert_command(CLI::App& app) {
   auto in = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto type = std::make_shared<std::string>("keep");
+  auto tokenizer_dir = std::make_shared<std::string>();
   cmd->add_option("IN", *in, "a model folder (config.json, safetensors) or a .gguf file")->required();
   cmd->add_option("OUT", *out, "OUT.gguf for a folder; a folder (created) for a GGUF file")->required();
   cmd->add_option("--dtype", *type,
                   "float type of the written weights (default keep; quantized -> f32 in folders)")
       ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}));
-  cmd->callback([in, out, type] {
+  cmd->add_option("--tokenizer", *tokenizer_dir,
+                  "folder with tokenizer.json to embed in the GGUF (default: IN)");
+  cmd->callback([in, out, type, tokenizer_dir] {
     if (fs::path(*in).extension() == ".gguf") {
       if (fs::path(*out).extension() == ".gguf")
         throw std::invalid_argument(
@@ -75,9 +80,20 @@ void add_convert_command(CLI::App& app) {
     models::gguf_model g =
         models::llama_to_gguf(models::load_llama_config(*in), load_model_weights(*in).tensors);
     convert_weights(g.tensors, *type, true);
+    std::string tokenizer_note = "with its tokenizer";
+    const fs::path tokenizer_folder = tokenizer_dir->empty() ? fs::path(*in) : fs::path(*tokenizer_dir);
+    if (!fs::exists(tokenizer_folder / "tokenizer.json")) {
+      tokenizer_note = "no tokenizer (no tokenizer.json in " + tokenizer_folder.string() + ")";
+    } else {
+      try {
+        add_gguf_tokenizer(tokenizer_folder, g.metadata);
+      } catch (const tokenizer_error& e) {
+        tokenizer_note = std::string("without its tokenizer: ") + e.what();
+      }
+    }
     save_gguf(*out, g.metadata, g.tensors);
-    std::printf("wrote %s: %zu tensors, %.2f MB\n", out->c_str(), g.tensors.size(),
-                static_cast<double>(total_bytes(g.tensors)) / 1e6);
+    std::printf("wrote %s: %zu tensors, %.2f MB, %s\n", out->c_str(), g.tensors.size(),
+                static_cast<double>(total_bytes(g.tensors)) / 1e6, tokenizer_note.c_str());
   });
 }
 

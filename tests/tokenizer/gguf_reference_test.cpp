@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "mlxd/tokenizer/tokenizer.h"
+#include "mlxd/tokenizer/tokenizer_error.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
+#include "mlxd/tokenizer_gguf/gguf_tokenizer_export.h"
 
 namespace mlxd {
 namespace {
@@ -47,10 +49,25 @@ std::string show(const std::vector<token_id>& ids) {
 
 class gguf_reference : public ::testing::TestWithParam<std::string> {};
 
-// The GGUF of a tokenizer.json: the same ids, and the same decoded text, with and without special tokens.
-TEST_P(gguf_reference, ids_and_text_match_the_tokenizer_json) {
-  const tokenizer& tok = load(GetParam());
-  const auto& cases = expected()["models"][GetParam()]["cases"];
+// The tokenizer.json folder of `name` as add_gguf_tokenizer writes it (what `mlxd convert` embeds), read
+// back.
+const tokenizer& exported(const std::string& name) {
+  static std::map<std::string, tokenizer> cache;
+  auto it = cache.find(name);
+  if (it == cache.end()) {
+    gguf_metadata metadata;
+    metadata.set("general.architecture", "llama");
+    add_gguf_tokenizer(expected()["models"][name]["dir"].get<std::string>(), metadata);
+    const std::string file = std::string(MLXD_TOKENIZER_REFERENCE_DIR) + "/gguf/exported_" + name + ".gguf";
+    save_gguf(file, metadata, {});
+    it = cache.emplace(name, load_tokenizer(file)).first;
+  }
+  return it->second;
+}
+
+// Every reference case of `name`: the same ids, and the same decoded text, with and without special tokens.
+void check_cases(const tokenizer& tok, const std::string& name) {
+  const auto& cases = expected()["models"][name]["cases"];
   ASSERT_GE(cases.size(), 300u);
   int failures = 0;
   for (const auto& c : cases) {
@@ -73,7 +90,39 @@ TEST_P(gguf_reference, ids_and_text_match_the_tokenizer_json) {
   }
 }
 
+// The GGUF of a tokenizer.json, as llama.cpp's converter writes it (make_tokenizer_gguf.py).
+TEST_P(gguf_reference, ids_and_text_match_the_tokenizer_json) {
+  check_cases(load(GetParam()), GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(tokenizers, gguf_reference, ::testing::Values("llama3", "qwen3", "llama2"));
+
+// The byte-level tokenizer.json files written by add_gguf_tokenizer: the same cases, special ids and
+// template.
+TEST(gguf_export, byte_level_tokenizers_round_trip) {
+  for (const char* name : {"llama3", "qwen3"}) {
+    const tokenizer& tok = exported(name);
+    check_cases(tok, name);
+    const tokenizer json = tokenizer::load(expected()["models"][name]["dir"].get<std::string>());
+    EXPECT_EQ(tok.bos_id(), json.bos_id()) << name;
+    EXPECT_EQ(tok.eos_id(), json.eos_id()) << name;
+    EXPECT_EQ(tok.vocab_size(), json.vocab_size()) << name;
+    EXPECT_EQ(tok.chat_template(), json.chat_template()) << name;
+  }
+}
+
+// Mistral's tokenizer.json is SentencePiece-style BPE (a normalizer, byte fallback): GGUF's byte-level model
+// cannot hold it, and the error says so rather than writing a tokenizer that encodes differently.
+TEST(gguf_export, sentencepiece_style_tokenizer_json_is_refused) {
+  gguf_metadata metadata;
+  try {
+    add_gguf_tokenizer(expected()["models"]["llama2"]["dir"].get<std::string>(), metadata);
+    ADD_FAILURE() << "exported";
+  } catch (const tokenizer_error& e) {
+    EXPECT_NE(std::string(e.what()).find("normalizer"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(metadata.find("tokenizer.ggml.model"), nullptr);
+}
 
 // The GGUF of the real Llama-2 tokenizer.model, with its own scores, against SentencePiece: the same ids and
 // text, except that (as in llama.cpp) control tokens written in the text are matched, so inputs holding
