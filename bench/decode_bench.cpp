@@ -14,10 +14,10 @@
 
 #include "mlxd/core/ops.h"
 #include "mlxd/core/random.h"
+#include "mlxd/core/read_bandwidth.h"
 #include "mlxd/core/thread_pool.h"
 #include "mlxd/models/llama.h"
 #include "paired_timing.h"
-#include "read_bandwidth.h"
 
 namespace mlxd::bench {
 namespace {
@@ -86,7 +86,7 @@ void decode(benchmark::State& state, const model_size& s, dtype t) {
               }},
              {{"read", m.streamed_bytes, [&] {
                  uint64_t sink = 0;
-                 for (const array& a : m.streamed) sink += read_all(a.raw_data(), a.nbytes());
+                 for (const array& a : m.streamed) sink += stream_read(a.raw_data(), a.nbytes());
                  benchmark::DoNotOptimize(sink);
                }}});
   state.counters["tokens_per_s"] = state.counters["GBps"] * 1e9 / m.streamed_bytes;

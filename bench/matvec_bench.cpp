@@ -13,9 +13,9 @@
 #include "mlxd/core/kernel_level.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/random.h"
+#include "mlxd/core/read_bandwidth.h"
 #include "mlxd/core/thread_pool.h"
 #include "paired_timing.h"
-#include "read_bandwidth.h"
 
 namespace {
 
@@ -39,8 +39,7 @@ void bench_matvec(benchmark::State& state, int64_t n, int64_t k, dtype t, int n_
   const double bytes = static_cast<double>(in.w.nbytes());
 
   std::vector<mlxd::bench::timed_call> baselines{
-      {"read", bytes,
-       [&] { benchmark::DoNotOptimize(mlxd::bench::read_all(in.w.raw_data(), in.w.nbytes())); }}};
+      {"read", bytes, [&] { benchmark::DoNotOptimize(mlxd::stream_read(in.w.raw_data(), in.w.nbytes())); }}};
   if (t == dtype::f32 && n_threads == 1) {
     baselines.push_back({"cblas", bytes, [&] {
                            cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k),
@@ -60,7 +59,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("mlxd_kernel_level",
                               std::string(mlxd::kernel_level_name(mlxd::active_kernel_level())));
-  benchmark::AddCustomContext("read_kernel", std::string(mlxd::bench::read_kernel_name()));
+  benchmark::AddCustomContext("read_kernel", std::string(mlxd::stream_read_kernel()));
   // 1024^2 stays in the last-level cache (35.8 MiB here); 4096^2 f32 (64 MiB) and 8192^2 (256 MiB f32,
   // 128 MiB f16) do not. 4096^2 in f16/bf16 is 32 MiB, about the cache's size: read it as a middle point.
   for (dtype t : {dtype::f32, dtype::f16, dtype::bf16}) {

@@ -12,9 +12,9 @@
 #include "mlxd/core/kernel_level.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/random.h"
+#include "mlxd/core/read_bandwidth.h"
 #include "mlxd/core/thread_pool.h"
 #include "paired_timing.h"
-#include "read_bandwidth.h"
 
 namespace {
 
@@ -53,7 +53,7 @@ void bench_op(benchmark::State& state, const op_case& op, int n_threads) {
   mlxd::bench::run_paired(state, "GBps", {"best", bytes, at_level(mlxd::best_kernel_level())},
                           {{"reference", bytes, at_level(mlxd::kernel_level::reference)},
                            {"read", static_cast<double>(in.x.nbytes()), [&] {
-                              benchmark::DoNotOptimize(mlxd::bench::read_all(in.x.raw_data(), in.x.nbytes()));
+                              benchmark::DoNotOptimize(mlxd::stream_read(in.x.raw_data(), in.x.nbytes()));
                             }}});
 }
 
@@ -78,7 +78,7 @@ std::vector<op_case> cases() {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("read_kernel", std::string(mlxd::bench::read_kernel_name()));
+  benchmark::AddCustomContext("read_kernel", std::string(mlxd::stream_read_kernel()));
   for (const op_case& op : cases()) {
     for (int threads : {1, 2}) {
       const std::string name =

@@ -14,9 +14,9 @@
 #include "mlxd/core/kernel_level.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/random.h"
+#include "mlxd/core/read_bandwidth.h"
 #include "mlxd/core/thread_pool.h"
 #include "paired_timing.h"
-#include "read_bandwidth.h"
 
 namespace mlxd::bench {
 namespace {
@@ -42,7 +42,7 @@ void qmatvec(benchmark::State& state, int64_t n, int64_t k, dtype t) {
   const double bytes = static_cast<double>(in.wq.nbytes());
   run_paired(
       state, "GBps", {"mlxd", bytes, [&] { benchmark::DoNotOptimize(quantized_matmul(in.x, in.wq)); }},
-      {{"read", bytes, [&] { benchmark::DoNotOptimize(read_all(in.wq.raw_data(), in.wq.nbytes())); }}});
+      {{"read", bytes, [&] { benchmark::DoNotOptimize(stream_read(in.wq.raw_data(), in.wq.nbytes())); }}});
   state.counters["GFLOP_per_s"] = state.counters["GBps"] * 2.0 * static_cast<double>(n * k) / bytes;
 }
 
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("mlxd_kernel_level",
                               std::string(mlxd::kernel_level_name(mlxd::active_kernel_level())));
-  benchmark::AddCustomContext("read_kernel", std::string(mlxd::bench::read_kernel_name()));
+  benchmark::AddCustomContext("read_kernel", std::string(mlxd::stream_read_kernel()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

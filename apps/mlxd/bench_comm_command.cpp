@@ -183,6 +183,7 @@ nlohmann::json run_bench(comm::group& world, const bench_args& a, const comm::gr
 void add_bench_commands(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "benchmarks");
   bench->require_subcommand(1);
+  add_bench_model_command(bench);
   auto* cmd = bench->add_subcommand("comm", "gRPC point-to-point and all-reduce against raw TCP, as JSON");
   auto a = std::make_shared<bench_args>();
   auto security = std::make_shared<comm_security_flags>();

@@ -35,7 +35,9 @@ void add_launch_command(CLI::App& app);
 // argv as CLI11 parses it (reversed, without the program name), with the "--" that may separate
 // `mlxd launch`'s options from its command removed: CLI11 then hands the whole command to launch.
 std::vector<std::string> command_line(int argc, char** argv);
+// `mlxd bench comm` and `mlxd bench model` (prefill and decode tokens/s beside the read-bandwidth bound).
 void add_bench_commands(CLI::App& app);
+void add_bench_model_command(CLI::App* bench);
 // `mlxd worker`: a node serving a range of layers; `mlxd cluster status`: the workers' health and layers.
 void add_dist_commands(CLI::App& app);
 

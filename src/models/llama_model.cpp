@@ -71,6 +71,16 @@ llama_model::llama_model(llama_config config, const std::map<std::string, array>
   }
 }
 
+uint64_t llama_model::decode_weight_bytes() const {
+  uint64_t n = lm_head_.nbytes() + final_norm_.nbytes();
+  for (const llama_layer& l : layers_) {
+    for (const array* a : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm,
+                           &l.k_norm, &l.mlp_norm, &l.w_gate, &l.w_up, &l.w_down})
+      n += a->nbytes();
+  }
+  return n;
+}
+
 kv_cache llama_model::make_cache(int capacity) const {
   return kv_cache(stage_.n_layers(), config_.n_kv_heads, config_.head_dim, capacity);
 }

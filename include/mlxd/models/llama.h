@@ -61,6 +61,9 @@ class llama_model {
   array head(const array& x) const;
   // A cache for the stage's layers.
   kv_cache make_cache(int capacity) const;
+  // Bytes of weights one decode step reads in full: the stage's layers, final norm and LM head (the embedding
+  // contributes one row, not counted). The numerator of the memory-bandwidth bound of decoding.
+  uint64_t decode_weight_bytes() const;
 
  private:
   array attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const;

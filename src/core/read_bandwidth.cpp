@@ -1,4 +1,4 @@
-#include "read_bandwidth.h"
+#include "mlxd/core/read_bandwidth.h"
 
 #include <immintrin.h>
 
@@ -8,7 +8,7 @@
 
 #include "mlxd/core/thread_pool.h"
 
-namespace mlxd::bench {
+namespace mlxd {
 namespace {
 
 // Four 64-byte loads in flight per iteration keep enough misses outstanding to saturate a core's read path.
@@ -72,7 +72,7 @@ sum_fn pick() {
 
 }  // namespace
 
-uint64_t read_all(const void* data, size_t nbytes) {
+uint64_t stream_read(const void* data, size_t nbytes) {
   static const sum_fn sum = pick();
   const auto* p = static_cast<const uint8_t*>(data);
   constexpr size_t page = 4096;
@@ -85,10 +85,10 @@ uint64_t read_all(const void* data, size_t nbytes) {
   return total.load();
 }
 
-std::string_view read_kernel_name() {
+std::string_view stream_read_kernel() {
   if (__builtin_cpu_supports("avx512f")) return "avx512";
   if (__builtin_cpu_supports("avx2")) return "avx2";
   return "scalar";
 }
 
-}  // namespace mlxd::bench
+}  // namespace mlxd
