@@ -3,6 +3,7 @@
 // (before the manifest is written), so the outcome does not depend on timing.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@ std::pair<pid_t, int> fork_saver(const fs::path& root, const checkpoint_state& s
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test that failed or timed out
     ::close(fds[0]);
     checkpoint_options options;
     options.after_file = [&](std::string_view file) {
@@ -48,7 +50,19 @@ std::pair<pid_t, int> fork_saver(const fs::path& root, const checkpoint_state& s
   return {pid, fds[0]};
 }
 
-void kill_and_reap(pid_t pid) {
+// Kills the child at the end of the scope when a failed assertion returned before kill_and_reap.
+struct child_guard {
+  pid_t pid;
+  ~child_guard() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+};
+
+void kill_and_reap(child_guard& child) {
+  const pid_t pid = child.pid;
+  child.pid = -1;
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
@@ -61,10 +75,11 @@ TEST(CheckpointKill, KilledBeforeTheManifestResumesFromThePrevious) {
   const checkpoint_state first = make_state(10, 100);
   save_checkpoint(root.path(), first);
   auto [pid, pipe_fd] = fork_saver(root.path(), make_state(20, 100), "optimizer.safetensors");
+  child_guard child{pid};
   char byte = 0;
   ASSERT_EQ(::read(pipe_fd, &byte, 1), 1) << "the child did not reach the stop point";
   ::close(pipe_fd);
-  kill_and_reap(pid);
+  kill_and_reap(child);
 
   const fs::path killed = root.path() / "step-0000000020";
   EXPECT_TRUE(fs::exists(killed / "weights.safetensors"));
@@ -85,6 +100,7 @@ TEST(CheckpointKill, KilledWhileWritingALargeFile) {
   // 32 MiB of weights: the parent kills the child as soon as a temporary file appears in the new directory.
   checkpoint_state big = make_state(2, 128 * 1024);
   auto [pid, pipe_fd] = fork_saver(root.path(), big, "optimizer.safetensors");
+  child_guard child{pid};
   const fs::path dir = root.path() / "step-0000000002";
   bool saw_temp = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -96,7 +112,7 @@ TEST(CheckpointKill, KilledWhileWritingALargeFile) {
     if (!saw_temp) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   ASSERT_TRUE(saw_temp) << "no temporary file appeared";
-  kill_and_reap(pid);
+  kill_and_reap(child);
   ::close(pipe_fd);
 
   // Usually the kill lands inside the weights file and leaves its temporary file behind; either way the
