@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "mlxd/core/random.h"
+#include "mlxd/core/read_bandwidth.h"
 #include "mlxd/core/thread_pool.h"
 #include "mlxd/train/adam.h"
 #include "paired_timing.h"
-#include "read_bandwidth.h"
 
 namespace {
 
@@ -78,8 +78,8 @@ void bench_adamw(benchmark::State& state) {
         }},
        {"read", bytes, [&] {
           // Reads the source twice: 28 bytes per element, like the step's traffic.
-          benchmark::DoNotOptimize(mlxd::bench::read_all(s.src.data(), s.src.size()));
-          benchmark::DoNotOptimize(mlxd::bench::read_all(s.dst.data(), s.dst.size()));
+          benchmark::DoNotOptimize(mlxd::stream_read(s.src.data(), s.src.size()));
+          benchmark::DoNotOptimize(mlxd::stream_read(s.dst.data(), s.dst.size()));
         }}});
 }
 
