@@ -31,6 +31,8 @@ void add_launch_command(CLI::App& app);
 // `mlxd launch`'s options from its command removed: CLI11 then hands the whole command to launch.
 std::vector<std::string> command_line(int argc, char** argv);
 void add_bench_commands(CLI::App& app);
+// `mlxd serve --model PATH [--port 8100] [--host H] [--api-key K]`: the OpenAI-compatible server.
+void add_serve_command(CLI::App& app);
 // `mlxd worker`: a node serving a range of layers; `mlxd cluster status`: the workers' health and layers.
 void add_dist_commands(CLI::App& app);
 
