@@ -19,7 +19,7 @@ namespace mlxd::serve::detail {
 struct server_state {
   server_options options;
   std::string model_name;
-  int64_t created = 0;  // when the model was loaded (seconds since the epoch)
+  std::atomic<int64_t> created{0};  // when the model was loaded (seconds since the epoch)
   metrics stats;
   std::mutex mu;
   std::shared_ptr<engine> loaded;  // null while loading

@@ -7,6 +7,8 @@
 #include <future>
 #include <regex>
 
+#include <sys/stat.h>
+
 #include "server_process.h"
 
 namespace mlxd::serve::testing {
@@ -202,6 +204,27 @@ TEST(ServerErrors, MetricsCountRequestsAndTokens) {
   EXPECT_EQ(metric(server, "mlxd_queue_depth"), 0);
   EXPECT_EQ(metric(server, "mlxd_time_to_first_token_seconds_count"), 1);
   EXPECT_NE(text.find("mlxd_time_per_output_token_seconds_bucket{le=\"+Inf\"}"), std::string::npos);
+}
+
+// The model's config.json is a named pipe, so loading waits until the test writes it.
+TEST(ServerErrors, Answers503WhileTheModelLoads) {
+  const auto dir = model_dir().parent_path() / "slow";
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+    std::filesystem::copy_file(model_dir() / f, dir / f, std::filesystem::copy_options::overwrite_existing);
+  ASSERT_EQ(mkfifo((dir / "config.json").c_str(), 0600), 0);
+  server_process server({}, dir, false);
+  auto c = server.client();
+  const reply health = get(c, "/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(health.body, json({{"status", "loading"}}));
+  expect_error(get(c, "/v1/models"), 503, {}, "model_loading");
+  expect_error(post(c, "/v1/chat/completions", hello), 503, {}, "model_loading");
+  std::ifstream config(model_dir() / "config.json");
+  std::ofstream(dir / "config.json") << config.rdbuf();
+  for (int i = 0; i < 1000 && get(c, "/health").status != 200; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  expect_alive(server);
 }
 
 TEST(ServerErrors, SigtermStopsCleanly) {

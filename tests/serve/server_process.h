@@ -48,12 +48,13 @@ inline const std::filesystem::path& model_dir() {
 
 class server_process {
  public:
-  // Starts `mlxd serve --model <tiny> --port 0` with `extra` flags and waits until /health answers 200.
-  explicit server_process(std::vector<std::string> extra = {}) {
+  // Starts `mlxd serve --model <model> --port 0` with `extra` flags and waits until it listens and, with
+  // `wait_healthy`, until /health answers 200.
+  explicit server_process(std::vector<std::string> extra = {},
+                          const std::filesystem::path& model = model_dir(), bool wait_healthy = true) {
     const auto port_file = model_dir().parent_path() / ("port" + std::to_string(counter()++));
-    std::vector<std::string> args = {MLXD_BIN,      "--threads",          "1",      "serve",
-                                     "--model",     model_dir().string(), "--port", "0",
-                                     "--port-file", port_file.string()};
+    std::vector<std::string> args = {MLXD_BIN,       "--threads", "1", "serve",       "--model",
+                                     model.string(), "--port",    "0", "--port-file", port_file.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
@@ -71,7 +72,7 @@ class server_process {
     }
     std::ifstream(port_file) >> port_;
     httplib::Client c = client();
-    while (true) {
+    while (wait_healthy) {
       auto r = c.Get("/health");
       if (r && r->status == 200) break;
       if (!alive() || std::chrono::steady_clock::now() > deadline)
