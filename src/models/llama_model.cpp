@@ -86,15 +86,23 @@ kv_cache llama_model::make_cache(int capacity) const {
 }
 
 array llama_model::attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const {
+  const array q = linear(x, layer.wq, layer.bq);  // [T, heads * head_dim]
+  const array k = linear(x, layer.wk, layer.bk);  // [T, kv * head_dim]
+  const array v = linear(x, layer.wv, layer.bv);  // [T, kv * head_dim]
+  return linear(attend(q, k, v, layer, index, cache), layer.wo);
+}
+
+array llama_model::attend(const array& q_rows, const array& k_rows, const array& v_rows,
+                          const llama_layer& layer, int index, kv_cache& cache) const {
   const llama_config& c = config_;
-  const int64_t n_tokens = x.shape(0), pos0 = cache.length(), group = c.n_heads / c.n_kv_heads;
+  const int64_t n_tokens = q_rows.shape(0), pos0 = cache.length(), group = c.n_heads / c.n_kv_heads;
   // [T, heads * head_dim] -> [heads, T, head_dim]
   auto heads = [&](const array& y, int n) {
     return transpose(reshape(y, {n_tokens, n, c.head_dim}), {1, 0, 2});
   };
-  array q = heads(linear(x, layer.wq, layer.bq), c.n_heads);
-  array k = heads(linear(x, layer.wk, layer.bk), c.n_kv_heads);
-  const array v = heads(linear(x, layer.wv, layer.bv), c.n_kv_heads);
+  array q = heads(q_rows, c.n_heads);
+  array k = heads(k_rows, c.n_kv_heads);
+  const array v = heads(v_rows, c.n_kv_heads);
   if (c.qk_norm) {
     q = rms_norm(q, layer.q_norm, c.rms_norm_eps);
     k = rms_norm(k, layer.k_norm, c.rms_norm_eps);
@@ -119,7 +127,7 @@ array llama_model::attention(const array& x, const llama_layer& layer, int index
   const array probs = reshape(softmax(scores, -1), {c.n_kv_heads, group * n_tokens, n_keys});
   const array out =
       reshape(matmul(probs, values), {c.n_heads, n_tokens, c.head_dim});  // [heads, T, head_dim]
-  return linear(reshape(transpose(out, {1, 0, 2}), {n_tokens, int64_t{c.n_heads} * c.head_dim}), layer.wo);
+  return reshape(transpose(out, {1, 0, 2}), {n_tokens, int64_t{c.n_heads} * c.head_dim});
 }
 
 array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) const {
@@ -166,6 +174,54 @@ array llama_model::forward_layers(const array& hidden, kv_cache& cache) const {
   }
   cache.commit(static_cast<int>(n));
   return x;
+}
+
+array llama_model::forward_batch(const std::vector<std::vector<int32_t>>& tokens,
+                                 const std::vector<kv_cache*>& caches) const {
+  if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
+    throw std::invalid_argument(
+        "[llama] forward_batch needs the whole model; this one holds a pipeline stage");
+  if (tokens.empty() || tokens.size() != caches.size())
+    throw std::invalid_argument(
+        "[llama] forward_batch needs one cache per sequence and at least one sequence");
+  std::vector<int32_t> all;
+  std::vector<int64_t> begin;  // first row of each sequence
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i].empty()) throw std::invalid_argument("[llama] forward_batch: sequence with no tokens");
+    if (caches[i] == nullptr || caches[i]->n_layers() != stage_.n_layers())
+      throw std::invalid_argument("[llama] forward_batch: a missing cache or one of another model");
+    if (caches[i]->length() + static_cast<int64_t>(tokens[i].size()) > caches[i]->capacity()) {
+      throw std::invalid_argument("[llama] " + std::to_string(caches[i]->length() + tokens[i].size()) +
+                                  " positions exceed the context of " +
+                                  std::to_string(caches[i]->capacity()));
+    }
+    begin.push_back(static_cast<int64_t>(all.size()));
+    all.insert(all.end(), tokens[i].begin(), tokens[i].end());
+  }
+  begin.push_back(static_cast<int64_t>(all.size()));
+  const float eps = config_.rms_norm_eps;
+  array x = embed(all);  // [T_all, hidden]
+  for (int l = 0; l < stage_.n_layers(); ++l) {
+    const llama_layer& layer = layers_[l];
+    const array h = rms_norm(x, layer.attn_norm, eps);
+    const array q = linear(h, layer.wq, layer.bq);  // [T_all, heads * head_dim]
+    const array k = linear(h, layer.wk, layer.bk);  // [T_all, kv * head_dim]
+    const array v = linear(h, layer.wv, layer.bv);
+    std::vector<array> outs;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      auto rows = [&](const array& a) { return slice_axis(a, 0, begin[i], begin[i + 1]); };
+      outs.push_back(attend(rows(q), rows(k), rows(v), layer, l, *caches[i]));
+    }
+    x = add(x, linear(outs.size() == 1 ? outs[0] : concatenate(outs, 0), layer.wo));
+    const array m = rms_norm(x, layer.mlp_norm, eps);
+    x = add(x, linear(multiply(silu(linear(m, layer.w_gate)), linear(m, layer.w_up)), layer.w_down));
+  }
+  std::vector<int64_t> last;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    caches[i]->commit(static_cast<int>(tokens[i].size()));
+    last.push_back(begin[i + 1] - 1);
+  }
+  return head(take(x, array::from(last, {static_cast<int64_t>(last.size())})));  // [n_seqs, vocab]
 }
 
 array llama_model::head(const array& x) const {

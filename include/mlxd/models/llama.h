@@ -52,6 +52,11 @@ class llama_model {
   // Logits [n_tokens, vocab] for `tokens` placed at positions cache.length()...; appends their keys and
   // values. Needs the whole model: forward == head(forward_layers(embed(tokens), cache)).
   array forward(const std::vector<int32_t>& tokens, kv_cache& cache) const;
+  // Several sequences in one pass: tokens[i] at positions caches[i]->length()... of its own cache. The linear
+  // layers run once on the rows of every sequence (each weight is read once per step); attention runs per
+  // sequence. Returns the logits [n_seqs, vocab] of each sequence's last token. Needs the whole model.
+  array forward_batch(const std::vector<std::vector<int32_t>>& tokens,
+                      const std::vector<kv_cache*>& caches) const;
   // The pieces a pipeline stage runs. embed: [n_tokens, hidden] f32 (first stage only; ids are checked).
   // forward_layers: the stage's layers on hidden states x [n_tokens, hidden] f32 at positions
   // cache.length()..., appending their keys and values to `cache` (one of make_cache) and committing them;
@@ -67,6 +72,10 @@ class llama_model {
 
  private:
   array attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const;
+  // Attention of one sequence from its projected rows q [T, heads*head_dim], k, v [T, kv*head_dim]: writes k,
+  // v to `cache` and returns [T, heads*head_dim], before the output projection.
+  array attend(const array& q, const array& k, const array& v, const llama_layer& layer, int index,
+               kv_cache& cache) const;
   llama_config config_;
   llama_stage stage_;
   array embed_;    // [vocab, hidden]; empty unless stage_.embedding

@@ -1,0 +1,81 @@
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "commands.h"
+#include "mlxd/serve/server.h"
+
+namespace mlxd::app {
+namespace {
+
+serve::server* running = nullptr;
+
+std::string read_key_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("--api-key-file: cannot read " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string key = text.str();
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.empty()) throw std::invalid_argument("--api-key-file: " + path + " holds no key");
+  return key;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  auto* cmd =
+      app.add_subcommand("serve", "serve a model over an OpenAI-compatible HTTP API, with a chat page at /");
+  auto o = std::make_shared<serve::server_options>();
+  auto key_file = std::make_shared<std::string>();
+  auto max_body_mb = std::make_shared<int>(16);
+  auto port_file = std::make_shared<std::string>();
+  cmd->add_option("--model", o->model_path, "model folder (Hugging Face) or .gguf file");
+  cmd->add_option("--tokenizer", o->tokenizer_path, "tokenizer folder or file (default: the model)");
+  cmd->add_option("--model-name", o->model_name,
+                  "the model id clients use (default: the folder or file name)");
+  cmd->add_option("--host", o->host, "address to bind (default 127.0.0.1; 0.0.0.0 to expose)");
+  cmd->add_option("--port", o->port, "port (default 8100; 0: any free port)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--port-file", *port_file, "write the bound port to this file (useful with --port 0)");
+  auto* key = cmd->add_option("--api-key", o->api_key,
+                              "require \"Authorization: Bearer KEY\" (all but /health and /)");
+  cmd->add_option("--api-key-file", *key_file, "read the API key from a file")->excludes(key);
+  cmd->add_option("--cors", o->cors_origin, "allow cross-origin requests from this origin (\"*\": any)");
+  cmd->add_option("--max-running", o->engine.max_running, "sequences generated at once (default 16)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--max-queued", o->engine.max_queued, "sequences waiting before 429 (default 64)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--prefill-chunk", o->engine.prefill_chunk, "prompt tokens per engine step (default 128)")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-body-mb", *max_body_mb, "largest request body in MiB (default 16)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--http-threads", o->http_threads, "connections served at once (default 64)")
+      ->check(CLI::Range(1, 4096));
+  cmd->callback([o, key_file, max_body_mb, port_file] {
+    if (o->model_path.empty())
+      throw std::invalid_argument(
+          "serve: give --model MODEL_DIR_OR_GGUF (there is no bundled default model yet), e.g. "
+          "mlxd serve --model ./my-model");
+    if (!key_file->empty()) o->api_key = read_key_file(*key_file);
+    o->max_body_bytes = static_cast<size_t>(*max_body_mb) << 20;
+    serve::server s(*o);
+    running = &s;
+    std::signal(SIGINT, [](int) { running->stop(); });
+    std::signal(SIGTERM, [](int) { running->stop(); });
+    s.run([&](int port) {
+      std::printf("mlxd serve: listening on http://%s:%d (model %s loading)\n", o->host.c_str(), port,
+                  o->model_path.c_str());
+      std::fflush(stdout);
+      if (!port_file->empty()) {
+        const std::string tmp = *port_file + ".tmp";
+        std::ofstream(tmp) << port << "\n";
+        std::filesystem::rename(tmp, *port_file);  // readers never see a partial file
+      }
+    });
+    running = nullptr;
+  });
+}
+
+}  // namespace mlxd::app

@@ -1,0 +1,78 @@
+// The engine loop: one thread owns the model and runs every sequence. HTTP threads submit requests (one or
+// more sequences each) and read the results through a request_handle.
+//
+// Continuous batching: each loop iteration runs one forward pass over the running batch, in which every
+// decoding sequence advances one token and prefilling sequences advance by chunks that together hold at most
+// `prefill_chunk` prompt tokens (so a long prompt does not stall the others). Sequences join the batch at
+// the next iteration and leave it when they finish or their request is cancelled, which frees their KV cache.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mlxd/engine/sampler.h"
+#include "mlxd/models/llama.h"
+#include "mlxd/serve/metrics.h"
+#include "mlxd/serve/request_handle.h"
+#include "mlxd/tokenizer/tokenizer.h"
+
+namespace mlxd::serve {
+
+struct sequence_request {
+  std::vector<int32_t> prompt;  // non-empty; prompt.size() + max_tokens <= the context length
+  int max_tokens = 16;
+  mlxd::engine::sampling_params sampling;
+  std::vector<std::string> stop;  // stop strings (cut from the text)
+};
+
+struct engine_options {
+  int max_running = 16;  // sequences in the running batch
+  int max_queued = 64;   // sequences waiting for a place in it; a request that would make more wait gets 429
+  int prefill_chunk = 128;  // prompt tokens per loop iteration, over all prefilling sequences
+};
+
+class engine {
+ public:
+  // Starts the loop thread. `metrics` (optional) must outlive the engine.
+  engine(std::shared_ptr<const models::llama_model> model, tokenizer tok, engine_options options,
+         metrics* stats = nullptr);
+  // Stops the loop; unfinished requests fail with "the server is shutting down".
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  // Queues the sequences of one request. Throws api_error 429 when the queue cannot take them all, and
+  // api_error 400 for a prompt that is empty, holds an id outside the vocabulary or does not fit the context
+  // with max_tokens, or for sampling parameters out of range.
+  std::shared_ptr<request_handle> submit(std::vector<sequence_request> sequences);
+
+  int context_length() const { return model_->config().max_position_embeddings; }
+  const models::llama_config& config() const { return model_->config(); }
+  const tokenizer& tok() const { return tok_; }
+
+ private:
+  struct sequence;
+  void loop();
+  void step(std::vector<std::unique_ptr<sequence>>& running);
+  // Books the tokens just fed to `s`; once its prompt is in, samples from logits row `row` and sends the
+  // event. Returns true when the sequence has finished.
+  bool advance(sequence& s, size_t n_fed, const array& logits, int64_t row, const std::vector<token_id>& eos);
+
+  std::shared_ptr<const models::llama_model> model_;
+  tokenizer tok_;
+  engine_options options_;
+  metrics* stats_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<sequence>> queue_;
+  bool stopping_ = false;
+  size_t n_running_ = 0;  // the running batch's size, as of the loop's last iteration
+  std::thread thread_;
+};
+
+}  // namespace mlxd::serve

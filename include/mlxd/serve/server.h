@@ -1,0 +1,47 @@
+// `mlxd serve`: the OpenAI-compatible HTTP server. One process binds one port; the model loads in the
+// background while GET /health answers 503, then one engine loop (engine.h) serves every request.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "mlxd/serve/engine.h"
+
+namespace mlxd::serve {
+
+struct server_options {
+  std::string host = "127.0.0.1";     // --host 0.0.0.0 to expose
+  int port = 8100;                    // 0: any free port (printed)
+  std::string model_path;             // HF folder or .gguf file
+  std::string tokenizer_path;         // empty: the model's
+  std::string model_name;             // the id clients name; empty: the model folder's or file's name
+  std::string api_key;                // empty: no authentication; else "Authorization: Bearer KEY" on all but
+                                      // /health and the static page
+  std::string cors_origin;            // empty: no CORS headers; "*" or one origin
+  size_t max_body_bytes = 16u << 20;  // larger bodies get 413
+  int http_threads = 64;              // connections served at once (each stream holds one)
+  engine_options engine;
+};
+
+class server {
+ public:
+  explicit server(server_options options);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds the port and serves until stop(); `on_listening(port)` is called once bound, before the model has
+  // loaded. Throws std::runtime_error when the port cannot be bound or the model or tokenizer cannot be
+  // loaded (the load error, after the server has stopped).
+  void run(const std::function<void(int port)>& on_listening = nullptr);
+  // Thread-safe; makes run() return.
+  void stop();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace mlxd::serve

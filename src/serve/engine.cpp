@@ -1,0 +1,234 @@
+#include "mlxd/serve/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <optional>
+
+#include "mlxd/core/ops.h"
+#include "mlxd/serve/api_error.h"
+#include "mlxd/serve/text_stream.h"
+
+namespace mlxd::serve {
+namespace {
+using clock_type = std::chrono::steady_clock;
+double seconds(clock_type::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+}  // namespace
+
+struct engine::sequence {
+  sequence(std::shared_ptr<request_handle> h, int i, sequence_request s, const tokenizer& tok, int vocab)
+      : handle(std::move(h)),
+        index(i),
+        spec(std::move(s)),
+        sampler(spec.sampling, vocab),
+        text(tok, spec.stop) {}
+  std::shared_ptr<request_handle> handle;
+  int index;
+  sequence_request spec;
+  mlxd::engine::sampler sampler;
+  text_stream text;
+  std::optional<models::kv_cache> cache;  // allocated when the sequence joins the running batch
+  std::vector<int32_t> generated;
+  int prefilled = 0;  // prompt tokens already in the cache
+  clock_type::time_point arrival = clock_type::now(), last_token;
+};
+
+engine::engine(std::shared_ptr<const models::llama_model> model, tokenizer tok, engine_options options,
+               metrics* stats)
+    : model_(std::move(model)), tok_(std::move(tok)), options_(options), stats_(stats) {
+  if (options_.max_running < 1 || options_.max_queued < 0 || options_.prefill_chunk < 1)
+    throw std::invalid_argument("[engine] max_running and prefill_chunk must be at least 1, max_queued >= 0");
+  thread_ = std::thread([this] { loop(); });
+}
+
+engine::~engine() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+std::shared_ptr<request_handle> engine::submit(std::vector<sequence_request> sequences) {
+  const int vocab = model_->config().vocab_size;
+  for (const auto& s : sequences) {
+    if (s.prompt.empty()) throw bad_request("the prompt has no tokens", "prompt");
+    for (int32_t id : s.prompt)
+      if (id < 0 || id >= vocab)
+        throw bad_request(
+            "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab),
+            "prompt");
+    if (s.max_tokens < 1) throw bad_request("max_tokens must be at least 1", "max_tokens");
+    if (static_cast<int64_t>(s.prompt.size()) + s.max_tokens > context_length())
+      throw api_error(400,
+                      "This model's maximum context length is " + std::to_string(context_length()) +
+                          " tokens. However, you requested " +
+                          std::to_string(s.prompt.size() + s.max_tokens) + " tokens (" +
+                          std::to_string(s.prompt.size()) + " in the messages, " +
+                          std::to_string(s.max_tokens) + " in the completion).",
+                      "invalid_request_error", "messages", "context_length_exceeded");
+    try {
+      mlxd::engine::validate(s.sampling, vocab);
+    } catch (const std::invalid_argument& e) {
+      throw bad_request(e.what());
+    }
+  }
+  // Ids past the tokenizer's vocabulary (padding rows of the embedding) have no text: never sample them.
+  for (auto& s : sequences)
+    for (int64_t id = tok_.vocab_size(); id < vocab; ++id)
+      s.sampling.logit_bias[static_cast<int32_t>(id)] = -std::numeric_limits<float>::infinity();
+  auto handle = std::make_shared<request_handle>(static_cast<int>(sequences.size()));
+  std::vector<std::unique_ptr<sequence>> made;
+  for (size_t i = 0; i < sequences.size(); ++i)
+    made.push_back(
+        std::make_unique<sequence>(handle, static_cast<int>(i), std::move(sequences[i]), tok_, vocab));
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) throw api_error(503, "the server is shutting down", "server_error");
+    const size_t free = static_cast<size_t>(options_.max_running) -
+                        std::min(n_running_, static_cast<size_t>(options_.max_running));
+    if (queue_.size() + made.size() > static_cast<size_t>(options_.max_queued) + free)
+      throw api_error(429,
+                      "the server is busy: " + std::to_string(queue_.size()) +
+                          " sequences are already waiting; retry later",
+                      "rate_limit_error");
+    for (auto& s : made) queue_.push_back(std::move(s));
+    if (stats_) stats_->queue_depth = static_cast<int64_t>(queue_.size());
+  }
+  cv_.notify_all();
+  return handle;
+}
+
+void engine::loop() {
+  std::vector<std::unique_ptr<sequence>> running;
+  for (;;) {
+    std::vector<sequence*> joined;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty(); });
+      if (stopping_) break;
+      while (!queue_.empty() && running.size() < static_cast<size_t>(options_.max_running)) {
+        if (!queue_.front()->handle->cancelled()) {
+          running.push_back(std::move(queue_.front()));
+          joined.push_back(running.back().get());
+        }
+        queue_.pop_front();
+      }
+      n_running_ = running.size();
+      if (stats_) stats_->queue_depth = static_cast<int64_t>(queue_.size());
+    }
+    for (sequence* s : joined) {
+      try {
+        s->cache.emplace(model_->make_cache(static_cast<int>(s->spec.prompt.size()) + s->spec.max_tokens));
+      } catch (const std::exception& e) {  // out of memory for this one: refuse it, keep serving the others
+        s->handle->fail(std::string("cannot allocate the KV cache: ") + e.what());
+      }
+    }
+    std::erase_if(running, [](const auto& s) { return !s->cache; });
+    step(running);
+    {
+      std::lock_guard lock(mu_);
+      n_running_ = running.size();
+    }
+    if (stats_) {
+      int64_t positions = 0;
+      for (const auto& s : running) positions += s->cache->capacity();
+      stats_->running_sequences = static_cast<int64_t>(running.size());
+      stats_->kv_positions = positions;
+    }
+  }
+  std::lock_guard lock(mu_);
+  for (auto& s : running) s->handle->fail("the server is shutting down");
+  for (auto& s : queue_) s->handle->fail("the server is shutting down");
+}
+
+void engine::step(std::vector<std::unique_ptr<sequence>>& running) {
+  std::erase_if(running, [](const auto& s) { return s->handle->cancelled(); });
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<models::kv_cache*> caches;
+  std::vector<sequence*> batch;
+  int budget = options_.prefill_chunk;
+  for (auto& s : running) {
+    const int left = static_cast<int>(s->spec.prompt.size()) - s->prefilled;
+    if (left > 0 && budget == 0) continue;
+    if (left > 0) {
+      const int n = std::min(left, budget);
+      budget -= n;
+      tokens.emplace_back(s->spec.prompt.begin() + s->prefilled, s->spec.prompt.begin() + s->prefilled + n);
+    } else {
+      tokens.push_back({s->generated.back()});
+    }
+    caches.push_back(&*s->cache);
+    batch.push_back(s.get());
+  }
+  if (batch.empty()) return;
+  array logits;  // [n_seqs, vocab]
+  try {
+    logits = model_->forward_batch(tokens, caches);
+  } catch (const std::exception& e) {
+    for (sequence* s : batch) s->handle->fail(std::string("the model failed: ") + e.what());
+    std::erase_if(running, [&](const auto& s) {
+      return std::find(batch.begin(), batch.end(), s.get()) != batch.end();
+    });
+    return;
+  }
+  const auto& eos = tok_.eos_ids();
+  std::vector<sequence*> finished;
+  for (size_t b = 0; b < batch.size(); ++b) {
+    sequence& s = *batch[b];
+    try {
+      if (advance(s, tokens[b].size(), logits, static_cast<int64_t>(b), eos)) finished.push_back(&s);
+    } catch (const std::exception& e) {
+      // E.g. a sampled id the tokenizer does not know: this request fails, its other sequences stop.
+      s.handle->fail(std::string("generation failed: ") + e.what());
+      s.handle->cancel();
+      finished.push_back(&s);
+    }
+  }
+  std::erase_if(running, [&](const auto& s) {
+    return std::find(finished.begin(), finished.end(), s.get()) != finished.end();
+  });
+}
+
+bool engine::advance(sequence& s, size_t n_fed, const array& logits, int64_t row_index,
+                     const std::vector<token_id>& eos) {
+  if (s.prefilled < static_cast<int>(s.spec.prompt.size())) {
+    s.prefilled += static_cast<int>(n_fed);
+    if (stats_) stats_->prompt_tokens += n_fed;
+    if (s.prefilled < static_cast<int>(s.spec.prompt.size())) return false;
+  }
+  const array row = contiguous(slice_axis(logits, 0, row_index, row_index + 1));  // [1, vocab]
+  mlxd::engine::sample_result r =
+      s.sampler.sample({row.data<float>(), static_cast<size_t>(row.size())}, s.generated);
+  s.generated.push_back(r.id);
+  const auto now = clock_type::now();
+  if (stats_) {
+    ++stats_->generated_tokens;
+    if (s.generated.size() == 1)
+      stats_->time_to_first_token.observe(seconds(now - s.arrival));
+    else
+      stats_->time_per_output_token.observe(seconds(now - s.last_token));
+  }
+  s.last_token = now;
+  const bool is_eos = std::find(eos.begin(), eos.end(), r.id) != eos.end();
+  sequence_event ev;
+  ev.index = s.index;
+  if (!is_eos) ev.text = s.text.push(r.id);
+  ev.tokens.push_back(std::move(r));
+  if (is_eos || s.text.stopped())
+    ev.finish_reason = "stop";
+  else if (static_cast<int>(s.generated.size()) >= s.spec.max_tokens)
+    ev.finish_reason = "length";
+  const bool finished = !ev.finish_reason.empty();
+  if (finished) {
+    ev.text += s.text.finish();
+    if (stats_) stats_->request_duration.observe(seconds(now - s.arrival));
+  }
+  s.handle->push(std::move(ev));
+  return finished;
+}
+
+}  // namespace mlxd::serve

@@ -1,0 +1,98 @@
+// forward_batch (several sequences in one pass, as the server's engine loop runs them) against forward on
+// each sequence alone: the same logits for prefill chunks and decode steps mixed in one batch, on float and
+// block-quantized weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "mlxd/core/ops.h"
+#include "mlxd/models/llama.h"
+
+namespace mlxd::models {
+namespace {
+
+llama_config bias_config() {
+  llama_config c;
+  c.architecture = "Qwen2ForCausalLM";
+  c.vocab_size = 50;
+  c.hidden_size = 24;
+  c.intermediate_size = 40;
+  c.n_layers = 3;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 6;
+  c.max_position_embeddings = 64;
+  c.attention_bias = true;
+  return c;
+}
+
+float max_abs_diff(const array& a, const array& b) {
+  const array ca = contiguous(a), cb = contiguous(b);
+  EXPECT_EQ(ca.shape(), cb.shape());
+  float d = 0;
+  for (int64_t i = 0; i < ca.size(); ++i)
+    d = std::max(d, std::abs(ca.data<float>()[i] - cb.data<float>()[i]));
+  return d;
+}
+
+// Three sequences with different prompt lengths, fed in uneven chunks so that each batch mixes prefill rows
+// and decode rows; every step's last-token logits must match the sequence run alone.
+void check_batch_matches_alone(const llama_model& m, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> id(0, m.config().vocab_size - 1);
+  const std::vector<std::vector<int>> chunks = {{5, 1, 1, 1}, {2, 3, 1, 1}, {1, 1, 4, 1}};
+  std::vector<std::vector<int32_t>> all(3);
+  for (size_t s = 0; s < 3; ++s)
+    for (int n : chunks[s])
+      for (int i = 0; i < n; ++i) all[s].push_back(id(rng));
+  std::vector<kv_cache> batch_caches, alone_caches;
+  for (int s = 0; s < 3; ++s)
+    batch_caches.push_back(m.make_cache(32)), alone_caches.push_back(m.make_cache(32));
+  std::vector<size_t> pos(3, 0);
+  for (size_t step = 0; step < 4; ++step) {
+    std::vector<std::vector<int32_t>> tokens;
+    std::vector<kv_cache*> caches;
+    for (size_t s = 0; s < 3; ++s) {
+      const auto n = static_cast<size_t>(chunks[s][step]);
+      tokens.emplace_back(all[s].begin() + static_cast<long>(pos[s]),
+                          all[s].begin() + static_cast<long>(pos[s] + n));
+      caches.push_back(&batch_caches[s]);
+      pos[s] += n;
+    }
+    const array batched = m.forward_batch(tokens, caches);  // [3, vocab]
+    ASSERT_EQ(batched.shape(), (shape_t{3, m.config().vocab_size}));
+    for (size_t s = 0; s < 3; ++s) {
+      const array alone = m.forward(tokens[s], alone_caches[s]);
+      const auto t = alone.shape(0);
+      const array last = slice_axis(alone, 0, t - 1, t);
+      const array row = slice_axis(batched, 0, static_cast<int64_t>(s), static_cast<int64_t>(s) + 1);
+      EXPECT_LE(max_abs_diff(row, last), 1e-5f) << "sequence " << s << " step " << step;
+      EXPECT_EQ(batch_caches[s].length(), alone_caches[s].length());
+    }
+  }
+}
+
+TEST(LlamaBatch, MatchesEachSequenceAloneWithBiases) {
+  const llama_config c = bias_config();
+  check_batch_matches_alone(llama_model(c, init_llama_weights(c, 3)), 7);
+}
+
+TEST(LlamaBatch, MatchesEachSequenceAloneWithQkNormAndQuantizedWeights) {
+  check_batch_matches_alone(load_llama(std::string(MLXD_GOLDEN_DIR) + "/qwen3_qk_norm"), 11);
+  check_batch_matches_alone(load_llama(std::string(MLXD_GOLDEN_DIR) + "/llama_quant/model.gguf"), 13);
+}
+
+TEST(LlamaBatch, RefusesBadArguments) {
+  const llama_config c = bias_config();
+  const llama_model m(c, init_llama_weights(c, 3));
+  kv_cache cache = m.make_cache(4);
+  EXPECT_THROW(m.forward_batch({}, {}), std::invalid_argument);
+  EXPECT_THROW(m.forward_batch({{1}}, {}), std::invalid_argument);
+  EXPECT_THROW(m.forward_batch({{}}, {&cache}), std::invalid_argument);
+  EXPECT_THROW(m.forward_batch({{1, 2, 3, 4, 5}}, {&cache}), std::invalid_argument);
+  EXPECT_THROW(m.forward_batch({{99}}, {&cache}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace mlxd::models

@@ -1,0 +1,33 @@
+// The chat page in headless Chromium (Debian's, driven by playwright-core): type a message, see a streamed
+// answer appear, read the model name and tokens/s, and save a screenshot as the test's artifact.
+// Usage: node chat_page.mjs BASE_URL MODEL_ID SCREENSHOT.png   (exits non-zero on the first failed check)
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const [baseURL, modelId, screenshot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+try {
+  const page = await browser.newPage();
+  const failed = [];
+  page.on('requestfailed', (r) => failed.push(r.url()));
+  await page.goto(baseURL + '/');
+  await page.waitForFunction((id) => document.getElementById('model').textContent === id, modelId);
+  await page.fill('#max_tokens', '24');
+  await page.fill('#input', 'hello there');
+  await page.press('#input', 'Enter');
+  await page.waitForSelector('.msg.assistant[data-state="done"]', { timeout: 30000 });
+  assert.equal(await page.textContent('.msg.user'), 'hello there');
+  const answer = await page.textContent('.msg.assistant');
+  assert.ok(answer.length > 0, 'the answer is empty');
+  assert.match(await page.textContent('#speed'), /^[0-9.]+ tokens\/s$/);
+  assert.equal(await page.isDisabled('#stop'), true);
+  assert.deepEqual(failed, []);  // no request left the page unanswered (and none went to another host)
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log('chat page: answer of ' + answer.length + ' characters streamed; screenshot ' + screenshot);
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,78 @@
+// The official openai client against a running `mlxd serve`: models.list, chat completions with and without
+// streaming (also through the client's .stream() helper), text completions, n > 1, and an error case.
+// Usage: node openai_client.mjs BASE_URL MODEL_ID   (exits non-zero on the first failed check)
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+
+const [baseURL, modelId] = process.argv.slice(2);
+const client = new OpenAI({ baseURL: baseURL + '/v1', apiKey: 'unused', maxRetries: 0 });
+const messages = [{ role: 'user', content: 'hello' }];
+
+const models = await client.models.list();
+assert.deepEqual(models.data.map((m) => m.id), [modelId]);
+console.log('models.list ok');
+
+const whole = await client.chat.completions.create({ model: modelId, messages, max_tokens: 16, seed: 7, temperature: 0.9 });
+assert.equal(whole.object, 'chat.completion');
+assert.match(whole.id, /^chatcmpl-/);
+assert.equal(whole.model, modelId);
+assert.equal(whole.choices.length, 1);
+assert.equal(whole.choices[0].message.role, 'assistant');
+assert.equal(typeof whole.choices[0].message.content, 'string');
+assert.ok(['stop', 'length'].includes(whole.choices[0].finish_reason));
+assert.ok(whole.usage.completion_tokens >= 1 && whole.usage.completion_tokens <= 16);
+assert.equal(whole.usage.total_tokens, whole.usage.prompt_tokens + whole.usage.completion_tokens);
+console.log('chat.completions.create ok');
+
+const stream = await client.chat.completions.create({
+  model: modelId, messages, max_tokens: 16, seed: 7, temperature: 0.9, stream: true,
+  stream_options: { include_usage: true },
+});
+let text = '';
+let finish = null;
+let usage = null;
+let role = null;
+for await (const chunk of stream) {
+  if (chunk.usage) usage = chunk.usage;
+  for (const c of chunk.choices) {
+    if (c.delta.role) role = c.delta.role;
+    if (c.delta.content) text += c.delta.content;
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+}
+assert.equal(role, 'assistant');
+assert.equal(text, whole.choices[0].message.content);
+assert.equal(finish, whole.choices[0].finish_reason);
+assert.deepEqual(usage, whole.usage);
+console.log('chat.completions.create stream ok');
+
+// The .stream() helper rebuilds the final message from the chunks.
+const helper = client.chat.completions.stream({ model: modelId, messages, max_tokens: 16, seed: 7, temperature: 0.9 });
+const final = await helper.finalChatCompletion();
+assert.equal(final.choices[0].message.content, whole.choices[0].message.content);
+console.log('chat.completions.stream ok');
+
+const several = await client.chat.completions.create({ model: modelId, messages, max_tokens: 8, seed: 7, n: 3 });
+assert.deepEqual(several.choices.map((c) => c.index), [0, 1, 2]);
+console.log('n > 1 ok');
+
+const completion = await client.completions.create({ model: modelId, prompt: 'hello', max_tokens: 8, seed: 3 });
+assert.equal(completion.object, 'text_completion');
+assert.equal(typeof completion.choices[0].text, 'string');
+assert.equal(completion.usage.prompt_tokens, 1);
+let streamedText = '';
+for await (const chunk of await client.completions.create({ model: modelId, prompt: 'hello', max_tokens: 8, seed: 3, stream: true }))
+  for (const c of chunk.choices) streamedText += c.text;
+assert.equal(streamedText, completion.choices[0].text);
+console.log('completions.create ok');
+
+await assert.rejects(
+  client.chat.completions.create({ model: modelId, messages, temperature: 7 }),
+  (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'temperature',
+);
+await assert.rejects(
+  client.chat.completions.create({ model: 'no-such-model', messages }),
+  (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && e.code === 'model_not_found',
+);
+console.log('errors ok');
+console.log('openai client: all checks passed');
