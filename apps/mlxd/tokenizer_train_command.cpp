@@ -10,21 +10,29 @@ namespace mlxd::app {
 void add_tokenizer_train_command(CLI::App& app) {
   auto* group = app.add_subcommand("tokenizer", "tokenizer tools");
   group->require_subcommand(1);
-  auto* train = group->add_subcommand("train", "learn a byte-level BPE vocabulary and write a tokenizer folder");
+  auto* train =
+      group->add_subcommand("train", "learn a byte-level BPE vocabulary and write a tokenizer folder");
   struct flags {
     std::vector<std::string> corpus;
-    std::string out, special = "<s>,</s>,<|im_start|>,<|im_end|>", bos = "<s>", eos = "</s>", pattern = "llama3";
+    std::string out, special = "<s>,</s>,<|im_start|>,<|im_end|>", bos = "<s>", eos = "</s>",
+                     pattern = "llama3";
     int64_t vocab_size = 8000, min_frequency = 2;
     bool no_chat_template = false;
   };
   auto f = std::make_shared<flags>();
-  train->add_option("--corpus", f->corpus, "text files to learn from (UTF-8)")->required()->check(CLI::ExistingFile);
+  train->add_option("--corpus", f->corpus, "text files to learn from (UTF-8)")
+      ->required()
+      ->check(CLI::ExistingFile);
   train->add_option("--vocab-size", f->vocab_size, "tokens in all: special + 256 bytes + merges")
       ->capture_default_str();
-  train->add_option("--out", f->out, "folder for tokenizer.json, tokenizer_config.json, generation_config.json")
+  train
+      ->add_option("--out", f->out,
+                   "folder for tokenizer.json, tokenizer_config.json, generation_config.json")
       ->required();
-  train->add_option("--min-frequency", f->min_frequency, "never merge a pair seen fewer times")->capture_default_str();
-  train->add_option("--special", f->special, "special tokens, comma-separated (ids 0, 1, ...)")->capture_default_str();
+  train->add_option("--min-frequency", f->min_frequency, "never merge a pair seen fewer times")
+      ->capture_default_str();
+  train->add_option("--special", f->special, "special tokens, comma-separated (ids 0, 1, ...)")
+      ->capture_default_str();
   train->add_option("--bos", f->bos, "the BOS token (one of --special; empty: none)")->capture_default_str();
   train->add_option("--eos", f->eos, "the EOS token (one of --special; empty: none)")->capture_default_str();
   train->add_option("--pattern", f->pattern, "pre-tokenizer regex: llama3, gpt2 or a PCRE pattern")

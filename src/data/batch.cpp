@@ -18,7 +18,8 @@ void check(const batch_options& o) {
 }
 
 // One segment: tokens [offset, offset + n) of `s` at `used` in `row`; the last has no target.
-void place(batch& b, int64_t row, int64_t used, int32_t segment, const sample& s, uint64_t offset, int64_t n) {
+void place(batch& b, int64_t row, int64_t used, int32_t segment, const sample& s, uint64_t offset,
+           int64_t n) {
   for (int64_t k = 0; k < n; ++k) {
     const size_t at = static_cast<size_t>(row * b.seq_len + used + k);
     const size_t i = offset + static_cast<size_t>(k);

@@ -12,7 +12,9 @@ namespace mlxd::data {
 
 line_reader::line_reader(const std::filesystem::path& path, uint64_t offset, uint64_t line_number,
                          size_t buffer_bytes)
-    : path_(path), file_(std::fopen(path.c_str(), "rb"), &std::fclose), buffer_(std::max<size_t>(buffer_bytes, 64), '\0') {
+    : path_(path),
+      file_(std::fopen(path.c_str(), "rb"), &std::fclose),
+      buffer_(std::max<size_t>(buffer_bytes, 64), '\0') {
   if (!file_) throw data_error(path.string() + ": cannot open: " + std::strerror(errno));
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);

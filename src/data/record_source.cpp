@@ -40,8 +40,8 @@ uint64_t fnv1a64(std::string_view bytes) {
 }
 
 nlohmann::json cursor::to_json() const {
-  return {{"epoch", epoch}, {"position", position},   {"file", file},
-          {"offset", offset}, {"line", line}, {"token_offset", token_offset}};
+  return {{"epoch", epoch},   {"position", position}, {"file", file},
+          {"offset", offset}, {"line", line},         {"token_offset", token_offset}};
 }
 
 cursor cursor::from_json(const nlohmann::json& j) {
@@ -60,7 +60,9 @@ cursor cursor::from_json(const nlohmann::json& j) {
   return c;
 }
 
-std::string record::where() const { return (path ? path->string() : std::string("?")) + ":" + std::to_string(line); }
+std::string record::where() const {
+  return (path ? path->string() : std::string("?")) + ":" + std::to_string(line);
+}
 
 struct record_source::impl {
   cursor cur;
@@ -73,11 +75,12 @@ struct record_source::impl {
   std::vector<std::unique_ptr<std::FILE, int (*)(std::FILE*)>> files;
 };
 
-record_source::record_source(source_options options) : options_(std::move(options)), impl_(std::make_unique<impl>()) {
+record_source::record_source(source_options options)
+    : options_(std::move(options)), impl_(std::make_unique<impl>()) {
   if (options_.files.empty()) throw std::invalid_argument("[record_source] no files");
   if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
-    throw std::invalid_argument("[record_source] rank " + std::to_string(options_.rank) + " outside world size " +
-                                std::to_string(options_.world_size));
+    throw std::invalid_argument("[record_source] rank " + std::to_string(options_.rank) +
+                                " outside world size " + std::to_string(options_.world_size));
   if (!(options_.validation_fraction >= 0.0 && options_.validation_fraction <= 1.0))
     throw std::invalid_argument("[record_source] validation_fraction must be in [0, 1]");
   if (options_.max_epochs < 0) throw std::invalid_argument("[record_source] max_epochs must be >= 0");
@@ -112,8 +115,8 @@ cursor record_source::position() const {
 
 void record_source::restore(const cursor& c) {
   if (options_.shuffle ? c.position > impl_->index.size() : c.file >= options_.files.size())
-    throw data_error("data cursor does not fit the files (position " + std::to_string(c.position) + ", file " +
-                     std::to_string(c.file) + ")");
+    throw data_error("data cursor does not fit the files (position " + std::to_string(c.position) +
+                     ", file " + std::to_string(c.file) + ")");
   impl_->cur = c;
   impl_->cur.token_offset = 0;
   impl_->reader.reset();

@@ -10,7 +10,9 @@ void append(sample& s, const std::vector<token_id>& ids, bool loss) {
   s.loss.insert(s.loss.end(), ids.size(), loss ? 1 : 0);
 }
 
-const char* type_name(const nlohmann::ordered_json& v) { return v.type_name(); }
+const char* type_name(const nlohmann::ordered_json& v) {
+  return v.type_name();
+}
 
 const std::string& string_field(const nlohmann::ordered_json& j, const char* key, const record& r) {
   if (!j.contains(key)) throw data_error(r.where() + ": missing field \"" + key + "\"");
@@ -24,8 +26,9 @@ record_kind detect(const nlohmann::ordered_json& j, const record& r) {
   if (j.contains("chosen") || j.contains("rejected")) return record_kind::preference;
   if (j.contains("completion")) return record_kind::completion;
   if (j.contains("text")) return record_kind::text;
-  throw data_error(r.where() + ": the record has none of the fields \"text\", \"prompt\"/\"completion\", "
-                                "\"messages\", \"prompt\"/\"chosen\"/\"rejected\"");
+  throw data_error(r.where() +
+                   ": the record has none of the fields \"text\", \"prompt\"/\"completion\", "
+                   "\"messages\", \"prompt\"/\"chosen\"/\"rejected\"");
 }
 
 nlohmann::ordered_json parse(const record& r) {
@@ -76,7 +79,8 @@ sample sample_encoder::encode(const record& r) const {
       if (!j.contains("messages")) throw data_error(r.where() + ": missing field \"messages\"");
       return encode_chat(j["messages"], r);
     case record_kind::preference:
-      throw data_error(r.where() + ": a preference record (prompt/chosen/rejected) is read with encode_preference");
+      throw data_error(r.where() +
+                       ": a preference record (prompt/chosen/rejected) is read with encode_preference");
     case record_kind::completion: {
       const auto& prompt = string_field(j, "prompt", r);
       const auto& completion = string_field(j, "completion", r);
@@ -97,7 +101,8 @@ sample sample_encoder::encode(const record& r) const {
 }
 
 preference_sample sample_encoder::encode_preference(const record& r) const {
-  if (r.path == nullptr || !is_jsonl(*r.path)) throw data_error(r.where() + ": preference records are JSON lines");
+  if (r.path == nullptr || !is_jsonl(*r.path))
+    throw data_error(r.where() + ": preference records are JSON lines");
   const auto j = parse(r);
   const auto& prompt = string_field(j, "prompt", r);
   sample head;
@@ -112,7 +117,8 @@ preference_sample sample_encoder::encode_preference(const record& r) const {
 }
 
 sample sample_encoder::encode_chat(const nlohmann::ordered_json& messages, const record& r) const {
-  if (!template_) throw data_error(r.where() + ": a \"messages\" record needs a chat template; the tokenizer has none");
+  if (!template_)
+    throw data_error(r.where() + ": a \"messages\" record needs a chat template; the tokenizer has none");
   if (!messages.is_array() || messages.empty())
     throw data_error(r.where() + ": field \"messages\" must be a non-empty array");
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -127,7 +133,8 @@ sample sample_encoder::encode_chat(const nlohmann::ordered_json& messages, const
   }
   const auto render = [&](size_t n, bool generation_prompt) {
     chat_request request;
-    request.messages = nlohmann::ordered_json(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(n));
+    request.messages =
+        nlohmann::ordered_json(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(n));
     request.add_generation_prompt = generation_prompt;
     try {
       return apply_chat_template(tok_, request, template_.get());

@@ -13,7 +13,8 @@ namespace {
 using ordered = nlohmann::ordered_json;
 
 bool is_special(const bpe_vocabulary& vocab, const std::string& token) {
-  return std::find(vocab.special_tokens.begin(), vocab.special_tokens.end(), token) != vocab.special_tokens.end();
+  return std::find(vocab.special_tokens.begin(), vocab.special_tokens.end(), token) !=
+         vocab.special_tokens.end();
 }
 
 void check_options(const bpe_vocabulary& vocab, const tokenizer_files_options& options) {
@@ -68,14 +69,19 @@ std::string tokenizer_json(const bpe_vocabulary& vocab, const tokenizer_files_op
   }
   ordered post = nullptr;
   if (!options.bos_token.empty()) {
-    const auto bos_id = std::find(vocab.tokens.begin(), vocab.tokens.end(), options.bos_token) - vocab.tokens.begin();
+    const auto bos_id =
+        std::find(vocab.tokens.begin(), vocab.tokens.end(), options.bos_token) - vocab.tokens.begin();
     const ordered bos = {{"SpecialToken", {{"id", options.bos_token}, {"type_id", 0}}}};
     post = {{"type", "TemplateProcessing"},
             {"single", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-            {"pair", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, bos,
-                      {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"pair",
+             {bos,
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+              bos,
+              {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
             {"special_tokens",
-             {{options.bos_token, {{"id", options.bos_token}, {"ids", {bos_id}}, {"tokens", {options.bos_token}}}}}}};
+             {{options.bos_token,
+               {{"id", options.bos_token}, {"ids", {bos_id}}, {"tokens", {options.bos_token}}}}}}};
   }
   ordered vocab_map = ordered::object();
   for (size_t id = 0; id < vocab.tokens.size(); ++id) vocab_map[spelling(vocab, id)] = id;
@@ -136,8 +142,11 @@ void save_tokenizer_files(const bpe_vocabulary& vocab, const tokenizer_files_opt
   write_file(dir / "tokenizer.json", tokenizer);
   write_file(dir / "tokenizer_config.json", config);
   // Generation stops at EOS and, for chat, at the end of a turn.
-  const auto id_of = [&](const std::string& t) { return std::find(vocab.tokens.begin(), vocab.tokens.end(), t) - vocab.tokens.begin(); };
-  ordered generation = {{"bos_token_id", options.bos_token.empty() ? ordered(nullptr) : ordered(id_of(options.bos_token))}};
+  const auto id_of = [&](const std::string& t) {
+    return std::find(vocab.tokens.begin(), vocab.tokens.end(), t) - vocab.tokens.begin();
+  };
+  ordered generation = {
+      {"bos_token_id", options.bos_token.empty() ? ordered(nullptr) : ordered(id_of(options.bos_token))}};
   ordered eos = ordered::array();
   if (!options.eos_token.empty()) eos.push_back(id_of(options.eos_token));
   if (has_chatml(vocab, options)) eos.push_back(id_of("<|im_end|>"));

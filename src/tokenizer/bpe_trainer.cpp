@@ -16,9 +16,15 @@ namespace mlxd {
 namespace {
 
 using pair_key = uint64_t;
-pair_key key_of(int32_t l, int32_t r) { return (static_cast<uint64_t>(l) << 32) | static_cast<uint32_t>(r); }
-int32_t left_of(pair_key k) { return static_cast<int32_t>(k >> 32); }
-int32_t right_of(pair_key k) { return static_cast<int32_t>(k & 0xffffffffu); }
+pair_key key_of(int32_t l, int32_t r) {
+  return (static_cast<uint64_t>(l) << 32) | static_cast<uint32_t>(r);
+}
+int32_t left_of(pair_key k) {
+  return static_cast<int32_t>(k >> 32);
+}
+int32_t right_of(pair_key k) {
+  return static_cast<int32_t>(k & 0xffffffffu);
+}
 
 struct word {
   std::vector<int32_t> symbols;  // token ids (bytes 0..255, merges after)
@@ -128,7 +134,8 @@ class merge_state {
   std::vector<word> words_;
   std::unordered_map<pair_key, int64_t> counts_;
   std::unordered_map<pair_key, std::vector<uint32_t>> pair_words_;
-  std::priority_queue<heap_entry, std::vector<heap_entry>, std::function<bool(const heap_entry&, const heap_entry&)>>
+  std::priority_queue<heap_entry, std::vector<heap_entry>,
+                      std::function<bool(const heap_entry&, const heap_entry&)>>
       heap_;
   std::vector<int32_t> old_;
   std::set<pair_key> forbidden_;
@@ -142,11 +149,13 @@ bpe_trainer::bpe_trainer(bpe_trainer_options options) : options_(std::move(optio
     throw std::invalid_argument("[bpe_trainer] vocab_size " + std::to_string(options_.vocab_size) +
                                 " leaves no room for " + std::to_string(n_special) +
                                 " special tokens and the 256 bytes");
-  if (options_.min_frequency < 1) throw std::invalid_argument("[bpe_trainer] min_frequency must be at least 1");
+  if (options_.min_frequency < 1)
+    throw std::invalid_argument("[bpe_trainer] min_frequency must be at least 1");
   std::set<std::string> seen;
   for (const auto& s : options_.special_tokens) {
     if (s.empty()) throw std::invalid_argument("[bpe_trainer] empty special token");
-    if (!seen.insert(s).second) throw std::invalid_argument("[bpe_trainer] special token '" + s + "' repeated");
+    if (!seen.insert(s).second)
+      throw std::invalid_argument("[bpe_trainer] special token '" + s + "' repeated");
   }
   regex_ = std::make_shared<const tokenizer_detail::regex>(options_.pattern);
 }
@@ -162,7 +171,8 @@ void bpe_trainer::add_text(std::string_view text) {
       if (found < at || (found == at && s.size() > length)) at = found, length = s.size();
     }
     const std::string_view section = rest.substr(0, at);
-    for (const auto& [begin, end] : regex_->find_all(section)) ++words_[std::string(section.substr(begin, end - begin))];
+    for (const auto& [begin, end] : regex_->find_all(section))
+      ++words_[std::string(section.substr(begin, end - begin))];
     rest.remove_prefix(std::min(rest.size(), at + length));
   }
 }

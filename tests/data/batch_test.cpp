@@ -26,7 +26,8 @@ std::vector<sample> random_samples(size_t n, int max_len, uint32_t seed) {
 }
 
 // Reads the segments back out of batches, in order: (tokens, targets) per segment.
-std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> segments(const std::vector<batch>& batches) {
+std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> segments(
+    const std::vector<batch>& batches) {
   std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> out;
   for (const auto& b : batches) {
     for (int64_t r = 0; r < b.rows; ++r) {
@@ -55,7 +56,8 @@ std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> segments(cons
   return out;
 }
 
-void check_batches(const std::vector<sample>& samples, const std::vector<batch>& batches, const batch_options& o) {
+void check_batches(const std::vector<sample>& samples, const std::vector<batch>& batches,
+                   const batch_options& o) {
   // Concatenated segments give back every token once, in order.
   std::vector<int32_t> placed, expected;
   for (const auto& s : samples) expected.insert(expected.end(), s.ids.begin(), s.ids.end());
@@ -112,7 +114,8 @@ TEST(Batch, PackingAndPaddingKeepEveryToken) {
       check_batches(samples, batches, o);
       if (!pack) {  // one sample (or one piece of a long one) per row
         for (const auto& b : batches) {
-          for (int64_t r = 0; r < b.rows; ++r) EXPECT_EQ(b.segment_ids[static_cast<size_t>(r * b.seq_len)], 1);
+          for (int64_t r = 0; r < b.rows; ++r)
+            EXPECT_EQ(b.segment_ids[static_cast<size_t>(r * b.seq_len)], 1);
         }
       }
     }
@@ -133,16 +136,19 @@ TEST(Batch, LoaderCursorResumesTheSameBatches) {
   test::scratch dir;
   std::string a, b;
   std::mt19937 rng(1);
-  const std::vector<std::string> words = {"In", " the", " beginning", " God", " created", " heaven", " earth", "."};
+  const std::vector<std::string> words = {"In",       " the",    " beginning", " God",
+                                          " created", " heaven", " earth",     "."};
   for (int i = 0; i < 120; ++i) {
     std::string line;
-    for (int k = std::uniform_int_distribution<int>(1, 30)(rng); k > 0; --k) line += words[rng() % words.size()];
+    for (int k = std::uniform_int_distribution<int>(1, 30)(rng); k > 0; --k)
+      line += words[rng() % words.size()];
     (i % 2 ? a : b) += "{\"text\": \"" + line + "\"}\n";
   }
   const std::vector<std::filesystem::path> files = {dir.write("a.jsonl", a), dir.write("b.jsonl", b)};
   const sample_encoder encoder(test::test_tokenizer(), {});
   for (bool shuffle : {false, true}) {
-    const source_options so{.files = files, .shuffle = shuffle, .seed = 8, .rank = 0, .world_size = 2, .max_epochs = 2};
+    const source_options so{
+        .files = files, .shuffle = shuffle, .seed = 8, .rank = 0, .world_size = 2, .max_epochs = 2};
     const batch_options bo{.rows = 2, .seq_len = 24, .pack = true, .pad_id = 99};
     batch_loader whole(record_source(so), encoder, bo);
     std::vector<batch> expected;

@@ -92,8 +92,12 @@ TEST(RecordSource, SplitByHashIsDisjointStableAndNearTheFraction) {
   corpus c(400, 300);
   std::set<std::string> train, validation;
   for (bool shuffle : {false, true}) {
-    record_source t({.files = c.files, .shuffle = shuffle, .seed = shuffle ? 3u : 0u, .validation_fraction = 0.2});
-    record_source v({.files = c.files, .shuffle = shuffle, .seed = 5, .validation_fraction = 0.2,
+    record_source t(
+        {.files = c.files, .shuffle = shuffle, .seed = shuffle ? 3u : 0u, .validation_fraction = 0.2});
+    record_source v({.files = c.files,
+                     .shuffle = shuffle,
+                     .seed = 5,
+                     .validation_fraction = 0.2,
                      .which = split::validation});
     const auto tl = drain(t), vl = drain(v);
     if (!shuffle) {
@@ -114,8 +118,8 @@ TEST(RecordSource, CursorResumesExactly) {
   corpus c;
   for (bool shuffle : {false, true}) {
     for (size_t stop : {0u, 1u, 10u, 20u, 29u, 45u}) {
-      source_options o{.files = c.files, .shuffle = shuffle, .seed = 4, .rank = 1, .world_size = 2,
-                       .max_epochs = 3};
+      source_options o{
+          .files = c.files, .shuffle = shuffle, .seed = 4, .rank = 1, .world_size = 2, .max_epochs = 3};
       record_source whole(o);
       const auto expected = drain(whole);
       record_source first(o);

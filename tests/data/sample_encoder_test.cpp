@@ -19,10 +19,13 @@ ids cat(std::initializer_list<ids> parts) {
   return out;
 }
 
-ids enc(const std::string& s) { return test::test_tokenizer().encode(s, false); }
+ids enc(const std::string& s) {
+  return test::test_tokenizer().encode(s, false);
+}
 
 std::string read_template(const std::string& name) {
   std::ifstream in(std::string(MLXD_CHAT_TEMPLATES_DIR) + "/" + name);
+  if (!in) throw std::runtime_error(name + " is missing");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
@@ -40,7 +43,8 @@ const std::filesystem::path jsonl_path = "data/train.jsonl", text_path = "data/c
 
 TEST(SampleEncoder, PlainTextAndTextRecords) {
   const sample_encoder e(test::test_tokenizer(), {});
-  for (const auto& r : {jsonl("In the beginning", text_path), jsonl(R"({"text": "In the beginning"})", jsonl_path)}) {
+  for (const auto& r :
+       {jsonl("In the beginning", text_path), jsonl(R"({"text": "In the beginning"})", jsonl_path)}) {
     const sample s = e.encode(r);
     EXPECT_EQ(s.ids, cat({{0}, enc("In the beginning"), {1}}));
     std::vector<uint8_t> loss(s.ids.size(), 1);
@@ -53,7 +57,8 @@ TEST(SampleEncoder, PlainTextAndTextRecords) {
 
 TEST(SampleEncoder, CompletionLossOnlyOnTheCompletion) {
   const sample_encoder e(test::test_tokenizer(), {});
-  const sample s = e.encode(jsonl(R"({"prompt": "What is the capital of France?", "completion": " Paris."})", jsonl_path));
+  const sample s =
+      e.encode(jsonl(R"({"prompt": "What is the capital of France?", "completion": " Paris."})", jsonl_path));
   const ids prompt = enc("What is the capital of France?"), completion = enc(" Paris.");
   EXPECT_EQ(s.ids, cat({{0}, prompt, completion, {1}}));
   std::vector<uint8_t> loss(1 + prompt.size(), 0);
@@ -98,7 +103,8 @@ TEST(SampleEncoder, ChatMarksExactlyTheAssistantTokens) {
 TEST(SampleEncoder, PreferencePairs) {
   const sample_encoder e(test::test_tokenizer(), {});
   const auto p = e.encode_preference(
-      jsonl(R"({"prompt": "What is the capital of France?", "chosen": " Paris.", "rejected": " Rome."})", jsonl_path));
+      jsonl(R"({"prompt": "What is the capital of France?", "chosen": " Paris.", "rejected": " Rome."})",
+            jsonl_path));
   const ids prompt = cat({{0}, enc("What is the capital of France?")});
   EXPECT_EQ(p.prompt_length, prompt.size());
   EXPECT_EQ(p.chosen.ids, cat({prompt, enc(" Paris."), {1}}));
@@ -109,7 +115,8 @@ TEST(SampleEncoder, PreferencePairs) {
   EXPECT_THROW(e.encode(jsonl(R"({"prompt": "a", "chosen": "b", "rejected": "c"})", jsonl_path)), data_error);
 }
 
-void expect_error(const sample_encoder& e, const std::string& line, const std::string& message, bool preference = false) {
+void expect_error(const sample_encoder& e, const std::string& line, const std::string& message,
+                  bool preference = false) {
   try {
     const record r = jsonl(line, jsonl_path, 17);
     if (preference) {
@@ -119,7 +126,8 @@ void expect_error(const sample_encoder& e, const std::string& line, const std::s
     }
     ADD_FAILURE() << "no error for " << line;
   } catch (const data_error& err) {
-    EXPECT_NE(std::string(err.what()).find("data/train.jsonl:17: " + message), std::string::npos) << err.what();
+    EXPECT_NE(std::string(err.what()).find("data/train.jsonl:17: " + message), std::string::npos)
+        << err.what();
   }
 }
 
@@ -129,7 +137,8 @@ TEST(SampleEncoder, ErrorsNameFileAndLine) {
   expect_error(e, R"([1, 2])", "a record must be a JSON object, got array");
   expect_error(e, R"({"txt": "x"})", "the record has none of the fields");
   expect_error(e, R"({"text": 5})", "field \"text\" must be a string, got number");
-  expect_error(e, R"({"prompt": "x", "completion": null})", "field \"completion\" must be a string, got null");
+  expect_error(e, R"({"prompt": "x", "completion": null})",
+               "field \"completion\" must be a string, got null");
   expect_error(e, R"({"messages": "hi"})", "field \"messages\" must be a non-empty array");
   expect_error(e, R"({"messages": [{"role": "user"}]})", "messages[0]: missing field \"content\"");
   expect_error(e, R"({"messages": [{"role": "user", "content": 3}]})",
@@ -141,7 +150,8 @@ TEST(SampleEncoder, ErrorsNameFileAndLine) {
   const sample_encoder odd(test::test_tokenizer(),
                            {.chat_template = "{% for m in messages %}{{ m.content }}{% endfor %}"
                                              "{% if add_generation_prompt %}>>{% endif %}"});
-  expect_error(odd, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})",
+  expect_error(odd,
+               R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})",
                "the chat template does not render messages[1]");
 }
 

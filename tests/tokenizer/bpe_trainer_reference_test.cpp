@@ -40,14 +40,16 @@ TEST(BpeTrainerReference, EncodesAsHuggingFaceTokenizers) {
   for (std::string line; std::getline(lines, line);) texts.push_back(line);
   texts.push_back(corpus.substr(0, 5000));  // many lines at once: newlines inside pieces
   for (const char* s :
-       {"", " ", "  \n\n\t x", "Hello, world!", "I'm sure they'll say it's what we've done", "12345678901234567890",
-        "你好，世界！", "👨‍👩‍👧‍👦 family 🇫🇷", "<s>In the beginning</s>", "<|im_start|>user\nHi<|im_end|>\n",
-        "Ġ Ċ byte-level characters", "\xEF\xBF\xBD replacement", "trailing spaces   ", "tab\tseparated\n1\t2"}) {
+       {"", " ", "  \n\n\t x", "Hello, world!", "I'm sure they'll say it's what we've done",
+        "12345678901234567890", "你好，世界！", "👨‍👩‍👧‍👦 family 🇫🇷",
+        "<s>In the beginning</s>", "<|im_start|>user\nHi<|im_end|>\n", "Ġ Ċ byte-level characters",
+        "\xEF\xBF\xBD replacement", "trailing spaces   ", "tab\tseparated\n1\t2"}) {
     texts.push_back(s);
   }
   std::mt19937 rng(5);
-  const std::vector<std::string> fragments = {"the", " LORD", " ", "\n", "\t", "42", "😀", "中文", "é", "?", "'s",
-                                              "<s>", "</s>", "Ġ", "  ", "unto", ",", "Jesus", "\r\n", "ß"};
+  const std::vector<std::string> fragments = {"the",  " LORD", " ", "\n",    "\t",   "42",   "😀",
+                                              "中文", "é",     "?", "'s",    "<s>",  "</s>", "Ġ",
+                                              "  ",   "unto",  ",", "Jesus", "\r\n", "ß"};
   for (int i = 0; i < 300; ++i) {
     std::string s;
     for (int j = std::uniform_int_distribution<int>(1, 12)(rng); j > 0; --j) {
@@ -57,8 +59,9 @@ TEST(BpeTrainerReference, EncodesAsHuggingFaceTokenizers) {
   }
   const auto inputs = dir.write("inputs.json", texts.dump());
   const auto out = dir.path() / "out.json";
-  const std::string command = "cd '" + std::string(MLXD_TOKENIZER_REFERENCE_DIR) + "' && node encode_trained.mjs '" +
-                              dir.path().string() + "' '" + inputs.string() + "' '" + out.string() + "'";
+  const std::string command = "cd '" + std::string(MLXD_TOKENIZER_REFERENCE_DIR) +
+                              "' && node encode_trained.mjs '" + dir.path().string() + "' '" +
+                              inputs.string() + "' '" + out.string() + "'";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   const auto expected = nlohmann::json::parse(read(out));
   ASSERT_EQ(expected.size(), texts.size());

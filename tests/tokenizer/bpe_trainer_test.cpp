@@ -19,6 +19,10 @@ std::string repeat(const std::string& s, int n) {
   return out;
 }
 
+std::pair<int32_t, int32_t> merge(int32_t l, int32_t r) {
+  return {l, r};
+}
+
 std::vector<std::string> merged_tokens(const bpe_vocabulary& v) {
   return {v.tokens.begin() + static_cast<std::ptrdiff_t>(v.special_tokens.size()) + 256, v.tokens.end()};
 }
@@ -38,13 +42,13 @@ bpe_vocabulary train(const std::string& text, int64_t vocab_size, int64_t min_fr
 // pieces are exactly the words). By hand: u+g (20), u+n (16), h+ug (15), p+un (12), then hug+s and p+ug tie
 // at 5 and "hug" < "p" goes first, then p+ug (5), b+un (4); every word is then one token.
 TEST(BpeTrainer, MergesEqualHandComputed) {
-  const std::string corpus = repeat("hug\n", 10) + repeat("pug\n", 5) + repeat("pun\n", 12) + repeat("bun\n", 4) +
-                             repeat("hugs\n", 5);
+  const std::string corpus = repeat("hug\n", 10) + repeat("pug\n", 5) + repeat("pun\n", 12) +
+                             repeat("bun\n", 4) + repeat("hugs\n", 5);
   const auto v = train(corpus, 1000);
   EXPECT_EQ(merged_tokens(v), (std::vector<std::string>{"ug", "un", "hug", "pun", "hugs", "pug", "bun"}));
   ASSERT_EQ(v.merges.size(), 7u);
-  EXPECT_EQ(v.merges[0], std::make_pair<int32_t, int32_t>('u', 'g'));
-  EXPECT_EQ(v.merges[2], std::make_pair<int32_t, int32_t>('h', 256));  // h + ug
+  EXPECT_EQ(v.merges[0], merge('u', 'g'));
+  EXPECT_EQ(v.merges[2], merge('h', 256));  // h + ug
   EXPECT_EQ(v.tokens.size(), 256u + 7u);
 }
 
@@ -81,7 +85,7 @@ TEST(BpeTrainer, SpecialTokensAreNotLearned) {
   EXPECT_EQ(v.tokens[0], "<s>");
   EXPECT_EQ(v.tokens[1], "Ġhi");
   EXPECT_EQ(v.tokens[2 + 'a'], "a");
-  EXPECT_EQ(v.merges[0], std::make_pair<int32_t, int32_t>(2 + ' ', 2 + 'h'));
+  EXPECT_EQ(v.merges[0], merge(2 + ' ', 2 + 'h'));
 }
 
 TEST(BpeTrainer, RejectsBadOptions) {
@@ -107,9 +111,9 @@ TEST(BpeTrainer, RejectsBadOptions) {
 // U+FFFD and the highest planes.
 std::string random_text(std::mt19937& rng) {
   static const std::vector<std::pair<char32_t, char32_t>> ranges = {
-      {0x00, 0x7F},       {0x80, 0x7FF},      {0x0400, 0x04FF},   {0x0100, 0x0143}, {0x4E00, 0x9FFF},
-      {0xAC00, 0xD7A3},   {0x0600, 0x06FF},   {0x1F300, 0x1FAFF}, {0xFFF0, 0xFFFD}, {0xE000, 0xF8FF},
-      {0x10000, 0x10FFFF}, {0x20, 0x20},       {0x0A, 0x0A},       {0x2000, 0x206F}};
+      {0x00, 0x7F},        {0x80, 0x7FF},    {0x0400, 0x04FF},   {0x0100, 0x0143}, {0x4E00, 0x9FFF},
+      {0xAC00, 0xD7A3},    {0x0600, 0x06FF}, {0x1F300, 0x1FAFF}, {0xFFF0, 0xFFFD}, {0xE000, 0xF8FF},
+      {0x10000, 0x10FFFF}, {0x20, 0x20},     {0x0A, 0x0A},       {0x2000, 0x206F}};
   std::uniform_int_distribution<size_t> pick(0, ranges.size() - 1), length(0, 40);
   std::string out;
   const size_t n = length(rng);
@@ -180,7 +184,11 @@ TEST(BpeTrainer, WrittenFolderRoundTripsArbitraryUtf8) {
   EXPECT_EQ(tok.encode(" beginning", false).size(), 1u);
   EXPECT_EQ(tok.encode("<|im_start|>user", false)[0], 2);
   // Ill-formed UTF-8 is read as U+FFFD, as every Hugging Face tokenizer does.
-  EXPECT_EQ(tok.decode(tok.encode(std::string("a\xff" "b"), false)), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(tok.decode(tok.encode(std::string("a\xff"
+                                              "b"),
+                                  false)),
+            "a\xEF\xBF\xBD"
+            "b");
 }
 
 TEST(BpeTrainer, ChunkedFilesCountLikeOneText) {

@@ -40,8 +40,8 @@ struct batch {
 struct batch_options {
   int64_t rows = 8;
   int64_t seq_len = 256;
-  bool pack = true;       // false: one sample per row, padded
-  token_id pad_id = 0;    // the input at padding positions
+  bool pack = true;     // false: one sample per row, padded
+  token_id pad_id = 0;  // the input at padding positions
 };
 
 // Packs (or pads) `samples`, in order, into batches of options.rows rows (the last may have fewer).
@@ -67,7 +67,7 @@ class batch_loader {
   const sample_encoder& encoder_;
   batch_options options_;
   std::optional<sample> pending_;
-  cursor pending_cursor_;  // the source position before the pending sample
+  cursor pending_cursor_;        // the source position before the pending sample
   uint64_t pending_offset_ = 0;  // tokens of the pending sample already batched
   uint64_t skip_ = 0;            // after restore: tokens of the next sample already batched before
 };

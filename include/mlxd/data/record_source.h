@@ -53,9 +53,9 @@ struct cursor {
 };
 
 struct record {
-  std::string text;       // the line without its newline
-  uint64_t file = 0;      // index into source_options::files
-  uint64_t line = 0;      // 1-based line number
+  std::string text;           // the line without its newline
+  uint64_t file = 0;          // index into source_options::files
+  uint64_t line = 0;          // 1-based line number
   std::string where() const;  // "path:line"
   const std::filesystem::path* path = nullptr;
 };

@@ -3,7 +3,8 @@
 // A line of a file named *.jsonl or *.json is a JSON object; any other file is plain text, one sample a
 // line. JSON records, by field (kind auto picks by the fields present):
 // - text:       {"text": "..."}                          [BOS] text [EOS], loss on every token but BOS
-// - completion: {"prompt": "...", "completion": "..."}   [BOS] prompt completion [EOS], loss on completion+EOS
+// - completion: {"prompt": "...", "completion": "..."}   [BOS] prompt completion [EOS], loss on
+// completion+EOS
 // - chat:       {"messages": [{"role", "content"}...]}   the chat template's rendering, loss on the assistant
 //   turns only. The assistant spans are found as TRL does without generation markers: for assistant message
 //   i, the rendering of messages[0..i) with the generation prompt ends where its span begins and the

@@ -95,8 +95,8 @@ std::string tokenizer_json(const bpe_vocabulary& vocab, const tokenizer_files_op
 // lossless), the chat template.
 std::string tokenizer_config_json(const bpe_vocabulary& vocab, const tokenizer_files_options& options);
 // Writes both files, and generation_config.json (bos_token_id; eos_token_id: EOS and, with the chat
-// template, <|im_end|>), into `dir` (created if needed). Throws std::invalid_argument for a BOS/EOS that is not
-// a special token, std::runtime_error when a file cannot be written.
+// template, <|im_end|>), into `dir` (created if needed). Throws std::invalid_argument for a BOS/EOS that is
+// not a special token, std::runtime_error when a file cannot be written.
 void save_tokenizer_files(const bpe_vocabulary& vocab, const tokenizer_files_options& options,
                           const std::filesystem::path& dir);
 
