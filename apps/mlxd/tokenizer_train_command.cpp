@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -51,6 +52,11 @@ void add_tokenizer_train_command(CLI::App& app) {
     o.pattern = f->pattern == "llama3" ? std::string(llama3_pattern)
                 : f->pattern == "gpt2" ? std::string(gpt2_pattern)
                                        : f->pattern;
+    for (const auto* t : {&f->bos, &f->eos}) {  // fail before training, not after
+      if (!t->empty() &&
+          std::find(o.special_tokens.begin(), o.special_tokens.end(), *t) == o.special_tokens.end())
+        throw std::invalid_argument("'" + *t + "' is not one of the special tokens (--special)");
+    }
     const auto start = std::chrono::steady_clock::now();
     bpe_trainer trainer(o);
     add_files(trainer, {f->corpus.begin(), f->corpus.end()});

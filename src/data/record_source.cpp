@@ -19,13 +19,13 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-// Fisher-Yates over [0, n) with splitmix64 and a multiply-shift bound: the same permutation everywhere.
+// Fisher-Yates over [0, n) driven by splitmix64: the same permutation on every platform.
 std::vector<uint64_t> permutation(uint64_t n, uint64_t seed, int64_t epoch) {
   std::vector<uint64_t> order(n);
   for (uint64_t i = 0; i < n; ++i) order[i] = i;
   uint64_t state = seed ^ (static_cast<uint64_t>(epoch) * 0xD1B54A32D192ED03ull);
   for (uint64_t i = n; i > 1; --i) {
-    const auto j = static_cast<uint64_t>((static_cast<unsigned __int128>(splitmix64(state)) * i) >> 64);
+    const uint64_t j = splitmix64(state) % i;  // bias below i / 2^64: immaterial
     std::swap(order[i - 1], order[j]);
   }
   return order;

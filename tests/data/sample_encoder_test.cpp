@@ -51,7 +51,9 @@ TEST(SampleEncoder, PlainTextAndTextRecords) {
     loss[0] = 0;
     EXPECT_EQ(s.loss, loss);
   }
-  const sample_encoder bare(test::test_tokenizer(), {.add_bos = false, .add_eos = false});
+  encoder_options no_bos_eos;
+  no_bos_eos.add_bos = no_bos_eos.add_eos = false;
+  const sample_encoder bare(test::test_tokenizer(), no_bos_eos);
   EXPECT_EQ(bare.encode(jsonl("God", text_path)).ids, enc("God"));
 }
 
@@ -144,7 +146,9 @@ TEST(SampleEncoder, ErrorsNameFileAndLine) {
   expect_error(e, R"({"messages": [{"role": "user", "content": 3}]})",
                "messages[0]: field \"content\" must be a string, got number");
   expect_error(e, R"({"prompt": "x", "chosen": "y"})", "missing field \"rejected\"", true);
-  const sample_encoder completions(test::test_tokenizer(), {.kind = record_kind::completion});
+  encoder_options completion_only;
+  completion_only.kind = record_kind::completion;
+  const sample_encoder completions(test::test_tokenizer(), completion_only);
   expect_error(completions, R"({"text": "x"})", "missing field \"prompt\"");
   // A template whose rendering of a prefix is not a prefix of the whole cannot mark assistant turns.
   const sample_encoder odd(test::test_tokenizer(),

@@ -6,7 +6,7 @@
 // Order: epoch e visits every non-empty line once. Unshuffled, in file order, streaming from the cursor's
 // byte offset. Shuffled, in a permutation drawn from (seed, e) with a portable generator (splitmix64 +
 // Fisher-Yates, the same on every platform), over an index of line offsets built by one streaming pass at
-// construction (16 bytes per line; the text itself is read line by line when needed).
+// construction (24 bytes per line; the text itself is read line by line when needed).
 // Sharding: the line at position p of the epoch's order belongs to rank p % world_size, so the ranks' parts
 // are disjoint and together cover every line. Split: a line is in the validation split when
 // fnv1a64(line bytes) / 2^64 < validation_fraction, so a line keeps its split whatever the order or the rank.
