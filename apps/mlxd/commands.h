@@ -15,6 +15,9 @@ void add_inspect_command(CLI::App& app);
 // `mlxd tokenize --tokenizer PATH [--special] [--file F | TEXT]`: the ids as a JSON array;
 // `mlxd detokenize --tokenizer PATH [--skip-special] IDS...`: the text.
 void add_tokenize_commands(CLI::App& app);
+// `mlxd tokenizer train --corpus FILE... --out DIR [--vocab-size N] [--min-frequency K] [--special A,B]`:
+// learns a byte-level BPE vocabulary and writes a Hugging Face tokenizer folder.
+void add_tokenizer_train_command(CLI::App& app);
 // `mlxd chat-template --tokenizer PATH --messages FILE.json [--add-generation-prompt] [--tools FILE.json]
 // [--chat-template FILE] [--var NAME=VALUE]...`: the prompt the model's chat template renders.
 void add_chat_template_command(CLI::App& app);

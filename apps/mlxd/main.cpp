@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   mlxd::app::add_info_command(app);
   mlxd::app::add_inspect_command(app);
   mlxd::app::add_tokenize_commands(app);
+  mlxd::app::add_tokenizer_train_command(app);
   mlxd::app::add_chat_template_command(app);
   mlxd::app::add_model_commands(app);
   mlxd::app::add_launch_command(app);

@@ -8,7 +8,7 @@ set -euo pipefail
 src="$1"
 work="$2"
 mkdir -p "$work"
-cp "$src/package.json" "$src/package-lock.json" "$src/.npmrc" "$src/generate_expected.mjs" "$work/"
+cp "$src/package.json" "$src/package-lock.json" "$src/.npmrc" "$src/generate_expected.mjs" "$src/encode_trained.mjs" "$work/"
 cd "$work"
 for tool in spm_encode spm_decode /usr/bin/python3; do
   if ! command -v "$tool" >/dev/null; then
