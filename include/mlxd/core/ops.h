@@ -127,6 +127,11 @@ struct rope_options {
 };
 // x: [..., seq, head_dim]; rotates positions offset..offset+seq-1.
 array rope(const array& x, const rope_options& opts);
+// x: [n0, ..., nk, ..., head_dim] with integer positions [n0, ..., nk] (a prefix of x's axes, e.g. x
+// [batch, seq, heads, head_dim] and positions [batch, seq]): every row under positions[i...] rotates by
+// (offset + that position), as rope would at that position. Packed training batches restart positions per
+// sample. Negative positions throw.
+array rope_at(const array& x, const array& positions, const rope_options& opts);
 // Llama-3.x "rope_type": "llama3" inverse frequencies.
 std::vector<float> llama3_rope_freqs(int dims, float base, float factor, float low_freq_factor,
                                      float high_freq_factor, int original_max_positions);
