@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   int64_t n_params = 0;
   for (const auto& n : names) params.push_back(weights.at(n)), n_params += weights.at(n).size();
   auto random_ids = [&](uint64_t stream) {  // uniform ids in [0, vocab): truncation of [0, vocab) floats
-    return astype(random::uniform({7, stream}, {kRows, kSeq}, 0.0f, c.vocab_size - 1.0f), dtype::i32);
+    return astype(random::uniform({7, stream}, {kRows, kSeq}, 0.0f, static_cast<float>(c.vocab_size - 1)),
+                  dtype::i32);
   };
   const array tokens = random_ids(0), labels = random_ids(1);
   const train_batch batch = make_train_batch(tokens);
