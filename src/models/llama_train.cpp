@@ -29,27 +29,12 @@ array linear(const array& x, const array& w, const array& b = array()) {
   return b.size() ? add(y, b) : y;
 }
 
-// Additive mask [batch, 1, 1, seq, seq]: query t sees key s <= t of the same segment.
-array segment_mask(const array& segments) {
-  const int64_t n_rows = segments.shape(0), seq = segments.shape(1);
-  const std::vector<int64_t> seg = segments.to_vector<int64_t>();
-  std::vector<float> m(static_cast<size_t>(n_rows * seq * seq));
-  for (int64_t b = 0; b < n_rows; ++b) {
-    const int64_t* sb = seg.data() + b * seq;
-    float* mb = m.data() + b * seq * seq;
-    for (int64_t t = 0; t < seq; ++t) {
-      for (int64_t s = 0; s < seq; ++s) mb[t * seq + s] = s <= t && sb[s] == sb[t] ? 0.0f : -INFINITY;
-    }
-  }
-  return array::from(m, {n_rows, 1, 1, seq, seq});
-}
-
 struct forward_state {
   const llama_config& c;
   const std::map<std::string, array>& p;
   int64_t n_rows, seq;
   array positions;  // [batch, seq]
-  array mask;       // [batch, 1, 1, seq, seq]
+  array segments;   // [batch, seq]
   rope_options rope;
 
   const array& w(const std::string& name) const { return p.at(name); }
@@ -60,7 +45,7 @@ struct forward_state {
 
   // h [batch * seq, hidden] -> attention output [batch * seq, hidden].
   array attention(const array& h, const std::string& pre) const {
-    const int64_t group = c.n_heads / c.n_kv_heads, n = n_rows * seq;
+    const int64_t n = n_rows * seq;
     array q = reshape(linear(h, w(pre + "q_proj.weight"), maybe(pre + "q_proj.bias")),
                       {n_rows, seq, c.n_heads, c.head_dim});
     array k = reshape(linear(h, w(pre + "k_proj.weight"), maybe(pre + "k_proj.bias")),
@@ -73,15 +58,9 @@ struct forward_state {
     }
     q = rope_at(q, positions, rope);
     k = rope_at(k, positions, rope);
-    // Query heads sharing a kv head are stacked, as in inference: [batch, kv, group * seq, head_dim].
-    const array qg = reshape(transpose(q, {0, 2, 1, 3}), {n_rows, c.n_kv_heads, group * seq, c.head_dim});
-    const array kt = transpose(k, {0, 2, 3, 1});  // [batch, kv, head_dim, seq]
-    const array vt = transpose(v, {0, 2, 1, 3});  // [batch, kv, seq, head_dim]
-    array scores = matmul(qg, kt);                // [batch, kv, group * seq, seq]
-    scores = multiply(scores, array(1.0f / std::sqrt(static_cast<float>(c.head_dim))));
-    scores = add(reshape(scores, {n_rows, c.n_kv_heads, group, seq, seq}), mask);
-    const array probs = reshape(softmax(scores, -1), {n_rows, c.n_kv_heads, group * seq, seq});
-    const array out = reshape(matmul(probs, vt), {n_rows, c.n_heads, seq, c.head_dim});
+    auto heads_first = [](const array& y) { return transpose(y, {0, 2, 1, 3}); };  // [batch, heads, seq, hd]
+    const array out = causal_attention(heads_first(q), heads_first(k), heads_first(v), segments,
+                                       1.0f / std::sqrt(static_cast<float>(c.head_dim)));
     return linear(reshape(transpose(out, {0, 2, 1, 3}), {n, int64_t{c.n_heads} * c.head_dim}),
                   w(pre + "o_proj.weight"));
   }
@@ -162,8 +141,7 @@ array training_logits(const llama_config& c, const std::map<std::string, array>&
       fail("token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(c.vocab_size));
     }
   }
-  forward_state st{
-      c, params, n_rows, seq, batch.positions, segment_mask(batch.segments), llama_rope_options(c)};
+  forward_state st{c, params, n_rows, seq, batch.positions, batch.segments, llama_rope_options(c)};
   const float eps = c.rms_norm_eps;
   // [batch * seq, hidden]
   array x =
