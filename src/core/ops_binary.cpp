@@ -147,32 +147,46 @@ array compute_binary(const array& a, const array& b, binary_fn f, dtype t) {
 }
 
 // Cotangents of both operands, in f32, before unbroadcasting.
+// Cotangents of x and y; an empty array for a side that is not needed (an input without a tape node, such as
+// an attention mask or a constant scale), so its product and broadcast reduction are never computed.
 std::pair<array, array> binary_vjp(binary_fn f, const array& ct, const array& x, const array& y,
-                                   const array& out) {
+                                   const array& out, bool need_x, bool need_y) {
+  array gx, gy;
   switch (f) {
     case binary_fn::add:
-      return {ct, ct};
+      gx = ct, gy = ct;
+      break;
     case binary_fn::sub:
-      return {ct, neg(ct)};
+      gx = ct;
+      if (need_y) gy = neg(ct);
+      break;
     case binary_fn::mul:
-      return {multiply(ct, y), multiply(ct, x)};
+      if (need_x) gx = multiply(ct, y);
+      if (need_y) gy = multiply(ct, x);
+      break;
     case binary_fn::div:
-      return {divide(ct, y), neg(divide(multiply(ct, out), y))};
-    case binary_fn::pow: {
-      const array dx = multiply(ct, multiply(y, power(x, subtract(y, array(1.0f)))));
-      // d/dy x^y = x^y log x, taken as 0 where x == 0 (the limit for y > 0).
-      const array logx = where(equal(x, array(0.0f)), zeros_like(x), log(x));
-      return {dx, multiply(ct, multiply(out, logx))};
-    }
+      if (need_x) gx = divide(ct, y);
+      if (need_y) gy = neg(divide(multiply(ct, out), y));
+      break;
+    case binary_fn::pow:
+      if (need_x) gx = multiply(ct, multiply(y, power(x, subtract(y, array(1.0f)))));
+      if (need_y) {
+        // d/dy x^y = x^y log x, taken as 0 where x == 0 (the limit for y > 0).
+        const array logx = where(equal(x, array(0.0f)), zeros_like(x), log(x));
+        gy = multiply(ct, multiply(out, logx));
+      }
+      break;
     case binary_fn::max:
     case binary_fn::min: {
       const array pick_x = f == binary_fn::max ? greater_equal(x, y) : less_equal(x, y);
       const array zero = zeros({}, dtype::f32);
-      return {where(pick_x, ct, zero), where(pick_x, zero, ct)};
+      gx = where(pick_x, ct, zero), gy = where(pick_x, zero, ct);
+      break;
     }
     default:
-      return {zeros_like(ct), zeros_like(ct)};
+      gx = zeros_like(ct), gy = zeros_like(ct);
   }
+  return {need_x ? gx : array(), need_y ? gy : array()};
 }
 
 }  // namespace
@@ -192,13 +206,15 @@ array apply_binary(const array& a, const array& b, binary_fn f, const char* op) 
   if (is_floating(t) && !is_comparison(f)) {
     if (autograd::is_recording()) {
       const array x = detach(a), y = detach(b), o = detach(out);
-      autograd::record(out, {a, b}, [f, x, y, o](const array& ct) {
+      const bool need_x = a.grad_node() != nullptr, need_y = b.grad_node() != nullptr;
+      autograd::record(out, {a, b}, [f, x, y, o, need_x, need_y](const array& ct) {
         auto f32 = [](const array& v) { return astype(v, dtype::f32); };
-        auto [ga, gb] = binary_vjp(f, f32(ct), f32(x), f32(y), f32(o));
-        auto back = [](const array& g, const array& like) {
-          return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
+        auto [ga, gb] = binary_vjp(f, f32(ct), f32(x), f32(y), f32(o), need_x, need_y);
+        auto back = [](const array& g, const array& like, bool need) {
+          return need && is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type())
+                                                  : array();
         };
-        return std::vector<array>{back(ga, x), back(gb, y)};
+        return std::vector<array>{back(ga, x, need_x), back(gb, y, need_y)};
       });
     }
   }
@@ -284,12 +300,17 @@ array where(const array& cond, const array& a, const array& b) {
   if (is_floating(t)) {
     if (autograd::is_recording()) {
       const array c = detail::detach(cond), x = detail::detach(a), y = detail::detach(b);
-      autograd::record(out, {a, b}, [c, x, y](const array& ct) {
+      const bool need_x = a.grad_node() != nullptr, need_y = b.grad_node() != nullptr;
+      autograd::record(out, {a, b}, [c, x, y, need_x, need_y](const array& ct) {
         const array zero = zeros({}, ct.type());
-        auto back = [](const array& g, const array& like) {
-          return is_floating(like.type()) ? astype(unbroadcast(g, like.shape()), like.type()) : array();
+        auto back = [](bool need, const auto& g, const array& like) {
+          return need && is_floating(like.type()) ? astype(unbroadcast(g(), like.shape()), like.type())
+                                                  : array();
         };
-        return std::vector<array>{back(where(c, ct, zero), x), back(where(c, zero, ct), y)};
+        return std::vector<array>{back(
+                                      need_x, [&] { return where(c, ct, zero); }, x),
+                                  back(
+                                      need_y, [&] { return where(c, zero, ct); }, y)};
       });
     }
   }

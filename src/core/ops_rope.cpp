@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -10,9 +11,10 @@
 namespace mlxd {
 namespace {
 
-// cos/sin of position * inverse frequency, computed in double: [seq, dims / 2] each.
-void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<float>& cos_t,
-                  std::vector<float>& sin_t) {
+// cos/sin of (offset + positions[s]) * scale * inverse frequency, computed in double: [n, dims / 2] each.
+void angle_tables(const rope_options& o, const std::vector<int64_t>& positions, int dims,
+                  std::vector<float>& cos_t, std::vector<float>& sin_t) {
+  const auto seq = static_cast<int64_t>(positions.size());
   const int half = dims / 2;
   std::vector<double> inv_freq(half);
   for (int i = 0; i < half; ++i) {
@@ -23,7 +25,7 @@ void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<floa
   sin_t.resize(cos_t.size());
   parallel_for(seq, 64, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) {
-      const double pos = static_cast<double>(o.offset + s) * o.scale;
+      const double pos = static_cast<double>(o.offset + positions[s]) * o.scale;
       for (int i = 0; i < half; ++i) {
         cos_t[s * half + i] = static_cast<float>(std::cos(pos * inv_freq[i]));
         sin_t[s * half + i] = static_cast<float>(std::sin(pos * inv_freq[i]));
@@ -32,12 +34,14 @@ void angle_tables(const rope_options& o, int64_t seq, int dims, std::vector<floa
   });
 }
 
-// Rotates by +angle, or by -angle (the transpose) when `inverse`.
-array rope_apply(const array& x, const rope_options& o, bool inverse) {
-  const int64_t head_dim = x.shape(-1), seq = x.shape(-2);
+// Rotates by +angle, or by -angle (the transpose) when `inverse`. Row r (of x viewed as [rows, head_dim])
+// takes positions[(r / inner) % positions.size()].
+array rope_apply(const array& x, const rope_options& o, const std::vector<int64_t>& positions, int64_t inner,
+                 bool inverse) {
+  const int64_t head_dim = x.shape(-1), seq = static_cast<int64_t>(positions.size());
   const int dims = o.dims == 0 ? static_cast<int>(head_dim) : o.dims;
   std::vector<float> cos_t, sin_t;
-  angle_tables(o, seq, dims, cos_t, sin_t);
+  angle_tables(o, positions, dims, cos_t, sin_t);
   const array in = detail::prepare(x, dtype::f32);
   array out = array::empty(in.shape(), dtype::f32);
   const float* px = in.data<float>();
@@ -49,8 +53,9 @@ array rope_apply(const array& x, const rope_options& o, bool inverse) {
     for (int64_t r = b; r < e; ++r) {
       const float* xr = px + r * head_dim;
       float* yr = py + r * head_dim;
-      const float* c = cos_t.data() + (r % seq) * half;
-      const float* s = sin_t.data() + (r % seq) * half;
+      const int64_t p = (r / inner) % seq;
+      const float* c = cos_t.data() + p * half;
+      const float* s = sin_t.data() + p * half;
       if (o.traditional) {  // interleaved pairs (x[2i], x[2i+1])
         for (int i = 0; i < half; ++i) {
           const float x1 = xr[2 * i], x2 = xr[2 * i + 1], si = sign * s[i];
@@ -70,28 +75,58 @@ array rope_apply(const array& x, const rope_options& o, bool inverse) {
   return x.type() == dtype::f32 || !is_floating(x.type()) ? out : astype(out, x.type());
 }
 
+void check_rope(const char* op, const array& x, const rope_options& opts) {
+  const int dims = opts.dims == 0 ? static_cast<int>(x.shape(-1)) : opts.dims;
+  if (dims <= 0 || dims % 2 != 0 || dims > x.shape(-1)) {
+    detail::fail(op, "dims ", dims, " must be even and at most head_dim of ", x.to_string());
+  }
+  if (!opts.inv_freqs.empty() && static_cast<int>(opts.inv_freqs.size()) != dims / 2) {
+    detail::fail(op, "inv_freqs holds ", opts.inv_freqs.size(), " values, need dims / 2 = ", dims / 2);
+  }
+  if (!is_floating(x.type())) detail::fail(op, "input must be a float array, got ", x.to_string());
+}
+
+array rope_recorded(const array& x, const rope_options& opts, std::vector<int64_t> positions, int64_t inner) {
+  array out;
+  {
+    autograd::no_grad guard;
+    out = rope_apply(x, opts, positions, inner, false);
+  }
+  if (autograd::is_recording()) {
+    autograd::record(out, {x}, [opts, positions = std::move(positions), inner](const array& ct) {
+      return std::vector<array>{rope_apply(ct, opts, positions, inner, true)};
+    });
+  }
+  return out;
+}
+
 }  // namespace
 
 array rope(const array& x, const rope_options& opts) {
   if (x.ndim() < 2) detail::fail("rope", "input must be [..., seq, head_dim], got ", x.to_string());
-  const int dims = opts.dims == 0 ? static_cast<int>(x.shape(-1)) : opts.dims;
-  if (dims <= 0 || dims % 2 != 0 || dims > x.shape(-1)) {
-    detail::fail("rope", "dims ", dims, " must be even and at most head_dim of ", x.to_string());
+  check_rope("rope", x, opts);
+  std::vector<int64_t> positions(static_cast<size_t>(x.shape(-2)));
+  for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int64_t>(i);
+  return rope_recorded(x, opts, std::move(positions), 1);
+}
+
+array rope_at(const array& x, const array& positions, const rope_options& opts) {
+  const int p_nd = positions.ndim();
+  if (p_nd < 1 || p_nd >= x.ndim() ||
+      !std::equal(positions.shape().begin(), positions.shape().end(), x.shape().begin())) {
+    detail::fail("rope_at", "positions ", positions.to_string(), " must match the leading axes of ",
+                 x.to_string());
   }
-  if (!opts.inv_freqs.empty() && static_cast<int>(opts.inv_freqs.size()) != dims / 2) {
-    detail::fail("rope", "inv_freqs holds ", opts.inv_freqs.size(), " values, need dims / 2 = ", dims / 2);
+  if (positions.type() != dtype::i32 && positions.type() != dtype::i64)
+    detail::fail("rope_at", "positions must be i32 or i64, got ", positions.to_string());
+  check_rope("rope_at", x, opts);
+  std::vector<int64_t> pos = positions.to_vector<int64_t>();
+  for (int64_t p : pos) {
+    if (p < 0) detail::fail("rope_at", "negative position ", p);
   }
-  if (!is_floating(x.type())) detail::fail("rope", "input must be a float array, got ", x.to_string());
-  array out;
-  {
-    autograd::no_grad guard;
-    out = rope_apply(x, opts, false);
-  }
-  if (autograd::is_recording()) {
-    autograd::record(out, {x},
-                     [opts](const array& ct) { return std::vector<array>{rope_apply(ct, opts, true)}; });
-  }
-  return out;
+  if (pos.empty()) return rope_recorded(x, opts, {0}, 1);
+  const int64_t inner = (x.size() / x.shape(-1)) / static_cast<int64_t>(pos.size());
+  return rope_recorded(x, opts, std::move(pos), inner);
 }
 
 std::vector<float> llama3_rope_freqs(int dims, float base, float factor, float low_freq_factor,

@@ -1,6 +1,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "llama_rope.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/models/llama.h"
 
@@ -64,11 +65,7 @@ llama_model::llama_model(llama_config config, const std::map<std::string, array>
     layer.w_down = w.at(p + "mlp.down_proj.weight");
     layers_.push_back(std::move(layer));
   }
-  if (config_.rope_scaling == rope_scaling_type::llama3) {
-    inv_freqs_ = llama3_rope_freqs(config_.head_dim, config_.rope_theta, config_.rope_factor,
-                                   config_.rope_low_freq_factor, config_.rope_high_freq_factor,
-                                   config_.rope_original_max_positions);
-  }
+  rope_ = llama_rope_options(config_);
 }
 
 uint64_t llama_model::decode_weight_bytes() const {
@@ -107,12 +104,8 @@ array llama_model::attend(const array& q_rows, const array& k_rows, const array&
     q = rms_norm(q, layer.q_norm, c.rms_norm_eps);
     k = rms_norm(k, layer.k_norm, c.rms_norm_eps);
   }
-  rope_options ro;
-  ro.base = c.rope_theta;
+  rope_options ro = rope_;
   ro.offset = pos0;
-  ro.traditional = c.rope_interleaved;
-  ro.scale = c.rope_scaling == rope_scaling_type::linear ? 1.0f / c.rope_factor : 1.0f;
-  ro.inv_freqs = inv_freqs_;
   q = rope(q, ro);
   k = rope(k, ro);
   cache.write(index, astype(k, dtype::f32), astype(v, dtype::f32));

@@ -294,6 +294,24 @@ TEST(GradNN, CrossEntropyWithIgnoredPositions) {
       {logits}));
 }
 
+TEST(GradNN, CrossEntropyKernelsMatchTheReference) {
+  const array logits = randn({7, 300}, 3, 3.0f);
+  const array targets = array::from(std::vector<int32_t>{5, -100, 299, 0, 17, -100, 150}, {7}, dtype::i32);
+  auto loss = [targets](const std::vector<array>& v) { return weighted_sum(cross_entropy(v[0], targets)); };
+  array want_value, want_grad;
+  {
+    kernel_level_guard level(kernel_level::reference);
+    want_value = cross_entropy(logits, targets);
+    want_grad = grad(loss, {logits})[0];
+  }
+  for (kernel_level l : grad_check::kernel_levels()) {
+    SCOPED_TRACE(kernel_level_name(l));
+    kernel_level_guard level(l);
+    EXPECT_TRUE(allclose(cross_entropy(logits, targets), want_value, 1e-5, 1e-6));
+    EXPECT_TRUE(allclose(grad(loss, {logits})[0], want_grad, 1e-5, 1e-6));
+  }
+}
+
 TEST(GradNN, SoftmaxWithACausalMask) {
   // scores [4, 4] + mask with -inf above the diagonal, as attention uses it.
   std::vector<float> m(16, 0.0f);

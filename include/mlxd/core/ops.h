@@ -116,6 +116,14 @@ array rms_norm(const array& x, const array& weight, float eps);
 // Normalises over the last axis; weight and bias may be empty arrays (size 0) to skip them.
 array layer_norm(const array& x, const array& weight, const array& bias, float eps);
 
+// Scaled dot-product attention, causal within segments, with grouped-query heads: q [batch, heads, seq,
+// head_dim], k and v [batch, kv_heads, seq, head_dim] (heads a multiple of kv_heads; query head h reads kv
+// head h / (heads / kv_heads)), segments integer [batch, seq] or an empty array (one segment per row). Query
+// t of a row attends key s when s <= t and segments[s] == segments[t]: softmax(scale * q k^T) v over those
+// keys. Returns [batch, heads, seq, head_dim]. Key blocks no query of a block sees are skipped, and the
+// probabilities are kept for the backward pass instead of a mask per head; differentiable in q, k and v.
+array causal_attention(const array& q, const array& k, const array& v, const array& segments, float scale);
+
 struct rope_options {
   int dims = 0;              // leading features of the last axis to rotate (0 = all)
   bool traditional = false;  // true: interleaved pairs (x0,x1); false: half-split "NeoX" (x_i, x_{i+d/2})
@@ -127,6 +135,11 @@ struct rope_options {
 };
 // x: [..., seq, head_dim]; rotates positions offset..offset+seq-1.
 array rope(const array& x, const rope_options& opts);
+// x: [n0, ..., nk, ..., head_dim] with integer positions [n0, ..., nk] (a prefix of x's axes, e.g. x
+// [batch, seq, heads, head_dim] and positions [batch, seq]): every row under positions[i...] rotates by
+// (offset + that position), as rope would at that position. Packed training batches restart positions per
+// sample. Negative positions throw.
+array rope_at(const array& x, const array& positions, const rope_options& opts);
 // Llama-3.x "rope_type": "llama3" inverse frequencies.
 std::vector<float> llama3_rope_freqs(int dims, float base, float factor, float low_freq_factor,
                                      float high_freq_factor, int original_max_positions);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mlxd/core/array.h"
+#include "mlxd/core/ops.h"
 #include "mlxd/io/gguf.h"
 #include "mlxd/models/kv_cache.h"
 #include "mlxd/models/llama_config.h"
@@ -82,7 +83,7 @@ class llama_model {
   array lm_head_;  // [vocab, hidden]; the embedding when tied; empty unless stage_.head
   array final_norm_;
   std::vector<llama_layer> layers_;  // the stage's layers, layers_[0] is layer stage_.layer_begin
-  std::vector<float> inv_freqs_;     // llama3 scaling, or empty
+  rope_options rope_;                // the config's RoPE settings (offset 0)
 };
 
 // Loads a Hugging Face model folder (config.json and safetensors weights) or, for a path ending in .gguf, a
