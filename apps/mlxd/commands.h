@@ -33,6 +33,10 @@ void add_perplexity_command(CLI::App& app);
 // 2-d weights block-quantized; metadata copied.
 void add_quantize_command(CLI::App& app);
 
+// `mlxd train --config FILE.yaml [--set KEY=VALUE]... [--out DIR] [--steps N] [--no-resume]`: a training run
+// (data-parallel when launched with `mlxd launch -n N`), resuming from the run folder's last checkpoint.
+void add_train_command(CLI::App& app);
+
 // `mlxd launch -n N [--] CMD...`: N local ranks of CMD with the rendezvous environment; `mlxd bench comm`.
 void add_launch_command(CLI::App& app);
 // argv as CLI11 parses it (reversed, without the program name), with the "--" that may separate

@@ -1,12 +1,12 @@
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "commands.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/io/gguf.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/models/llama_folder.h"
 #include "mlxd/tokenizer/tokenizer_error.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer_export.h"
 
@@ -61,12 +61,7 @@ void add_convert_command(CLI::App& app) {
             "OUT must be a folder when IN is a GGUF file (use mlxd quantize for GGUF->GGUF)");
       models::hf_model m = models::llama_from_gguf(*in);
       convert_weights(m.weights, *type, false);
-      fs::create_directories(*out);
-      save_safetensors(fs::path(*out) / "model.safetensors", m.weights, {{"format", "pt"}});
-      std::ofstream config(fs::path(*out) / "config.json");
-      config << models::to_json(m.config) << "\n";
-      if (!config.flush())
-        throw std::runtime_error("cannot write " + (fs::path(*out) / "config.json").string());
+      models::save_llama_folder(*out, m.config, m.weights);
       std::printf("wrote %s: %zu tensors, %.2f MB\n", out->c_str(), m.weights.size(),
                   static_cast<double>(total_bytes(m.weights)) / 1e6);
       gguf_load_options header_only;

@@ -1,0 +1,98 @@
+// The settings of a training run, read from a YAML (or JSON) file with command-line overrides.
+//
+//   model:    {from: DIR} to fine-tune a Hugging Face folder, or {config: FILE.json | {HF config fields}}
+//             to pre-train from seeded random weights (seed: N)
+//   tokenizer: DIR (default: model.from)
+//   data:     {train: [FILES], validation: [FILES] | validation_fraction: F, shuffle, seed, seq_len,
+//              batch_size (rows per micro-batch), pack, kind: auto|text|completion|chat}
+//   optim:    {name: adamw|adam|sgd|lion, lr, weight_decay, no_decay: [GLOBS], grad_clip (0: none),
+//              accumulation (micro-batches per step)}
+//   schedule: {kind: constant|warmup_cosine|linear, warmup_steps, min_lr}
+//   run:      {out: DIR, steps, log_every, eval_every, eval_batches, checkpoint_every, keep_last,
+//              save_dtype: f32|f16|bf16, resume}
+//   threads:  N (0: the kernel pool's default)
+// Relative paths in a file are relative to that file's folder. Unknown keys are errors, so a misspelt
+// setting is reported rather than silently ignored.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mlxd::trainer {
+
+// A setting that is missing, of the wrong type, out of range, or unknown; the message names it.
+class config_error : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+struct model_settings {
+  std::filesystem::path from;  // a HF folder to fine-tune; empty: pre-train from `config`
+  nlohmann::json config;       // HF config.json fields when pre-training
+  uint64_t seed = 0;           // random initial weights
+};
+
+struct data_settings {
+  std::vector<std::filesystem::path> train;
+  std::vector<std::filesystem::path> validation;  // empty: a validation_fraction of `train`
+  double validation_fraction = 0.0;
+  bool shuffle = true;
+  uint64_t seed = 0;
+  int64_t seq_len = 256;
+  int64_t batch_size = 8;
+  bool pack = true;
+  std::string kind = "auto";
+};
+
+struct optim_settings {
+  std::string name = "adamw";
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  std::vector<std::string> no_decay = {"*norm*", "*.bias"};
+  double grad_clip = 1.0;
+  int64_t accumulation = 1;
+};
+
+struct schedule_settings {
+  std::string kind = "warmup_cosine";
+  int64_t warmup_steps = 0;
+  double min_lr = 0.0;
+};
+
+struct run_settings {
+  std::filesystem::path out;
+  int64_t steps = 0;
+  int64_t log_every = 1;
+  int64_t eval_every = 0;  // 0: only at the end
+  int64_t eval_batches = 16;
+  int64_t checkpoint_every = 0;  // 0: only at the end
+  int keep_last = 3;
+  std::string save_dtype = "f32";
+  bool resume = true;
+};
+
+struct train_config {
+  model_settings model;
+  std::filesystem::path tokenizer;
+  data_settings data;
+  optim_settings optim;
+  schedule_settings schedule;
+  run_settings run;
+  int threads = 0;
+};
+
+// Reads FILE (YAML or JSON), applies `overrides` ("data.seq_len=128", values parsed as YAML scalars, paths
+// relative to the working directory) and validates. Throws config_error.
+train_config load_train_config(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
+// Validates an already-parsed document; relative paths resolve against `base`.
+train_config parse_train_config(const nlohmann::json& doc, const std::filesystem::path& base);
+// A YAML document as JSON: mappings -> objects, sequences -> arrays, plain scalars -> null, bool, integer or
+// number when they read as one, else strings (quoted scalars stay strings). Throws config_error with the
+// line and column of a syntax error.
+nlohmann::json yaml_to_json(const std::string& text, const std::string& source);
+
+}  // namespace mlxd::trainer

@@ -1,0 +1,257 @@
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "mlxd/trainer/train_config.h"
+
+namespace mlxd::trainer {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Reads the keys of one section, remembering which it used so that any other key is reported.
+class section {
+ public:
+  section(const json& doc, std::string name) : name_(std::move(name)) {
+    if (doc.is_null()) return;
+    if (!doc.is_object()) throw config_error(where("") + "must be a mapping");
+    doc_ = &doc;
+  }
+
+  const json* find(const std::string& key) {
+    seen_.insert(key);
+    if (!doc_ || !doc_->contains(key) || doc_->at(key).is_null()) return nullptr;
+    return &doc_->at(key);
+  }
+
+  template <typename T>
+  void read(const std::string& key, T& value) {
+    const json* j = find(key);
+    if (!j) return;
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!j->is_boolean()) throw config_error(where(key) + "must be true or false");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!j->is_number_integer()) throw config_error(where(key) + "must be an integer");
+      if (std::is_unsigned_v<T> && j->get<int64_t>() < 0) throw config_error(where(key) + "must be >= 0");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!j->is_number()) throw config_error(where(key) + "must be a number");
+    } else {
+      if (!j->is_string()) throw config_error(where(key) + "must be a string");
+    }
+    value = j->get<T>();
+  }
+
+  void read_path(const std::string& key, fs::path& value, const fs::path& base) {
+    std::string s;
+    read(key, s);
+    if (!s.empty()) value = base / s;
+  }
+
+  // A list of strings; a single string counts as a list of one.
+  void read_list(const std::string& key, std::vector<std::string>& value) {
+    const json* j = find(key);
+    if (!j) return;
+    const json list = j->is_string() ? json::array({*j}) : *j;
+    if (!list.is_array()) throw config_error(where(key) + "must be a string or a list of strings");
+    value.clear();
+    for (const auto& item : list) {
+      if (!item.is_string()) throw config_error(where(key) + "must hold strings");
+      value.push_back(item.get<std::string>());
+    }
+  }
+
+  void read_paths(const std::string& key, std::vector<fs::path>& value, const fs::path& base) {
+    std::vector<std::string> names;
+    read_list(key, names);
+    if (names.empty()) return;
+    value.clear();
+    for (const auto& n : names) value.push_back(base / n);
+  }
+
+  // Throws for a key no read asked for.
+  void finish() const {
+    if (!doc_) return;
+    for (const auto& [key, v] : doc_->items())
+      if (!seen_.contains(key)) throw config_error(where(key) + "is not a setting");
+  }
+
+  std::string where(const std::string& key) const {
+    return (name_.empty() ? key : key.empty() ? name_ : name_ + "." + key) + " ";
+  }
+
+ private:
+  const json* doc_ = nullptr;
+  std::string name_;
+  std::set<std::string> seen_;
+};
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw config_error(message);
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw config_error("cannot read " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void read_model(const json& doc, const fs::path& base, model_settings& m) {
+  section s(doc, "model");
+  s.read_path("from", m.from, base);
+  s.read("seed", m.seed);
+  if (const json* c = s.find("config")) {
+    if (c->is_string()) {
+      const fs::path file = base / c->get<std::string>();
+      m.config = json::parse(read_text(file), nullptr, false);
+      require(m.config.is_object(), "model.config: " + file.string() + " is not a JSON object");
+    } else {
+      require(c->is_object(), "model.config must be a file name or a mapping of config.json fields");
+      m.config = *c;
+    }
+  }
+  s.finish();
+  require(m.from.empty() != m.config.is_null(),
+          "model needs exactly one of `from` (a folder to fine-tune) and `config` (a model to pre-train)");
+}
+
+void read_data(const json& doc, const fs::path& base, data_settings& d) {
+  section s(doc, "data");
+  s.read_paths("train", d.train, base);
+  s.read_paths("validation", d.validation, base);
+  s.read("validation_fraction", d.validation_fraction);
+  s.read("shuffle", d.shuffle);
+  s.read("seed", d.seed);
+  s.read("seq_len", d.seq_len);
+  s.read("batch_size", d.batch_size);
+  s.read("pack", d.pack);
+  s.read("kind", d.kind);
+  s.finish();
+  require(!d.train.empty(), "data.train must name at least one file");
+  require(d.validation_fraction >= 0 && d.validation_fraction < 1, "data.validation_fraction must be in [0, 1)");
+  require(d.seq_len >= 2, "data.seq_len must be >= 2");
+  require(d.batch_size >= 1, "data.batch_size must be >= 1");
+  require(d.kind == "auto" || d.kind == "text" || d.kind == "completion" || d.kind == "chat",
+          "data.kind must be auto, text, completion or chat");
+}
+
+void read_optim(const json& doc, optim_settings& o) {
+  section s(doc, "optim");
+  s.read("name", o.name);
+  s.read("lr", o.lr);
+  s.read("weight_decay", o.weight_decay);
+  s.read_list("no_decay", o.no_decay);
+  s.read("grad_clip", o.grad_clip);
+  s.read("accumulation", o.accumulation);
+  s.finish();
+  require(o.lr > 0, "optim.lr must be > 0");
+  require(o.weight_decay >= 0, "optim.weight_decay must be >= 0");
+  require(o.grad_clip >= 0, "optim.grad_clip must be >= 0 (0: no clipping)");
+  require(o.accumulation >= 1, "optim.accumulation must be >= 1");
+}
+
+void read_schedule(const json& doc, schedule_settings& sc) {
+  section s(doc, "schedule");
+  s.read("kind", sc.kind);
+  s.read("warmup_steps", sc.warmup_steps);
+  s.read("min_lr", sc.min_lr);
+  s.finish();
+  require(sc.kind == "constant" || sc.kind == "warmup_cosine" || sc.kind == "linear",
+          "schedule.kind must be constant, warmup_cosine or linear");
+  require(sc.warmup_steps >= 0, "schedule.warmup_steps must be >= 0");
+  require(sc.min_lr >= 0, "schedule.min_lr must be >= 0");
+}
+
+void read_run(const json& doc, const fs::path& base, run_settings& r) {
+  section s(doc, "run");
+  s.read_path("out", r.out, base);
+  s.read("steps", r.steps);
+  s.read("log_every", r.log_every);
+  s.read("eval_every", r.eval_every);
+  s.read("eval_batches", r.eval_batches);
+  s.read("checkpoint_every", r.checkpoint_every);
+  s.read("keep_last", r.keep_last);
+  s.read("save_dtype", r.save_dtype);
+  s.read("resume", r.resume);
+  s.finish();
+  require(!r.out.empty(), "run.out must name the run's folder");
+  require(r.steps >= 1, "run.steps must be >= 1");
+  require(r.log_every >= 1, "run.log_every must be >= 1");
+  require(r.eval_every >= 0 && r.checkpoint_every >= 0, "run.eval_every and run.checkpoint_every must be >= 0");
+  require(r.eval_batches >= 1, "run.eval_batches must be >= 1");
+  require(r.keep_last >= 1, "run.keep_last must be >= 1");
+  require(r.save_dtype == "f32" || r.save_dtype == "f16" || r.save_dtype == "bf16",
+          "run.save_dtype must be f32, f16 or bf16");
+}
+
+// Sets doc[a][b]... = value for a dotted key.
+void set_dotted(json& doc, const std::string& key, json value) {
+  json* node = &doc;
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = key.find('.', start);
+    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    require(!part.empty(), "override `" + key + "`: empty name");
+    if (!node->is_object()) *node = json::object();
+    node = &(*node)[part];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  *node = std::move(value);
+}
+
+// Override values that name files are made absolute here, so that they stay relative to the working
+// directory rather than to the config file.
+json absolute_paths(const std::string& key, json value) {
+  static const std::set<std::string> path_keys = {"model.from", "model.config", "tokenizer",
+                                                  "data.train", "data.validation", "run.out"};
+  if (!path_keys.contains(key)) return value;
+  auto make_absolute = [](json& v) {
+    if (v.is_string()) v = fs::absolute(v.get<std::string>()).string();
+  };
+  if (value.is_array())
+    for (auto& v : value) make_absolute(v);
+  else
+    make_absolute(value);
+  return value;
+}
+
+}  // namespace
+
+train_config parse_train_config(const json& doc, const fs::path& base) {
+  require(doc.is_object(), "a training config must be a mapping of sections");
+  section top(doc, "");
+  train_config c;
+  auto sub = [&top](const std::string& key) {
+    const json* j = top.find(key);
+    return j ? *j : json();
+  };
+  read_model(sub("model"), base, c.model);
+  top.read_path("tokenizer", c.tokenizer, base);
+  if (c.tokenizer.empty()) c.tokenizer = c.model.from;
+  require(!c.tokenizer.empty(), "tokenizer must name a tokenizer folder when pre-training");
+  read_data(sub("data"), base, c.data);
+  read_optim(sub("optim"), c.optim);
+  read_schedule(sub("schedule"), c.schedule);
+  read_run(sub("run"), base, c.run);
+  top.read("threads", c.threads);
+  top.finish();
+  require(c.threads >= 0, "threads must be >= 0");
+  return c;
+}
+
+train_config load_train_config(const fs::path& file, const std::vector<std::string>& overrides) {
+  json doc = yaml_to_json(read_text(file), file.string());
+  if (doc.is_null()) doc = json::object();
+  for (const auto& o : overrides) {
+    const size_t eq = o.find('=');
+    require(eq != std::string::npos && eq > 0, "override `" + o + "` must read KEY=VALUE");
+    const std::string key = o.substr(0, eq);
+    set_dotted(doc, key, absolute_paths(key, yaml_to_json(o.substr(eq + 1), "override " + key)));
+  }
+  return parse_train_config(doc, fs::absolute(file).parent_path());
+}
+
+}  // namespace mlxd::trainer

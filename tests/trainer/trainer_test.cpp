@@ -1,0 +1,205 @@
+// The trainer end to end on a tiny model: it learns, resumes bit-exactly, is invariant to how a step's rows
+// are split into micro-batches, skips non-finite steps, and writes a model that the inference path loads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "mlxd/core/autograd.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/models/llama.h"
+#include "mlxd/models/llama_train.h"
+#include "mlxd/trainer/run.h"
+#include "mlxd/trainer/trainer.h"
+#include "trainer_fixture.h"
+
+namespace mlxd::trainer {
+namespace {
+
+namespace fs = std::filesystem;
+
+void expect_bit_equal(const std::vector<array>& a, const std::vector<array>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].shape(), b[i].shape());
+    const array x = contiguous(a[i]), y = contiguous(b[i]);
+    ASSERT_EQ(0, std::memcmp(x.data<float>(), y.data<float>(), x.nbytes())) << "parameter " << i;
+  }
+}
+
+double max_abs_diff(const array& a, const array& b) {
+  const array x = contiguous(a), y = contiguous(b);
+  double m = 0;
+  for (int64_t i = 0; i < x.size(); ++i)
+    m = std::max(m, static_cast<double>(std::abs(x.data<float>()[i] - y.data<float>()[i])));
+  return m;
+}
+
+using trainer_test = test::trainer_fixture;
+
+TEST_F(trainer_test, learns_the_corpus) {
+  nlohmann::json doc = config_doc("learn", 60);
+  doc["optim"]["lr"] = 1e-2;
+  trainer t(parse_train_config(doc, dir_.path()));
+  const double first = t.step().loss;
+  double last = first;
+  while (t.steps_done() < 60) last = t.step().loss;
+  EXPECT_GT(first, 5.0);  // about log(300) at random init
+  EXPECT_LT(last, first - 2.0);
+  const eval_result e = t.evaluate();
+  EXPECT_GT(e.tokens, 0);
+  EXPECT_NEAR(e.perplexity, std::exp(e.loss), 1e-9 * e.perplexity);
+  EXPECT_LT(e.loss, first - 1.0);
+}
+
+TEST_F(trainer_test, resumes_exactly_from_a_checkpoint) {
+  std::vector<double> straight;
+  std::vector<array> straight_params;
+  {
+    trainer t(config("straight", 6));
+    while (t.steps_done() < 6) straight.push_back(t.step().loss);
+    straight_params = t.params();
+  }
+  {
+    trainer first(config("resumed", 6));
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(first.step().loss, straight[i]);
+    first.save_checkpoint();
+  }
+  trainer second(config("resumed", 6));
+  ASSERT_TRUE(second.resumed_from().has_value());
+  EXPECT_EQ(second.steps_done(), 3);
+  for (int i = 3; i < 6; ++i) EXPECT_EQ(second.step().loss, straight[i]) << "step " << i + 1;
+  expect_bit_equal(second.params(), straight_params);
+}
+
+TEST_F(trainer_test, accumulation_splits_give_the_same_update) {
+  // SGD, so the update is lr * gradient and the comparison sees the gradient itself.
+  auto sgd = [&](const std::string& out, int64_t rows, int64_t accumulation) {
+    nlohmann::json doc = config_doc(out, 2);
+    doc["optim"] = {{"name", "sgd"}, {"lr", 0.5}, {"grad_clip", 0.0}, {"accumulation", accumulation}};
+    doc["schedule"] = {{"kind", "constant"}};
+    doc["data"]["batch_size"] = rows;
+    return parse_train_config(doc, dir_.path());
+  };
+  trainer whole(sgd("whole", 4, 1)), split(sgd("split", 1, 4)), halves(sgd("halves", 2, 2));
+  const std::vector<array> start = whole.params();
+  for (int s = 0; s < 2; ++s) {
+    const step_result a = whole.step(), b = split.step(), c = halves.step();
+    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_EQ(a.tokens, c.tokens);
+    EXPECT_NEAR(a.loss, b.loss, 1e-5 * a.loss);
+    EXPECT_NEAR(a.loss, c.loss, 1e-5 * a.loss);
+  }
+  for (size_t i = 0; i < start.size(); ++i) {
+    // Relative to the size of the update, so the check cannot pass by the update being tiny.
+    const double moved = max_abs_diff(whole.params()[i], start[i]);
+    ASSERT_GT(moved, 1e-6) << whole.param_names()[i];
+    EXPECT_LT(max_abs_diff(whole.params()[i], split.params()[i]), 1e-4 * moved) << whole.param_names()[i];
+    EXPECT_LT(max_abs_diff(whole.params()[i], halves.params()[i]), 1e-4 * moved) << whole.param_names()[i];
+  }
+}
+
+TEST_F(trainer_test, skips_a_step_whose_loss_is_not_finite) {
+  nlohmann::json doc = config_doc("explode", 4);
+  doc["optim"] = {{"name", "sgd"}, {"lr", 1e30}, {"grad_clip", 0.0}};
+  doc["schedule"] = {{"kind", "constant"}};
+  trainer t(parse_train_config(doc, dir_.path()));
+  EXPECT_TRUE(t.step().skipped.empty());  // the first step is finite and throws the weights far away
+  const std::vector<array> before = t.params();
+  const step_result r = t.step();
+  EXPECT_NE(r.skipped.find("non-finite"), std::string::npos) << r.skipped;
+  EXPECT_NE(r.skipped.find("corpus.txt:"), std::string::npos) << r.skipped;
+  expect_bit_equal(t.params(), before);
+  EXPECT_EQ(t.steps_done(), 2);
+}
+
+TEST_F(trainer_test, run_writes_metrics_checkpoints_and_a_loadable_model) {
+  nlohmann::json doc = config_doc("run", 5);
+  doc["run"]["eval_every"] = 2;
+  doc["run"]["checkpoint_every"] = 2;
+  doc["run"]["keep_last"] = 2;
+  const train_config c = parse_train_config(doc, dir_.path());
+  run_summary s;
+  std::vector<array> params;
+  {
+    trainer t(c);
+    s = run_training(t, nullptr);
+    params = t.params();
+  }
+  EXPECT_EQ(s.steps, 5);
+  int steps = 0, evals = 0;
+  std::ifstream in(metrics_path(c));
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    steps += j.contains("loss");
+    evals += j.contains("val_loss");
+    if (j.contains("loss")) {
+      EXPECT_EQ(j.at("step"), steps);
+    }
+  }
+  EXPECT_EQ(steps, 5);
+  EXPECT_EQ(evals, 3);  // steps 2, 4 and the end
+  // keep_last 2: steps 4 and 5 remain.
+  EXPECT_FALSE(fs::exists(checkpoints_dir(c) / train::checkpoint_dir_name(2)));
+  EXPECT_TRUE(train::is_complete_checkpoint(checkpoints_dir(c) / train::checkpoint_dir_name(4)));
+  EXPECT_TRUE(train::is_complete_checkpoint(checkpoints_dir(c) / train::checkpoint_dir_name(5)));
+
+  // The saved model computes what the trained weights compute.
+  const models::llama_model m = models::load_llama(model_dir(c));
+  const std::vector<int32_t> ids = {1, 40, 41, 42, 7};
+  models::kv_cache cache = m.make_cache(16);
+  const array logits = m.forward(ids, cache);
+  trainer again(c);  // resumes at step 5: the same weights
+  const array expected = squeeze(
+      models::training_logits(again.model_config(), models::bind_params(again.param_names(), params),
+                              models::make_train_batch(array::from(ids, {1, 5}))));
+  EXPECT_LT(max_abs_diff(logits, expected), 1e-4);
+  EXPECT_TRUE(fs::exists(model_dir(c) / "tokenizer.json"));
+
+  // Running the finished config again resumes at the end and does no step.
+  const run_summary again_summary = run_training(again, nullptr);
+  EXPECT_EQ(again_summary.last.step, 0);
+}
+
+TEST_F(trainer_test, metrics_of_a_resumed_run_have_no_repeated_steps) {
+  nlohmann::json doc = config_doc("metrics", 4);
+  doc["run"]["checkpoint_every"] = 2;
+  {
+    // A run of three steps: metrics of steps 1-3, checkpoints at 2 and (the end) 3.
+    doc["run"]["steps"] = 3;
+    trainer partial(parse_train_config(doc, dir_.path()));
+    run_training(partial, nullptr);
+  }
+  doc["run"]["steps"] = 4;
+  const train_config c = parse_train_config(doc, dir_.path());
+  // The run above finished at 3 with a final checkpoint; drop it so the resume starts from step 2.
+  fs::remove_all(checkpoints_dir(c) / train::checkpoint_dir_name(3));
+  trainer t(c);
+  EXPECT_EQ(t.steps_done(), 2);
+  run_training(t, nullptr);
+  std::vector<int64_t> steps;
+  std::ifstream in(metrics_path(c));
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) steps.push_back(j.at("step"));
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
+}
+
+TEST_F(trainer_test, refuses_a_tokenizer_larger_than_the_vocabulary) {
+  nlohmann::json doc = config_doc("small_vocab", 2);
+  doc["model"]["config"]["vocab_size"] = 100;
+  EXPECT_THROW(
+      {
+        try {
+          trainer t(parse_train_config(doc, dir_.path()));
+        } catch (const config_error& e) {
+          EXPECT_NE(std::string(e.what()).find("vocab_size is 100"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      config_error);
+}
+
+}  // namespace
+}  // namespace mlxd::trainer
