@@ -41,10 +41,11 @@ void add_train_command(CLI::App& app) {
     }
     trainer::trainer t(c, options);
     const trainer::run_summary s = trainer::run_training(t, stderr);
-    if (t.rank() == 0)
-      std::printf("trained %lld steps: loss %.4f, validation loss %.4f (perplexity %.2f); model in %s\n",
-                  static_cast<long long>(s.steps), s.last.loss, s.final_eval.loss, s.final_eval.perplexity,
-                  trainer::model_dir(c).c_str());
+    if (t.rank() != 0) return;
+    std::printf("trained %lld steps: loss %.4f", static_cast<long long>(s.steps), s.last.loss);
+    if (s.final_eval.tokens > 0)
+      std::printf(", validation loss %.4f (perplexity %.2f)", s.final_eval.loss, s.final_eval.perplexity);
+    std::printf("; model in %s\n", trainer::model_dir(c).c_str());
   });
 }
 

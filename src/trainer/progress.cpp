@@ -19,11 +19,11 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-progress::progress(std::FILE* out, int64_t first_step, int64_t total_steps)
-    : out_(out), tty_(out && ::isatty(::fileno(out))), first_(first_step), total_(total_steps) {}
+progress::progress(std::FILE* out, int64_t first_step, int64_t total_steps, int64_t every)
+    : out_(out), tty_(out && ::isatty(::fileno(out))), first_(first_step), total_(total_steps), every_(every) {}
 
 void progress::report(int64_t step, double loss, double lr, double tokens_per_s) {
-  if (!out_) return;
+  if (!out_ || (!tty_ && step % every_ != 0 && step != total_)) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const int64_t done = step - first_;
   const std::string eta = done > 0 ? format_duration(elapsed / static_cast<double>(done) * static_cast<double>(total_ - step)) : "?";

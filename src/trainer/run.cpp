@@ -36,7 +36,7 @@ run_summary run_training(trainer& t, std::FILE* progress_out) {
   const bool lead = t.rank() == 0;
   std::optional<metrics_log> log;
   if (lead) log.emplace(metrics_path(c), t.steps_done());
-  progress bar(lead ? progress_out : nullptr, t.steps_done(), c.run.steps);
+  progress bar(lead ? progress_out : nullptr, t.steps_done(), c.run.steps, c.run.log_every);
   if (t.resumed_from()) bar.note("resumed from " + t.resumed_from()->string());
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `mlxd train` as a user runs it: a tokenizer learned from the corpus, a run straight through, and the same
+# run killed with SIGKILL at some step (checkpoints every step, so often during a save) and started again:
+# it resumes from the last complete checkpoint and ends with the very same weights. The model generates.
+# Usage: cli_train.sh MLXD WORK_DIR
+set -euo pipefail
+mlxd=$1
+work=$2
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$work" && mkdir -p "$work"
+"$mlxd" tokenizer train --corpus "$here/data/corpus.txt" --vocab-size 320 --out "$work/tok" >/dev/null
+train() {
+  "$mlxd" train --config "$here/data/tiny.yaml" --set tokenizer="$work/tok" \
+    --set data.train="$here/data/corpus.txt" --set run.save_dtype=f32 "$@"
+}
+train --out "$work/straight" >"$work/straight.log" 2>&1
+
+train --out "$work/killed" >"$work/killed1.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 400); do
+  if [[ -f "$work/killed/metrics.jsonl" ]] && (($(grep -c '"loss"' "$work/killed/metrics.jsonl") >= 15)); then
+    break
+  fi
+  sleep 0.02
+done
+kill -9 "$pid"
+wait "$pid" && { echo "the run finished before it could be killed"; exit 1; } || true
+[[ ! -d "$work/killed/model" ]] || { echo "a killed run wrote its model"; exit 1; }
+train --out "$work/killed" >"$work/killed2.log" 2>&1
+grep -q "resumed from .*/checkpoints/step-" "$work/killed2.log" || { cat "$work/killed2.log"; exit 1; }
+cmp "$work/straight/model/model.safetensors" "$work/killed/model/model.safetensors"
+# One line per step in the resumed run's metrics, as if it had never stopped.
+steps=$(grep '"loss"' "$work/killed/metrics.jsonl" | sed -E 's/.*"step":([0-9]+).*/\1/' | tr '\n' ' ')
+[[ "$steps" == "$(seq -s ' ' 1 60) " ]] || { echo "metrics steps: $steps"; exit 1; }
+"$mlxd" generate --model "$work/killed/model" --prompt "In the beginning" --max-tokens 8 >/dev/null
+echo "resumed run matches the straight run"
