@@ -48,6 +48,16 @@ int exit_code(int status) {
   return 1;
 }
 
+// Says which rank ended the run and how, before the others are stopped (their own messages may not say).
+void describe_failure(size_t rank, int status, size_t n_ranks) {
+  const std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                                              : "exited with status " + std::to_string(exit_code(status));
+  if (n_ranks > 1)
+    std::fprintf(stderr, "mlxd launch: rank %zu %s; ending the other ranks\n", rank, how.c_str());
+  else
+    std::fprintf(stderr, "mlxd launch: rank %zu %s\n", rank, how.c_str());
+}
+
 }  // namespace
 
 int pick_free_port() {
@@ -138,12 +148,14 @@ int launch_local(const std::vector<std::string>& command, const launch_options& 
         (is_err ? c.err : c.out) = -1;
       }
     }
-    for (auto& c : children) {
+    for (size_t rank = 0; rank < children.size(); ++rank) {
+      child& c = children[rank];
       if (c.exited) continue;
       if (waitpid(c.pid, &c.status, WNOHANG) == c.pid) {
         c.exited = true;
         if (exit_code(c.status) != 0 && first_failure == 0) {
           first_failure = exit_code(c.status);
+          describe_failure(rank, c.status, children.size());
           failed_at = std::chrono::steady_clock::now();
           kill_all(SIGTERM);
         }
