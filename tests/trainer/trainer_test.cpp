@@ -186,6 +186,36 @@ TEST_F(trainer_test, metrics_of_a_resumed_run_have_no_repeated_steps) {
   EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
 }
 
+TEST_F(trainer_test, fine_tunes_a_saved_model_on_prompt_completion_records) {
+  const train_config base = config("base", 3);
+  {
+    trainer t(base);
+    run_training(t, nullptr);
+  }
+  std::string jsonl;
+  for (int i = 0; i < 12; ++i)
+    jsonl += R"({"prompt": "And God said, ", "completion": "Let there be light: and there was light."})"
+             "\n";
+  const fs::path records = dir_.write("pairs.jsonl", jsonl);
+  const nlohmann::json doc = {
+      {"model", {{"from", model_dir(base).string()}}},
+      {"data",
+       {{"train", {records.string()}}, {"seq_len", 64}, {"batch_size", 4}, {"pack", false}, {"shuffle", false}}},
+      {"optim", {{"name", "adam"}, {"lr", 1e-2}}},
+      {"schedule", {{"kind", "constant"}}},
+      {"run", {{"out", (dir_.path() / "tuned").string()}, {"steps", 25}}}};
+  trainer t(parse_train_config(doc, dir_.path()));
+  EXPECT_EQ(t.config().tokenizer, model_dir(base));  // the model's own tokenizer by default
+  const step_result first = t.step();
+  // Only the completion's tokens and the EOS are targets, never the prompt's.
+  const tokenizer tok = tokenizer::load(model_dir(base));
+  const auto completion = tok.encode("Let there be light: and there was light.", false);
+  EXPECT_EQ(first.tokens, 4 * static_cast<int64_t>(completion.size() + 1));
+  double last = first.loss;
+  while (t.steps_done() < 25) last = t.step().loss;
+  EXPECT_LT(last, 0.5 * first.loss);
+}
+
 TEST_F(trainer_test, refuses_a_tokenizer_larger_than_the_vocabulary) {
   nlohmann::json doc = config_doc("small_vocab", 2);
   doc["model"]["config"]["vocab_size"] = 100;
