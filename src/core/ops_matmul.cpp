@@ -60,32 +60,45 @@ void gemm_reference(const float* a, operand_layout la, const float* b, operand_l
   }
 }
 
-// x [k] times a weight matrix stored as rows w [n, k] (b = w^T): the decode step's matrix-vector product.
+// Few rows x [m, k] times a weight matrix stored as rows w [n, k] (b = w^T): decode steps of one or a few
+// sequences. Each group of 4 weight rows is read from memory once and, while it is in cache, multiplied by
+// every row of x, so m sequences cost about one pass over the weights; and every output is the same dot4
+// whatever m is, so a sequence decoded in a batch gets the bits it would get alone.
 void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, const float* x, float* y,
-                 int64_t n, int64_t k) {
+                 int64_t m, int64_t n, int64_t k) {
   // Chunks of 64 rows start at multiples of 4, so the rows summed by dot4 never depend on the thread count.
   parallel_for(n, 64, [&](int64_t begin, int64_t end) {
     int64_t j = begin;
     for (; j + 4 <= end; j += 4) {
-      if (wt == dtype::f32) {
-        kt.dot4_f32(static_cast<const float*>(w) + j * ld, ld, x, k, y + j);
-      } else if (wt == dtype::f16) {
-        kt.dot4_f16(static_cast<const uint16_t*>(w) + j * ld, ld, x, k, y + j);
-      } else {
-        kt.dot4_bf16(static_cast<const uint16_t*>(w) + j * ld, ld, x, k, y + j);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* xi = x + i * k;
+        float* yi = y + i * n + j;
+        if (wt == dtype::f32) {
+          kt.dot4_f32(static_cast<const float*>(w) + j * ld, ld, xi, k, yi);
+        } else if (wt == dtype::f16) {
+          kt.dot4_f16(static_cast<const uint16_t*>(w) + j * ld, ld, xi, k, yi);
+        } else {
+          kt.dot4_bf16(static_cast<const uint16_t*>(w) + j * ld, ld, xi, k, yi);
+        }
       }
     }
     for (; j < end; ++j) {
-      if (wt == dtype::f32) {
-        y[j] = kt.dot_f32(static_cast<const float*>(w) + j * ld, x, k);
-      } else if (wt == dtype::f16) {
-        y[j] = kt.dot_f16(static_cast<const uint16_t*>(w) + j * ld, x, k);
-      } else {
-        y[j] = kt.dot_bf16(static_cast<const uint16_t*>(w) + j * ld, x, k);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* xi = x + i * k;
+        if (wt == dtype::f32) {
+          y[i * n + j] = kt.dot_f32(static_cast<const float*>(w) + j * ld, xi, k);
+        } else if (wt == dtype::f16) {
+          y[i * n + j] = kt.dot_f16(static_cast<const uint16_t*>(w) + j * ld, xi, k);
+        } else {
+          y[i * n + j] = kt.dot_bf16(static_cast<const uint16_t*>(w) + j * ld, xi, k);
+        }
       }
     }
   });
 }
+
+// Up to this many rows the few-row product beats converting and packing the weights for a GEMM.
+constexpr int64_t few_rows = 16;
 
 array matmul_nd(const array& a_in, const array& b_in) {
   const int64_t m = a_in.shape(-2), k = a_in.shape(-1), n = b_in.shape(-1);
@@ -110,18 +123,17 @@ array matmul_nd(const array& a_in, const array& b_in) {
   {
     autograd::no_grad guard;
     const kernels::table* kt = kernels::active();
-    const bool weight_rows = kt && m == 1 && batch.empty() && b_in.strides()[0] == 1 &&
-                             is_floating(b_in.type()) && b_in.type() != dtype::f32 && b_in.shape(-1) > 0;
+    const bool weight_rows = kt && m >= 1 && m <= few_rows && batch.empty() && b_in.strides()[0] == 1 &&
+                             is_floating(b_in.type()) && b_in.shape(-1) > 0;
     array a = a_in.type() == dtype::f32 ? a_in : astype(a_in, dtype::f32);
     operand_layout la{}, lb{};
     if (!gemm_layout(a, la)) a = contiguous(a), gemm_layout(a, la);
     float* c = out.mutable_data<float>();
-    if (weight_rows ||
-        (kt && m == 1 && batch.empty() && b_in.type() == dtype::f32 && b_in.strides()[0] == 1)) {
-      // Decode path: weights stay in their own dtype and are streamed once.
+    if (weight_rows) {
+      // Decode path: weights stay in their own dtype and are streamed once for all rows.
       const array x = contiguous(a);
       const int64_t ld = b_in.strides()[1];
-      matvec_rows(*kt, b_in.raw_data(), b_in.type(), ld, x.data<float>(), c, n, k);
+      matvec_rows(*kt, b_in.raw_data(), b_in.type(), ld, x.data<float>(), c, m, n, k);
     } else {
       array b = b_in.type() == dtype::f32 ? b_in : astype(b_in, dtype::f32);
       if (!gemm_layout(b, lb)) b = contiguous(b), gemm_layout(b, lb);

@@ -9,15 +9,14 @@ work=$2
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" && mkdir -p "$work"
 "$mlxd" tokenizer train --corpus "$here/data/corpus.txt" --vocab-size 320 --out "$work/tok" >/dev/null
-train() {
-  "$mlxd" train --config "$here/data/tiny.yaml" --set tokenizer="$work/tok" \
-    --set data.train="$here/data/corpus.txt" --set run.save_dtype=f32 "$@"
-}
-train --out "$work/straight" >"$work/straight.log" 2>&1
+train=("$mlxd" train --config "$here/data/tiny.yaml" --set tokenizer="$work/tok"
+  --set data.train="$here/data/corpus.txt" --set run.save_dtype=f32)
+"${train[@]}" --out "$work/straight" >"$work/straight.log" 2>&1
 
-train --out "$work/killed" >"$work/killed1.log" 2>&1 &
+# The mlxd process itself in the background (not a shell function's subshell), so SIGKILL reaches it.
+"${train[@]}" --out "$work/killed" >"$work/killed1.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 400); do
+for _ in $(seq 1 3000); do
   if [[ -f "$work/killed/metrics.jsonl" ]] && (($(grep -c '"loss"' "$work/killed/metrics.jsonl") >= 15)); then
     break
   fi
@@ -26,7 +25,7 @@ done
 kill -9 "$pid"
 wait "$pid" && { echo "the run finished before it could be killed"; exit 1; } || true
 [[ ! -d "$work/killed/model" ]] || { echo "a killed run wrote its model"; exit 1; }
-train --out "$work/killed" >"$work/killed2.log" 2>&1
+"${train[@]}" --out "$work/killed" >"$work/killed2.log" 2>&1
 grep -q "resumed from .*/checkpoints/step-" "$work/killed2.log" || { cat "$work/killed2.log"; exit 1; }
 cmp "$work/straight/model/model.safetensors" "$work/killed/model/model.safetensors"
 # One line per step in the resumed run's metrics, as if it had never stopped.

@@ -15,7 +15,7 @@ run=("$mlxd" launch -n 2 -- "$mlxd" train --config "$here/data/tiny.yaml" --set 
 
 "${run[@]}" --out "$work/failed" >"$work/failed.log" 2>&1 &
 launcher=$!
-for _ in $(seq 1 1000); do
+for _ in $(seq 1 3000); do
   if [[ -f "$work/failed/metrics.jsonl" ]] && (($(grep -c '"loss"' "$work/failed/metrics.jsonl") >= 12)); then
     break
   fi
