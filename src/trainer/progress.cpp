@@ -13,20 +13,27 @@ std::string format_duration(double seconds) {
     std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
                   static_cast<long long>(s / 60 % 60));
   else if (s >= 60)
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
   else
     std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
   return buf;
 }
 
 progress::progress(std::FILE* out, int64_t first_step, int64_t total_steps, int64_t every)
-    : out_(out), tty_(out && ::isatty(::fileno(out))), first_(first_step), total_(total_steps), every_(every) {}
+    : out_(out),
+      tty_(out && ::isatty(::fileno(out))),
+      first_(first_step),
+      total_(total_steps),
+      every_(every) {}
 
 void progress::report(int64_t step, double loss, double lr, double tokens_per_s) {
   if (!out_ || (!tty_ && step % every_ != 0 && step != total_)) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const int64_t done = step - first_;
-  const std::string eta = done > 0 ? format_duration(elapsed / static_cast<double>(done) * static_cast<double>(total_ - step)) : "?";
+  const std::string eta =
+      done > 0 ? format_duration(elapsed / static_cast<double>(done) * static_cast<double>(total_ - step))
+               : "?";
   char stats[160];
   std::snprintf(stats, sizeof stats, "step %lld/%lld  loss %.4f  lr %.3g  %.0f tok/s  ETA %s",
                 static_cast<long long>(step), static_cast<long long>(total_), loss, lr, tokens_per_s,

@@ -14,14 +14,10 @@ double tokens_per_second(const step_result& r) {
 }
 
 nlohmann::json step_line(const step_result& r, double elapsed) {
-  nlohmann::json j = {{"step", r.step},
-                      {"loss", r.loss},
-                      {"lr", r.lr},
-                      {"grad_norm", r.grad_norm},
-                      {"tokens", r.tokens},
-                      {"tokens_per_s", tokens_per_second(r)},
-                      {"comm_s", r.comm_seconds},
-                      {"elapsed_s", elapsed}};
+  nlohmann::json j = {
+      {"step", r.step},           {"loss", r.loss},      {"lr", r.lr},
+      {"grad_norm", r.grad_norm}, {"tokens", r.tokens},  {"tokens_per_s", tokens_per_second(r)},
+      {"comm_s", r.comm_seconds}, {"elapsed_s", elapsed}};
   if (!r.skipped.empty()) j["skipped"] = r.skipped;
   // JSON has no NaN or infinity: a non-finite loss or norm is written as null.
   for (const char* key : {"loss", "grad_norm"})
@@ -39,7 +35,9 @@ run_summary run_training(trainer& t, std::FILE* progress_out) {
   progress bar(lead ? progress_out : nullptr, t.steps_done(), c.run.steps, c.run.log_every);
   if (t.resumed_from()) bar.note("resumed from " + t.resumed_from()->string());
   const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
 
   run_summary summary;
   int64_t evaluated_at = -1, saved_at = t.resumed_from() ? t.steps_done() : -1;
@@ -54,7 +52,8 @@ run_summary run_training(trainer& t, std::FILE* progress_out) {
                   {"val_tokens", summary.final_eval.tokens}});
     char line[96];
     std::snprintf(line, sizeof line, "step %lld: validation loss %.4f, perplexity %.2f",
-                  static_cast<long long>(t.steps_done()), summary.final_eval.loss, summary.final_eval.perplexity);
+                  static_cast<long long>(t.steps_done()), summary.final_eval.loss,
+                  summary.final_eval.perplexity);
     bar.note(line);
   };
 

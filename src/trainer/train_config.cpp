@@ -130,7 +130,8 @@ void read_data(const json& doc, const fs::path& base, data_settings& d) {
   s.read("kind", d.kind);
   s.finish();
   require(!d.train.empty(), "data.train must name at least one file");
-  require(d.validation_fraction >= 0 && d.validation_fraction < 1, "data.validation_fraction must be in [0, 1)");
+  require(d.validation_fraction >= 0 && d.validation_fraction < 1,
+          "data.validation_fraction must be in [0, 1)");
   require(d.seq_len >= 2, "data.seq_len must be >= 2");
   require(d.batch_size >= 1, "data.batch_size must be >= 1");
   require(d.kind == "auto" || d.kind == "text" || d.kind == "completion" || d.kind == "chat",
@@ -179,7 +180,8 @@ void read_run(const json& doc, const fs::path& base, run_settings& r) {
   require(!r.out.empty(), "run.out must name the run's folder");
   require(r.steps >= 1, "run.steps must be >= 1");
   require(r.log_every >= 1, "run.log_every must be >= 1");
-  require(r.eval_every >= 0 && r.checkpoint_every >= 0, "run.eval_every and run.checkpoint_every must be >= 0");
+  require(r.eval_every >= 0 && r.checkpoint_every >= 0,
+          "run.eval_every and run.checkpoint_every must be >= 0");
   require(r.eval_batches >= 1, "run.eval_batches must be >= 1");
   require(r.keep_last >= 1, "run.keep_last must be >= 1");
   require(r.save_dtype == "f32" || r.save_dtype == "f16" || r.save_dtype == "bf16",
@@ -205,7 +207,7 @@ void set_dotted(json& doc, const std::string& key, json value) {
 // Override values that name files are made absolute here, so that they stay relative to the working
 // directory rather than to the config file.
 json absolute_paths(const std::string& key, json value) {
-  static const std::set<std::string> path_keys = {"model.from", "model.config", "tokenizer",
+  static const std::set<std::string> path_keys = {"model.from", "model.config",    "tokenizer",
                                                   "data.train", "data.validation", "run.out"};
   if (!path_keys.contains(key)) return value;
   auto make_absolute = [](json& v) {

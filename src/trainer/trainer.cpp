@@ -20,9 +20,15 @@ namespace mlxd::trainer {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-fs::path checkpoints_dir(const train_config& c) { return c.run.out / "checkpoints"; }
-fs::path metrics_path(const train_config& c) { return c.run.out / "metrics.jsonl"; }
-fs::path model_dir(const train_config& c) { return c.run.out / "model"; }
+fs::path checkpoints_dir(const train_config& c) {
+  return c.run.out / "checkpoints";
+}
+fs::path metrics_path(const train_config& c) {
+  return c.run.out / "metrics.jsonl";
+}
+fs::path model_dir(const train_config& c) {
+  return c.run.out / "model";
+}
 
 namespace {
 
@@ -38,8 +44,9 @@ struct model_batch {
 
 model_batch to_model_batch(const data::batch& b) {
   const shape_t shape = {b.rows, b.seq_len};
-  return {{array::from(b.inputs, shape), array::from(b.segment_ids, shape), array::from(b.position_ids, shape)},
-          array::from(b.targets, shape)};
+  return {
+      {array::from(b.inputs, shape), array::from(b.segment_ids, shape), array::from(b.position_ids, shape)},
+      array::from(b.targets, shape)};
 }
 
 // A cursor as six integers, so ranks can gather theirs into one checkpoint.
@@ -54,8 +61,12 @@ array cursor_row(const data::cursor& c) {
 }
 
 data::cursor cursor_from_row(const int64_t* v) {
-  return {v[0], static_cast<uint64_t>(v[1]), static_cast<uint64_t>(v[2]), static_cast<uint64_t>(v[3]),
-          static_cast<uint64_t>(v[4]), static_cast<uint64_t>(v[5])};
+  return {v[0],
+          static_cast<uint64_t>(v[1]),
+          static_cast<uint64_t>(v[2]),
+          static_cast<uint64_t>(v[3]),
+          static_cast<uint64_t>(v[4]),
+          static_cast<uint64_t>(v[5])};
 }
 
 // The model and its trainable weights, loaded to fine-tune or drawn to pre-train.
@@ -106,8 +117,8 @@ struct trainer::impl {
     }
     const data::batch_options batching = batch_settings(cfg, tok);
     encoder = std::make_unique<data::sample_encoder>(std::move(tok), encoder_settings(cfg));
-    loader = std::make_unique<data::batch_loader>(data::record_source(train_source(cfg, rank, world)), *encoder,
-                                                  batching);
+    loader = std::make_unique<data::batch_loader>(data::record_source(train_source(cfg, rank, world)),
+                                                  *encoder, batching);
     optim = make_optimizer(cfg, names, params);
     lr = make_schedule(cfg);
     rng = {cfg.model.seed, 0x7472616e};
@@ -237,10 +248,9 @@ struct trainer::impl {
       tokens += b->n_targets;
     }
     double comm = 0;
-    std::vector<array> totals =
-        all_sum({array::from(std::vector<float>{static_cast<float>(loss_sum)}, {1}),
-                 array::from(std::vector<int64_t>{tokens}, {1})},
-                comm);
+    std::vector<array> totals = all_sum({array::from(std::vector<float>{static_cast<float>(loss_sum)}, {1}),
+                                         array::from(std::vector<int64_t>{tokens}, {1})},
+                                        comm);
     loss_sum = totals[0].data<float>()[0];
     e.tokens = totals[1].data<int64_t>()[0];
     if (e.tokens == 0) return e;
@@ -279,9 +289,15 @@ trainer::trainer(train_config config, trainer_options options)
     : impl_(std::make_unique<impl>(std::move(config), std::move(options))) {}
 trainer::~trainer() = default;
 
-step_result trainer::step() { return impl_->train_step(); }
-eval_result trainer::evaluate() { return impl_->evaluate(); }
-fs::path trainer::save_checkpoint() { return impl_->save(); }
+step_result trainer::step() {
+  return impl_->train_step();
+}
+eval_result trainer::evaluate() {
+  return impl_->evaluate();
+}
+fs::path trainer::save_checkpoint() {
+  return impl_->save();
+}
 
 void trainer::save_model(const fs::path& dir) const {
   const std::string& t = impl_->cfg.run.save_dtype;
@@ -295,13 +311,29 @@ void trainer::save_model(const fs::path& dir) const {
   models::save_llama_folder(dir, impl_->model, weights, impl_->cfg.tokenizer);
 }
 
-int64_t trainer::steps_done() const { return impl_->step; }
-int trainer::rank() const { return impl_->rank; }
-int trainer::world_size() const { return impl_->world; }
-const train_config& trainer::config() const { return impl_->cfg; }
-const models::llama_config& trainer::model_config() const { return impl_->model; }
-const std::vector<std::string>& trainer::param_names() const { return impl_->names; }
-const std::vector<array>& trainer::params() const { return impl_->params; }
-const std::optional<fs::path>& trainer::resumed_from() const { return impl_->resumed; }
+int64_t trainer::steps_done() const {
+  return impl_->step;
+}
+int trainer::rank() const {
+  return impl_->rank;
+}
+int trainer::world_size() const {
+  return impl_->world;
+}
+const train_config& trainer::config() const {
+  return impl_->cfg;
+}
+const models::llama_config& trainer::model_config() const {
+  return impl_->model;
+}
+const std::vector<std::string>& trainer::param_names() const {
+  return impl_->names;
+}
+const std::vector<array>& trainer::params() const {
+  return impl_->params;
+}
+const std::optional<fs::path>& trainer::resumed_from() const {
+  return impl_->resumed;
+}
 
 }  // namespace mlxd::trainer

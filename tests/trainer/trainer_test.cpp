@@ -150,9 +150,9 @@ TEST_F(trainer_test, run_writes_metrics_checkpoints_and_a_loadable_model) {
   models::kv_cache cache = m.make_cache(16);
   const array logits = m.forward(ids, cache);
   trainer again(c);  // resumes at step 5: the same weights
-  const array expected = squeeze(
-      models::training_logits(again.model_config(), models::bind_params(again.param_names(), params),
-                              models::make_train_batch(array::from(ids, {1, 5}))));
+  const array expected =
+      squeeze(models::training_logits(again.model_config(), models::bind_params(again.param_names(), params),
+                                      models::make_train_batch(array::from(ids, {1, 5}))));
   EXPECT_LT(max_abs_diff(logits, expected), 1e-4);
   EXPECT_TRUE(fs::exists(model_dir(c) / "tokenizer.json"));
 
@@ -197,13 +197,16 @@ TEST_F(trainer_test, fine_tunes_a_saved_model_on_prompt_completion_records) {
     jsonl += R"({"prompt": "And God said, ", "completion": "Let there be light: and there was light."})"
              "\n";
   const fs::path records = dir_.write("pairs.jsonl", jsonl);
-  const nlohmann::json doc = {
-      {"model", {{"from", model_dir(base).string()}}},
-      {"data",
-       {{"train", {records.string()}}, {"seq_len", 64}, {"batch_size", 4}, {"pack", false}, {"shuffle", false}}},
-      {"optim", {{"name", "adam"}, {"lr", 1e-2}}},
-      {"schedule", {{"kind", "constant"}}},
-      {"run", {{"out", (dir_.path() / "tuned").string()}, {"steps", 25}}}};
+  const nlohmann::json doc = {{"model", {{"from", model_dir(base).string()}}},
+                              {"data",
+                               {{"train", {records.string()}},
+                                {"seq_len", 64},
+                                {"batch_size", 4},
+                                {"pack", false},
+                                {"shuffle", false}}},
+                              {"optim", {{"name", "adam"}, {"lr", 1e-2}}},
+                              {"schedule", {{"kind", "constant"}}},
+                              {"run", {{"out", (dir_.path() / "tuned").string()}, {"steps", 25}}}};
   trainer t(parse_train_config(doc, dir_.path()));
   EXPECT_EQ(t.config().tokenizer, model_dir(base));  // the model's own tokenizer by default
   const step_result first = t.step();

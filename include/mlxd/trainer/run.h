@@ -11,7 +11,7 @@ namespace mlxd::trainer {
 
 struct run_summary {
   int64_t steps = 0;
-  step_result last;   // the last step this process ran (step 0 when it ran none)
+  step_result last;  // the last step this process ran (step 0 when it ran none)
   eval_result final_eval;
 };
 

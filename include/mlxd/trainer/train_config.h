@@ -87,7 +87,8 @@ struct train_config {
 
 // Reads FILE (YAML or JSON), applies `overrides` ("data.seq_len=128", values parsed as YAML scalars, paths
 // relative to the working directory) and validates. Throws config_error.
-train_config load_train_config(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
+train_config load_train_config(const std::filesystem::path& file,
+                               const std::vector<std::string>& overrides = {});
 // Validates an already-parsed document; relative paths resolve against `base`.
 train_config parse_train_config(const nlohmann::json& doc, const std::filesystem::path& base);
 // A YAML document as JSON: mappings -> objects, sequences -> arrays, plain scalars -> null, bool, integer or

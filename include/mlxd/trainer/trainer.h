@@ -40,8 +40,8 @@ struct eval_result {
 };
 
 struct trainer_options {
-  std::shared_ptr<comm::group> group;     // the data-parallel ranks; null: this process alone
-  train::checkpoint_options checkpoint;   // keep_last comes from the config; tests may set after_file
+  std::shared_ptr<comm::group> group;    // the data-parallel ranks; null: this process alone
+  train::checkpoint_options checkpoint;  // keep_last comes from the config; tests may set after_file
 };
 
 // Where a run keeps its files.
