@@ -158,6 +158,26 @@ TEST(SequenceLogprobs, FullyMaskedRowsAndEmptyCompletions) {
   EXPECT_EQ(ge[0].shape(), empty.shape());
 }
 
+TEST(SequenceLogprobs, SplittingTheBatchGivesTheSameSumsAndGradients) {
+  const array logits = grad_check::randn({2, 5, 7}, 6, 2.0f);
+  const array labels = array::from(kLabels, {2, 5}, dtype::i32);
+  const array mask = test::f32(kMask, {2, 5});
+  auto f = [](const array& y, const array& m) {
+    return [=](const std::vector<array>& v) { return sum(sequence_logprobs(v[0], y, m).sums); };
+  };
+  const auto [whole, whole_grad] = value_and_grad(f(labels, mask), {logits});
+  double parts = 0;
+  std::vector<array> grads;
+  for (int64_t row = 0; row < 2; ++row) {
+    auto rows = [&](const array& a) { return slice_axis(a, 0, row, row + 1); };
+    const auto [l, g] = value_and_grad(f(rows(labels), rows(mask)), {rows(logits)});
+    parts += l.item<double>();
+    grads.push_back(g[0]);
+  }
+  EXPECT_NEAR(parts, whole.item<double>(), 1e-5);
+  EXPECT_TRUE(allclose(concatenate(grads, 0), whole_grad[0], 1e-6, 1e-8));
+}
+
 TEST(SequenceLogprobs, RejectsBadArguments) {
   const array logits = zeros({2, 3, 4});
   const array mask = ones({2, 3});

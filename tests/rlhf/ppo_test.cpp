@@ -153,6 +153,33 @@ TEST(ClippedPolicyLoss, GradientMatchesFiniteDifferencesAndIsZeroWhereClipped) {
   }
 }
 
+TEST(ClippedPolicyLoss, MicroBatchesOverTheGlobalCountEqualTheMaskedMeanOfTheWhole) {
+  const array old = grad_check::randn({3, 6}, 85, 0.5f), adv = grad_check::randn({3, 6}, 86);
+  const array lp = add(old, grad_check::randn({3, 6}, 87, 0.3f));
+  const array m = f32(kMask, {3, 6});
+  const double global = static_cast<double>(count_valid(m));
+  const auto [whole, whole_grad] = value_and_grad(
+      [&](const std::vector<array>& v) {
+        return masked_mean(clipped_policy_loss(v[0], old, adv, m, 0.2, 0.2).losses, m);
+      },
+      {lp});
+  double parts = 0;
+  std::vector<array> grads;
+  for (auto [from, to] : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 3}}) {
+    auto rows = [&](const array& a) { return slice_axis(a, 0, from, to); };
+    const auto [l, g] = value_and_grad(
+        [&](const std::vector<array>& v) {
+          return token_mean(clipped_policy_loss(v[0], rows(old), rows(adv), rows(m), 0.2, 0.2).losses,
+                            rows(m), global);
+        },
+        {rows(lp)});
+    parts += l.item<double>();
+    grads.push_back(g[0]);
+  }
+  EXPECT_NEAR(parts, whole.item<double>(), 1e-6);
+  EXPECT_TRUE(allclose(concatenate(grads, 0), whole_grad[0], 1e-6, 1e-8));
+}
+
 TEST(ClippedPolicyLoss, HugeLogRatiosAreClampedToFiniteValues) {
   const array lp = f32({0, 0, 0, 0}, {1, 4}), old = f32({-1e4, 1e4, -60, 60}, {1, 4});
   const array adv = f32({-1, 1, -1, 1}, {1, 4});
