@@ -10,6 +10,7 @@
 
 #include "grad_check.h"
 #include "mlxd/core/autograd.h"
+#include "mlxd/core/kernel_level.h"
 #include "mlxd/core/ops.h"
 #include "test_util.h"
 
@@ -45,13 +46,22 @@ reference reference_logprobs(const array& logits, const std::vector<int64_t>& la
   return r;
 }
 
+std::vector<std::pair<kernel_level, dtype>> levels_and_dtypes() {
+  std::vector<std::pair<kernel_level, dtype>> out;
+  for (kernel_level k : grad_check::kernel_levels()) {
+    for (dtype t : {dtype::f32, dtype::bf16, dtype::f16}) out.emplace_back(k, t);
+  }
+  return out;
+}
+
 // Two rows of 5 positions: row 0 has a 2-token prompt and 1 pad, row 1 a 1-token prompt and no pad.
 const std::vector<double> kMask = {0, 0, 1, 1, 0, 0, 1, 1, 1, 1};
 const std::vector<int64_t> kLabels = {-100, 3, 1, 6, 99, 0, 2, 5, 0, 4};
 
-TEST(SequenceLogprobs, MatchesFloat64ReferenceForEveryFloatDtype) {
-  for (dtype t : {dtype::f32, dtype::bf16, dtype::f16}) {
-    SCOPED_TRACE(std::string(name(t)));
+TEST(SequenceLogprobs, MatchesFloat64ReferenceForEveryFloatDtypeAndKernelLevel) {
+  for (const auto& [level, t] : levels_and_dtypes()) {
+    const kernel_level_guard guard(level);
+    SCOPED_TRACE(std::string(kernel_level_name(level)) + " " + std::string(name(t)));
     const array logits = astype(grad_check::randn({2, 5, 7}, 1, 3.0f), t);
     const array labels = array::from(kLabels, {2, 5}, dtype::i32);
     const token_logprobs got = sequence_logprobs(logits, labels, test::f32(kMask, {2, 5}));
@@ -120,12 +130,26 @@ TEST(SequenceLogprobs, NegativeInfinityLogitsAtMaskedPositionsAreHarmless) {
   const array labels = array::from(kLabels, {2, 5}, dtype::i32);
   const array mask = test::f32(kMask, {2, 5});
   auto f = [&](const std::vector<array>& v) { return sum(sequence_logprobs(v[0], labels, mask).sums); };
-  const auto [value, grads] = value_and_grad(f, {dirty});
-  EXPECT_TRUE(test::all_finite(value));
-  EXPECT_TRUE(test::all_finite(grads[0]));
-  const token_logprobs r = sequence_logprobs(dirty, labels, mask);
-  EXPECT_TRUE(near(r.tokens, reference_logprobs(dirty, kLabels, kMask).tokens, 1e-5, 1e-5));
-  EXPECT_TRUE(test::all_finite(r.tokens));
+  for (kernel_level level : grad_check::kernel_levels()) {
+    const kernel_level_guard guard(level);
+    SCOPED_TRACE(kernel_level_name(level));
+    const auto [value, grads] = value_and_grad(f, {dirty});
+    EXPECT_TRUE(test::all_finite(value));
+    EXPECT_TRUE(test::all_finite(grads[0]));
+    // The gradient at valid positions is what clean logits give there, apart from the banned token's row.
+    const auto [clean_value, clean_grads] = value_and_grad(f, {clean});
+    const std::vector<double> gd = grads[0].to_vector<double>(), gc = clean_grads[0].to_vector<double>();
+    for (int64_t p = 3; p < 10; ++p) {
+      for (int64_t k = 0; k < 7; ++k) {
+        if (kMask[p] != 0) {
+          EXPECT_NEAR(gd[p * 7 + k], gc[p * 7 + k], 1e-6) << p << " " << k;
+        }
+      }
+    }
+    const token_logprobs r = sequence_logprobs(dirty, labels, mask);
+    EXPECT_TRUE(near(r.tokens, reference_logprobs(dirty, kLabels, kMask).tokens, 1e-5, 1e-5));
+    EXPECT_TRUE(test::all_finite(r.tokens));
+  }
 }
 
 TEST(SequenceLogprobs, FullyMaskedRowsAndEmptyCompletions) {

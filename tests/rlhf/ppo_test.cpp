@@ -11,6 +11,7 @@
 
 #include "grad_check.h"
 #include "mlxd/core/autograd.h"
+#include "mlxd/core/kernel_level.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/rlhf/masked.h"
 #include "test_util.h"
@@ -262,11 +263,15 @@ TEST(Entropy, NegativeInfinityLogitsContributeZero) {
   for (int k = 0; k < 5; ++k) x[(2 * 6) * 5 + k] = -inf;  // the fully masked row
   const array logits = f32(x, {3, 6, 5});
   const array m = f32(kMask, {3, 6});
-  EXPECT_TRUE(near(entropy_from_logits(logits, m), entropy_reference(logits, kMask), 1e-5, 1e-6));
-  const auto [val, g] = value_and_grad(
-      [&](const std::vector<array>& v) { return sum(entropy_from_logits(v[0], m)); }, {logits});
-  EXPECT_TRUE(test::all_finite(val));
-  EXPECT_TRUE(test::all_finite(g[0]));
+  for (kernel_level level : grad_check::kernel_levels()) {
+    const kernel_level_guard guard(level);
+    SCOPED_TRACE(kernel_level_name(level));
+    EXPECT_TRUE(near(entropy_from_logits(logits, m), entropy_reference(logits, kMask), 1e-5, 1e-6));
+    const auto [val, g] = value_and_grad(
+        [&](const std::vector<array>& v) { return sum(entropy_from_logits(v[0], m)); }, {logits});
+    EXPECT_TRUE(test::all_finite(val));
+    EXPECT_TRUE(test::all_finite(g[0]));
+  }
 }
 
 }  // namespace
