@@ -15,7 +15,12 @@ array valid_mask(const array& mask, const shape_t& shape, const char* fn) {
   }
   const std::vector<double> m = mask.to_vector<double>();
   std::vector<uint8_t> valid(m.size());
-  for (size_t i = 0; i < m.size(); ++i) valid[i] = m[i] != 0 ? 1 : 0;
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (std::isnan(m[i])) {
+      throw std::invalid_argument(std::string("[") + fn + "] mask is NaN at flat index " + std::to_string(i));
+    }
+    valid[i] = m[i] != 0 ? 1 : 0;
+  }
   return array::from(valid, mask.shape(), dtype::boolean);
 }
 

@@ -42,6 +42,7 @@ TEST(Masked, EmptyMasksGiveZeroNotNaN) {
   EXPECT_TRUE(near(token_mean(x, zeros({2, 2}), 0), {0}));
   EXPECT_THROW(token_mean(x, m, -1), std::invalid_argument);
   EXPECT_THROW(masked_sum(x, zeros({4})), std::invalid_argument);
+  EXPECT_THROW(masked_sum(x, f32({1, kNan, 0, 1}, {2, 2})), std::invalid_argument);
 }
 
 TEST(Whiten, MatchesFloat64ReferenceOverValidTokens) {

@@ -41,7 +41,8 @@ struct dpo_result {
 };
 
 // Each argument: [N] float log-probabilities summed over the completion tokens of each pair (see
-// sequence_logprobs). Throws std::invalid_argument for mismatched shapes or out-of-range options.
+// sequence_logprobs; TRL gives IPO the mean per token instead, sums / counts). Throws std::invalid_argument
+// for mismatched shapes or out-of-range options.
 dpo_result dpo_loss(const array& policy_chosen, const array& policy_rejected, const array& reference_chosen,
                     const array& reference_rejected, const dpo_options& options = {});
 

@@ -13,7 +13,7 @@
 namespace mlxd::rlhf {
 
 // The mask as a boolean array (nonzero = valid). Throws std::invalid_argument, naming `fn`, when its shape
-// is not `shape`.
+// is not `shape` or it holds a NaN.
 array valid_mask(const array& mask, const shape_t& shape, const char* fn);
 // Number of valid positions.
 int64_t count_valid(const array& mask);
