@@ -51,6 +51,24 @@ array token_mean(const array& x, const array& mask, double global_count) {
   return divide(masked_sum(x, mask), array(static_cast<float>(std::max(global_count, 1.0))));
 }
 
+array last_valid(const array& x, const array& mask) {
+  if (x.ndim() < 2) throw std::invalid_argument("[last_valid] x must be [B, T, ...], got " + x.to_string());
+  const int64_t rows = x.shape(0), cols = x.shape(1);
+  const std::vector<uint8_t> m = valid_mask(mask, {rows, cols}, "last_valid").to_vector<uint8_t>();
+  std::vector<int64_t> flat(rows);
+  for (int64_t b = 0; b < rows; ++b) {
+    int64_t t = cols - 1;
+    while (t >= 0 && !m[b * cols + t]) --t;
+    if (t < 0)
+      throw std::invalid_argument("[last_valid] row " + std::to_string(b) + " has no valid position");
+    flat[b] = b * cols + t;
+  }
+  shape_t merged = x.shape();
+  merged.erase(merged.begin());
+  merged[0] = rows * cols;
+  return take(reshape(x, merged), array::from(flat, {rows}, dtype::i64), 0);
+}
+
 array whiten(const array& x, const array& mask, bool shift_mean, double eps) {
   const array valid = valid_mask(mask, x.shape(), "whiten");
   if (!(eps > 0)) throw std::invalid_argument("[whiten] eps must be > 0, got " + std::to_string(eps));

@@ -45,6 +45,18 @@ TEST(Masked, EmptyMasksGiveZeroNotNaN) {
   EXPECT_THROW(masked_sum(x, f32({1, kNan, 0, 1}, {2, 2})), std::invalid_argument);
 }
 
+TEST(LastValid, PicksTheLastValidPositionOfEachRowWithItsGradient) {
+  const array x = grad_check::randn({3, 4, 2}, 100);
+  const array mask = f32({0, 1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 0}, {3, 4});  // last valid: t = 2, 3, 2
+  const std::vector<double> v = x.to_vector<double>();
+  EXPECT_TRUE(near(last_valid(x, mask), {v[4], v[5], v[14], v[15], v[20], v[21]}, 0, 0));
+  EXPECT_TRUE(grad_check::check_grad(
+      [&](const std::vector<array>& a) { return grad_check::weighted_sum(last_valid(a[0], mask)); }, {x}));
+  EXPECT_EQ(last_valid(zeros({3, 4}), mask).shape(), (shape_t{3}));
+  EXPECT_THROW(last_valid(x, f32({1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}, {3, 4})), std::invalid_argument);
+  EXPECT_THROW(last_valid(zeros({3}), ones({3, 1})), std::invalid_argument);
+}
+
 TEST(Whiten, MatchesFloat64ReferenceOverValidTokens) {
   const std::vector<double> v = {3, kNan, -1, 7, 2.5, 0, 11, -4};
   const std::vector<double> mask = {1, 0, 1, 1, 1, 0, 1, 1};

@@ -29,6 +29,11 @@ array masked_mean(const array& x, const array& mask, const axes_t& axes = {});
 // shares (and their gradients) over micro-batches and ranks gives the mean of the whole step. f32 scalar.
 array token_mean(const array& x, const array& mask, double global_count);
 
+// x [B, T, ...] at the last valid position of each row (mask [B, T]): [B, ...] in x's dtype, e.g. a reward
+// model's scalar head read at the last non-pad token. Differentiable in x. Throws std::invalid_argument for
+// a row with no valid position (it has no last token) or bad shapes.
+array last_valid(const array& x, const array& mask);
+
 // (x - mean) / sqrt(var + eps) over the valid positions (mean kept when shift_mean is false), 0 at masked
 // positions; var is the unbiased variance (n / (n - 1), as TRL's masked_whiten) when n > 1 and 0 when n == 1.
 // Computed in double and returned as f32; not differentiable (advantages are constants of the loss). Throws
