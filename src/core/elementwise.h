@@ -9,6 +9,7 @@ enum class unary_fn {
   neg,
   abs,
   exp,
+  expm1,
   log,
   sqrt,
   rsqrt,

@@ -27,6 +27,8 @@ float unary_ref(unary_fn f, float x) {
       return std::fabs(x);
     case unary_fn::exp:
       return std::exp(x);
+    case unary_fn::expm1:
+      return std::expm1(x);
     case unary_fn::log:
       return std::log(x);
     case unary_fn::sqrt:
@@ -135,6 +137,8 @@ array unary_derivative(unary_fn f, const array& x, const array& y) {
       return apply_unary(x, unary_fn::sign);
     case unary_fn::exp:
       return y;
+    case unary_fn::expm1:
+      return add(y, array(1.0f));
     case unary_fn::log:
       return divide(array(1.0f), x);
     case unary_fn::sqrt:
@@ -200,6 +204,9 @@ array abs(const array& a) {
 }
 array exp(const array& a) {
   return detail::apply_unary(a, unary_fn::exp);
+}
+array expm1(const array& a) {
+  return detail::apply_unary(a, unary_fn::expm1);
 }
 array log(const array& a) {
   return detail::apply_unary(a, unary_fn::log);

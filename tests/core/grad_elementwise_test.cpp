@@ -32,6 +32,7 @@ std::vector<unary_case> unary_cases() {
       {"operator-", [](const array& a) { return -a; }, normal(1.0f)},
       {"abs", [](const array& a) { return abs(a); }, nonzero},
       {"exp", [](const array& a) { return exp(a); }, normal(1.0f)},
+      {"expm1", [](const array& a) { return expm1(a); }, normal(1.0f)},
       {"log", [](const array& a) { return log(a); }, positive},
       {"sqrt", [](const array& a) { return sqrt(a); }, positive},
       {"rsqrt", [](const array& a) { return rsqrt(a); }, positive},

@@ -134,6 +134,12 @@ TEST(OpsReference, UnaryOpsMatchDoubleFormulas) {
       log_sigmoid(x), x, [](double v) { return -std::log1p(std::exp(-v)); }, 1e-6);
   check(
       square(x), x, [](double v) { return v * v; }, 1e-7);
+  check(
+      expm1(x), x, [](double v) { return std::expm1(v); }, 1e-6);
+  // expm1 keeps full relative precision where exp(x) - 1 cancels to 0.
+  const auto em = expm1(array::from({1e-10f, -3e-8f}, {2})).to_vector<float>();
+  EXPECT_FLOAT_EQ(em[0], 1e-10f);
+  EXPECT_FLOAT_EQ(em[1], -3e-8f);
   // Stable at the extremes: no overflow to inf or NaN.
   const auto sp = softplus(array::from({1000.0f, -1000.0f}, {2})).to_vector<float>();
   EXPECT_EQ(sp[0], 1000.0f);

@@ -52,6 +52,7 @@ std::vector<array> split(const array& a, const shape_t& indices, int axis = 0);
 array neg(const array& a);
 array abs(const array& a);
 array exp(const array& a);
+array expm1(const array& a);  // e^x - 1, exact near 0 (where exp(x) - 1 cancels)
 array log(const array& a);
 array sqrt(const array& a);
 array rsqrt(const array& a);
