@@ -14,6 +14,7 @@ mkdir -p "$work"
 "$mlxd" tokenizer train --corpus "$work/kjv.txt" --vocab-size 4096 --out "$work/tok"
 "$mlxd" train --config "$here/train.yaml" --set tokenizer="$work/tok" --set data.train="$work/kjv.txt" \
   --out "$work/run"
+mkdir -p "$root/models"
 rm -rf "$root/models/default"
 cp -r "$work/run/model" "$root/models/default"
 echo "models/default rebuilt from $work/run/model"
