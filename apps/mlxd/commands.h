@@ -27,6 +27,9 @@ void add_model_commands(CLI::App& app);
 // `mlxd convert IN OUT [--dtype keep|f32|f16|bf16]`: a Hugging Face folder as GGUF, or a GGUF file as a
 // folder.
 void add_convert_command(CLI::App& app);
+// `mlxd fuse --model BASE --adapters DIR --out OUT [--dtype keep|f32|f16|bf16]`: a HF folder with the LoRA
+// adapters of DIR merged into the weights, and the base folder's config and tokenizer files.
+void add_fuse_command(CLI::App& app);
 // `mlxd perplexity --model M --file TEXT [--context N] [--stride S]`: the model's perplexity on the text.
 void add_perplexity_command(CLI::App& app);
 // `mlxd quantize IN OUT --type q8_0|q4_0|q4_k|q6_k`: a GGUF file (or HF folder) rewritten as GGUF with its

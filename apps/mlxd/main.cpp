@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   mlxd::app::add_quantize_command(app);
   mlxd::app::add_perplexity_command(app);
   mlxd::app::add_convert_command(app);
+  mlxd::app::add_fuse_command(app);
   mlxd::app::add_dist_commands(app);
   mlxd::app::add_serve_command(app);
   mlxd::app::add_train_command(app);

@@ -12,6 +12,7 @@
 #include "mlxd/engine/sampler.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/models/lora.h"
 #include "mlxd/tokenizer/chat_template.h"
 #include "mlxd/tokenizer/stream_decoder.h"
 #include "mlxd/tokenizer/tokenizer.h"
@@ -45,6 +46,17 @@ std::string chat_prompt(const tokenizer& tok, const std::string& system, const s
   request.messages.push_back({{"role", "user"}, {"content", user}});
   request.add_generation_prompt = true;
   return apply_chat_template(tok, request);
+}
+
+// The model, with LoRA adapters merged into its weights when `adapters` names a folder.
+models::llama_model load_model(const std::string& model, const std::string& adapters) {
+  if (adapters.empty()) return models::load_llama(model);
+  models::hf_model fused = models::load_fused_model(model, adapters);
+  return models::llama_model(std::move(fused.config), fused.weights);
+}
+
+void add_adapters_flag(CLI::App* cmd, std::string& adapters) {
+  cmd->add_option("--adapters", adapters, "LoRA adapter folder (PEFT layout) merged into the model at load");
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -85,16 +97,19 @@ void add_model_commands(CLI::App& app) {
     cmd->add_option("--model", *model, "model folder")->required();
     cmd->add_option("--tokens", *tokens, "comma-separated token ids")->required();
     cmd->add_option("--out", *out, "output .safetensors (tensor \"logits\" [n_tokens, vocab])")->required();
+    auto adapters = std::make_shared<std::string>();
+    add_adapters_flag(cmd, *adapters);
     auto cluster = std::make_shared<cluster_flags>();
     add_cluster_flags(cmd, *cluster, true);
-    cmd->callback([model, tokens, out, cluster] {
+    cmd->callback([model, tokens, out, cluster, adapters] {
       const auto ids = parse_ids(*tokens);
       if (!cluster->workers.empty()) {
+        if (!adapters->empty()) throw std::invalid_argument("--adapters is not supported with --workers");
         dist::coordinator c(*model, coordinator_options_of(*cluster));
         save_safetensors(*out, {{"logits", c.logits(ids)}});
         return;
       }
-      const models::llama_model m = models::load_llama(*model);
+      const models::llama_model m = load_model(*model, *adapters);
       models::kv_cache cache = m.make_cache(static_cast<int>(ids.size()));
       save_safetensors(*out, {{"logits", m.forward(ids, cache)}});
     });
@@ -135,11 +150,14 @@ void add_model_commands(CLI::App& app) {
     cmd->add_option("--frequency-penalty", sp->frequency_penalty, "OpenAI frequency penalty");
     cmd->add_option("--seed", sp->seed, "sampling seed (same seed, same tokens)");
     cmd->add_flag("--json", *json, "print one JSON object with tokens, logprobs and timings");
+    auto adapters = std::make_shared<std::string>();
+    add_adapters_flag(cmd, *adapters);
     auto cluster = std::make_shared<cluster_flags>();
     add_cluster_flags(cmd, *cluster, true);
     cmd->callback([=] {
       if (tokens->empty() && prompt_text->empty()) throw std::invalid_argument("give --tokens or --prompt");
       if (!cluster->workers.empty()) {
+        if (!adapters->empty()) throw std::invalid_argument("--adapters is not supported with --workers");
         std::optional<tokenizer> tok;
         if (!prompt_text->empty()) tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
         dist::generation_request r;
@@ -191,7 +209,7 @@ void add_model_commands(CLI::App& app) {
         }
         return;
       }
-      const models::llama_model m = models::load_llama(*model);
+      const models::llama_model m = load_model(*model, *adapters);
       std::optional<tokenizer> tok;
       if (!prompt_text->empty()) tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
       // A chat template writes the BOS and turn markers itself, so the rendered text is encoded without them.

@@ -103,4 +103,18 @@ array categorical(key k, const array& logits, int axis) {
   return argmax(add(astype(logits, dtype::f32), g), ax);
 }
 
+array dropout(key k, const array& x, float p) {
+  if (!is_floating(x.type())) detail::fail("dropout", "x must be floats, got ", x.to_string());
+  if (!(p >= 0.0f && p < 1.0f)) detail::fail("dropout", "p must be in [0, 1), got ", p);
+  if (p == 0.0f) return x;
+  const float keep_scale = 1.0f / (1.0f - p);
+  const array mask = fill(x.shape(), dtype::f32, [=](uint64_t i) {
+    uint32_t w[4];
+    words(k, i, w);
+    return static_cast<float>(w[0] >> 8) * 0x1p-24f >= p ? keep_scale : 0.0f;
+  });
+  if (x.type() == dtype::f32) return multiply(x, mask);
+  return astype(multiply(astype(x, dtype::f32), mask), x.type());  // 1 / (1 - p) unrounded, one rounding
+}
+
 }  // namespace mlxd::random

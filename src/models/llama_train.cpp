@@ -4,8 +4,10 @@
 #include <stdexcept>
 
 #include "llama_rope.h"
+#include "lora_branch.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/models/lora.h"
 
 namespace mlxd::models {
 
@@ -36,22 +38,28 @@ struct forward_state {
   array positions;  // [batch, seq]
   array segments;   // [batch, seq]
   rope_options rope;
+  const lora_forward* lora = nullptr;
+  std::map<std::string, lora_site> lora_at;  // adapted modules by path ("model.layers.0.self_attn.q_proj")
 
   const array& w(const std::string& name) const { return p.at(name); }
   array maybe(const std::string& name) const {
     auto it = p.find(name);
     return it == p.end() ? array() : it->second;
   }
+  // The linear layer `module` ("model.layers.0.mlp.up_proj") of h [N, in], with its adapter branch if any.
+  array proj(const array& h, const std::string& module, bool biased = false) const {
+    const array y = linear(h, w(module + ".weight"), biased ? maybe(module + ".bias") : array());
+    if (lora_at.empty()) return y;
+    auto it = lora_at.find(module);
+    return it == lora_at.end() ? y : add(y, lora_branch(h, *lora, p, it->second));
+  }
 
   // h [batch * seq, hidden] -> attention output [batch * seq, hidden].
   array attention(const array& h, const std::string& pre) const {
     const int64_t n = n_rows * seq;
-    array q = reshape(linear(h, w(pre + "q_proj.weight"), maybe(pre + "q_proj.bias")),
-                      {n_rows, seq, c.n_heads, c.head_dim});
-    array k = reshape(linear(h, w(pre + "k_proj.weight"), maybe(pre + "k_proj.bias")),
-                      {n_rows, seq, c.n_kv_heads, c.head_dim});
-    const array v = reshape(linear(h, w(pre + "v_proj.weight"), maybe(pre + "v_proj.bias")),
-                            {n_rows, seq, c.n_kv_heads, c.head_dim});
+    array q = reshape(proj(h, pre + "q_proj", true), {n_rows, seq, c.n_heads, c.head_dim});
+    array k = reshape(proj(h, pre + "k_proj", true), {n_rows, seq, c.n_kv_heads, c.head_dim});
+    const array v = reshape(proj(h, pre + "v_proj", true), {n_rows, seq, c.n_kv_heads, c.head_dim});
     if (c.qk_norm) {
       q = rms_norm(q, w(pre + "q_norm.weight"), c.rms_norm_eps);
       k = rms_norm(k, w(pre + "k_norm.weight"), c.rms_norm_eps);
@@ -61,8 +69,7 @@ struct forward_state {
     auto heads_first = [](const array& y) { return transpose(y, {0, 2, 1, 3}); };  // [batch, heads, seq, hd]
     const array out = causal_attention(heads_first(q), heads_first(k), heads_first(v), segments,
                                        1.0f / std::sqrt(static_cast<float>(c.head_dim)));
-    return linear(reshape(transpose(out, {0, 2, 1, 3}), {n, int64_t{c.n_heads} * c.head_dim}),
-                  w(pre + "o_proj.weight"));
+    return proj(reshape(transpose(out, {0, 2, 1, 3}), {n, int64_t{c.n_heads} * c.head_dim}), pre + "o_proj");
   }
 };
 
@@ -124,6 +131,11 @@ std::map<std::string, array> bind_params(const std::vector<std::string>& names,
 
 array training_logits(const llama_config& c, const std::map<std::string, array>& params,
                       const train_batch& batch) {
+  return training_logits(c, params, batch, nullptr);
+}
+
+array training_logits(const llama_config& c, const std::map<std::string, array>& params,
+                      const train_batch& batch, const lora_forward* lora) {
   check_weights(c, params, whole_model(c));
   for (const std::string& name : llama_param_names(c)) {
     if (is_quantized(params.at(name).type()))
@@ -141,7 +153,11 @@ array training_logits(const llama_config& c, const std::map<std::string, array>&
       fail("token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(c.vocab_size));
     }
   }
-  forward_state st{c, params, n_rows, seq, batch.positions, batch.segments, llama_rope_options(c)};
+  forward_state st{c, params, n_rows, seq, batch.positions, batch.segments, llama_rope_options(c), lora, {}};
+  if (lora) {
+    check_lora_params(c, lora->config, params);
+    for (lora_site& s : lora_sites(c, lora->config)) st.lora_at.emplace(s.module, std::move(s));
+  }
   const float eps = c.rms_norm_eps;
   // [batch * seq, hidden]
   array x =
@@ -150,9 +166,8 @@ array training_logits(const llama_config& c, const std::map<std::string, array>&
     const std::string p = "model.layers." + std::to_string(l) + ".";
     x = add(x, st.attention(rms_norm(x, st.w(p + "input_layernorm.weight"), eps), p + "self_attn."));
     const array h = rms_norm(x, st.w(p + "post_attention_layernorm.weight"), eps);
-    const array gated = multiply(silu(linear(h, st.w(p + "mlp.gate_proj.weight"))),
-                                 linear(h, st.w(p + "mlp.up_proj.weight")));
-    x = add(x, linear(gated, st.w(p + "mlp.down_proj.weight")));
+    const array gated = multiply(silu(st.proj(h, p + "mlp.gate_proj")), st.proj(h, p + "mlp.up_proj"));
+    x = add(x, st.proj(gated, p + "mlp.down_proj"));
   }
   const array& head = st.w(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
   const array logits = linear(rms_norm(x, st.w("model.norm.weight"), eps), head);  // [batch * seq, vocab]

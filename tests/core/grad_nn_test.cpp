@@ -397,5 +397,17 @@ TEST(GradDtype, HalfLeavesMatchF32Leaves) {
   }
 }
 
+TEST(GradNn, DropoutPassesTheMaskedScaledCotangent) {
+  const array x = randn({6, 5}, 40);
+  EXPECT_TRUE(check_grad(
+      [](const std::vector<array>& v) { return weighted_sum(random::dropout({3}, v[0], 0.4f)); }, {x}));
+  // d/dx sum(dropout(x)) is the mask itself: 0 or 1 / (1 - p).
+  const array g =
+      grad([](const std::vector<array>& v) { return sum(random::dropout({3}, v[0], 0.4f)); }, {x})[0];
+  const auto mask = divide(random::dropout({3}, x, 0.4f), x).to_vector<float>();
+  const auto got = g.to_vector<float>();
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_FLOAT_EQ(got[i], mask[i]);
+}
+
 }  // namespace
 }  // namespace mlxd

@@ -64,5 +64,34 @@ TEST(Random, CategoricalFollowsTheSoftmax) {
   EXPECT_EQ(freq[3], 0.0);  // probability 0 (-inf logit) is never drawn
 }
 
+TEST(Random, DropoutMaskComesFromTheKeyAndKeepsTheExpectation) {
+  const array x = random::normal({7}, {1000, 3}, 1.0f, 0.5f);
+  const float p = 0.25f;
+  EXPECT_TRUE(array_equal(random::dropout({8}, x, p), random::dropout({8}, x, p)));
+  EXPECT_FALSE(array_equal(random::dropout({8}, x, p), random::dropout({9}, x, p)));
+  const auto in = x.to_vector<float>(), out = random::dropout({8}, x, p).to_vector<float>();
+  double dropped = 0, ratio_sum = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (out[i] == 0.0f) {
+      dropped += 1;
+    } else {
+      ASSERT_FLOAT_EQ(out[i], in[i] / (1.0f - p));  // survivors are scaled by 1 / (1 - p)
+      ratio_sum += out[i] / in[i];
+    }
+  }
+  EXPECT_NEAR(dropped / static_cast<double>(in.size()), p, 0.01);
+  EXPECT_NEAR(ratio_sum / static_cast<double>(in.size()), 1.0, 0.01);  // E[out / x] = 1
+  // Mean over many keys of dropout(ones) approaches 1 at every element.
+  array acc = zeros({64});
+  for (uint64_t s = 0; s < 400; ++s) acc = add(acc, random::dropout({s}, ones({64}), 0.5f));
+  for (float v : divide(acc, scalar(400, dtype::f32)).to_vector<float>()) EXPECT_NEAR(v, 1.0, 0.2);
+  EXPECT_TRUE(array_equal(random::dropout({8}, x, 0.0f), x));
+  const array half = random::dropout({8}, astype(x, dtype::bf16), p);
+  EXPECT_EQ(half.type(), dtype::bf16);
+  EXPECT_THROW(random::dropout({8}, x, 1.0f), std::invalid_argument);
+  EXPECT_THROW(random::dropout({8}, x, -0.1f), std::invalid_argument);
+  EXPECT_THROW(random::dropout({8}, array::from(std::vector<int32_t>{1, 2}, {2}), p), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace mlxd

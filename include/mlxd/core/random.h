@@ -25,5 +25,9 @@ array uniform(key k, const shape_t& shape, float lo = 0.0f, float hi = 1.0f, dty
 array normal(key k, const shape_t& shape, float mean = 0.0f, float stddev = 1.0f, dtype t = dtype::f32);
 // One sample per row of `logits` along `axis` (unnormalised log-probabilities, -inf excluded): i64 indices.
 array categorical(key k, const array& logits, int axis = -1);
+// Inverted dropout: each element of float `x` is zeroed with probability p, the rest scaled by 1 / (1 - p),
+// so the expectation is x. Element i's mask depends only on k and i (same key, same mask). p in [0, 1); p = 0
+// returns x itself. Differentiable in x: the mask is a constant of the tape.
+array dropout(key k, const array& x, float p);
 
 }  // namespace mlxd::random
