@@ -33,6 +33,10 @@ void add_perplexity_command(CLI::App& app);
 // 2-d weights block-quantized; metadata copied.
 void add_quantize_command(CLI::App& app);
 
+// `mlxd plot RUN.jsonl [-o curves.svg|curves.png] [--title T]`: loss and learning-rate curves of a training
+// run's metrics log.
+void add_plot_command(CLI::App& app);
+
 // `mlxd launch -n N [--] CMD...`: N local ranks of CMD with the rendezvous environment; `mlxd bench comm`.
 void add_launch_command(CLI::App& app);
 // argv as CLI11 parses it (reversed, without the program name), with the "--" that may separate
