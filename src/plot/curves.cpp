@@ -105,8 +105,10 @@ void draw_curves(const run_log& log, canvas& c, const plot_options& o) {
   c.fill_rect(0, 0, o.width, o.height, white);
   c.text(o.width / 2.0, 28, o.title, 18, align::middle, black);
   if (log.n_skipped > 0)
-    c.text(o.width / 2.0, 46, std::to_string(log.n_skipped) + " skipped steps not shown", 12, align::middle,
-           grey);
+    c.text(o.width / 2.0, 46,
+           std::to_string(log.n_skipped) + (log.n_skipped == 1 ? " skipped step" : " skipped steps") +
+               " not shown",
+           12, align::middle, grey);
   draw_frame(c, l.loss, "loss", "step");
   draw_frame(c, l.lr, "learning rate", "step");
   c.polyline(points(l.loss, log.loss), train_colour, 2.5);

@@ -28,10 +28,19 @@ struct reduced {
 
 std::vector<grad_bucket> plan_grad_buckets(const std::vector<array>& grads, size_t bucket_bytes) {
   const int64_t per_bucket = std::max<int64_t>(1, static_cast<int64_t>(bucket_bytes / sizeof(float)));
-  int64_t total = 0;
-  for (const auto& g : grads) total += g.size();
   std::vector<grad_bucket> buckets;
-  for (int64_t b = 0; b < total; b += per_bucket) buckets.push_back({b, std::min(total, b + per_bucket)});
+  int64_t begin = 0, pos = 0;  // the open bucket is [begin, pos)
+  auto close = [&] {
+    if (pos > begin) buckets.push_back({begin, pos});
+    begin = pos;
+  };
+  for (const auto& g : grads) {
+    const int64_t n = g.size();
+    if (n >= per_bucket || pos + n - begin > per_bucket) close();
+    pos += n;
+    if (n >= per_bucket) close();
+  }
+  close();
   return buckets;
 }
 
@@ -51,7 +60,7 @@ std::vector<array> grad_allreducer::sum(const std::vector<array>& grads) {
       throw std::invalid_argument("[grad_allreducer::sum] gradient " + std::to_string(i) + " is " +
                                   grads[i].to_string() + "; only f32 gradients are summed");
     in[i] = contiguous(grads[i]);
-    out[i] = array::empty(grads[i].shape(), dtype::f32);
+    if (grads[i].size() == 0) out[i] = array::empty(grads[i].shape(), dtype::f32);
     offset[i + 1] = offset[i] + grads[i].size();
   }
   const auto buckets = plan_grad_buckets(grads, bucket_bytes_);
@@ -62,14 +71,14 @@ std::vector<array> grad_allreducer::sum(const std::vector<array>& grads) {
       if (lo < hi) fn(i, lo - offset[i], lo - b.begin, hi - lo);
     }
   };
-  // A bucket inside one gradient travels as a view of it; others are packed into a fresh buffer.
+  // A bucket of one gradient travels as it is and its sum is the result; others are packed and unpacked.
   auto pack = [&](const grad_bucket& b) {
     const int64_t n = b.end - b.begin;
-    array view;
-    for_pieces(b, [&](size_t i, int64_t src, int64_t, int64_t len) {
-      if (len == n) view = array::view(in[i], {n}, {1}, in[i].offset() + src);
+    array whole;
+    for_pieces(b, [&](size_t i, int64_t, int64_t, int64_t len) {
+      if (len == n) whole = in[i];
     });
-    if (view.size() == n) return view;
+    if (whole.size() == n) return whole;
     array buf = array::empty({n}, dtype::f32);
     for_pieces(b, [&](size_t i, int64_t src, int64_t dst, int64_t len) {
       std::memcpy(buf.mutable_data<float>() + dst, in[i].data<float>() + src, len * sizeof(float));
@@ -78,6 +87,11 @@ std::vector<array> grad_allreducer::sum(const std::vector<array>& grads) {
   };
   auto unpack = [&](const grad_bucket& b, const array& sum) {
     for_pieces(b, [&](size_t i, int64_t dst, int64_t src, int64_t len) {
+      if (len == b.end - b.begin) {
+        out[i] = sum;
+        return;
+      }
+      out[i] = array::empty(in[i].shape(), dtype::f32);
       std::memcpy(out[i].mutable_data<float>() + dst, sum.data<float>() + src, len * sizeof(float));
     });
   };

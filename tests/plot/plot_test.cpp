@@ -137,7 +137,7 @@ TEST(curves, svg_has_one_polyline_per_curve_and_the_labels) {
   EXPECT_EQ(std::distance(std::sregex_iterator(svg.begin(), svg.end(), circle), std::sregex_iterator()),
             5);  // the 4 validation points and the legend's
   for (const char* label : {">tiny &amp; &lt;run&gt;<", ">loss<", ">learning rate<", ">step<", ">train<",
-                            ">validation<", ">1 skipped steps not shown<", ">0.0003<", ">20<", ">12<"})
+                            ">validation<", ">1 skipped step not shown<", ">0.0003<", ">20<", ">12<"})
     EXPECT_NE(svg.find(label), std::string::npos) << label;
 }
 

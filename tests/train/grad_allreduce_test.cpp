@@ -19,17 +19,23 @@ std::vector<array> sized(const std::vector<int64_t>& sizes) {
   return out;
 }
 
-TEST(grad_buckets, cover_the_concatenation_in_equal_buckets) {
-  const auto b = plan_grad_buckets(sized({3, 1000, 0, 2500, 1}), 4000);  // 1000 floats a bucket
-  ASSERT_EQ(b.size(), 4u);
-  for (size_t k = 0; k < b.size(); ++k) {
-    EXPECT_EQ(b[k].begin, static_cast<int64_t>(k) * 1000);
-    EXPECT_EQ(b[k].end, k + 1 < b.size() ? b[k].begin + 1000 : 3504);
-  }
+std::vector<std::pair<int64_t, int64_t>> ranges(const std::vector<grad_bucket>& b) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (const auto& x : b) out.emplace_back(x.begin, x.end);
+  return out;
+}
+
+TEST(grad_buckets, pack_small_gradients_and_give_big_ones_their_own) {
+  using v = std::vector<std::pair<int64_t, int64_t>>;
+  // 1000 floats a bucket: 1000 and 2500 are big, 3 and 1 small; the empty one belongs nowhere.
+  EXPECT_EQ(ranges(plan_grad_buckets(sized({3, 1000, 0, 2500, 1}), 4000)),
+            (v{{0, 3}, {3, 1003}, {1003, 3503}, {3503, 3504}}));
+  EXPECT_EQ(ranges(plan_grad_buckets(sized({400, 400, 400, 200, 999}), 4000)),
+            (v{{0, 800}, {800, 1400}, {1400, 2399}}));
   EXPECT_TRUE(plan_grad_buckets({}, 4000).empty());
   EXPECT_TRUE(plan_grad_buckets(sized({0, 0}), 4000).empty());
-  EXPECT_EQ(plan_grad_buckets(sized({5}), 4).size(), 5u);  // one float a bucket
-  EXPECT_EQ(plan_grad_buckets(sized({5}), 7).size(), 5u);  // rounds down to whole floats
+  EXPECT_EQ(ranges(plan_grad_buckets(sized({5, 2}), 4)), (v{{0, 5}, {5, 7}}));  // one float a bucket
+  EXPECT_EQ(ranges(plan_grad_buckets(sized({1, 1}), 11)), (v{{0, 2}}));         // rounds down to 2 floats
 }
 
 TEST(grad_allreducer, rejects_bad_arguments) {

@@ -16,9 +16,10 @@
 
 namespace mlxd::train {
 
-// How sum() splits the concatenation of all gradients (in order, flattened) into buckets: bucket k holds
-// elements [begin, end) of that concatenation. A gradient larger than a bucket spans several; small ones
-// share one. Every bucket except the last holds exactly max(1, bucket_bytes / 4) elements.
+// How sum() groups the gradients: bucket k holds elements [begin, end) of their concatenation (in order,
+// flattened), always whole gradients. A gradient of at least max(1, bucket_bytes / 4) elements is a bucket
+// of its own (sent and returned without a copy; the group pipelines it); smaller ones are packed in order
+// into buckets of at most that many elements. Empty gradients belong to no bucket.
 struct grad_bucket {
   int64_t begin = 0, end = 0;
 };
@@ -30,10 +31,10 @@ class grad_allreducer {
   explicit grad_allreducer(std::shared_ptr<comm::group> g, size_t bucket_bytes = 8 << 20);
 
   // The sum over all ranks of each gradient (f32, any shape or view; an empty list gives an empty list and
-  // sends nothing). Each bucket is one all_reduce(sum); while it travels the next one is packed. Returns new
-  // contiguous arrays with the inputs' shapes. Throws std::invalid_argument for a non-f32 gradient, and
-  // comm::comm_error naming "grad_allreducer::sum", the bucket and the lost peer when communication fails
-  // (the group is broken after that).
+  // sends nothing). Each bucket is one all_reduce(sum); while it travels the next one is packed and the one
+  // before unpacked. Returns new contiguous arrays with the inputs' shapes. Throws std::invalid_argument for
+  // a non-f32 gradient, and comm::comm_error naming "grad_allreducer::sum", the bucket and the lost peer when
+  // communication fails (the group is broken after that).
   std::vector<array> sum(const std::vector<array>& grads);
 
   // The sums over all ranks of a few scalars (token counts, loss sums, non-finite flags), in one all_gather
