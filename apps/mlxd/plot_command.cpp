@@ -14,8 +14,8 @@ void add_plot_command(CLI::App& app) {
   cmd->add_option("log", *log_path, "the run's metrics log (JSONL, one line per step)")->required();
   cmd->add_option("-o,--out", *out, "picture to write, .svg or .png (default: the log's name with .svg)");
   cmd->add_option("--title", options->title, "title above the curves (default: the log's file name)");
-  cmd->add_option("--width", options->width, "width in pixels")->check(CLI::Range(200, 10000));
-  cmd->add_option("--height", options->height, "height in pixels")->check(CLI::Range(200, 10000));
+  cmd->add_option("--width", options->width, "width in pixels")->check(CLI::Range(200, 4000));
+  cmd->add_option("--height", options->height, "height in pixels")->check(CLI::Range(200, 4000));
   cmd->callback([=] {
     const plot::run_log log = plot::read_run_log(*log_path);
     const auto slash = log_path->find_last_of('/');

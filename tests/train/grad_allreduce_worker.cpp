@@ -37,7 +37,7 @@ std::vector<uint8_t> concat_bytes(const std::vector<array>& xs) {
 }
 
 TEST(grad_allreduce_ranks, exact_inputs_equal_the_reference_bit_for_bit) {
-  grad_allreducer ar(env_group(), 4096);  // 1024 floats a bucket: the 5000-element tensor spans 5
+  grad_allreducer ar(env_group(), 4096);  // 1024 floats: 5000 and 1001 alone, the small ones packed
   const auto want = test::reference_sums(ar.size(), true, 5000);
   const auto sums = ar.sum(test::grad_list(ar.rank(), true, 5000));
   ASSERT_EQ(sums.size(), want.size());
@@ -45,7 +45,8 @@ TEST(grad_allreduce_ranks, exact_inputs_equal_the_reference_bit_for_bit) {
 }
 
 // Full-precision inputs: close to the reference, and the same bytes on every rank and on a second call.
-// 3M elements in default 8 MB buckets: two buckets, both over the ring.
+// Default 8 MB buckets: the 3M-element (12 MB) tensor alone over the ring, the small ones before and after it
+// in two more buckets.
 TEST(grad_allreduce_ranks, float_sums_are_bit_identical_on_every_rank) {
   auto g = env_group();
   grad_allreducer ar(g);
