@@ -39,6 +39,9 @@ void add_quantize_command(CLI::App& app);
 // `mlxd train --config FILE.yaml [--set KEY=VALUE]... [--out DIR] [--steps N] [--no-resume]`: a training run
 // (data-parallel when launched with `mlxd launch -n N`), resuming from the run folder's last checkpoint.
 void add_train_command(CLI::App& app);
+// `mlxd plot RUN.jsonl [-o curves.svg|curves.png] [--title T]`: loss and learning-rate curves of a training
+// run's metrics log.
+void add_plot_command(CLI::App& app);
 
 // `mlxd launch -n N [--] CMD...`: N local ranks of CMD with the rendezvous environment; `mlxd bench comm`.
 void add_launch_command(CLI::App& app);
