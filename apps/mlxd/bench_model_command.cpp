@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "mlxd/core/read_bandwidth.h"
 #include "mlxd/core/thread_pool.h"
+#include "mlxd/models/default_model.h"
 #include "mlxd/models/llama.h"
 
 namespace mlxd::app {
@@ -106,14 +107,17 @@ void add_bench_model_command(CLI::App* bench) {
   auto* cmd =
       bench->add_subcommand("model", "prefill (pp) and decode (tg) tokens/s beside the read-bandwidth bound");
   auto a = std::make_shared<model_bench_args>();
-  cmd->add_option("--model", a->model, "model folder or GGUF file")->required();
+  cmd->add_option("--model", a->model, "model folder or GGUF file (default: the bundled model)");
   cmd->add_option("-p,--prompt-tokens", a->prompt_tokens, "prefill length (pp)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("-n,--gen-tokens", a->gen_tokens, "decode steps (tg)")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("-r,--repetitions", a->repetitions, "runs of each; best and median reported")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--seed", a->seed, "seed of the random prompt tokens");
-  cmd->callback([a] { std::printf("%s\n", run(*a).dump().c_str()); });
+  cmd->callback([a] {
+    a->model = models::model_or_default(a->model);
+    std::printf("%s\n", run(*a).dump().c_str());
+  });
 }
 
 }  // namespace mlxd::app

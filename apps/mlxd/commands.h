@@ -51,7 +51,7 @@ std::vector<std::string> command_line(int argc, char** argv);
 // `mlxd bench comm` and `mlxd bench model` (prefill and decode tokens/s beside the read-bandwidth bound).
 void add_bench_commands(CLI::App& app);
 void add_bench_model_command(CLI::App* bench);
-// `mlxd serve --model PATH [--port 8100] [--host H] [--api-key K]`: the OpenAI-compatible server.
+// `mlxd serve [--model PATH] [--port 8100] [--host H] [--api-key K]`: the OpenAI-compatible server.
 void add_serve_command(CLI::App& app);
 // `mlxd worker`: a node serving a range of layers; `mlxd cluster status`: the workers' health and layers.
 void add_dist_commands(CLI::App& app);

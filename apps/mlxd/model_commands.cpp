@@ -11,6 +11,7 @@
 #include "mlxd/core/ops.h"
 #include "mlxd/engine/sampler.h"
 #include "mlxd/io/safetensors.h"
+#include "mlxd/models/default_model.h"
 #include "mlxd/models/llama.h"
 #include "mlxd/models/lora.h"
 #include "mlxd/tokenizer/chat_template.h"
@@ -128,7 +129,7 @@ void add_model_commands(CLI::App& app) {
     auto system = std::make_shared<std::string>();
     auto sp = std::make_shared<engine::sampling_params>();
     sp->temperature = 0.0f;
-    cmd->add_option("--model", *model, "model folder")->required();
+    cmd->add_option("--model", *model, "model folder or GGUF file (default: the bundled model)");
     auto* tokens_opt = cmd->add_option("--tokens", *tokens, "comma-separated prompt token ids");
     auto* prompt_opt = cmd->add_option("--prompt", *prompt_text, "prompt text (needs a tokenizer)");
     tokens_opt->excludes(prompt_opt);
@@ -156,6 +157,7 @@ void add_model_commands(CLI::App& app) {
     add_cluster_flags(cmd, *cluster, true);
     cmd->callback([=] {
       if (tokens->empty() && prompt_text->empty()) throw std::invalid_argument("give --tokens or --prompt");
+      *model = models::model_or_default(*model);
       if (!cluster->workers.empty()) {
         if (!adapters->empty()) throw std::invalid_argument("--adapters is not supported with --workers");
         std::optional<tokenizer> tok;

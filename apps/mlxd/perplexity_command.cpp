@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "mlxd/engine/perplexity.h"
+#include "mlxd/models/default_model.h"
 #include "mlxd/models/llama.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
 
@@ -22,7 +23,7 @@ void add_perplexity_command(CLI::App& app) {
   auto options = std::make_shared<engine::perplexity_options>();
   auto max_tokens = std::make_shared<int64_t>(0);
   auto json = std::make_shared<bool>(false);
-  cmd->add_option("--model", *model, "model folder or GGUF file")->required();
+  cmd->add_option("--model", *model, "model folder or GGUF file (default: the bundled model)");
   cmd->add_option("--tokenizer", *tokenizer_path, "tokenizer (default: the model)");
   cmd->add_option("--file", *file, "UTF-8 text to score")->required();
   cmd->add_option("--context", options->context, "tokens per window (default: the model's context)")
@@ -37,6 +38,7 @@ void add_perplexity_command(CLI::App& app) {
     if (!in) throw std::invalid_argument("cannot read " + *file);
     std::stringstream text;
     text << in.rdbuf();
+    *model = models::model_or_default(*model);
     const models::llama_model m = models::load_llama(*model);
     const tokenizer tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
     std::vector<int32_t> ids = tok.encode(text.str(), true);

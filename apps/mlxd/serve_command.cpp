@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "mlxd/models/default_model.h"
 #include "mlxd/serve/server.h"
 
 namespace mlxd::app {
@@ -32,7 +33,8 @@ void add_serve_command(CLI::App& app) {
   auto key_file = std::make_shared<std::string>();
   auto max_body_mb = std::make_shared<int>(16);
   auto port_file = std::make_shared<std::string>();
-  cmd->add_option("--model", o->model_path, "model folder (Hugging Face) or .gguf file");
+  cmd->add_option("--model", o->model_path,
+                  "model folder (Hugging Face) or .gguf file (default: the bundled model)");
   cmd->add_option("--tokenizer", o->tokenizer_path, "tokenizer folder or file (default: the model)");
   cmd->add_option("--model-name", o->model_name,
                   "the model id clients use (default: the folder or file name)");
@@ -53,11 +55,11 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--http-threads", o->http_threads, "connections served at once (default 64)")
       ->check(CLI::Range(1, 4096));
+  cmd->add_option("--request-timeout", o->request_timeout_s,
+                  "seconds a generation may run before it ends with a 504 error (default 600; 0: no limit)")
+      ->check(CLI::Range(0.0, 1e9));
   cmd->callback([o, key_file, max_body_mb, port_file] {
-    if (o->model_path.empty())
-      throw std::invalid_argument(
-          "serve: give --model MODEL_DIR_OR_GGUF (there is no bundled default model yet), e.g. "
-          "mlxd serve --model ./my-model");
+    o->model_path = models::model_or_default(o->model_path);
     if (!key_file->empty()) o->api_key = read_key_file(*key_file);
     o->max_body_bytes = static_cast<size_t>(*max_body_mb) << 20;
     serve::server s(*o);

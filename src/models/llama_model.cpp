@@ -129,6 +129,13 @@ array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) 
   return head(forward_layers(embed(tokens), cache));
 }
 
+array llama_model::final_hidden(const std::vector<int32_t>& tokens, kv_cache& cache) const {
+  if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
+    throw std::invalid_argument(
+        "[llama] final_hidden needs the whole model; this one holds a pipeline stage");
+  return rms_norm(forward_layers(embed(tokens), cache), final_norm_, config_.rms_norm_eps);  // [T, hidden]
+}
+
 array llama_model::embed(const std::vector<int32_t>& tokens) const {
   if (!stage_.embedding) throw std::invalid_argument("[llama] this pipeline stage holds no embedding");
   if (tokens.empty()) throw std::invalid_argument("[llama] forward needs at least one token");

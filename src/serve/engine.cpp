@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <limits>
 #include <optional>
 
 #include "mlxd/core/ops.h"
+#include "mlxd/models/embedding.h"
 #include "mlxd/serve/api_error.h"
 #include "mlxd/serve/text_stream.h"
 
@@ -102,14 +104,57 @@ std::shared_ptr<request_handle> engine::submit(std::vector<sequence_request> seq
   return handle;
 }
 
+std::vector<std::vector<float>> engine::embed(const std::vector<std::vector<int32_t>>& inputs) {
+  const int vocab = model_->config().vocab_size;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string at = "input[" + std::to_string(i) + "]";
+    if (inputs[i].empty()) throw bad_request(at + " has no tokens", "input");
+    for (int32_t id : inputs[i])
+      if (id < 0 || id >= vocab)
+        throw bad_request(at + ": token id " + std::to_string(id) + " is outside the vocabulary of " +
+                              std::to_string(vocab),
+                          "input");
+    if (static_cast<int64_t>(inputs[i].size()) > context_length())
+      throw api_error(400,
+                      at + " has " + std::to_string(inputs[i].size()) +
+                          " tokens; this model's maximum context length is " +
+                          std::to_string(context_length()),
+                      "invalid_request_error", "input", "context_length_exceeded");
+  }
+  std::vector<std::future<std::vector<float>>> results;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) throw api_error(503, "the server is shutting down", "server_error");
+    for (const auto& tokens : inputs) {
+      auto task = std::make_shared<std::packaged_task<std::vector<float>()>>(
+          [this, tokens] { return models::mean_pooled_embedding(*model_, tokens); });
+      results.push_back(task->get_future());
+      jobs_.push_back([task] { (*task)(); });
+    }
+  }
+  cv_.notify_all();
+  std::vector<std::vector<float>> out;
+  try {
+    for (auto& r : results) out.push_back(r.get());
+  } catch (const std::future_error&) {  // the loop stopped and dropped the jobs
+    throw api_error(503, "the server is shutting down", "server_error");
+  }
+  return out;
+}
+
 void engine::loop() {
   std::vector<std::unique_ptr<sequence>> running;
   for (;;) {
     std::vector<sequence*> joined;
+    std::function<void()> job;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty() || !jobs_.empty(); });
       if (stopping_) break;
+      if (!jobs_.empty()) {
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
       while (!queue_.empty() && running.size() < static_cast<size_t>(options_.max_running)) {
         if (!queue_.front()->handle->cancelled()) {
           running.push_back(std::move(queue_.front()));
@@ -128,6 +173,7 @@ void engine::loop() {
       }
     }
     std::erase_if(running, [](const auto& s) { return !s->cache; });
+    if (job) job();  // a packaged_task: what it throws reaches its caller
     step(running);
     {
       std::lock_guard lock(mu_);
@@ -141,6 +187,7 @@ void engine::loop() {
     }
   }
   std::lock_guard lock(mu_);
+  jobs_.clear();  // their callers get a broken promise, which embed() reports as shutting down
   for (auto& s : running) s->handle->fail("the server is shutting down");
   for (auto& s : queue_) s->handle->fail("the server is shutting down");
 }

@@ -220,39 +220,66 @@ chat_request parse_chat_request(std::string_view body) {
   return r;
 }
 
+namespace {
+
+// "prompt" or "input": a string, a list of strings, a list of token ids or a list of such lists.
+std::vector<prompt_input> parse_inputs(const json& p, const char* name, int max_count) {
+  const std::string n = name;
+  auto ids = [&](const json& list) {
+    prompt_input in;
+    in.is_ids = true;
+    for (const json& id : list)
+      in.ids.push_back(static_cast<int32_t>(get_int(id, name, 0, std::numeric_limits<int32_t>::max())));
+    return in;
+  };
+  std::vector<prompt_input> out;
+  const bool listed = p.is_array() && !p.empty() && p.size() <= static_cast<size_t>(max_count);
+  if (p.is_string()) {
+    out.push_back({p.get<std::string>(), {}, false});
+  } else if (listed && p[0].is_string()) {
+    for (const json& e : p) out.push_back({get_string(e, name), {}, false});
+  } else if (p.is_array() && !p.empty() && p[0].is_number()) {
+    out.push_back(ids(p));
+  } else if (listed && p[0].is_array()) {
+    for (const json& e : p) {
+      if (!e.is_array() || e.empty()) throw bad_request(n + ": every list of token ids must be non-empty", n);
+      out.push_back(ids(e));
+    }
+  } else {
+    throw bad_request(n + " must be a string, a list of at most " + std::to_string(max_count) +
+                          " strings, a list of token ids or a list of such lists",
+                      n);
+  }
+  return out;
+}
+
+}  // namespace
+
 completion_request parse_completion_request(std::string_view body) {
   const json j = parse_object(body);
   completion_request r;
   r.model = parse_model(j);
   const json* p = field(j, "prompt");
   if (!p) throw bad_request("prompt is required", "prompt");
-  auto ids = [](const json& list) {
-    prompt_input in;
-    in.is_ids = true;
-    for (const json& id : list)
-      in.ids.push_back(static_cast<int32_t>(get_int(id, "prompt", 0, std::numeric_limits<int32_t>::max())));
-    return in;
-  };
-  if (p->is_string()) {
-    r.prompts.push_back({p->get<std::string>(), {}, false});
-  } else if (p->is_array() && !p->empty() && p->size() <= static_cast<size_t>(max_prompts) &&
-             (*p)[0].is_string()) {
-    for (const json& e : *p) r.prompts.push_back({get_string(e, "prompt"), {}, false});
-  } else if (p->is_array() && !p->empty() && (*p)[0].is_number()) {
-    r.prompts.push_back(ids(*p));
-  } else if (p->is_array() && !p->empty() && p->size() <= static_cast<size_t>(max_prompts) &&
-             (*p)[0].is_array()) {
-    for (const json& e : *p) {
-      if (!e.is_array() || e.empty())
-        throw bad_request("prompt: every list of token ids must be non-empty", "prompt");
-      r.prompts.push_back(ids(e));
-    }
-  } else {
-    throw bad_request("prompt must be a string, a list of at most " + std::to_string(max_prompts) +
-                          " strings, a list of token ids or a list of such lists",
-                      "prompt");
-  }
+  r.prompts = parse_inputs(*p, "prompt", max_prompts);
   r.params = parse_params(j, false);
+  return r;
+}
+
+embeddings_request parse_embeddings_request(std::string_view body) {
+  const json j = parse_object(body);
+  embeddings_request r;
+  r.model = parse_model(j);
+  const json* in = field(j, "input");
+  if (!in) throw bad_request("input is required", "input");
+  r.inputs = parse_inputs(*in, "input", max_embedding_inputs);
+  if (const json* f = field(j, "encoding_format")) {
+    const std::string format = get_string(*f, "encoding_format");
+    if (format != "float" && format != "base64")
+      throw bad_request("encoding_format must be \"float\" or \"base64\"", "encoding_format");
+    r.base64 = format == "base64";
+  }
+  if (const json* d = field(j, "dimensions")) r.dimensions = get_int(*d, "dimensions", 1, 1 << 20);
   return r;
 }
 

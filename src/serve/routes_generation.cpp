@@ -1,12 +1,14 @@
 // POST /v1/chat/completions and /v1/completions, with and without streaming.
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <random>
 
 #include "mlxd/serve/request.h"
 #include "mlxd/serve/responses.h"
 #include "mlxd/serve/sse.h"
 #include "mlxd/tokenizer/chat_template.h"
+#include "peer_socket.h"
 #include "server_state.h"
 
 namespace mlxd::serve::detail {
@@ -91,11 +93,37 @@ int64_t prompt_tokens(const prepared& p) {
   return n;
 }
 
-void respond_whole(httplib::Response& res, const prepared& p, const std::shared_ptr<engine>& eng,
-                   const std::shared_ptr<request_handle>& handle, const response_meta& meta, size_t n_seqs) {
+// When a request started at `start` must end under --request-timeout (time_point::max(): never).
+clock_type::time_point deadline_of(clock_type::time_point start, double timeout_s) {
+  if (timeout_s <= 0) return clock_type::time_point::max();
+  return start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(timeout_s));
+}
+
+api_error timeout_error(double timeout_s) {
+  char text[96];
+  std::snprintf(text, sizeof text, "the request did not finish within the server's limit of %g seconds",
+                timeout_s);
+  return api_error(504, text, "server_error", {}, "request_timeout");
+}
+
+void respond_whole(const httplib::Request& req, httplib::Response& res, const prepared& p,
+                   const std::shared_ptr<engine>& eng, const std::shared_ptr<request_handle>& handle,
+                   const response_meta& meta, size_t n_seqs, clock_type::time_point deadline,
+                   double timeout_s) {
   std::vector<choice_result> choices(n_seqs);
   usage_counts usage{prompt_tokens(p), 0};
+  const peer_socket peer(req);
   for (;;) {
+    // The sequences are dropped at the engine's next step, which frees their place and KV cache.
+    if (clock_type::now() > deadline) {
+      handle->cancel();
+      throw timeout_error(timeout_s);
+    }
+    if (peer.closed()) {
+      handle->cancel();
+      res.status = 499;  // nginx's "client closed request", so /metrics counts it apart; nobody reads it
+      return;
+    }
     for (sequence_event& ev : handle->wait(std::chrono::milliseconds(200))) {
       choice_result& c = choices[static_cast<size_t>(ev.index)];
       c.text += ev.text;
@@ -117,6 +145,8 @@ struct stream_state {
   response_meta meta;
   size_t n_seqs = 0;
   bool started = false;
+  clock_type::time_point deadline = clock_type::time_point::max();
+  double timeout_s = 0;
   usage_counts usage;
   clock_type::time_point last_write = clock_type::now();
 };
@@ -143,8 +173,12 @@ bool stream_step(stream_state& s, httplib::DataSink& sink) {
     if (!ev.finish_reason.empty())
       out += sse_event(chunk_json(s.meta, ev.index, chat ? json::object() : json(""), ev.finish_reason));
   }
-  const bool done = s.handle->done();
-  if (done) {
+  bool done = s.handle->done();
+  if (!done && clock_type::now() > s.deadline) {
+    s.handle->cancel();
+    out += sse_event(timeout_error(s.timeout_s).to_json()) + sse_done();
+    done = true;
+  } else if (done) {
     if (const std::string err = s.handle->error(); !err.empty())
       out += sse_event(api_error(500, err, "server_error").to_json());
     else if (s.p.params.include_usage)
@@ -164,13 +198,15 @@ bool stream_step(stream_state& s, httplib::DataSink& sink) {
 }
 
 void generate(api_kind kind, const httplib::Request& req, httplib::Response& res, server_state& st) {
+  const double timeout_s = st.options.request_timeout_s;
+  const clock_type::time_point deadline = deadline_of(clock_type::now(), timeout_s);
   const std::shared_ptr<engine> eng = st.engine_or_503();
   prepared p = prepare(kind, req.body, st, *eng);
   std::vector<sequence_request> seqs = sequences_of(p, eng->context_length());
   const size_t n_seqs = seqs.size();
   const std::shared_ptr<request_handle> handle = eng->submit(std::move(seqs));
   const response_meta meta = new_response_meta(kind, st.model_name);
-  if (!p.params.stream) return respond_whole(res, p, eng, handle, meta, n_seqs);
+  if (!p.params.stream) return respond_whole(req, res, p, eng, handle, meta, n_seqs, deadline, timeout_s);
   auto s = std::make_shared<stream_state>();
   s->usage.prompt_tokens = prompt_tokens(p);
   s->p = std::move(p);
@@ -178,6 +214,8 @@ void generate(api_kind kind, const httplib::Request& req, httplib::Response& res
   s->handle = handle;
   s->meta = meta;
   s->n_seqs = n_seqs;
+  s->deadline = deadline;
+  s->timeout_s = timeout_s;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",

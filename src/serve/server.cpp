@@ -45,8 +45,8 @@ httplib::Server::Handler guarded(std::function<void(const httplib::Request&, htt
 namespace {
 
 const std::set<std::string> get_paths = {"/", "/app.js", "/style.css", "/health", "/metrics", "/v1/models"};
-const std::set<std::string> post_paths = {"/v1/chat/completions", "/v1/completions", "/tokenize",
-                                          "/detokenize"};
+const std::set<std::string> post_paths = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+                                          "/tokenize", "/detokenize"};
 
 std::string route_label(const std::string& path) {
   if (get_paths.count(path) || post_paths.count(path)) return path;
@@ -147,6 +147,7 @@ void server::run(const std::function<void(int)>& on_listening) {
   });
   detail::add_generation_routes(http, st);
   detail::add_info_routes(http, st);
+  detail::add_embedding_routes(http, st);
   detail::add_web_routes(http);
   auto not_allowed = [](const httplib::Request& req, httplib::Response& res) {
     detail::send_error(res, api_error(405, "method " + req.method + " is not allowed on " + req.path));

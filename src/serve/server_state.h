@@ -38,6 +38,7 @@ httplib::Server::Handler guarded(std::function<void(const httplib::Request&, htt
 
 void add_generation_routes(httplib::Server& http, server_state& state);
 void add_info_routes(httplib::Server& http, server_state& state);
+void add_embedding_routes(httplib::Server& http, server_state& state);
 void add_web_routes(httplib::Server& http);
 
 }  // namespace mlxd::serve::detail

@@ -1,10 +1,11 @@
 // The engine loop: sequences batched together produce exactly the tokens they produce alone (same seed),
 // long prompts prefilled in chunks give the same tokens, limits are refused with the right status, and a
-// cancelled request leaves the batch at once.
+// cancelled request leaves the batch at once; embeddings computed by the loop equal the model's.
 #include <gtest/gtest.h>
 
 #include <thread>
 
+#include "mlxd/models/embedding.h"
 #include "mlxd/serve/api_error.h"
 #include "mlxd/serve/engine.h"
 
@@ -150,6 +151,35 @@ TEST(Engine, CancelledRequestLeavesTheBatch) {
   EXPECT_EQ(stats.running_sequences, 0);
   EXPECT_EQ(stats.kv_positions, 0);
   EXPECT_LT(stats.generated_tokens, 2000u);  // it did not run to its end
+}
+
+TEST(Engine, EmbedsBetweenStepsAsTheModelDoes) {
+  const tokenizer tok = tokenizer::load(MLXD_TINY_TOKENIZER);
+  const auto model = tiny_model();
+  engine e(model, tok, {});
+  // A generation in flight beside them still runs to its end.
+  sequence_request s = varied_requests(1)[0];
+  s.max_tokens = 50;
+  s.sampling.logit_bias[262] = -100;  // no end-of-text: exactly 50 tokens
+  const auto h = e.submit({s});
+  const std::vector<std::vector<int32_t>> inputs = {{5, 9, 13}, {200, 3}, {5, 9, 13}};
+  const auto vectors = e.embed(inputs);
+  ASSERT_EQ(vectors.size(), 3u);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    EXPECT_EQ(vectors[i], models::mean_pooled_embedding(*model, inputs[i])) << i;
+  EXPECT_EQ(run(h, 1)[0].tokens.size(), 50u);
+  auto status = [&](std::vector<std::vector<int32_t>> in) {
+    try {
+      e.embed(in);
+    } catch (const api_error& err) {
+      return err.status();
+    }
+    return 200;
+  };
+  EXPECT_EQ(status({{}}), 400);
+  EXPECT_EQ(status({{1, 263}}), 400);
+  EXPECT_EQ(status({std::vector<int32_t>(2049, 1)}), 400);
+  EXPECT_EQ(status({std::vector<int32_t>(2048, 1)}), 200);
 }
 
 }  // namespace

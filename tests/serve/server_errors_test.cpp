@@ -168,15 +168,6 @@ TEST(ServerErrors, ConcurrentStreamsGetTheTextTheyGetAlone) {
   for (int i = 0; i < n; ++i) EXPECT_EQ(together[i].get(), alone[i]) << "client " << i;
 }
 
-// A figure of /metrics, e.g. "mlxd_running_sequences".
-double metric(server_process& server, const std::string& line_start) {
-  auto c = server.client();
-  const std::string text = get(c, "/metrics").raw;
-  const size_t at = text.find("\n" + line_start + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + line_start.size() + 2));
-}
-
 TEST(ServerErrors, ClientThatGoesAwayFreesItsSequence) {
   server_process server;
   auto c = server.client();

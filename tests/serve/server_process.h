@@ -49,15 +49,19 @@ inline const std::filesystem::path& model_dir() {
 class server_process {
  public:
   // Starts `mlxd serve --model <model> --port 0` with `extra` flags and waits until it listens and, with
-  // `wait_healthy`, until /health answers 200.
+  // `wait_healthy`, until /health answers 200. An empty `model` leaves --model out; a non-empty
+  // `default_model` is then set as MLXD_DEFAULT_MODEL in the server's environment.
   explicit server_process(std::vector<std::string> extra = {},
-                          const std::filesystem::path& model = model_dir(), bool wait_healthy = true) {
+                          const std::filesystem::path& model = model_dir(), bool wait_healthy = true,
+                          const std::string& default_model = {}) {
     const auto port_file = model_dir().parent_path() / ("port" + std::to_string(counter()++));
-    std::vector<std::string> args = {MLXD_BIN,       "--threads", "1", "serve",       "--model",
-                                     model.string(), "--port",    "0", "--port-file", port_file.string()};
+    std::vector<std::string> args = {MLXD_BIN, "--threads", "1",           "serve",
+                                     "--port", "0",         "--port-file", port_file.string()};
+    if (!model.empty()) args.insert(args.end(), {"--model", model.string()});
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
+      if (!default_model.empty()) setenv("MLXD_DEFAULT_MODEL", default_model.c_str(), 1);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -176,6 +180,15 @@ inline std::vector<std::string> post_stream(httplib::Client& c, const std::strin
   c.send(req, res, err);
   if (status) *status = res.status;
   return events;
+}
+
+// A figure of /metrics, e.g. "mlxd_running_sequences"; -1 when it is missing.
+inline double metric(server_process& server, const std::string& line_start) {
+  auto c = server.client();
+  const std::string text = get(c, "/metrics").raw;
+  const size_t at = text.find("\n" + line_start + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + line_start.size() + 2));
 }
 
 }  // namespace mlxd::serve::testing

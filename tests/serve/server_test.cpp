@@ -72,6 +72,17 @@ TEST(Server, HealthModelsAndThePage) {
   EXPECT_EQ(get(c, "/style.css").status, 200);
 }
 
+TEST(Server, ServesTheDefaultModelWithoutModelFlag) {
+  server_process server({}, {}, true, model_dir().string());
+  auto c = server.client();
+  const reply models = get(c, "/v1/models");
+  ASSERT_EQ(models.status, 200) << models.raw;
+  EXPECT_EQ(models.body["data"][0]["id"], "tiny");  // the name of the folder MLXD_DEFAULT_MODEL names
+  const reply r = post(c, "/v1/completions", R"({"prompt":"ab","max_tokens":3,"temperature":0})");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["usage"]["completion_tokens"], 3);
+}
+
 TEST(Server, ChatCompletionHasOpenAIsShape) {
   server_process server;
   auto c = server.client();

@@ -58,6 +58,9 @@ class llama_model {
   // sequence. Returns the logits [n_seqs, vocab] of each sequence's last token. Needs the whole model.
   array forward_batch(const std::vector<std::vector<int32_t>>& tokens,
                       const std::vector<kv_cache*>& caches) const;
+  // The final-norm hidden states [n_tokens, hidden] of `tokens` (what the LM head multiplies), placed and
+  // cached as forward places them. Needs the whole model: forward == linear(final_hidden, lm_head).
+  array final_hidden(const std::vector<int32_t>& tokens, kv_cache& cache) const;
   // The pieces a pipeline stage runs. embed: [n_tokens, hidden] f32 (first stage only; ids are checked).
   // forward_layers: the stage's layers on hidden states x [n_tokens, hidden] f32 at positions
   // cache.length()..., appending their keys and values to `cache` (one of make_cache) and committing them;

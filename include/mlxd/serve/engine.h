@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +51,11 @@ class engine {
   // api_error 400 for a prompt that is empty, holds an id outside the vocabulary or does not fit the context
   // with max_tokens, or for sampling parameters out of range.
   std::shared_ptr<request_handle> submit(std::vector<sequence_request> sequences);
+  // The embedding of each token sequence (models::mean_pooled_embedding), computed on the loop thread between
+  // two steps, one sequence per step, so that one thread owns the model and a large batch does not stall the
+  // running sequences for long. Blocks until done. Throws api_error 400 for an empty sequence, an id outside
+  // the vocabulary or more tokens than the context, and 503 when the engine stops first.
+  std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& inputs);
 
   int context_length() const { return model_->config().max_position_embeddings; }
   const models::llama_config& config() const { return model_->config(); }
@@ -70,6 +76,7 @@ class engine {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<sequence>> queue_;
+  std::deque<std::function<void()>> jobs_;  // embed() work, run by the loop between steps
   bool stopping_ = false;
   size_t n_running_ = 0;  // the running batch's size, as of the loop's last iteration
   std::thread thread_;

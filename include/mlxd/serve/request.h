@@ -51,6 +51,16 @@ constexpr int max_json_depth = 64;
 chat_request parse_chat_request(std::string_view body);
 completion_request parse_completion_request(std::string_view body);
 
+// POST /v1/embeddings.
+struct embeddings_request {
+  std::string model;
+  std::vector<prompt_input> inputs;  // "input": a string, a list of strings, a list of ids or a list of lists
+  bool base64 = false;               // encoding_format "base64" (little-endian float32 bytes), else "float"
+  int64_t dimensions = 0;            // 0: not given (any other value must equal the model's hidden size)
+};
+constexpr int max_embedding_inputs = 2048;  // OpenAI's limit
+embeddings_request parse_embeddings_request(std::string_view body);
+
 // Most choices (n) and prompts one request may ask for.
 constexpr int max_choices = 16;
 constexpr int max_prompts = 16;

@@ -22,6 +22,7 @@ struct server_options {
   std::string cors_origin;            // empty: no CORS headers; "*" or one origin
   size_t max_body_bytes = 16u << 20;  // larger bodies get 413
   int http_threads = 64;              // connections served at once (each stream holds one)
+  double request_timeout_s = 600;     // a generation running longer ends with a 504 error; 0: no limit
   engine_options engine;
 };
 

@@ -1,5 +1,6 @@
 // The official openai client against a running `mlxd serve`: models.list, chat completions with and without
-// streaming (also through the client's .stream() helper), text completions, n > 1, and an error case.
+// streaming (also through the client's .stream() helper), text completions, n > 1, error cases, and
+// embeddings.
 // Usage: node openai_client.mjs BASE_URL MODEL_ID   (exits non-zero on the first failed check)
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -75,4 +76,26 @@ await assert.rejects(
   (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && e.code === 'model_not_found',
 );
 console.log('errors ok');
+
+// Embeddings: the client asks for base64 unless told otherwise and decodes it; both forms agree, vectors have
+// unit length, and a batch gives each input the vector it gets alone.
+const norm = (v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+const asFloat = await client.embeddings.create({ model: modelId, input: 'hello world', encoding_format: 'float' });
+const asDefault = await client.embeddings.create({ model: modelId, input: 'hello world' });
+assert.equal(asFloat.object, 'list');
+assert.equal(asFloat.model, modelId);
+assert.equal(asFloat.data[0].object, 'embedding');
+assert.ok(asFloat.data[0].embedding.length > 0);
+assert.ok(Math.abs(norm(asFloat.data[0].embedding) - 1) < 1e-5);
+assert.deepEqual(asDefault.data[0].embedding, asFloat.data[0].embedding);
+assert.equal(asFloat.usage.prompt_tokens, asFloat.usage.total_tokens);
+assert.ok(asFloat.usage.prompt_tokens >= 2);
+const batch = await client.embeddings.create({ model: modelId, input: ['abc', 'hello world'], encoding_format: 'float' });
+assert.deepEqual(batch.data.map((d) => d.index), [0, 1]);
+assert.deepEqual(batch.data[1].embedding, asFloat.data[0].embedding);
+await assert.rejects(
+  client.embeddings.create({ model: modelId, input: [] }),
+  (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'input',
+);
+console.log('embeddings.create ok');
 console.log('openai client: all checks passed');
