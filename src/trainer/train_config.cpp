@@ -220,6 +220,22 @@ json absolute_paths(const std::string& key, json value) {
   return value;
 }
 
+models::lora_config read_lora(const json& doc) {
+  section s(doc, "lora");
+  models::lora_config l;
+  s.read("rank", l.rank);
+  s.read("alpha", l.alpha);
+  s.read("dropout", l.dropout);
+  s.read_list("targets", l.targets);
+  s.finish();
+  try {
+    models::check_lora_config(l);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(std::string("lora: ") + e.what());
+  }
+  return l;
+}
+
 }  // namespace
 
 train_config parse_train_config(const json& doc, const fs::path& base) {
@@ -238,6 +254,7 @@ train_config parse_train_config(const json& doc, const fs::path& base) {
   read_optim(sub("optim"), c.optim);
   read_schedule(sub("schedule"), c.schedule);
   read_run(sub("run"), base, c.run);
+  if (const json* l = top.find("lora")) c.lora = read_lora(*l);
   top.read("threads", c.threads);
   top.finish();
   require(c.threads >= 0, "threads must be >= 0");

@@ -11,7 +11,9 @@
 #include "mlxd/models/llama.h"
 #include "mlxd/models/llama_folder.h"
 #include "mlxd/models/llama_train.h"
+#include "mlxd/models/lora.h"
 #include "mlxd/train/grad_accumulator.h"
+#include "mlxd/train/grad_allreduce.h"
 #include "mlxd/train/grad_clip.h"
 #include "setup.h"
 
@@ -28,6 +30,9 @@ fs::path metrics_path(const train_config& c) {
 }
 fs::path model_dir(const train_config& c) {
   return c.run.out / "model";
+}
+fs::path adapters_dir(const train_config& c) {
+  return c.run.out / "adapters";
 }
 
 namespace {
@@ -88,11 +93,14 @@ struct trainer::impl {
   train_config cfg;
   trainer_options options;
   int rank = 0, world = 1;
+  std::optional<train::grad_allreducer> reducer;  // data-parallel: sums over the ranks
   models::llama_config model;
+  // With LoRA: the base weights, frozen (the trained arrays are the adapters).
+  std::map<std::string, array> frozen;
   std::unique_ptr<data::sample_encoder> encoder;
   std::unique_ptr<data::batch_loader> loader;
   std::vector<std::string> names;
-  std::vector<array> params;  // f32, in names' order
+  std::vector<array> params;  // the trained arrays, f32, in names' order
   std::unique_ptr<train::optimizer> optim;
   train::schedule lr;
   train::grad_accumulator accum;
@@ -101,7 +109,10 @@ struct trainer::impl {
   std::optional<fs::path> resumed;
 
   impl(train_config c, trainer_options o) : cfg(std::move(c)), options(std::move(o)) {
-    if (options.group) rank = options.group->rank(), world = options.group->size();
+    if (options.group) {
+      rank = options.group->rank(), world = options.group->size();
+      reducer.emplace(options.group);
+    }
     tokenizer tok = tokenizer::load(cfg.tokenizer);
     auto [config, weights] = initial_model(cfg);
     model = config;
@@ -109,11 +120,23 @@ struct trainer::impl {
       throw config_error("the tokenizer in " + cfg.tokenizer.string() + " has " +
                          std::to_string(tok.vocab_size()) + " tokens but the model's vocab_size is " +
                          std::to_string(model.vocab_size));
-    names = models::llama_param_names(model);
-    for (const auto& n : names) {
-      auto it = weights.find(n);
-      if (it == weights.end()) throw io_error("the model has no weight " + n);
-      params.push_back(it->second.type() == dtype::f32 ? it->second : astype(it->second, dtype::f32));
+    if (cfg.lora) {
+      // Only the adapters train; the base weights stay as loaded (f16/bf16 are fine as constants).
+      for (const auto& n : models::llama_param_names(model)) {
+        auto it = weights.find(n);
+        if (it == weights.end()) throw io_error("the model has no weight " + n);
+        frozen.emplace(n, it->second);
+      }
+      names = models::lora_param_names(model, *cfg.lora);
+      const auto adapters = models::init_lora_params(model, *cfg.lora, cfg.model.seed);
+      for (const auto& n : names) params.push_back(adapters.at(n));
+    } else {
+      names = models::llama_param_names(model);
+      for (const auto& n : names) {
+        auto it = weights.find(n);
+        if (it == weights.end()) throw io_error("the model has no weight " + n);
+        params.push_back(it->second.type() == dtype::f32 ? it->second : astype(it->second, dtype::f32));
+      }
     }
     const data::batch_options batching = batch_settings(cfg, tok);
     encoder = std::make_unique<data::sample_encoder>(std::move(tok), encoder_settings(cfg));
@@ -148,13 +171,23 @@ struct trainer::impl {
     resumed = *dir;
   }
 
-  // Sums per-rank values over the group (this rank's alone without one).
-  std::vector<array> all_sum(std::vector<array> xs, double& comm_seconds) {
-    if (!options.group) return xs;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto& x : xs) x = options.group->all_reduce(x, comm::reduce_op::sum);
-    comm_seconds += seconds_since(t0);
-    return xs;
+  // The logits of a batch for the trained arrays `p` (the frozen base weights joined in with LoRA). `micro`
+  // numbers the step's micro-batches, so each gets its own dropout masks on each rank.
+  array logits(const std::vector<array>& p, const models::train_batch& batch, int64_t micro,
+               bool training) const {
+    if (!cfg.lora) return models::training_logits(model, models::bind_params(names, p), batch);
+    std::map<std::string, array> all = frozen;
+    for (size_t i = 0; i < names.size(); ++i) all.insert_or_assign(names[i], p[i]);
+    const models::lora_forward fwd{*cfg.lora,
+                                   random::split(random::split(rng, static_cast<uint64_t>(step)),
+                                                 static_cast<uint64_t>(micro * world + rank)),
+                                   training};
+    return models::training_logits(model, all, batch, &fwd);
+  }
+
+  // Sums a few per-rank values over the ranks (this rank's alone without any).
+  std::vector<double> sum_scalars(const std::vector<double>& values) {
+    return reducer ? reducer->sum_scalars(values) : values;
   }
 
   // Where the data of the next micro-batch starts, for messages about a bad batch.
@@ -179,9 +212,7 @@ struct trainer::impl {
       const model_batch mb = to_model_batch(*b);
       auto [loss, grads] = value_and_grad(
           [&](const std::vector<array>& p) {
-            return models::masked_cross_entropy(
-                       models::training_logits(model, models::bind_params(names, p), mb.inputs), mb.labels)
-                .sum;
+            return models::masked_cross_entropy(logits(p, mb.inputs, m, true), mb.labels).sum;
           },
           params);
       const double l = loss.item<float>();
@@ -191,17 +222,14 @@ struct trainer::impl {
       accum.add(grads);
     }
     std::vector<array> grads = accum.take(1.0);
-    const std::vector<double> local = {loss_sum, static_cast<double>(tokens), first_bad.empty() ? 0.0 : 1.0};
-    std::vector<array> totals = all_sum(
-        {array::from(std::vector<float>{static_cast<float>(local[0]), static_cast<float>(local[2])}, {2}),
-         array::from(std::vector<int64_t>{tokens}, {1})},
-        r.comm_seconds);
-    grads = all_sum(std::move(grads), r.comm_seconds);
-    if (options.group) {
-      loss_sum = totals[0].data<float>()[0];
-      tokens = totals[1].data<int64_t>()[0];
-    }
-    const bool bad_loss = options.group ? totals[0].data<float>()[1] > 0 : !first_bad.empty();
+    const double comm_before = reducer ? reducer->comm_seconds() : 0.0;
+    const std::vector<double> totals =
+        sum_scalars({loss_sum, static_cast<double>(tokens), first_bad.empty() ? 0.0 : 1.0});
+    if (reducer) grads = reducer->sum(grads);
+    loss_sum = totals[0];
+    tokens = static_cast<int64_t>(totals[1]);
+    const bool bad_loss = totals[2] > 0;
+    r.comm_seconds = reducer ? reducer->comm_seconds() - comm_before : 0.0;
     r.tokens = tokens;
     r.loss = tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0;
     r.lr = lr(step);
@@ -242,17 +270,13 @@ struct trainer::impl {
       std::optional<data::batch> b = val.next();
       if (!b) break;
       const model_batch mb = to_model_batch(*b);
-      const std::map<std::string, array> bound = models::bind_params(names, params);
-      loss_sum += models::masked_cross_entropy(models::training_logits(model, bound, mb.inputs), mb.labels)
-                      .sum.item<float>();
+      loss_sum +=
+          models::masked_cross_entropy(logits(params, mb.inputs, i, false), mb.labels).sum.item<float>();
       tokens += b->n_targets;
     }
-    double comm = 0;
-    std::vector<array> totals = all_sum({array::from(std::vector<float>{static_cast<float>(loss_sum)}, {1}),
-                                         array::from(std::vector<int64_t>{tokens}, {1})},
-                                        comm);
-    loss_sum = totals[0].data<float>()[0];
-    e.tokens = totals[1].data<int64_t>()[0];
+    const std::vector<double> totals = sum_scalars({loss_sum, static_cast<double>(tokens)});
+    loss_sum = totals[0];
+    e.tokens = static_cast<int64_t>(totals[1]);
     if (e.tokens == 0) return e;
     e.loss = loss_sum / static_cast<double>(e.tokens);
     e.perplexity = std::exp(e.loss);
@@ -300,15 +324,23 @@ fs::path trainer::save_checkpoint() {
 }
 
 void trainer::save_model(const fs::path& dir) const {
-  const std::string& t = impl_->cfg.run.save_dtype;
+  const impl& m = *impl_;
+  const std::string& t = m.cfg.run.save_dtype;
   const dtype out = t == "f16" ? dtype::f16 : t == "bf16" ? dtype::bf16 : dtype::f32;
   std::map<std::string, array> weights;
-  for (size_t i = 0; i < impl_->names.size(); ++i) {
-    const array& p = impl_->params[i];
-    // Norm weights stay f32, as Hugging Face's half-precision checkpoints of small models often keep them.
-    weights[impl_->names[i]] = p.ndim() == 1 || out == dtype::f32 ? p : astype(p, out);
+  if (m.cfg.lora) {
+    // The adapters in PEFT's layout beside the model, and the base with them fused in.
+    const auto adapters = models::bind_params(m.names, m.params);
+    save_lora_adapters(adapters_dir(m.cfg), *m.cfg.lora, adapters, m.cfg.model.from.string());
+    weights = models::fuse_lora(m.model, m.frozen, {*m.cfg.lora, adapters, m.cfg.model.from.string()});
+  } else {
+    weights = models::bind_params(m.names, m.params);
   }
-  models::save_llama_folder(dir, impl_->model, weights, impl_->cfg.tokenizer);
+  for (auto& [name, w] : weights) {
+    // Norm weights stay f32, as Hugging Face's half-precision checkpoints of small models often keep them.
+    if (w.ndim() > 1 && w.type() != out) w = astype(w, out);
+  }
+  models::save_llama_folder(dir, m.model, weights, m.cfg.tokenizer);
 }
 
 int64_t trainer::steps_done() const {

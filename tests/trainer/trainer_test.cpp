@@ -7,8 +7,10 @@
 
 #include "mlxd/core/autograd.h"
 #include "mlxd/core/ops.h"
+#include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
 #include "mlxd/models/llama_train.h"
+#include "mlxd/models/lora.h"
 #include "mlxd/trainer/run.h"
 #include "mlxd/trainer/trainer.h"
 #include "trainer_fixture.h"
@@ -217,6 +219,91 @@ TEST_F(trainer_test, fine_tunes_a_saved_model_on_prompt_completion_records) {
   double last = first.loss;
   while (t.steps_done() < 25) last = t.step().loss;
   EXPECT_LT(last, 0.5 * first.loss);
+}
+
+// LoRA fine-tuning: only the adapters train (the base is unchanged), the run writes PEFT adapters and the
+// fused model, and the fused model computes what the adapted forward computes.
+TEST_F(trainer_test, lora_trains_adapters_only_and_writes_them_with_the_fused_model) {
+  const train_config base = config("lora_base", 3);
+  {
+    trainer t(base);
+    run_training(t, nullptr);
+  }
+  // One record repeated: the adapters alone can fit it (slowly, as the base's small embeddings bound the
+  // logits).
+  std::string jsonl;
+  for (int i = 0; i < 12; ++i)
+    jsonl += R"({"prompt": "And God said, ", "completion": "Let there be light: and there was light."})"
+             "\n";
+  const nlohmann::json doc = {
+      {"model", {{"from", model_dir(base).string()}, {"seed", 4}}},
+      {"data",
+       {{"train", {dir_.write("pairs.jsonl", jsonl).string()}},
+        {"seq_len", 64},
+        {"batch_size", 4},
+        {"pack", false}}},
+      {"optim", {{"name", "adamw"}, {"lr", 2e-2}}},
+      {"schedule", {{"kind", "constant"}}},
+      {"run", {{"out", (dir_.path() / "lora").string()}, {"steps", 20}}},
+      {"lora", {{"rank", 4}, {"alpha", 8}, {"targets", {"q_proj", "v_proj", "down_proj"}}}}};
+  const train_config c = parse_train_config(doc, dir_.path());
+  trainer t(c);
+  for (const auto& n : t.param_names()) EXPECT_NE(n.find(".lora_"), std::string::npos) << n;
+  EXPECT_EQ(t.param_names().size(), 2u * 3u * 2u);  // A and B, 3 modules, 2 layers
+  const double first = t.step().loss;
+  const run_summary s = run_training(t, nullptr);
+  EXPECT_LT(s.last.loss, first - 0.3);
+
+  const models::lora_adapters saved = models::load_lora_adapters(adapters_dir(c), &t.model_config());
+  EXPECT_EQ(saved.config.rank, 4);
+  const std::map<std::string, array> base_weights = load_model_weights(model_dir(base)).tensors;
+  const std::map<std::string, array> fused = load_model_weights(model_dir(c)).tensors;
+  // Untargeted weights are the base's; targeted ones moved.
+  EXPECT_EQ(max_abs_diff(fused.at("model.layers.0.mlp.up_proj.weight"),
+                         base_weights.at("model.layers.0.mlp.up_proj.weight")),
+            0.0);
+  EXPECT_GT(max_abs_diff(fused.at("model.layers.0.self_attn.q_proj.weight"),
+                         base_weights.at("model.layers.0.self_attn.q_proj.weight")),
+            1e-4);
+  const models::train_batch batch =
+      models::make_train_batch(array::from(std::vector<int32_t>{1, 40, 41}, {1, 3}));
+  std::map<std::string, array> adapted = base_weights;
+  for (const auto& [n, a] : saved.params) adapted.insert_or_assign(n, a);
+  const models::lora_forward no_dropout{saved.config, {}, false};
+  EXPECT_LT(max_abs_diff(models::training_logits(t.model_config(), fused, batch),
+                         models::training_logits(t.model_config(), adapted, batch, &no_dropout)),
+            1e-4);
+}
+
+TEST_F(trainer_test, lora_with_dropout_resumes_exactly) {
+  const train_config base = config("lora_resume_base", 3);
+  {
+    trainer t(base);
+    run_training(t, nullptr);
+  }
+  auto lora = [&](const std::string& out) {
+    nlohmann::json doc = config_doc(out, 6);
+    doc["model"] = {{"from", model_dir(base).string()}};
+    doc.erase("tokenizer");
+    doc["lora"] = {{"rank", 2}, {"dropout", 0.2}};
+    return parse_train_config(doc, dir_.path());
+  };
+  std::vector<double> straight;
+  std::vector<array> straight_params;
+  {
+    trainer t(lora("lora_straight"));
+    while (t.steps_done() < 6) straight.push_back(t.step().loss);
+    straight_params = t.params();
+  }
+  {
+    trainer first(lora("lora_resumed"));
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(first.step().loss, straight[i]);
+    first.save_checkpoint();
+  }
+  trainer second(lora("lora_resumed"));
+  ASSERT_TRUE(second.resumed_from().has_value());
+  for (int i = 3; i < 6; ++i) EXPECT_EQ(second.step().loss, straight[i]) << "step " << i + 1;
+  expect_bit_equal(second.params(), straight_params);
 }
 
 TEST_F(trainer_test, refuses_a_tokenizer_larger_than_the_vocabulary) {

@@ -10,6 +10,7 @@
 //   schedule: {kind: constant|warmup_cosine|linear, warmup_steps, min_lr}
 //   run:      {out: DIR, steps, log_every, eval_every, eval_batches, checkpoint_every, keep_last,
 //              save_dtype: f32|f16|bf16, resume}
+//   lora:     {rank, alpha, dropout, targets: [q_proj, v_proj, ...]}: train adapters only, the base frozen
 //   threads:  N (0: the kernel pool's default)
 // Relative paths in a file are relative to that file's folder. Unknown keys are errors, so a misspelt
 // setting is reported rather than silently ignored.
@@ -18,9 +19,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "mlxd/models/lora.h"
 
 namespace mlxd::trainer {
 
@@ -82,6 +86,7 @@ struct train_config {
   optim_settings optim;
   schedule_settings schedule;
   run_settings run;
+  std::optional<models::lora_config> lora;  // set: LoRA fine-tuning
   int threads = 0;
 };
 

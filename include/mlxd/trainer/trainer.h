@@ -47,7 +47,8 @@ struct trainer_options {
 // Where a run keeps its files.
 std::filesystem::path checkpoints_dir(const train_config& c);  // <out>/checkpoints
 std::filesystem::path metrics_path(const train_config& c);     // <out>/metrics.jsonl
-std::filesystem::path model_dir(const train_config& c);        // <out>/model
+std::filesystem::path model_dir(const train_config& c);        // <out>/model (with LoRA: adapters fused)
+std::filesystem::path adapters_dir(const train_config& c);     // <out>/adapters (LoRA runs)
 
 class trainer {
  public:
@@ -63,7 +64,8 @@ class trainer {
   eval_result evaluate();
   // Writes a checkpoint of the current state (rank 0 writes; every rank must call). Returns its folder.
   std::filesystem::path save_checkpoint();
-  // The current weights as a Hugging Face folder, with the tokenizer's files, in run.save_dtype.
+  // The current weights as a Hugging Face folder, with the tokenizer's files, in run.save_dtype (2-d weights;
+  // norms stay as they are). A LoRA run also writes its adapters to adapters_dir() in PEFT's layout.
   void save_model(const std::filesystem::path& dir) const;
 
   int64_t steps_done() const;
@@ -71,6 +73,7 @@ class trainer {
   int world_size() const;
   const train_config& config() const;
   const models::llama_config& model_config() const;
+  // The trained arrays: every weight, or with LoRA the adapters.
   const std::vector<std::string>& param_names() const;
   const std::vector<array>& params() const;
   // The checkpoint this trainer resumed from, if any.
