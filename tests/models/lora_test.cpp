@@ -18,18 +18,6 @@ namespace {
 
 using namespace lora_test;
 
-array i32(const std::vector<int32_t>& v, const shape_t& shape) {
-  return array::from(v, shape);
-}
-
-double max_abs_diff(const array& a, const array& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const auto x = a.to_vector<double>(), y = b.to_vector<double>();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
-  return m;
-}
-
 std::vector<array> gather(const std::map<std::string, array>& w, const std::vector<std::string>& names) {
   std::vector<array> out;
   for (const auto& n : names) out.push_back(w.at(n));

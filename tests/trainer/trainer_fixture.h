@@ -8,6 +8,7 @@
 
 #include "data/data_test_util.h"
 #include "mlxd/tokenizer/bpe_trainer.h"
+#include "mlxd/trainer/run.h"
 #include "mlxd/trainer/train_config.h"
 
 namespace mlxd::trainer::test {
@@ -71,6 +72,23 @@ class trainer_fixture : public ::testing::Test {
 
   train_config config(const std::string& out, int64_t steps) const {
     return parse_train_config(config_doc(out, steps), dir_.path());
+  }
+
+  // The model folder of a three-step pre-training run in `out` (a base to fine-tune).
+  std::filesystem::path pretrained(const std::string& out) const {
+    const train_config c = config(out, 3);
+    trainer t(c);
+    run_training(t, nullptr);
+    return model_dir(c);
+  }
+
+  // A JSONL file of one prompt/completion record, twelve times.
+  std::filesystem::path repeated_pairs() const {
+    std::string jsonl;
+    for (int i = 0; i < 12; ++i)
+      jsonl += R"({"prompt": "And God said, ", "completion": "Let there be light: and there was light."})"
+               "\n";
+    return dir_.write("pairs.jsonl", jsonl);
   }
 
   mlxd::test::scratch dir_;

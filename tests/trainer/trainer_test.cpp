@@ -189,17 +189,9 @@ TEST_F(trainer_test, metrics_of_a_resumed_run_have_no_repeated_steps) {
 }
 
 TEST_F(trainer_test, fine_tunes_a_saved_model_on_prompt_completion_records) {
-  const train_config base = config("base", 3);
-  {
-    trainer t(base);
-    run_training(t, nullptr);
-  }
-  std::string jsonl;
-  for (int i = 0; i < 12; ++i)
-    jsonl += R"({"prompt": "And God said, ", "completion": "Let there be light: and there was light."})"
-             "\n";
-  const fs::path records = dir_.write("pairs.jsonl", jsonl);
-  const nlohmann::json doc = {{"model", {{"from", model_dir(base).string()}}},
+  const fs::path base = pretrained("base");
+  const fs::path records = repeated_pairs();
+  const nlohmann::json doc = {{"model", {{"from", base.string()}}},
                               {"data",
                                {{"train", {records.string()}},
                                 {"seq_len", 64},
@@ -210,10 +202,10 @@ TEST_F(trainer_test, fine_tunes_a_saved_model_on_prompt_completion_records) {
                               {"schedule", {{"kind", "constant"}}},
                               {"run", {{"out", (dir_.path() / "tuned").string()}, {"steps", 25}}}};
   trainer t(parse_train_config(doc, dir_.path()));
-  EXPECT_EQ(t.config().tokenizer, model_dir(base));  // the model's own tokenizer by default
+  EXPECT_EQ(t.config().tokenizer, base);  // the model's own tokenizer by default
   const step_result first = t.step();
   // Only the completion's tokens and the EOS are targets, never the prompt's.
-  const tokenizer tok = tokenizer::load(model_dir(base));
+  const tokenizer tok = tokenizer::load(base);
   const auto completion = tok.encode("Let there be light: and there was light.", false);
   EXPECT_EQ(first.tokens, 4 * static_cast<int64_t>(completion.size() + 1));
   double last = first.loss;
@@ -224,24 +216,12 @@ TEST_F(trainer_test, fine_tunes_a_saved_model_on_prompt_completion_records) {
 // LoRA fine-tuning: only the adapters train (the base is unchanged), the run writes PEFT adapters and the
 // fused model, and the fused model computes what the adapted forward computes.
 TEST_F(trainer_test, lora_trains_adapters_only_and_writes_them_with_the_fused_model) {
-  const train_config base = config("lora_base", 3);
-  {
-    trainer t(base);
-    run_training(t, nullptr);
-  }
+  const fs::path base = pretrained("lora_base");
   // One record repeated: the adapters alone can fit it (slowly, as the base's small embeddings bound the
   // logits).
-  std::string jsonl;
-  for (int i = 0; i < 12; ++i)
-    jsonl += R"({"prompt": "And God said, ", "completion": "Let there be light: and there was light."})"
-             "\n";
   const nlohmann::json doc = {
-      {"model", {{"from", model_dir(base).string()}, {"seed", 4}}},
-      {"data",
-       {{"train", {dir_.write("pairs.jsonl", jsonl).string()}},
-        {"seq_len", 64},
-        {"batch_size", 4},
-        {"pack", false}}},
+      {"model", {{"from", base.string()}, {"seed", 4}}},
+      {"data", {{"train", {repeated_pairs().string()}}, {"seq_len", 64}, {"batch_size", 4}, {"pack", false}}},
       {"optim", {{"name", "adamw"}, {"lr", 2e-2}}},
       {"schedule", {{"kind", "constant"}}},
       {"run", {{"out", (dir_.path() / "lora").string()}, {"steps", 20}}},
@@ -256,7 +236,7 @@ TEST_F(trainer_test, lora_trains_adapters_only_and_writes_them_with_the_fused_mo
 
   const models::lora_adapters saved = models::load_lora_adapters(adapters_dir(c), &t.model_config());
   EXPECT_EQ(saved.config.rank, 4);
-  const std::map<std::string, array> base_weights = load_model_weights(model_dir(base)).tensors;
+  const std::map<std::string, array> base_weights = load_model_weights(base).tensors;
   const std::map<std::string, array> fused = load_model_weights(model_dir(c)).tensors;
   // Untargeted weights are the base's; targeted ones moved.
   EXPECT_EQ(max_abs_diff(fused.at("model.layers.0.mlp.up_proj.weight"),
@@ -276,14 +256,10 @@ TEST_F(trainer_test, lora_trains_adapters_only_and_writes_them_with_the_fused_mo
 }
 
 TEST_F(trainer_test, lora_with_dropout_resumes_exactly) {
-  const train_config base = config("lora_resume_base", 3);
-  {
-    trainer t(base);
-    run_training(t, nullptr);
-  }
+  const fs::path base = pretrained("lora_resume_base");
   auto lora = [&](const std::string& out) {
     nlohmann::json doc = config_doc(out, 6);
-    doc["model"] = {{"from", model_dir(base).string()}};
+    doc["model"] = {{"from", base.string()}};
     doc.erase("tokenizer");
     doc["lora"] = {{"rank", 2}, {"dropout", 0.2}};
     return parse_train_config(doc, dir_.path());
