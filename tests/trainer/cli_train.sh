@@ -6,22 +6,17 @@
 set -euo pipefail
 mlxd=$1
 work=$2
-here=$(cd "$(dirname "$0")" && pwd)
+source "$(dirname "$0")/run_helpers.sh"
 rm -rf "$work" && mkdir -p "$work"
-"$mlxd" tokenizer train --corpus "$here/data/corpus.txt" --vocab-size 320 --out "$work/tok" >/dev/null
+learn_tokenizer "$mlxd" "$work/tok"
 train=("$mlxd" train --config "$here/data/tiny.yaml" --set tokenizer="$work/tok"
-  --set data.train="$here/data/corpus.txt" --set run.save_dtype=f32)
+  --set data.train="$corpus" --set run.save_dtype=f32)
 "${train[@]}" --out "$work/straight" >"$work/straight.log" 2>&1
 
 # The mlxd process itself in the background (not a shell function's subshell), so SIGKILL reaches it.
 "${train[@]}" --out "$work/killed" >"$work/killed1.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 3000); do
-  if [[ -f "$work/killed/metrics.jsonl" ]] && (($(grep -c '"loss"' "$work/killed/metrics.jsonl") >= 15)); then
-    break
-  fi
-  sleep 0.02
-done
+wait_for_steps "$work/killed/metrics.jsonl" 15
 kill -9 "$pid"
 wait "$pid" && { echo "the run finished before it could be killed"; exit 1; } || true
 [[ ! -d "$work/killed/model" ]] || { echo "a killed run wrote its model"; exit 1; }

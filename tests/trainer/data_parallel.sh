@@ -8,10 +8,10 @@ set -euo pipefail
 mlxd=$1
 work=$2
 n=$3
-here=$(cd "$(dirname "$0")" && pwd)
+source "$(dirname "$0")/run_helpers.sh"
 rm -rf "$work" && mkdir -p "$work"
-"$mlxd" tokenizer train --corpus "$here/data/corpus.txt" --vocab-size 320 --out "$work/tok" >/dev/null
-common=(--config "$here/data/tiny.yaml" --set tokenizer="$work/tok" --set data.train="$here/data/corpus.txt"
+learn_tokenizer "$mlxd" "$work/tok"
+common=(--config "$here/data/tiny.yaml" --set tokenizer="$work/tok" --set data.train="$corpus"
   --set run.save_dtype=f32 --set data.pack=false --set data.seq_len=512 --set model.config.max_position_embeddings=512
   --set data.validation_fraction=0 --set run.steps=12 --set run.checkpoint_every=0)
 "$mlxd" train "${common[@]}" --set data.batch_size="$n" --out "$work/one" >"$work/one.log" 2>&1

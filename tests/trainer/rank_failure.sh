@@ -6,21 +6,16 @@
 set -euo pipefail
 mlxd=$1
 work=$2
-here=$(cd "$(dirname "$0")" && pwd)
+source "$(dirname "$0")/run_helpers.sh"
 rm -rf "$work" && mkdir -p "$work"
-"$mlxd" tokenizer train --corpus "$here/data/corpus.txt" --vocab-size 320 --out "$work/tok" >/dev/null
+learn_tokenizer "$mlxd" "$work/tok"
 run=("$mlxd" launch -n 2 -- "$mlxd" train --config "$here/data/tiny.yaml" --set tokenizer="$work/tok"
-  --set data.train="$here/data/corpus.txt" --set run.save_dtype=f32 --set run.steps=80 --set run.checkpoint_every=5)
+  --set data.train="$corpus" --set run.save_dtype=f32 --set run.steps=80 --set run.checkpoint_every=5)
 "${run[@]}" --out "$work/straight" >"$work/straight.log" 2>&1
 
 "${run[@]}" --out "$work/failed" >"$work/failed.log" 2>&1 &
 launcher=$!
-for _ in $(seq 1 3000); do
-  if [[ -f "$work/failed/metrics.jsonl" ]] && (($(grep -c '"loss"' "$work/failed/metrics.jsonl") >= 12)); then
-    break
-  fi
-  sleep 0.02
-done
+wait_for_steps "$work/failed/metrics.jsonl" 12
 ranks=($(cat /proc/"$launcher"/task/*/children))
 ((${#ranks[@]} == 2)) || { echo "expected 2 ranks under the launcher, found: ${ranks[*]}"; exit 1; }
 kill -9 "${ranks[1]}"
