@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   mlxd::app::add_dist_commands(app);
   mlxd::app::add_serve_command(app);
   mlxd::app::add_train_command(app);
+  mlxd::app::add_rlhf_command(app);
   mlxd::app::add_plot_command(app);
   try {
     app.parse(mlxd::app::command_line(argc, argv));

@@ -44,6 +44,13 @@ llama_config parse_llama_config(const std::string& json_text, const std::string&
   const auto archs =
       optional_field<std::vector<std::string>>(j, "architectures", {"LlamaForCausalLM"}, source);
   c.architecture = archs.empty() ? "" : archs[0];
+  // A sequence classifier (a reward model) is the same backbone with a "score" head instead of the LM head.
+  const std::string classifier = "ForSequenceClassification";
+  if (c.architecture.size() > classifier.size() && c.architecture.ends_with(classifier)) {
+    c.architecture = c.architecture.substr(0, c.architecture.size() - classifier.size()) + "ForCausalLM";
+    c.num_labels = optional_field<int>(j, "num_labels", 2, source);
+    if (c.num_labels < 1) bad(source, "num_labels must be >= 1");
+  }
   static const char* known[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
                                 "Qwen3ForCausalLM"};
   bool ok = false;
@@ -109,7 +116,8 @@ llama_config load_llama_config(const std::filesystem::path& model_dir) {
 }
 
 std::string to_json(const llama_config& c) {
-  json j = {{"architectures", {c.architecture}},
+  const std::string family = c.architecture.substr(0, c.architecture.rfind("ForCausalLM"));
+  json j = {{"architectures", {c.num_labels > 0 ? family + "ForSequenceClassification" : c.architecture}},
             {"model_type", c.architecture == "Qwen2ForCausalLM"     ? "qwen2"
                            : c.architecture == "Qwen3ForCausalLM"   ? "qwen3"
                            : c.architecture == "MistralForCausalLM" ? "mistral"
@@ -126,6 +134,7 @@ std::string to_json(const llama_config& c) {
             {"max_position_embeddings", c.max_position_embeddings},
             {"tie_word_embeddings", c.tie_word_embeddings},
             {"attention_bias", c.attention_bias}};
+  if (c.num_labels > 0) j["num_labels"] = c.num_labels;
   if (c.rope_scaling == rope_scaling_type::linear)
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_factor}};
   if (c.rope_scaling == rope_scaling_type::llama3) {

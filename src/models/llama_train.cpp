@@ -134,7 +134,7 @@ array training_logits(const llama_config& c, const std::map<std::string, array>&
   return training_logits(c, params, batch, nullptr);
 }
 
-array training_logits(const llama_config& c, const std::map<std::string, array>& params,
+array training_hidden(const llama_config& c, const std::map<std::string, array>& params,
                       const train_batch& batch, const lora_forward* lora) {
   check_weights(c, params, whole_model(c));
   for (const std::string& name : llama_param_names(c)) {
@@ -169,9 +169,15 @@ array training_logits(const llama_config& c, const std::map<std::string, array>&
     const array gated = multiply(silu(st.proj(h, p + "mlp.gate_proj")), st.proj(h, p + "mlp.up_proj"));
     x = add(x, st.proj(gated, p + "mlp.down_proj"));
   }
-  const array& head = st.w(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
-  const array logits = linear(rms_norm(x, st.w("model.norm.weight"), eps), head);  // [batch * seq, vocab]
-  return reshape(logits, {n_rows, seq, c.vocab_size});
+  return reshape(rms_norm(x, st.w("model.norm.weight"), eps), {n_rows, seq, c.hidden_size});
+}
+
+array training_logits(const llama_config& c, const std::map<std::string, array>& params,
+                      const train_batch& batch, const lora_forward* lora) {
+  const array h = training_hidden(c, params, batch, lora);
+  const int64_t n_rows = h.shape(0), seq = h.shape(1);
+  const array& head = params.at(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  return reshape(linear(reshape(h, {n_rows * seq, c.hidden_size}), head), {n_rows, seq, c.vocab_size});
 }
 
 token_loss masked_cross_entropy(const array& logits, const array& labels, int64_t ignore_index) {

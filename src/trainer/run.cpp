@@ -18,6 +18,7 @@ nlohmann::json step_line(const step_result& r, double elapsed) {
       {"step", r.step},           {"loss", r.loss},      {"lr", r.lr},
       {"grad_norm", r.grad_norm}, {"tokens", r.tokens},  {"tokens_per_s", tokens_per_second(r)},
       {"comm_s", r.comm_seconds}, {"elapsed_s", elapsed}};
+  for (const auto& [name, value] : r.stats) j[name] = value;
   if (!r.skipped.empty()) j["skipped"] = r.skipped;
   // JSON has no NaN or infinity: a non-finite loss or norm is written as null.
   for (const char* key : {"loss", "grad_norm"})
@@ -45,15 +46,22 @@ run_summary run_training(trainer& t, std::FILE* progress_out) {
     summary.final_eval = t.evaluate();
     evaluated_at = t.steps_done();
     if (summary.final_eval.tokens == 0) return;
-    if (log)
-      log->write({{"step", t.steps_done()},
-                  {"val_loss", summary.final_eval.loss},
-                  {"val_ppl", summary.final_eval.perplexity},
-                  {"val_tokens", summary.final_eval.tokens}});
-    char line[96];
-    std::snprintf(line, sizeof line, "step %lld: validation loss %.4f, perplexity %.2f",
-                  static_cast<long long>(t.steps_done()), summary.final_eval.loss,
-                  summary.final_eval.perplexity);
+    const eval_result& e = summary.final_eval;
+    const bool lm = c.task == "lm";
+    nlohmann::json j = {
+        {"step", t.steps_done()}, {"val_loss", e.loss}, {lm ? "val_tokens" : "val_pairs", e.tokens}};
+    if (lm) j["val_ppl"] = e.perplexity;
+    char line[160];
+    int n = std::snprintf(line, sizeof line, "step %lld: validation loss %.4f",
+                          static_cast<long long>(t.steps_done()), e.loss);
+    if (lm)
+      n += std::snprintf(line + n, sizeof line - static_cast<size_t>(n), ", perplexity %.2f", e.perplexity);
+    for (const auto& [name, value] : e.stats) {
+      j["val_" + name] = value;
+      if (n < static_cast<int>(sizeof line))
+        n += std::snprintf(line + n, sizeof line - static_cast<size_t>(n), ", %s %.4g", name.c_str(), value);
+    }
+    if (log) log->write(j);
     bar.note(line);
   };
 

@@ -31,6 +31,7 @@ data::encoder_options encoder_settings(const train_config& c) {
   o.kind = k == "text"         ? data::record_kind::text
            : k == "completion" ? data::record_kind::completion
            : k == "chat"       ? data::record_kind::chat
+           : k == "preference" ? data::record_kind::preference
                                : data::record_kind::auto_detect;
   return o;
 }

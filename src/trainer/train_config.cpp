@@ -134,8 +134,9 @@ void read_data(const json& doc, const fs::path& base, data_settings& d) {
           "data.validation_fraction must be in [0, 1)");
   require(d.seq_len >= 2, "data.seq_len must be >= 2");
   require(d.batch_size >= 1, "data.batch_size must be >= 1");
-  require(d.kind == "auto" || d.kind == "text" || d.kind == "completion" || d.kind == "chat",
-          "data.kind must be auto, text, completion or chat");
+  require(d.kind == "auto" || d.kind == "text" || d.kind == "completion" || d.kind == "chat" ||
+              d.kind == "preference",
+          "data.kind must be auto, text, completion, chat or preference");
 }
 
 void read_optim(const json& doc, optim_settings& o) {
@@ -207,8 +208,8 @@ void set_dotted(json& doc, const std::string& key, json value) {
 // Override values that name files are made absolute here, so that they stay relative to the working
 // directory rather than to the config file.
 json absolute_paths(const std::string& key, json value) {
-  static const std::set<std::string> path_keys = {"model.from", "model.config",    "tokenizer",
-                                                  "data.train", "data.validation", "run.out"};
+  static const std::set<std::string> path_keys = {
+      "model.from", "model.config", "tokenizer", "data.train", "data.validation", "run.out", "dpo.reference"};
   if (!path_keys.contains(key)) return value;
   auto make_absolute = [](json& v) {
     if (v.is_string()) v = fs::absolute(v.get<std::string>()).string();
@@ -236,6 +237,30 @@ models::lora_config read_lora(const json& doc) {
   return l;
 }
 
+void read_dpo(const json& doc, const fs::path& base, dpo_settings& d) {
+  section s(doc, "dpo");
+  s.read("beta", d.beta);
+  s.read("loss", d.loss);
+  s.read("label_smoothing", d.label_smoothing);
+  s.read_path("reference", d.reference, base);
+  s.read("cache_reference", d.cache_reference);
+  s.finish();
+  require(d.beta > 0, "dpo.beta must be > 0");
+  require(d.loss == "sigmoid" || d.loss == "conservative" || d.loss == "robust" || d.loss == "hinge" ||
+              d.loss == "ipo",
+          "dpo.loss must be sigmoid, conservative, robust, hinge or ipo");
+  require(d.label_smoothing >= 0 && d.label_smoothing < 0.5, "dpo.label_smoothing must be in [0, 0.5)");
+  require(d.label_smoothing == 0 || d.loss == "conservative" || d.loss == "robust",
+          "dpo.label_smoothing applies only to the conservative and robust losses");
+}
+
+void read_reward(const json& doc, reward_settings& r) {
+  section s(doc, "reward");
+  s.read("center_coefficient", r.center_coefficient);
+  s.finish();
+  require(r.center_coefficient >= 0, "reward.center_coefficient must be >= 0");
+}
+
 }  // namespace
 
 train_config parse_train_config(const json& doc, const fs::path& base) {
@@ -256,8 +281,15 @@ train_config parse_train_config(const json& doc, const fs::path& base) {
   read_run(sub("run"), base, c.run);
   if (const json* l = top.find("lora")) c.lora = read_lora(*l);
   top.read("threads", c.threads);
+  top.read("task", c.task);
+  read_dpo(sub("dpo"), base, c.dpo);
+  read_reward(sub("reward"), c.reward);
   top.finish();
   require(c.threads >= 0, "threads must be >= 0");
+  require(c.task == "lm" || c.task == "dpo" || c.task == "reward", "task must be lm, dpo or reward");
+  if (c.dpo.reference.empty()) c.dpo.reference = c.model.from;
+  require(c.task != "dpo" || !c.dpo.reference.empty(),
+          "dpo needs a reference model: set dpo.reference or fine-tune from model.from");
   return c;
 }
 

@@ -5,7 +5,6 @@
 
 #include "mlxd/core/autograd.h"
 #include "mlxd/core/ops.h"
-#include "mlxd/data/batch.h"
 #include "mlxd/io/io_error.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
@@ -15,6 +14,8 @@
 #include "mlxd/train/grad_accumulator.h"
 #include "mlxd/train/grad_allreduce.h"
 #include "mlxd/train/grad_clip.h"
+#include "objective.h"
+#include "objectives.h"
 #include "setup.h"
 
 namespace mlxd::trainer {
@@ -39,19 +40,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// One micro-batch as the model's inputs and next-token labels.
-struct model_batch {
-  models::train_batch inputs;
-  array labels;
-};
-
-model_batch to_model_batch(const data::batch& b) {
-  const shape_t shape = {b.rows, b.seq_len};
-  return {
-      {array::from(b.inputs, shape), array::from(b.segment_ids, shape), array::from(b.position_ids, shape)},
-      array::from(b.targets, shape)};
 }
 
 // A cursor as six integers, so ranks can gather theirs into one checkpoint.
@@ -98,7 +86,9 @@ struct trainer::impl {
   // With LoRA: the base weights, frozen (the trained arrays are the adapters).
   std::map<std::string, array> frozen;
   std::unique_ptr<data::sample_encoder> encoder;
-  std::unique_ptr<data::batch_loader> loader;
+  std::unique_ptr<objective> task;
+  std::unique_ptr<objective> validation;  // made at the first evaluation
+  data::cursor validation_start;
   std::vector<std::string> names;
   std::vector<array> params;  // the trained arrays, f32, in names' order
   std::unique_ptr<train::optimizer> optim;
@@ -138,10 +128,15 @@ struct trainer::impl {
         params.push_back(it->second.type() == dtype::f32 ? it->second : astype(it->second, dtype::f32));
       }
     }
-    const data::batch_options batching = batch_settings(cfg, tok);
+    for (auto& [name, init] : task_params(cfg, model)) {
+      // A reward model read back (to train on) brings its own head.
+      auto it = weights.find(name);
+      names.push_back(name);
+      params.push_back(it == weights.end() ? init : astype(it->second, dtype::f32));
+    }
     encoder = std::make_unique<data::sample_encoder>(std::move(tok), encoder_settings(cfg));
-    loader = std::make_unique<data::batch_loader>(data::record_source(train_source(cfg, rank, world)),
-                                                  *encoder, batching);
+    task =
+        make_objective(cfg, train_source(cfg, rank, world), *encoder, {cfg.lora ? &frozen : nullptr}, rank);
     optim = make_optimizer(cfg, names, params);
     lr = make_schedule(cfg);
     rng = {cfg.model.seed, 0x7472616e};
@@ -165,24 +160,48 @@ struct trainer::impl {
     if (static_cast<int>(ranks.size()) != world)
       throw config_error(dir->string() + " was written by " + std::to_string(ranks.size()) +
                          " ranks; resume it with as many");
-    loader->restore(data::cursor::from_json(ranks.at(rank)));
+    task->restore(data::cursor::from_json(ranks.at(rank)));
     step = s.step;
     rng = s.rng;
     resumed = *dir;
   }
 
-  // The logits of a batch for the trained arrays `p` (the frozen base weights joined in with LoRA). `micro`
-  // numbers the step's micro-batches, so each gets its own dropout masks on each rank.
-  array logits(const std::vector<array>& p, const models::train_batch& batch, int64_t micro,
-               bool training) const {
-    if (!cfg.lora) return models::training_logits(model, models::bind_params(names, p), batch);
+  // The logits (or final hidden states) of a batch for the trained arrays `p` (the frozen base weights
+  // joined in with LoRA). `micro` numbers the step's micro-batches, so each gets its own dropout masks on
+  // each rank.
+  array forward(const std::vector<array>& p, const models::train_batch& batch, bool hidden, int64_t micro,
+                bool training) const {
+    const auto run = [&](const std::map<std::string, array>& w, const models::lora_forward* lora) {
+      return hidden ? models::training_hidden(model, w, batch, lora)
+                    : models::training_logits(model, w, batch, lora);
+    };
+    if (!cfg.lora) return run(models::bind_params(names, p), nullptr);
     std::map<std::string, array> all = frozen;
     for (size_t i = 0; i < names.size(); ++i) all.insert_or_assign(names[i], p[i]);
     const models::lora_forward fwd{*cfg.lora,
                                    random::split(random::split(rng, static_cast<uint64_t>(step)),
                                                  static_cast<uint64_t>(micro * world + rank)),
                                    training};
-    return models::training_logits(model, all, batch, &fwd);
+    return run(all, &fwd);
+  }
+
+  policy_view view(int64_t micro, bool training) const {
+    return {[this, micro, training](const std::vector<array>& p, const models::train_batch& b, bool hidden) {
+              return forward(p, b, hidden, micro, training);
+            },
+            names, model};
+  }
+
+  // The step's statistics from their sums over micro-batches and ranks.
+  std::vector<std::pair<std::string, double>> stat_means(const objective& o, const std::vector<double>& sums,
+                                                         double units) const {
+    std::vector<std::pair<std::string, double>> out;
+    const auto specs = o.stats();
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const double per = specs[i].per >= 0 ? sums[static_cast<size_t>(specs[i].per)] : units;
+      out.emplace_back(specs[i].name, per > 0 ? sums[i] / per : 0.0);
+    }
+    return out;
   }
 
   // Sums a few per-rank values over the ranks (this rank's alone without any).
@@ -192,7 +211,7 @@ struct trainer::impl {
 
   // Where the data of the next micro-batch starts, for messages about a bad batch.
   std::string batch_where() const {
-    const data::cursor c = loader->position();
+    const data::cursor c = task->position();
     const auto& files = cfg.data.train;
     const std::string file = c.file < files.size() ? files[c.file].string() : "?";
     return "epoch " + std::to_string(c.epoch) + ", " + file + ":" + std::to_string(c.line);
@@ -201,40 +220,41 @@ struct trainer::impl {
   step_result train_step() {
     const auto t0 = std::chrono::steady_clock::now();
     step_result r;
-    double loss_sum = 0;
+    double loss_sum = 0, units = 0;
     int64_t tokens = 0;
+    std::vector<double> stats(task->stats().size(), 0.0);
     std::string first_bad;
     const std::string step_start = batch_where();
     for (int64_t m = 0; m < cfg.optim.accumulation; ++m) {
       const std::string where = m == 0 ? step_start : batch_where();
-      std::optional<data::batch> b = loader->next();
+      std::optional<micro_batch> b = task->next(view(m, true));
       if (!b) throw data::data_error("the training data holds no sample for rank " + std::to_string(rank));
-      const model_batch mb = to_model_batch(*b);
-      auto [loss, grads] = value_and_grad(
-          [&](const std::vector<array>& p) {
-            return models::masked_cross_entropy(logits(p, mb.inputs, m, true), mb.labels).sum;
-          },
-          params);
+      auto [loss, grads] =
+          value_and_grad([&](const std::vector<array>& p) { return b->loss_sum(p, stats); }, params);
       const double l = loss.item<float>();
       if (!std::isfinite(l) && first_bad.empty()) first_bad = where;
       loss_sum += l;
-      tokens += b->n_targets;
+      units += b->units;
+      tokens += b->tokens;
       accum.add(grads);
     }
     std::vector<array> grads = accum.take(1.0);
     const double comm_before = reducer ? reducer->comm_seconds() : 0.0;
-    const std::vector<double> totals =
-        sum_scalars({loss_sum, static_cast<double>(tokens), first_bad.empty() ? 0.0 : 1.0});
+    std::vector<double> local = {loss_sum, units, static_cast<double>(tokens), first_bad.empty() ? 0.0 : 1.0};
+    local.insert(local.end(), stats.begin(), stats.end());
+    const std::vector<double> totals = sum_scalars(local);
     if (reducer) grads = reducer->sum(grads);
     loss_sum = totals[0];
-    tokens = static_cast<int64_t>(totals[1]);
-    const bool bad_loss = totals[2] > 0;
+    units = totals[1];
+    tokens = static_cast<int64_t>(totals[2]);
+    const bool bad_loss = totals[3] > 0;
     r.comm_seconds = reducer ? reducer->comm_seconds() - comm_before : 0.0;
     r.tokens = tokens;
-    r.loss = tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0;
+    r.loss = units > 0 ? loss_sum / units : 0.0;
+    r.stats = stat_means(*task, {totals.begin() + 4, totals.end()}, units);
     r.lr = lr(step);
-    if (tokens > 0) {
-      const array scale(static_cast<float>(1.0 / static_cast<double>(tokens)));
+    if (units > 0) {
+      const array scale(static_cast<float>(1.0 / units));
       for (auto& g : grads) g = multiply(g, scale);
     }
     const train::clip_result clip = cfg.optim.grad_clip > 0
@@ -247,8 +267,8 @@ struct trainer::impl {
       r.skipped = bad_loss && !first_bad.empty() ? "non-finite loss in the batch at " + first_bad
                   : bad_loss ? "non-finite loss on another rank; this rank's data from " + step_start
                              : "non-finite gradient; the step's data from " + step_start;
-    } else if (tokens == 0) {
-      r.skipped = "no target tokens";
+    } else if (units == 0) {
+      r.skipped = std::string("no ") + task->unit_name();
     } else {
       optim->step(params, grads, r.lr);
     }
@@ -260,32 +280,38 @@ struct trainer::impl {
 
   eval_result evaluate() {
     eval_result e;
-    const auto source = validation_source(cfg, rank, world);
-    if (!source) return e;
-    autograd::no_grad no_tape;
-    data::batch_loader val(data::record_source(*source), *encoder, batch_settings(cfg, encoder->tok()));
-    double loss_sum = 0;
-    int64_t tokens = 0;
-    for (int64_t i = 0; i < cfg.run.eval_batches; ++i) {
-      std::optional<data::batch> b = val.next();
-      if (!b) break;
-      const model_batch mb = to_model_batch(*b);
-      loss_sum +=
-          models::masked_cross_entropy(logits(params, mb.inputs, i, false), mb.labels).sum.item<float>();
-      tokens += b->n_targets;
+    if (!validation) {
+      const auto source = validation_source(cfg, rank, world);
+      if (!source) return e;
+      validation = make_objective(cfg, *source, *encoder, {cfg.lora ? &frozen : nullptr}, rank);
+      validation_start = validation->position();
     }
-    const std::vector<double> totals = sum_scalars({loss_sum, static_cast<double>(tokens)});
+    validation->restore(validation_start);
+    autograd::no_grad no_tape;
+    double loss_sum = 0, units = 0;
+    std::vector<double> stats(validation->stats().size(), 0.0);
+    for (int64_t i = 0; i < cfg.run.eval_batches; ++i) {
+      std::optional<micro_batch> b = validation->next(view(i, false));
+      if (!b) break;
+      loss_sum += b->loss_sum(params, stats).item<float>();
+      units += b->units;
+    }
+    std::vector<double> local = {loss_sum, units};
+    local.insert(local.end(), stats.begin(), stats.end());
+    const std::vector<double> totals = sum_scalars(local);
     loss_sum = totals[0];
-    e.tokens = static_cast<int64_t>(totals[1]);
+    units = totals[1];
+    e.tokens = static_cast<int64_t>(units);
     if (e.tokens == 0) return e;
-    e.loss = loss_sum / static_cast<double>(e.tokens);
-    e.perplexity = std::exp(e.loss);
+    e.loss = loss_sum / units;
+    e.perplexity = cfg.task == "lm" ? std::exp(e.loss) : 0.0;
+    e.stats = stat_means(*validation, {totals.begin() + 2, totals.end()}, units);
     return e;
   }
 
   fs::path save() {
     // Every rank's data cursor goes into rank 0's checkpoint.
-    array rows = cursor_row(loader->position());
+    array rows = cursor_row(task->position());
     if (options.group) rows = options.group->all_gather(rows);
     fs::path dir = checkpoints_dir(cfg) / train::checkpoint_dir_name(step);
     if (rank == 0) {
@@ -330,17 +356,21 @@ void trainer::save_model(const fs::path& dir) const {
   std::map<std::string, array> weights;
   if (m.cfg.lora) {
     // The adapters in PEFT's layout beside the model, and the base with them fused in.
-    const auto adapters = models::bind_params(m.names, m.params);
+    auto adapters = models::bind_params(m.names, m.params);
+    auto head = adapters.extract(reward_head_name);
     save_lora_adapters(adapters_dir(m.cfg), *m.cfg.lora, adapters, m.cfg.model.from.string());
     weights = models::fuse_lora(m.model, m.frozen, {*m.cfg.lora, adapters, m.cfg.model.from.string()});
+    if (head) weights.insert(std::move(head));
   } else {
     weights = models::bind_params(m.names, m.params);
   }
+  models::llama_config config = m.model;
+  if (weights.contains(reward_head_name)) config.num_labels = 1;
   for (auto& [name, w] : weights) {
     // Norm weights stay f32, as Hugging Face's half-precision checkpoints of small models often keep them.
     if (w.ndim() > 1 && w.type() != out) w = astype(w, out);
   }
-  models::save_llama_folder(dir, m.model, weights, m.cfg.tokenizer);
+  models::save_llama_folder(dir, config, weights, m.cfg.tokenizer);
 }
 
 int64_t trainer::steps_done() const {

@@ -10,7 +10,8 @@ namespace mlxd::models {
 enum class rope_scaling_type { none, linear, llama3 };
 
 struct llama_config {
-  std::string architecture;  // e.g. "LlamaForCausalLM"
+  std::string architecture;  // e.g. "LlamaForCausalLM"; "...ForSequenceClassification" reads as the CausalLM
+  int num_labels = 0;        // > 0: a sequence classifier (reward model) with a [num_labels, hidden] "score"
   int vocab_size = 0;
   int hidden_size = 0;
   int intermediate_size = 0;

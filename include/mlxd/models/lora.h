@@ -69,6 +69,10 @@ struct lora_forward {
 // check_lora_params.
 array training_logits(const llama_config& config, const std::map<std::string, array>& params,
                       const train_batch& batch, const lora_forward* lora);
+// The final-norm hidden states [batch, seq, hidden] f32 that training_logits multiplies by the LM head (what
+// a reward or value head reads). Checks and throws as training_logits.
+array training_hidden(const llama_config& config, const std::map<std::string, array>& params,
+                      const train_batch& batch, const lora_forward* lora = nullptr);
 
 // An adapter folder in PEFT's layout: adapter_model.safetensors (keys "base_model.model.<name>") and
 // adapter_config.json (peft_type "LORA", r, lora_alpha, lora_dropout, target_modules, bias "none", task_type

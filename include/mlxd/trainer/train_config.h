@@ -12,6 +12,10 @@
 //              save_dtype: f32|f16|bf16, resume}
 //   lora:     {rank, alpha, dropout, targets: [q_proj, v_proj, ...]}: train adapters only, the base frozen
 //   threads:  N (0: the kernel pool's default)
+//   task:     lm (next-token loss, the default) | dpo | reward: what a step optimises (see objective.h)
+//   dpo:      {beta, loss: sigmoid|conservative|robust|hinge|ipo, label_smoothing, reference: DIR (default
+//              model.from), cache_reference: true}: preference pairs against a frozen reference model
+//   reward:   {center_coefficient}: a scalar head on the last token, Bradley-Terry loss on preference pairs
 // Relative paths in a file are relative to that file's folder. Unknown keys are errors, so a misspelt
 // setting is reported rather than silently ignored.
 #pragma once
@@ -79,7 +83,22 @@ struct run_settings {
   bool resume = true;
 };
 
+struct dpo_settings {
+  double beta = 0.1;
+  std::string loss = "sigmoid";
+  double label_smoothing = 0.0;
+  // The frozen reference; empty: model.from (with LoRA, the base weights without the adapters).
+  std::filesystem::path reference;
+  // Keep the reference's log-probs of each pair on disk, keyed by the reference's and the data's hashes.
+  bool cache_reference = true;
+};
+
+struct reward_settings {
+  double center_coefficient = 0.0;
+};
+
 struct train_config {
+  std::string task = "lm";
   model_settings model;
   std::filesystem::path tokenizer;
   data_settings data;
@@ -88,6 +107,8 @@ struct train_config {
   run_settings run;
   std::optional<models::lora_config> lora;  // set: LoRA fine-tuning
   int threads = 0;
+  dpo_settings dpo;
+  reward_settings reward;
 };
 
 // Reads FILE (YAML or JSON), applies `overrides` ("data.seq_len=128", values parsed as YAML scalars, paths

@@ -1,9 +1,10 @@
 // The training loop's state and its steps: a Llama-family model (pre-trained from random weights or loaded
 // to fine-tune), its data stream, optimizer and schedule, checkpoints that resume exactly, and validation.
 //
-// A step draws optim.accumulation micro-batches, adds the gradients of each one's summed token loss, and
-// divides by the number of target tokens of the whole step (over all micro-batches and, data-parallel, all
-// ranks), so B x 1, 1 x B and ranks x B/ranks give the same update. A step whose loss or gradients are not
+// A step draws optim.accumulation micro-batches, adds the gradients of each one's summed loss (over target
+// tokens for task lm, over preference pairs for dpo and reward), and divides by the units of the whole step
+// (over all micro-batches and, data-parallel, all ranks), so B x 1, 1 x B and ranks x B/ranks give the same
+// update. A step whose loss or gradients are not
 // finite is skipped (the data it read stays consumed) and says which batch it was.
 #pragma once
 
@@ -24,19 +25,23 @@ namespace mlxd::trainer {
 
 struct step_result {
   int64_t step = 0;  // steps done after this one (1 after the first)
-  double loss = 0;   // mean loss per target token
+  double loss = 0;   // mean loss per unit (target token, pair)
   double lr = 0;
   double grad_norm = 0;  // before clipping
-  int64_t tokens = 0;    // target tokens of the step, all ranks
+  int64_t tokens = 0;    // tokens of the step, all ranks (task lm: target tokens)
   double seconds = 0;    // wall time of the step
   double comm_seconds = 0;
   std::string skipped;  // empty, or why the update was skipped
+  // The task's statistics (DPO: accuracy, margin, chosen_reward, rejected_reward; reward: accuracy,
+  // chosen_reward, rejected_reward), means over the step's pairs on all ranks.
+  std::vector<std::pair<std::string, double>> stats;
 };
 
 struct eval_result {
-  double loss = 0;  // mean loss per target token
-  double perplexity = 0;
-  int64_t tokens = 0;  // 0: there is no validation data
+  double loss = 0;                                    // mean loss per unit (target token, pair)
+  double perplexity = 0;                              // task lm: exp(loss)
+  int64_t tokens = 0;                                 // units evaluated; 0: there is no validation data
+  std::vector<std::pair<std::string, double>> stats;  // as step_result's
 };
 
 struct trainer_options {
@@ -73,7 +78,7 @@ class trainer {
   int world_size() const;
   const train_config& config() const;
   const models::llama_config& model_config() const;
-  // The trained arrays: every weight, or with LoRA the adapters.
+  // The trained arrays: every weight, or with LoRA the adapters; a reward model's head last.
   const std::vector<std::string>& param_names() const;
   const std::vector<array>& params() const;
   // The checkpoint this trainer resumed from, if any.

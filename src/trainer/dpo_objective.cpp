@@ -1,0 +1,129 @@
+#include <memory>
+
+#include "mlxd/core/autograd.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/io/safetensors.h"
+#include "mlxd/models/llama_config.h"
+#include "mlxd/rlhf/dpo.h"
+#include "mlxd/rlhf/logprobs.h"
+#include "objectives.h"
+#include "preference_batch.h"
+#include "reference_cache.h"
+
+namespace mlxd::trainer {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The summed response log-probs [2N] of a pair batch's rows under `logits`.
+array response_logprobs(const array& logits, const pair_batch& b) {
+  return rlhf::sequence_logprobs(logits, b.labels, b.mask).sums;
+}
+
+// DPO against a frozen reference: the policy's and the reference's summed response log-probs of each pair.
+class dpo_objective final : public objective {
+ public:
+  dpo_objective(const train_config& c, data::source_options source, const data::sample_encoder& encoder,
+                const shared_weights& shared, int rank)
+      : cfg_(c), source_(std::move(source)), encoder_(encoder) {
+    options_.type = rlhf::parse_dpo_loss_type(c.dpo.loss);
+    options_.beta = c.dpo.beta;
+    options_.label_smoothing = c.dpo.label_smoothing;
+    const fs::path& ref = c.dpo.reference;
+    reference_model_ = models::load_llama_config(ref);
+    if (c.lora && shared.base && ref == c.model.from) {
+      reference_ = shared.base;  // the base without its adapters
+    } else {
+      owned_ = std::make_unique<std::map<std::string, array>>(load_model_weights(ref).tensors);
+      reference_ = owned_.get();
+    }
+    if (c.dpo.cache_reference) {
+      std::vector<fs::path> files = {ref / "config.json"};
+      for (const auto& e : fs::directory_iterator(ref))
+        if (e.path().extension() == ".safetensors") files.push_back(e.path());
+      std::sort(files.begin(), files.end());
+      if (fs::exists(c.tokenizer / "tokenizer.json")) files.push_back(c.tokenizer / "tokenizer.json");
+      const std::string name = content_hash(files, "seq_len=" + std::to_string(c.data.seq_len));
+      cache_ = std::make_unique<reference_cache>(c.run.out / "reference_cache", name, rank);
+    }
+  }
+
+  std::optional<micro_batch> next(const policy_view& policy) override {
+    const auto pairs = read_pairs(source_, encoder_, cfg_.data.batch_size, cfg_.data.seq_len);
+    if (pairs.empty()) return std::nullopt;
+    const pair_batch b = make_pair_batch(pairs, pad_id());
+    const auto [ref_chosen, ref_rejected] = reference_logprobs(b);
+    micro_batch m;
+    m.units = static_cast<double>(b.pairs);
+    m.tokens = b.tokens;
+    m.loss_sum = [forward = policy.forward, b, ref_chosen, ref_rejected, o = options_](
+                     const std::vector<array>& p, std::vector<double>& stats) {
+      const array lp = response_logprobs(forward(p, b.inputs, false), b);
+      const rlhf::dpo_result r =
+          rlhf::dpo_loss(slice_axis(lp, 0, 0, b.pairs), slice_axis(lp, 0, b.pairs, 2 * b.pairs), ref_chosen,
+                         ref_rejected, o);
+      stats[0] += static_cast<double>(r.correct);
+      stats[1] += sum(r.margins).item<float>();
+      stats[2] += sum(r.chosen_rewards).item<float>();
+      stats[3] += sum(r.rejected_rewards).item<float>();
+      return sum(r.losses);
+    };
+    return m;
+  }
+
+  data::cursor position() const override { return source_.position(); }
+  void restore(const data::cursor& c) override { source_.restore(c); }
+  const char* unit_name() const override { return "pairs"; }
+  std::vector<stat_spec> stats() const override {
+    return {{"accuracy"}, {"margin"}, {"chosen_reward"}, {"rejected_reward"}};
+  }
+
+ private:
+  int32_t pad_id() const {
+    const tokenizer& t = encoder_.tok();
+    return t.pad_id().value_or(t.eos_id().value_or(0));
+  }
+
+  // The reference's summed log-probs of the chosen [N] and rejected [N] responses, from the cache when it
+  // holds every pair of the batch.
+  std::pair<array, array> reference_logprobs(const pair_batch& b) {
+    std::vector<float> chosen, rejected;
+    for (uint64_t key : b.keys) {
+      const auto hit = cache_ ? cache_->find(key) : std::nullopt;
+      if (!hit) break;
+      chosen.push_back(hit->first), rejected.push_back(hit->second);
+    }
+    if (static_cast<int64_t>(chosen.size()) < b.pairs) {
+      autograd::no_grad frozen;
+      const std::vector<float> lp =
+          response_logprobs(models::training_logits(reference_model_, *reference_, b.inputs), b)
+              .to_vector<float>();
+      chosen.assign(lp.begin(), lp.begin() + b.pairs);
+      rejected.assign(lp.begin() + b.pairs, lp.end());
+      if (cache_)
+        for (int64_t i = 0; i < b.pairs; ++i)
+          cache_->add(b.keys[static_cast<size_t>(i)], chosen[static_cast<size_t>(i)],
+                      rejected[static_cast<size_t>(i)]);
+    }
+    return {array::from(chosen, {b.pairs}), array::from(rejected, {b.pairs})};
+  }
+
+  const train_config& cfg_;
+  data::record_source source_;
+  const data::sample_encoder& encoder_;
+  rlhf::dpo_options options_;
+  models::llama_config reference_model_;
+  std::unique_ptr<std::map<std::string, array>> owned_;
+  const std::map<std::string, array>* reference_ = nullptr;
+  std::unique_ptr<reference_cache> cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<objective> make_dpo_objective(const train_config& c, data::source_options source,
+                                              const data::sample_encoder& encoder,
+                                              const shared_weights& shared, int rank) {
+  return std::make_unique<dpo_objective>(c, std::move(source), encoder, shared, rank);
+}
+
+}  // namespace mlxd::trainer

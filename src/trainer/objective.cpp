@@ -1,0 +1,22 @@
+#include "objective.h"
+
+#include "mlxd/core/random.h"
+#include "objectives.h"
+
+namespace mlxd::trainer {
+
+std::unique_ptr<objective> make_objective(const train_config& c, data::source_options source,
+                                          const data::sample_encoder& encoder, const shared_weights& shared,
+                                          int rank) {
+  if (c.task == "dpo") return make_dpo_objective(c, std::move(source), encoder, shared, rank);
+  if (c.task == "reward") return make_reward_objective(c, std::move(source), encoder);
+  return make_lm_objective(c, std::move(source), encoder);
+}
+
+std::vector<std::pair<std::string, array>> task_params(const train_config& c, const models::llama_config& m) {
+  if (c.task != "reward") return {};
+  // Hugging Face draws the score head from N(0, initializer_range = 0.02).
+  return {{reward_head_name, random::normal({c.model.seed, 0x73636f7265}, {1, m.hidden_size}, 0.0f, 0.02f)}};
+}
+
+}  // namespace mlxd::trainer
