@@ -42,7 +42,7 @@ void add_train_command(CLI::App& app);
 // The same for `task` (empty: the config's) as the subcommand `name` of `parent`.
 void add_run_command(CLI::App& parent, const std::string& name, const std::string& description,
                      const std::string& task);
-// `mlxd rlhf reward|dpo --config FILE.yaml ...` (as train) and `mlxd rlhf score --model DIR --data
+// `mlxd rlhf reward|dpo|grpo --config FILE.yaml ...` (as train) and `mlxd rlhf score --model DIR --data
 // FILE.jsonl`.
 void add_rlhf_command(CLI::App& app);
 // `mlxd plot RUN.jsonl [-o curves.svg|curves.png] [--title T]`: loss and learning-rate curves of a training

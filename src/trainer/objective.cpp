@@ -10,6 +10,7 @@ std::unique_ptr<objective> make_objective(const train_config& c, data::source_op
                                           int rank) {
   if (c.task == "dpo") return make_dpo_objective(c, std::move(source), encoder, shared, rank);
   if (c.task == "reward") return make_reward_objective(c, std::move(source), encoder);
+  if (c.task == "grpo") return make_grpo_objective(c, std::move(source), encoder, shared);
   return make_lm_objective(c, std::move(source), encoder);
 }
 

@@ -1,5 +1,5 @@
 // What a training step minimises: the next-token loss (task lm), DPO or a reward model's Bradley-Terry loss
-// on preference pairs. An objective reads this rank's records and turns each micro-batch into a function of
+// on preference pairs, or GRPO on completions sampled from the policy. An objective reads this rank's records and turns each micro-batch into a function of
 // the trained arrays giving the loss SUMMED over its units (target tokens, pairs), so the trainer can divide
 // by the units of the whole step (all micro-batches, all ranks) and any split gives the same update.
 // Internal to the trainer module.
@@ -23,15 +23,23 @@ namespace mlxd::trainer {
 // [B, T, H] (hidden = true) of a batch for the trained arrays p, in param_names' order.
 struct policy_view {
   std::function<array(const std::vector<array>& p, const models::train_batch& batch, bool hidden)> forward;
+  // Every weight of the model by HF name for the trained arrays p (with LoRA: the adapters fused in), to
+  // generate from.
+  std::function<std::map<std::string, array>(const std::vector<array>& p)> weights;
+  // The current trained arrays, the step (0-based) and this micro-batch's index, for rollouts.
+  const std::vector<array>* params = nullptr;
+  int64_t step = 0;
+  int64_t micro = 0;
   std::vector<std::string> param_names;
   models::llama_config model;
 };
 
 // A statistic reported beside the loss: a sum over the step, divided by its units, or by the statistic at
-// index `per` (a count such as pairs) when per >= 0.
+// index `per` (a count such as completions) when per >= 0, or reported as the sum itself when total is set.
 struct stat_spec {
   std::string name;
   int per = -1;
+  bool total = false;
 };
 
 struct micro_batch {

@@ -2,6 +2,7 @@
 #include <set>
 #include <sstream>
 
+#include "mlxd/rlhf/rewards.h"
 #include "mlxd/trainer/train_config.h"
 
 namespace mlxd::trainer {
@@ -261,6 +262,31 @@ void read_reward(const json& doc, reward_settings& r) {
   require(r.center_coefficient >= 0, "reward.center_coefficient must be >= 0");
 }
 
+void read_grpo(const json& doc, const fs::path& base, grpo_settings& g) {
+  section s(doc, "grpo");
+  s.read("group_size", g.group_size);
+  s.read("max_new_tokens", g.max_new_tokens);
+  s.read("temperature", g.temperature);
+  s.read("top_p", g.top_p);
+  s.read("top_k", g.top_k);
+  s.read("clip_low", g.clip_low);
+  s.read("clip_high", g.clip_high);
+  s.read("kl_beta", g.kl_beta);
+  s.read("advantage", g.advantage);
+  s.read_path("reference", g.reference, base);
+  if (const json* r = s.find("reward")) g.reward = *r;
+  s.finish();
+  require(g.group_size >= 1, "grpo.group_size must be >= 1");
+  require(g.max_new_tokens >= 1, "grpo.max_new_tokens must be >= 1");
+  require(g.temperature > 0, "grpo.temperature must be > 0 (rollouts sample)");
+  require(g.top_p > 0 && g.top_p <= 1, "grpo.top_p must be in (0, 1]");
+  require(g.top_k >= 0, "grpo.top_k must be >= 0");
+  require(g.clip_low >= 0 && g.clip_low < 1 && g.clip_high >= 0, "grpo.clip_low must be in [0, 1), clip_high >= 0");
+  require(g.kl_beta >= 0, "grpo.kl_beta must be >= 0");
+  require(g.advantage == "grpo" || g.advantage == "rloo" || g.advantage == "dr_grpo",
+          "grpo.advantage must be grpo, rloo or dr_grpo");
+}
+
 }  // namespace
 
 train_config parse_train_config(const json& doc, const fs::path& base) {
@@ -284,10 +310,22 @@ train_config parse_train_config(const json& doc, const fs::path& base) {
   top.read("task", c.task);
   read_dpo(sub("dpo"), base, c.dpo);
   read_reward(sub("reward"), c.reward);
+  read_grpo(sub("grpo"), base, c.grpo);
   top.finish();
   require(c.threads >= 0, "threads must be >= 0");
-  require(c.task == "lm" || c.task == "dpo" || c.task == "reward", "task must be lm, dpo or reward");
+  require(c.task == "lm" || c.task == "dpo" || c.task == "reward" || c.task == "grpo",
+          "task must be lm, dpo, reward or grpo");
   if (c.dpo.reference.empty()) c.dpo.reference = c.model.from;
+  if (c.grpo.reference.empty()) c.grpo.reference = c.model.from;
+  if (c.task == "grpo") {
+    require(!c.grpo.reward.is_null(), "grpo.reward must say how completions are scored, e.g. {kind: contains, word: light}");
+    try {
+      rlhf::parse_reward_spec(c.grpo.reward);
+    } catch (const std::invalid_argument& e) {
+      throw config_error(std::string("grpo.") + e.what());
+    }
+    require(c.grpo.kl_beta == 0 || !c.grpo.reference.empty(), "grpo.kl_beta needs grpo.reference or model.from");
+  }
   require(c.task != "dpo" || !c.dpo.reference.empty(),
           "dpo needs a reference model: set dpo.reference or fine-tune from model.from");
   return c;

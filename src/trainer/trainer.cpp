@@ -185,11 +185,26 @@ struct trainer::impl {
     return run(all, &fwd);
   }
 
+  // Every weight of the model for the trained arrays p, to generate from.
+  std::map<std::string, array> weights(const std::vector<array>& p) const {
+    if (!cfg.lora) return models::bind_params(names, p);
+    auto adapters = models::bind_params(names, p);
+    adapters.erase(reward_head_name);
+    return models::fuse_lora(model, frozen, {*cfg.lora, adapters, cfg.model.from.string()});
+  }
+
   policy_view view(int64_t micro, bool training) const {
-    return {[this, micro, training](const std::vector<array>& p, const models::train_batch& b, bool hidden) {
-              return forward(p, b, hidden, micro, training);
-            },
-            names, model};
+    policy_view v;
+    v.forward = [this, micro, training](const std::vector<array>& p, const models::train_batch& b, bool hidden) {
+      return forward(p, b, hidden, micro, training);
+    };
+    v.weights = [this](const std::vector<array>& p) { return weights(p); };
+    v.params = &params;
+    v.step = step;
+    v.micro = micro;
+    v.param_names = names;
+    v.model = model;
+    return v;
   }
 
   // The step's statistics from their sums over micro-batches and ranks.
@@ -198,7 +213,7 @@ struct trainer::impl {
     std::vector<std::pair<std::string, double>> out;
     const auto specs = o.stats();
     for (size_t i = 0; i < specs.size(); ++i) {
-      const double per = specs[i].per >= 0 ? sums[static_cast<size_t>(specs[i].per)] : units;
+      const double per = specs[i].total ? 1.0 : specs[i].per >= 0 ? sums[static_cast<size_t>(specs[i].per)] : units;
       out.emplace_back(specs[i].name, per > 0 ? sums[i] / per : 0.0);
     }
     return out;

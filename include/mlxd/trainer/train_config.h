@@ -12,10 +12,13 @@
 //              save_dtype: f32|f16|bf16, resume}
 //   lora:     {rank, alpha, dropout, targets: [q_proj, v_proj, ...]}: train adapters only, the base frozen
 //   threads:  N (0: the kernel pool's default)
-//   task:     lm (next-token loss, the default) | dpo | reward: what a step optimises (see objective.h)
+//   task:     lm (next-token loss, the default) | dpo | reward | grpo: what a step optimises (objective.h)
 //   dpo:      {beta, loss: sigmoid|conservative|robust|hinge|ipo, label_smoothing, reference: DIR (default
 //              model.from), cache_reference: true}: preference pairs against a frozen reference model
 //   reward:   {center_coefficient}: a scalar head on the last token, Bradley-Terry loss on preference pairs
+//   grpo:     {group_size, max_new_tokens, temperature, top_p, top_k, clip_low, clip_high, kl_beta,
+//              advantage: grpo|rloo|dr_grpo, reference: DIR (default model.from), reward: {kind: contains|
+//              length|regex|command, ...}}: completions sampled from the policy for each prompt record
 // Relative paths in a file are relative to that file's folder. Unknown keys are errors, so a misspelt
 // setting is reported rather than silently ignored.
 #pragma once
@@ -97,6 +100,20 @@ struct reward_settings {
   double center_coefficient = 0.0;
 };
 
+struct grpo_settings {
+  int group_size = 4;
+  int max_new_tokens = 32;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int top_k = 0;
+  double clip_low = 0.2;
+  double clip_high = 0.2;
+  double kl_beta = 0.0;  // > 0: a k3 penalty toward the reference
+  std::string advantage = "grpo";
+  std::filesystem::path reference;  // empty: model.from
+  nlohmann::json reward;            // rlhf::parse_reward_spec's spec, checked when the config is read
+};
+
 struct train_config {
   std::string task = "lm";
   model_settings model;
@@ -109,6 +126,7 @@ struct train_config {
   int threads = 0;
   dpo_settings dpo;
   reward_settings reward;
+  grpo_settings grpo;
 };
 
 // Reads FILE (YAML or JSON), applies `overrides` ("data.seq_len=128", values parsed as YAML scalars, paths
