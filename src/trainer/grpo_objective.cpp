@@ -28,7 +28,10 @@ class grpo_objective final : public objective {
  public:
   grpo_objective(const train_config& c, data::source_options source, const data::sample_encoder& encoder,
                  const shared_weights& shared)
-      : cfg_(c), source_(std::move(source)), encoder_(encoder), reward_(rlhf::parse_reward_spec(c.grpo.reward)) {
+      : cfg_(c),
+        source_(std::move(source)),
+        encoder_(encoder),
+        reward_(rlhf::parse_reward_spec(c.grpo.reward)) {
     options_.clip_low = c.grpo.clip_low;
     options_.clip_high = c.grpo.clip_high;
     options_.beta = c.grpo.kl_beta;
@@ -86,8 +89,9 @@ class grpo_objective final : public objective {
     std::vector<float> rf(rewards.begin(), rewards.end());
     const array reward_array = array::from(rf, {static_cast<int64_t>(rf.size())});
     const rlhf::group_advantages_result adv =
-        cfg_.grpo.advantage == "rloo" ? rlhf::rloo_advantages(reward_array, g)
-                                      : rlhf::group_advantages(reward_array, g, 1e-4, cfg_.grpo.advantage == "grpo");
+        cfg_.grpo.advantage == "rloo"
+            ? rlhf::rloo_advantages(reward_array, g)
+            : rlhf::group_advantages(reward_array, g, 1e-4, cfg_.grpo.advantage == "grpo");
     double reward_sum = 0;
     for (double r : rewards)
       if (std::isfinite(r)) reward_sum += r;
@@ -96,19 +100,17 @@ class grpo_objective final : public objective {
     array ref;
     if (reference_) {
       autograd::no_grad frozen;
-      ref = rlhf::sequence_logprobs(models::training_logits(reference_model_, *reference_, b.inputs), b.labels,
-                                    b.mask)
+      ref = rlhf::sequence_logprobs(models::training_logits(reference_model_, *reference_, b.inputs),
+                                    b.labels, b.mask)
                 .tokens;
     }
     micro_batch m;
     m.units = 0;
     for (float v : b.mask.to_vector<float>()) m.units += v;
     m.tokens = completion_tokens;
-    const std::vector<double> fixed = {reward_sum,
-                                       static_cast<double>(rollouts.size()),
-                                       static_cast<double>(completion_tokens),
-                                       static_cast<double>(adv.zero_std_groups),
-                                       static_cast<double>(adv.groups)};
+    const std::vector<double> fixed = {
+        reward_sum, static_cast<double>(rollouts.size()), static_cast<double>(completion_tokens),
+        static_cast<double>(adv.zero_std_groups), static_cast<double>(adv.groups)};
     m.loss_sum = [forward = policy.forward, b, ref, a = adv.advantages, o = options_, fixed](
                      const std::vector<array>& p, std::vector<double>& stats) {
       const array logp = rlhf::sequence_logprobs(forward(p, b.inputs, false), b.labels, b.mask).tokens;
@@ -126,8 +128,12 @@ class grpo_objective final : public objective {
   void restore(const data::cursor& c) override { source_.restore(c); }
   const char* unit_name() const override { return "completion tokens"; }
   std::vector<stat_spec> stats() const override {
-    return {{"reward", 1},           {"completions", -1, true}, {"completion_length", 1},
-            {"zero_std_fraction", 4}, {"groups", -1, true},      {"kl", -1},
+    return {{"reward", 1},
+            {"completions", -1, true},
+            {"completion_length", 1},
+            {"zero_std_fraction", 4},
+            {"groups", -1, true},
+            {"kl", -1},
             {"clip_fraction", -1}};
   }
 
@@ -163,7 +169,8 @@ class grpo_objective final : public objective {
 }  // namespace
 
 std::unique_ptr<objective> make_grpo_objective(const train_config& c, data::source_options source,
-                                               const data::sample_encoder& encoder, const shared_weights& shared) {
+                                               const data::sample_encoder& encoder,
+                                               const shared_weights& shared) {
   return std::make_unique<grpo_objective>(c, std::move(source), encoder, shared);
 }
 

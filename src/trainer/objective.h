@@ -1,8 +1,8 @@
 // What a training step minimises: the next-token loss (task lm), DPO or a reward model's Bradley-Terry loss
-// on preference pairs, or GRPO on completions sampled from the policy. An objective reads this rank's records and turns each micro-batch into a function of
-// the trained arrays giving the loss SUMMED over its units (target tokens, pairs), so the trainer can divide
-// by the units of the whole step (all micro-batches, all ranks) and any split gives the same update.
-// Internal to the trainer module.
+// on preference pairs, or GRPO on completions sampled from the policy. An objective reads this rank's records
+// and turns each micro-batch into a function of the trained arrays giving the loss SUMMED over its units
+// (target tokens, pairs), so the trainer can divide by the units of the whole step (all micro-batches, all
+// ranks) and any split gives the same update. Internal to the trainer module.
 #pragma once
 
 #include <functional>

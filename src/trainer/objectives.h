@@ -16,7 +16,8 @@ inline constexpr const char* reward_head_name = "score.weight";
 array reward_scores(const array& hidden, const array& segments, const array& head);
 
 std::unique_ptr<objective> make_grpo_objective(const train_config& c, data::source_options source,
-                                               const data::sample_encoder& encoder, const shared_weights& shared);
+                                               const data::sample_encoder& encoder,
+                                               const shared_weights& shared);
 std::unique_ptr<objective> make_reward_objective(const train_config& c, data::source_options source,
                                                  const data::sample_encoder& encoder);
 

@@ -281,7 +281,8 @@ void read_grpo(const json& doc, const fs::path& base, grpo_settings& g) {
   require(g.temperature > 0, "grpo.temperature must be > 0 (rollouts sample)");
   require(g.top_p > 0 && g.top_p <= 1, "grpo.top_p must be in (0, 1]");
   require(g.top_k >= 0, "grpo.top_k must be >= 0");
-  require(g.clip_low >= 0 && g.clip_low < 1 && g.clip_high >= 0, "grpo.clip_low must be in [0, 1), clip_high >= 0");
+  require(g.clip_low >= 0 && g.clip_low < 1 && g.clip_high >= 0,
+          "grpo.clip_low must be in [0, 1), clip_high >= 0");
   require(g.kl_beta >= 0, "grpo.kl_beta must be >= 0");
   require(g.advantage == "grpo" || g.advantage == "rloo" || g.advantage == "dr_grpo",
           "grpo.advantage must be grpo, rloo or dr_grpo");
@@ -318,13 +319,15 @@ train_config parse_train_config(const json& doc, const fs::path& base) {
   if (c.dpo.reference.empty()) c.dpo.reference = c.model.from;
   if (c.grpo.reference.empty()) c.grpo.reference = c.model.from;
   if (c.task == "grpo") {
-    require(!c.grpo.reward.is_null(), "grpo.reward must say how completions are scored, e.g. {kind: contains, word: light}");
+    require(!c.grpo.reward.is_null(),
+            "grpo.reward must say how completions are scored, e.g. {kind: contains, word: light}");
     try {
       rlhf::parse_reward_spec(c.grpo.reward);
     } catch (const std::invalid_argument& e) {
       throw config_error(std::string("grpo.") + e.what());
     }
-    require(c.grpo.kl_beta == 0 || !c.grpo.reference.empty(), "grpo.kl_beta needs grpo.reference or model.from");
+    require(c.grpo.kl_beta == 0 || !c.grpo.reference.empty(),
+            "grpo.kl_beta needs grpo.reference or model.from");
   }
   require(c.task != "dpo" || !c.dpo.reference.empty(),
           "dpo needs a reference model: set dpo.reference or fine-tune from model.from");

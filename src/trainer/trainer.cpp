@@ -195,9 +195,8 @@ struct trainer::impl {
 
   policy_view view(int64_t micro, bool training) const {
     policy_view v;
-    v.forward = [this, micro, training](const std::vector<array>& p, const models::train_batch& b, bool hidden) {
-      return forward(p, b, hidden, micro, training);
-    };
+    v.forward = [this, micro, training](const std::vector<array>& p, const models::train_batch& b,
+                                        bool hidden) { return forward(p, b, hidden, micro, training); };
     v.weights = [this](const std::vector<array>& p) { return weights(p); };
     v.params = &params;
     v.step = step;
@@ -213,7 +212,9 @@ struct trainer::impl {
     std::vector<std::pair<std::string, double>> out;
     const auto specs = o.stats();
     for (size_t i = 0; i < specs.size(); ++i) {
-      const double per = specs[i].total ? 1.0 : specs[i].per >= 0 ? sums[static_cast<size_t>(specs[i].per)] : units;
+      const double per = specs[i].total      ? 1.0
+                         : specs[i].per >= 0 ? sums[static_cast<size_t>(specs[i].per)]
+                                             : units;
       out.emplace_back(specs[i].name, per > 0 ? sums[i] / per : 0.0);
     }
     return out;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `mlxd rlhf` end to end on the shipped default model with pairs of true verse endings over shuffled ones
 # (tests/trainer/data/pairs.jsonl): a reward model beats chance clearly on held-out pairs and `mlxd rlhf
-# score` agrees with it; DPO raises the held-out chosen-minus-rejected margin from 0. Curves are plotted.
+# score` agrees with it; DPO raises the held-out chosen-minus-rejected margin from 0; GRPO rewarded for
+# writing "LORD" raises the mean reward of its samples from about 0.1 to near 1. Curves are plotted.
 # Usage: rlhf_default_model.sh MLXD WORK_DIR
 set -euo pipefail
 mlxd=$1
@@ -39,7 +40,17 @@ dacc=$(last_val "$work/dpo/metrics.jsonl" val_accuracy)
 echo "dpo: held-out margin $first after 5 steps, $margin at the end; accuracy $dacc"
 check "$margin > 0.5 and $margin > $first" "dpo held-out margin"
 check "$dacc >= 0.8" "dpo held-out accuracy"
-# The policy still generates, and the curves plot.
+steps() { grep -o "\"$2\":[-0-9.e+]*" "$1" | sed 's/.*://'; }
+"$mlxd" rlhf grpo --config "$here/data/grpo.yaml" --set model.from="$model" --out "$work/grpo" \
+  >"$work/grpo.log" 2>&1 || { cat "$work/grpo.log"; exit 1; }
+rewards=($(steps "$work/grpo/metrics.jsonl" reward))
+early=$(python3 -c "print(sum([${rewards[0]}, ${rewards[1]}, ${rewards[2]}]) / 3)")
+late=$(python3 -c "print(sum([${rewards[-1]}, ${rewards[-2]}, ${rewards[-3]}]) / 3)")
+echo "grpo: mean reward $early over the first 3 steps, $late over the last 3"
+check "$early < 0.4 and $late > 0.7" "grpo reward"
+# The policies still generate, and the curves plot.
 "$mlxd" generate --model "$work/dpo/model" --prompt "In the beginning" --max-tokens 8 >/dev/null
 "$mlxd" plot "$work/reward/metrics.jsonl" -o "$work/reward.svg" >/dev/null
 "$mlxd" plot "$work/dpo/metrics.jsonl" -o "$work/dpo.svg" >/dev/null
+"$mlxd" plot "$work/grpo/metrics.jsonl" -o "$work/grpo.svg" >/dev/null
+"$mlxd" generate --model "$work/grpo/model" --prompt "And God said" --max-tokens 8 >/dev/null

@@ -1,7 +1,7 @@
-// The trainer's preference tasks on a tiny model: DPO starts at log 2 with zero margins, is invariant to how
-// a step's pairs are split into micro-batches, caches the reference's log-probs without changing a step,
+// The trainer's RLHF tasks on a tiny model: DPO starts at log 2 with zero margins, is invariant to how a
+// step's pairs are split into micro-batches, caches the reference's log-probs without changing a step,
 // resumes exactly; the reward model trains, is written as a sequence classifier and scores what the trainer
-// scored.
+// scored; GRPO samples its groups, does nothing on tied rewards and is invariant to micro-batching.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -180,6 +180,64 @@ TEST_F(rlhf_trainer_test, reward_model_trains_saves_and_scores_like_the_trainer)
   EXPECT_NEAR(stat(r1.stats, "rejected_reward"), scores[1], 1e-4);
 }
 
+nlohmann::json grpo_doc(nlohmann::json doc, const nlohmann::json& reward) {
+  doc["task"] = "grpo";
+  doc["data"]["validation_fraction"] = 0;
+  doc["grpo"] = {{"group_size", 4}, {"max_new_tokens", 8}, {"reward", reward}};
+  return doc;
+}
+
+TEST_F(rlhf_trainer_test, grpo_samples_groups_and_reports_their_rewards) {
+  const fs::path base = pretrained("base");
+  // Length rewards differ between the members of a group, so advantages are not all 0.
+  trainer t(parse_train_config(
+      grpo_doc(task_doc("dpo", "grpo", 3, base), {{"kind", "length"}, {"target", 4}, {"unit", "tokens"}}),
+      dir_.path()));
+  const step_result r = t.step();
+  EXPECT_EQ(stat(r.stats, "completions"), 16.0);  // 4 prompts x 4
+  EXPECT_EQ(stat(r.stats, "groups"), 4.0);
+  const double length = stat(r.stats, "completion_length");
+  EXPECT_GE(length, 1.0);
+  EXPECT_LE(length, 8.0);
+  EXPECT_LE(stat(r.stats, "reward"), 0.0);  // -|len - 4| / 4
+  EXPECT_LT(stat(r.stats, "zero_std_fraction"), 1.0);
+  EXPECT_GT(r.grad_norm, 0.0);
+  // One epoch of the inference path against the training forward: ratios 1 up to rounding, none clipped.
+  EXPECT_EQ(stat(r.stats, "clip_fraction"), 0.0);
+}
+
+TEST_F(rlhf_trainer_test, grpo_with_tied_rewards_moves_nothing) {
+  const fs::path base = pretrained("base");
+  nlohmann::json doc = grpo_doc(task_doc("dpo", "tied", 2, base), {{"kind", "contains"}, {"word", "zebra"}});
+  doc["optim"]["weight_decay"] = 0.0;  // AdamW would shrink the weights even with zero gradients
+  trainer t(parse_train_config(doc, dir_.path()));
+  const std::vector<array> before = t.params();
+  const step_result r = t.step();
+  EXPECT_EQ(stat(r.stats, "reward"), 0.0);
+  EXPECT_EQ(stat(r.stats, "zero_std_fraction"), 1.0);
+  EXPECT_EQ(r.loss, 0.0);
+  EXPECT_EQ(r.grad_norm, 0.0);
+  EXPECT_EQ(max_abs_diff(before, t.params()), 0.0);
+}
+
+TEST_F(rlhf_trainer_test, grpo_step_is_the_same_for_any_split_into_micro_batches) {
+  const fs::path base = pretrained("base");
+  const nlohmann::json reward = {{"kind", "length"}, {"target", 5}, {"unit", "tokens"}};
+  nlohmann::json whole = grpo_doc(task_doc("dpo", "whole", 2, base), reward);
+  nlohmann::json split = grpo_doc(task_doc("dpo", "split", 2, base), reward);
+  split["data"]["batch_size"] = 2;
+  split["optim"]["accumulation"] = 2;
+  trainer a(parse_train_config(whole, dir_.path())), b(parse_train_config(split, dir_.path()));
+  for (int i = 0; i < 2; ++i) {
+    const step_result ra = a.step(), rb = b.step();
+    EXPECT_NEAR(stat(ra.stats, "reward"), stat(rb.stats, "reward"), 1e-9)
+        << "the same completions, step " << i;
+    EXPECT_EQ(stat(ra.stats, "completion_length"), stat(rb.stats, "completion_length"));
+    EXPECT_NEAR(ra.loss, rb.loss, 1e-6) << "step " << i;
+  }
+  EXPECT_LT(max_abs_diff(a.params(), b.params()), 2e-5);
+}
+
 TEST_F(rlhf_trainer_test, a_pair_that_is_not_a_preference_record_is_named) {
   const fs::path base = pretrained("base");
   nlohmann::json doc = task_doc("dpo", "bad", 2, base);
@@ -219,6 +277,12 @@ TEST_F(rlhf_trainer_test, rlhf_settings_are_checked) {
   doc.erase("dpo");
   doc["task"] = "ppo2";
   EXPECT_NE(error_of(doc).find("task must be"), std::string::npos);
+  doc["task"] = "grpo";
+  EXPECT_NE(error_of(doc).find("grpo.reward must say"), std::string::npos);
+  doc["grpo"] = {{"reward", {{"kind", "contains"}}}};
+  EXPECT_NE(error_of(doc).find("grpo.reward.word"), std::string::npos);
+  doc["grpo"] = {{"reward", {{"kind", "contains"}, {"word", "x"}}}, {"advantage", "ppo"}};
+  EXPECT_NE(error_of(doc).find("grpo.advantage must be"), std::string::npos);
   doc["task"] = "reward";
   doc["reward"] = {{"center_coefficient", -1}};
   EXPECT_NE(error_of(doc).find("reward.center_coefficient"), std::string::npos);
