@@ -26,4 +26,11 @@ for key in loss margin; do
     awk -v key="$key" '{ d = $1 - $2; if (d < 0) d = -d; m = $1 < 0 ? -$1 : $1
          if (NF != 2 || d > 1e-5 * m + 1e-5) { print key " differs: " $0; bad = 1 } } END { exit bad }'
 done
-echo "2 ranks match one process"
+
+# A config whose task is another command's is refused, naming the command to run.
+if "$mlxd" rlhf reward "${common[@]}" --set task=dpo --out "$work/wrong" 2>"$work/wrong.err"; then
+  echo "rlhf reward ran a dpo config"
+  exit 1
+fi
+grep -q 'sets task: dpo; run `mlxd rlhf dpo`' "$work/wrong.err" || { cat "$work/wrong.err"; exit 1; }
+echo "2 ranks match one process; a mismatched task is refused"

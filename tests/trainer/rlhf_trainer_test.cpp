@@ -238,6 +238,26 @@ TEST_F(rlhf_trainer_test, grpo_step_is_the_same_for_any_split_into_micro_batches
   EXPECT_LT(max_abs_diff(a.params(), b.params()), 2e-5);
 }
 
+TEST_F(rlhf_trainer_test, grpo_resumes_exactly) {
+  // Rollouts draw from (data.seed, step, epoch, prompt position), so a resumed run samples what the
+  // uninterrupted one sampled.
+  const fs::path base = pretrained("base");
+  const nlohmann::json reward = {{"kind", "length"}, {"target", 3}, {"unit", "tokens"}};
+  trainer s(parse_train_config(grpo_doc(task_doc("dpo", "straight", 4, base), reward), dir_.path()));
+  while (s.steps_done() < 4) s.step();
+  const train_config c =
+      parse_train_config(grpo_doc(task_doc("dpo", "resumed", 4, base), reward), dir_.path());
+  {
+    trainer first(c);
+    first.step(), first.step();
+    first.save_checkpoint();
+  }
+  trainer second(c);
+  ASSERT_TRUE(second.resumed_from());
+  while (second.steps_done() < 4) second.step();
+  EXPECT_EQ(max_abs_diff(s.params(), second.params()), 0.0);
+}
+
 TEST_F(rlhf_trainer_test, a_pair_that_is_not_a_preference_record_is_named) {
   const fs::path base = pretrained("base");
   nlohmann::json doc = task_doc("dpo", "bad", 2, base);
