@@ -11,6 +11,7 @@ namespace mlxd::rlhf {
 namespace {
 
 constexpr size_t kMaxOutput = size_t{64} << 20;
+constexpr double kMaxTimeout = 86400;  // a day: keeps the deadline arithmetic far from overflow
 
 std::string quoted(const std::string& s, size_t limit) {
   return "\"" + (s.size() > limit ? s.substr(0, limit) + "..." : s) + "\"";
@@ -32,8 +33,8 @@ class command_reward final : public reward_function {
   command_reward(std::vector<std::string> argv, double timeout_s)
       : argv_(std::move(argv)), timeout_s_(timeout_s) {
     if (argv_.empty() || argv_[0].empty()) throw std::invalid_argument("[command reward] no command to run");
-    if (!(timeout_s_ > 0) || !std::isfinite(timeout_s_))
-      throw std::invalid_argument("[command reward] timeout_s must be > 0");
+    if (!(timeout_s_ > 0 && timeout_s_ <= kMaxTimeout))
+      throw std::invalid_argument("[command reward] timeout_s must be in (0, 86400]");
     for (size_t i = 0; i < argv_.size(); ++i) name_ += (i ? " " : "") + argv_[i];
   }
 

@@ -81,8 +81,9 @@ std::unique_ptr<reward_function> parse_reward_spec(const nlohmann::json& spec) {
     }
     double timeout = 60;
     if (spec.contains("timeout_s")) {
-      if (!spec["timeout_s"].is_number() || !(spec["timeout_s"].get<double>() > 0))
-        bad("timeout_s", "expected a number of seconds > 0, got " + spec["timeout_s"].dump());
+      const nlohmann::json& t = spec["timeout_s"];
+      if (!t.is_number() || !(t.get<double>() > 0 && t.get<double>() <= 86400))
+        bad("timeout_s", "expected a number of seconds in (0, 86400], got " + t.dump());
       timeout = spec["timeout_s"].get<double>();
     }
     return make_command_reward(std::move(argv), timeout);

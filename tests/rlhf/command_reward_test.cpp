@@ -107,6 +107,7 @@ TEST(command_reward, bad_construction) {
   EXPECT_THROW(make_command_reward({}), std::invalid_argument);
   EXPECT_THROW(make_command_reward({"sh"}, 0), std::invalid_argument);
   EXPECT_THROW(make_command_reward({"sh"}, NAN), std::invalid_argument);
+  EXPECT_THROW(make_command_reward({"sh"}, 1e300), std::invalid_argument);
 }
 
 }  // namespace

@@ -76,9 +76,11 @@ TEST(reward_spec, errors_name_the_key) {
             "reward.run[1]: expected a string, got 1");
   EXPECT_EQ(error_of(R"({"kind": "command", "run": [""]})"), "reward.run[0]: expected a string, got \"\"");
   EXPECT_EQ(error_of(R"({"kind": "command", "run": ["x"], "timeout_s": 0})"),
-            "reward.timeout_s: expected a number of seconds > 0, got 0");
+            "reward.timeout_s: expected a number of seconds in (0, 86400], got 0");
+  EXPECT_EQ(error_of(R"({"kind": "command", "run": ["x"], "timeout_s": 1e300})"),
+            "reward.timeout_s: expected a number of seconds in (0, 86400], got 1e+300");
   EXPECT_EQ(error_of(R"({"kind": "command", "run": ["x"], "timeout_s": "30"})"),
-            "reward.timeout_s: expected a number of seconds > 0, got \"30\"");
+            "reward.timeout_s: expected a number of seconds in (0, 86400], got \"30\"");
 }
 
 }  // namespace

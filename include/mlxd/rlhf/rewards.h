@@ -46,7 +46,8 @@ std::unique_ptr<reward_function> make_regex_reward(const std::string& pattern, b
 // process group, with stdin/stdout as above and stderr captured. It throws std::runtime_error naming the
 // command when it cannot start, exits non-zero or by a signal (with the end of its stderr), prints more or
 // fewer lines than samples, prints a line that is not a number (naming the line), or runs longer than
-// timeout_s (the process group is killed). Throws std::invalid_argument for an empty argv or timeout_s <= 0.
+// timeout_s (the process group is killed). Throws std::invalid_argument for an empty argv or timeout_s
+// outside (0, 86400].
 std::unique_ptr<reward_function> make_command_reward(std::vector<std::string> argv, double timeout_s = 60);
 
 // A reward from its JSON spec, with exactly these keys (others are an error):
