@@ -9,7 +9,9 @@
 #include "mlxd/rlhf/rewards.h"
 #include "mlxd/rlhf/rollout.h"
 #include "mlxd/rlhf/rollout_batch.h"
+#include "mlxd/trainer/reward_model.h"
 #include "objectives.h"
+#include "reference_cache.h"
 
 namespace mlxd::trainer {
 namespace {
@@ -28,10 +30,19 @@ class grpo_objective final : public objective {
  public:
   grpo_objective(const train_config& c, data::source_options source, const data::sample_encoder& encoder,
                  const shared_weights& shared)
-      : cfg_(c),
-        source_(std::move(source)),
-        encoder_(encoder),
-        reward_(rlhf::parse_reward_spec(c.grpo.reward)) {
+      : cfg_(c), source_(std::move(source)), encoder_(encoder) {
+    if (c.grpo.reward.value("kind", "") == "model") {
+      const std::filesystem::path dir = c.grpo.reward.at("path").get<std::string>();
+      // It reads the policy's token ids, so it must share the policy's tokenizer.
+      const auto tokens_of = [](const std::filesystem::path& d) {
+        return content_hash({d / "tokenizer.json"}, "");
+      };
+      if (tokens_of(dir) != tokens_of(c.tokenizer))
+        throw config_error("grpo.reward.path: " + dir.string() + " has another tokenizer than " +
+                           c.tokenizer.string());
+      reward_model_ = std::make_unique<reward_model>(dir);
+    } else
+      reward_ = rlhf::parse_reward_spec(c.grpo.reward);
     options_.clip_low = c.grpo.clip_low;
     options_.clip_high = c.grpo.clip_high;
     options_.beta = c.grpo.kl_beta;
@@ -85,7 +96,7 @@ class grpo_objective final : public objective {
                          static_cast<int64_t>(r.ids.size())});
       completion_tokens += static_cast<int64_t>(r.ids.size());
     }
-    const std::vector<double> rewards = reward_->score(samples);
+    const std::vector<double> rewards = score(prompts, rollouts, samples);
     std::vector<float> rf(rewards.begin(), rewards.end());
     const array reward_array = array::from(rf, {static_cast<int64_t>(rf.size())});
     const rlhf::group_advantages_result adv =
@@ -138,6 +149,21 @@ class grpo_objective final : public objective {
   }
 
  private:
+  // The configured reward of each rollout: a function of its text, or a reward model's score of the prompt
+  // and completion tokens.
+  std::vector<double> score(const std::vector<std::vector<int32_t>>& prompts,
+                            const std::vector<rlhf::rollout>& rollouts,
+                            const std::vector<rlhf::reward_sample>& samples) const {
+    if (reward_) return reward_->score(samples);
+    std::vector<std::vector<int32_t>> sequences;
+    for (const rlhf::rollout& r : rollouts) {
+      sequences.push_back(prompts[static_cast<size_t>(r.prompt_index)]);
+      sequences.back().insert(sequences.back().end(), r.ids.begin(), r.ids.end());
+    }
+    const std::vector<float> s = reward_model_->score(sequences);
+    return {s.begin(), s.end()};
+  }
+
   // A prompt record: {"prompt": ...} in JSON lines (other fields ignored), else the line itself.
   static std::string prompt_text(const data::record& r) {
     if (r.path == nullptr || !data::is_jsonl(*r.path)) return r.text;
@@ -159,7 +185,8 @@ class grpo_objective final : public objective {
   const train_config& cfg_;
   data::record_source source_;
   const data::sample_encoder& encoder_;
-  std::unique_ptr<rlhf::reward_function> reward_;
+  std::unique_ptr<rlhf::reward_function> reward_;  // or
+  std::unique_ptr<reward_model> reward_model_;
   rlhf::grpo_options options_;
   models::llama_config reference_model_;
   std::unique_ptr<std::map<std::string, array>> owned_;

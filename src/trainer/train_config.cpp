@@ -321,10 +321,23 @@ train_config parse_train_config(const json& doc, const fs::path& base) {
   if (c.task == "grpo") {
     require(!c.grpo.reward.is_null(),
             "grpo.reward must say how completions are scored, e.g. {kind: contains, word: light}");
-    try {
-      rlhf::parse_reward_spec(c.grpo.reward);
-    } catch (const std::invalid_argument& e) {
-      throw config_error(std::string("grpo.") + e.what());
+    const json& r = c.grpo.reward;
+    if (r.is_object() && r.value("kind", "") == "model") {
+      // A reward model folder (from `mlxd rlhf reward`) scores prompt + completion.
+      section s(r, "grpo.reward");
+      std::string kind;
+      s.read("kind", kind);
+      fs::path path;
+      s.read_path("path", path, base);
+      s.finish();
+      require(!path.empty(), "grpo.reward.path must name a reward model folder");
+      c.grpo.reward["path"] = path.string();
+    } else {
+      try {
+        rlhf::parse_reward_spec(r);
+      } catch (const std::invalid_argument& e) {
+        throw config_error(std::string("grpo.") + e.what());
+      }
     }
     require(c.grpo.kl_beta == 0 || !c.grpo.reference.empty(),
             "grpo.kl_beta needs grpo.reference or model.from");

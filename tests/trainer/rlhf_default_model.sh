@@ -2,7 +2,8 @@
 # `mlxd rlhf` end to end on the shipped default model with pairs of true verse endings over shuffled ones
 # (tests/trainer/data/pairs.jsonl): a reward model beats chance clearly on held-out pairs and `mlxd rlhf
 # score` agrees with it; DPO raises the held-out chosen-minus-rejected margin from 0; GRPO rewarded for
-# writing "LORD" raises the mean reward of its samples from about 0.1 to near 1. Curves are plotted.
+# writing "LORD" raises the mean reward of its samples from about 0.1 to near 1, and GRPO scored by the
+# reward model raises that model's score of its samples. Curves are plotted.
 # Usage: rlhf_default_model.sh MLXD WORK_DIR
 set -euo pipefail
 mlxd=$1
@@ -48,6 +49,13 @@ early=$(python3 -c "print(sum([${rewards[0]}, ${rewards[1]}, ${rewards[2]}]) / 3
 late=$(python3 -c "print(sum([${rewards[-1]}, ${rewards[-2]}, ${rewards[-3]}]) / 3)")
 echo "grpo: mean reward $early over the first 3 steps, $late over the last 3"
 check "$early < 0.4 and $late > 0.7" "grpo reward"
+# GRPO with the reward model trained above as its reward: the policy's samples score higher.
+"$mlxd" rlhf grpo --config "$here/data/grpo.yaml" --set model.from="$model" --set run.steps=6 \
+  --set "grpo.reward={kind: model, path: $work/reward/model}" --set grpo.kl_beta=0 --out "$work/grpo_rm" \
+  >"$work/grpo_rm.log" 2>&1 || { cat "$work/grpo_rm.log"; exit 1; }
+rewards=($(steps "$work/grpo_rm/metrics.jsonl" reward))
+echo "grpo with the reward model: mean reward ${rewards[0]} at the first step, ${rewards[-1]} at the last"
+check "${rewards[-1]} > ${rewards[0]}" "grpo reward-model reward"
 # The policies still generate, and the curves plot.
 "$mlxd" generate --model "$work/dpo/model" --prompt "In the beginning" --max-tokens 8 >/dev/null
 "$mlxd" plot "$work/reward/metrics.jsonl" -o "$work/reward.svg" >/dev/null

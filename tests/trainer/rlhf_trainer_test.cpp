@@ -303,6 +303,10 @@ TEST_F(rlhf_trainer_test, rlhf_settings_are_checked) {
   EXPECT_NE(error_of(doc).find("grpo.reward.word"), std::string::npos);
   doc["grpo"] = {{"reward", {{"kind", "contains"}, {"word", "x"}}}, {"advantage", "ppo"}};
   EXPECT_NE(error_of(doc).find("grpo.advantage must be"), std::string::npos);
+  doc["grpo"] = {{"reward", {{"kind", "model"}}}};
+  EXPECT_NE(error_of(doc).find("grpo.reward.path must name"), std::string::npos);
+  doc["grpo"] = {{"reward", {{"kind", "model"}, {"path", "rm"}, {"scale", 2}}}};
+  EXPECT_NE(error_of(doc).find("grpo.reward.scale is not a setting"), std::string::npos);
   doc["task"] = "reward";
   doc["reward"] = {{"center_coefficient", -1}};
   EXPECT_NE(error_of(doc).find("reward.center_coefficient"), std::string::npos);

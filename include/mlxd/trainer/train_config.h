@@ -18,7 +18,8 @@
 //   reward:   {center_coefficient}: a scalar head on the last token, Bradley-Terry loss on preference pairs
 //   grpo:     {group_size, max_new_tokens, temperature, top_p, top_k, clip_low, clip_high, kl_beta,
 //              advantage: grpo|rloo|dr_grpo, reference: DIR (default model.from), reward: {kind: contains|
-//              length|regex|command, ...}}: completions sampled from the policy for each prompt record
+//              length|regex|command, ...} or {kind: model, path: DIR} (a reward model's score)}: completions
+//              sampled from the policy for each prompt record
 // Relative paths in a file are relative to that file's folder. Unknown keys are errors, so a misspelt
 // setting is reported rather than silently ignored.
 #pragma once
@@ -111,7 +112,8 @@ struct grpo_settings {
   double kl_beta = 0.0;  // > 0: a k3 penalty toward the reference
   std::string advantage = "grpo";
   std::filesystem::path reference;  // empty: model.from
-  nlohmann::json reward;            // rlhf::parse_reward_spec's spec, checked when the config is read
+  // rlhf::parse_reward_spec's spec, or {kind: model, path: DIR}; checked when the config is read.
+  nlohmann::json reward;
 };
 
 struct train_config {
