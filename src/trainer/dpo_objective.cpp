@@ -7,7 +7,7 @@
 #include "mlxd/rlhf/dpo.h"
 #include "mlxd/rlhf/logprobs.h"
 #include "objectives.h"
-#include "preference_batch.h"
+#include "pair_objective.h"
 #include "reference_cache.h"
 
 namespace mlxd::trainer {
@@ -21,11 +21,11 @@ array response_logprobs(const array& logits, const pair_batch& b) {
 }
 
 // DPO against a frozen reference: the policy's and the reference's summed response log-probs of each pair.
-class dpo_objective final : public objective {
+class dpo_objective final : public pair_objective {
  public:
   dpo_objective(const train_config& c, data::source_options source, const data::sample_encoder& encoder,
                 const shared_weights& shared, int rank)
-      : cfg_(c), source_(std::move(source)), encoder_(encoder) {
+      : pair_objective(c, std::move(source), encoder) {
     options_.type = rlhf::parse_dpo_loss_type(c.dpo.loss);
     options_.beta = c.dpo.beta;
     options_.label_smoothing = c.dpo.label_smoothing;
@@ -49,9 +49,9 @@ class dpo_objective final : public objective {
   }
 
   std::optional<micro_batch> next(const policy_view& policy) override {
-    const auto pairs = read_pairs(source_, encoder_, cfg_.data.batch_size, cfg_.data.seq_len);
-    if (pairs.empty()) return std::nullopt;
-    const pair_batch b = make_pair_batch(pairs, pad_id());
+    const std::optional<pair_batch> next = next_pairs();
+    if (!next) return std::nullopt;
+    const pair_batch& b = *next;
     const auto [ref_chosen, ref_rejected] = reference_logprobs(b);
     micro_batch m;
     m.units = static_cast<double>(b.pairs);
@@ -71,19 +71,11 @@ class dpo_objective final : public objective {
     return m;
   }
 
-  data::cursor position() const override { return source_.position(); }
-  void restore(const data::cursor& c) override { source_.restore(c); }
-  const char* unit_name() const override { return "pairs"; }
   std::vector<stat_spec> stats() const override {
     return {{"accuracy"}, {"margin"}, {"chosen_reward"}, {"rejected_reward"}};
   }
 
  private:
-  int32_t pad_id() const {
-    const tokenizer& t = encoder_.tok();
-    return t.pad_id().value_or(t.eos_id().value_or(0));
-  }
-
   // The reference's summed log-probs of the chosen [N] and rejected [N] responses, from the cache when it
   // holds every pair of the batch.
   std::pair<array, array> reference_logprobs(const pair_batch& b) {
@@ -108,9 +100,6 @@ class dpo_objective final : public objective {
     return {array::from(chosen, {b.pairs}), array::from(rejected, {b.pairs})};
   }
 
-  const train_config& cfg_;
-  data::record_source source_;
-  const data::sample_encoder& encoder_;
   rlhf::dpo_options options_;
   models::llama_config reference_model_;
   std::unique_ptr<std::map<std::string, array>> owned_;

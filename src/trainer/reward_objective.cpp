@@ -4,23 +4,22 @@
 #include "mlxd/rlhf/masked.h"
 #include "mlxd/rlhf/reward_loss.h"
 #include "objectives.h"
-#include "preference_batch.h"
+#include "pair_objective.h"
 
 namespace mlxd::trainer {
 namespace {
 
 // A reward model: the backbone's final hidden state at each row's last token times a [1, hidden] head
 // (Hugging Face's LlamaForSequenceClassification "score"), trained with the Bradley-Terry loss.
-class reward_objective final : public objective {
+class reward_objective final : public pair_objective {
  public:
   reward_objective(const train_config& c, data::source_options source, const data::sample_encoder& encoder)
-      : cfg_(c), source_(std::move(source)), encoder_(encoder) {}
+      : pair_objective(c, std::move(source), encoder) {}
 
   std::optional<micro_batch> next(const policy_view& policy) override {
-    const auto pairs = read_pairs(source_, encoder_, cfg_.data.batch_size, cfg_.data.seq_len);
-    if (pairs.empty()) return std::nullopt;
-    const tokenizer& t = encoder_.tok();
-    const pair_batch b = make_pair_batch(pairs, t.pad_id().value_or(t.eos_id().value_or(0)));
+    const std::optional<pair_batch> next = next_pairs();
+    if (!next) return std::nullopt;
+    const pair_batch& b = *next;
     const auto& names = policy.param_names;
     const auto head =
         static_cast<size_t>(std::find(names.begin(), names.end(), reward_head_name) - names.begin());
@@ -44,17 +43,9 @@ class reward_objective final : public objective {
     return m;
   }
 
-  data::cursor position() const override { return source_.position(); }
-  void restore(const data::cursor& c) override { source_.restore(c); }
-  const char* unit_name() const override { return "pairs"; }
   std::vector<stat_spec> stats() const override {
     return {{"accuracy"}, {"chosen_reward"}, {"rejected_reward"}};
   }
-
- private:
-  const train_config& cfg_;
-  data::record_source source_;
-  const data::sample_encoder& encoder_;
 };
 
 }  // namespace
