@@ -22,6 +22,7 @@ struct two_workers {
   coordinator_options options() const {
     coordinator_options o;
     o.access.workers = {address(*a), address(*b)};
+    o.layers = {{0, 1}, {1, 2}};  // one layer each, whatever speeds the two measured
     return o;
   }
   static std::string address(const worker& w) { return "127.0.0.1:" + std::to_string(w.port()); }

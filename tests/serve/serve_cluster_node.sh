@@ -21,7 +21,7 @@ fi
 cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
 
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null || true' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 wait_for() {  # FILE PID WHAT
   for _ in $(seq 600); do
     [[ -f "$1" ]] && return 0
@@ -42,7 +42,7 @@ wb="127.0.0.1:$(cat "$work/b.port")"
 pids+=($!)
 wait_for "$work/local.port" $! "mlxd serve"
 "$mlxd" --threads 1 serve --model "$work/model" --model-name tiny-test --port 0 --port-file "$work/cluster.port" \
-  --workers "$wa,$wb" &
+  --workers "$wa,$wb" --layers 0,1 &
 cluster=$!
 pids+=($cluster)
 wait_for "$work/cluster.port" $cluster "mlxd serve --workers"
