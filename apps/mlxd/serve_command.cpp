@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "dist_commands.h"
 #include "mlxd/models/default_model.h"
 #include "mlxd/serve/server.h"
 
@@ -58,8 +59,11 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--request-timeout", o->request_timeout_s,
                   "seconds a generation may run before it ends with a 504 error (default 600; 0: no limit)")
       ->check(CLI::Range(0.0, 1e9));
-  cmd->callback([o, key_file, max_body_mb, port_file] {
+  auto cluster = std::make_shared<cluster_flags>();
+  add_cluster_flags(cmd, *cluster, true);
+  cmd->callback([o, key_file, max_body_mb, port_file, cluster] {
     o->model_path = models::model_or_default(o->model_path);
+    if (!cluster->workers.empty()) o->cluster = coordinator_options_of(*cluster);
     if (!key_file->empty()) o->api_key = read_key_file(*key_file);
     o->max_body_bytes = static_cast<size_t>(*max_body_mb) << 20;
     serve::server s(*o);

@@ -262,7 +262,16 @@ generation_result coordinator::generate(const generation_request& r) {
   const int n_prompt = static_cast<int>(r.prompt.size()), chunk = c.chunk_tokens();
   generation_result out;
   const auto start = clock_type::now();
+  const auto stop = [&] { return r.stop_requested && r.stop_requested(); };
+  const auto done = [&] {
+    out.decode_s = std::chrono::duration<double>(clock_type::now() - start).count() - out.prefill_s;
+    return out;
+  };
   for (int attempt = 0;; ++attempt) {
+    if (stop()) {
+      out.stopped = true;
+      return done();
+    }
     std::shared_ptr<impl::active> a = c.get_active();
     const uint64_t id = c.next_sequence++;
     try {
@@ -299,6 +308,10 @@ generation_result coordinator::generate(const generation_request& r) {
         if (static_cast<int>(out.tokens.size()) >= r.max_tokens ||
             std::find(r.stop_ids.begin(), r.stop_ids.end(), sr.id) != r.stop_ids.end())
           break;
+        if (stop()) {
+          out.stopped = true;
+          break;
+        }
         v1::StepRequest s = c.step(id, n_prompt + static_cast<int>(out.tokens.size()) - 1, {sr.id});
         s.set_sample(true);
         const auto sent = clock_type::now();
@@ -309,10 +322,16 @@ generation_result coordinator::generate(const generation_request& r) {
         for (int i = 0; i < reply.stage_ms_size(); ++i) out.decode_stage_ms[i] += reply.stage_ms(i);
       }
       c.end_sequence(*a, id);
-      out.decode_s = std::chrono::duration<double>(clock_type::now() - start).count() - out.prefill_s;
-      return out;
+      out.stage_nodes.clear();
+      for (const plan_stage& st : a->plan)
+        out.stage_nodes.push_back(st.node < 0 ? std::string("coordinator") : a->nodes[st.node].address);
+      return done();
     } catch (const pipeline_lost& e) {
       c.drop_local(id);
+      if (stop()) {  // nothing left to resume; the next request re-plans
+        out.stopped = true;
+        return done();
+      }
       ++out.replans;
       if (attempt > static_cast<int>(c.o.access.workers.size()))
         throw std::runtime_error(std::string("[generate] gave up after ") + std::to_string(attempt + 1) +
@@ -321,6 +340,9 @@ generation_result coordinator::generate(const generation_request& r) {
     } catch (const step_failed& e) {
       c.end_sequence(*a, id);
       throw std::runtime_error(std::string("[generate] ") + e.what());
+    } catch (...) {  // on_token threw: release the sequence on every stage first
+      c.end_sequence(*a, id);
+      throw;
     }
   }
 }

@@ -3,38 +3,27 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
-#include <limits>
 #include <optional>
 
 #include "mlxd/core/ops.h"
 #include "mlxd/models/embedding.h"
 #include "mlxd/serve/api_error.h"
 #include "mlxd/serve/text_stream.h"
+#include "sequence_admission.h"
+#include "sequence_output.h"
 
 namespace mlxd::serve {
-namespace {
-using clock_type = std::chrono::steady_clock;
-double seconds(clock_type::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-}  // namespace
-
 struct engine::sequence {
-  sequence(std::shared_ptr<request_handle> h, int i, sequence_request s, const tokenizer& tok, int vocab)
-      : handle(std::move(h)),
-        index(i),
-        spec(std::move(s)),
-        sampler(spec.sampling, vocab),
-        text(tok, spec.stop) {}
+  sequence(std::shared_ptr<request_handle> h, int i, sequence_request s, const tokenizer& tok, int vocab,
+           metrics* stats)
+      : handle(std::move(h)), spec(std::move(s)), sampler(spec.sampling, vocab), out(i, spec, tok, stats) {}
   std::shared_ptr<request_handle> handle;
-  int index;
   sequence_request spec;
   mlxd::engine::sampler sampler;
-  text_stream text;
+  detail::sequence_output out;
   std::optional<models::kv_cache> cache;  // allocated when the sequence joins the running batch
   std::vector<int32_t> generated;
   int prefilled = 0;  // prompt tokens already in the cache
-  clock_type::time_point arrival = clock_type::now(), last_token;
 };
 
 engine::engine(std::shared_ptr<const models::llama_model> model, tokenizer tok, engine_options options,
@@ -56,47 +45,17 @@ engine::~engine() {
 
 std::shared_ptr<request_handle> engine::submit(std::vector<sequence_request> sequences) {
   const int vocab = model_->config().vocab_size;
-  for (const auto& s : sequences) {
-    if (s.prompt.empty()) throw bad_request("the prompt has no tokens", "prompt");
-    for (int32_t id : s.prompt)
-      if (id < 0 || id >= vocab)
-        throw bad_request(
-            "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab),
-            "prompt");
-    if (s.max_tokens < 1) throw bad_request("max_tokens must be at least 1", "max_tokens");
-    if (static_cast<int64_t>(s.prompt.size()) + s.max_tokens > context_length())
-      throw api_error(400,
-                      "This model's maximum context length is " + std::to_string(context_length()) +
-                          " tokens. However, you requested " +
-                          std::to_string(s.prompt.size() + s.max_tokens) + " tokens (" +
-                          std::to_string(s.prompt.size()) + " in the messages, " +
-                          std::to_string(s.max_tokens) + " in the completion).",
-                      "invalid_request_error", "messages", "context_length_exceeded");
-    try {
-      mlxd::engine::validate(s.sampling, vocab);
-    } catch (const std::invalid_argument& e) {
-      throw bad_request(e.what());
-    }
-  }
-  // Ids past the tokenizer's vocabulary (padding rows of the embedding) have no text: never sample them.
-  for (auto& s : sequences)
-    for (int64_t id = tok_.vocab_size(); id < vocab; ++id)
-      s.sampling.logit_bias[static_cast<int32_t>(id)] = -std::numeric_limits<float>::infinity();
+  detail::check_sequences(sequences, vocab, context_length());
+  detail::ban_untokenizable(sequences, tok_, vocab);
   auto handle = std::make_shared<request_handle>(static_cast<int>(sequences.size()));
   std::vector<std::unique_ptr<sequence>> made;
   for (size_t i = 0; i < sequences.size(); ++i)
-    made.push_back(
-        std::make_unique<sequence>(handle, static_cast<int>(i), std::move(sequences[i]), tok_, vocab));
+    made.push_back(std::make_unique<sequence>(handle, static_cast<int>(i), std::move(sequences[i]), tok_,
+                                              vocab, stats_));
   {
     std::lock_guard lock(mu_);
     if (stopping_) throw api_error(503, "the server is shutting down", "server_error");
-    const size_t free = static_cast<size_t>(options_.max_running) -
-                        std::min(n_running_, static_cast<size_t>(options_.max_running));
-    if (queue_.size() + made.size() > static_cast<size_t>(options_.max_queued) + free)
-      throw api_error(429,
-                      "the server is busy: " + std::to_string(queue_.size()) +
-                          " sequences are already waiting; retry later",
-                      "rate_limit_error");
+    detail::admit(queue_.size(), n_running_, made.size(), options_);
     for (auto& s : made) queue_.push_back(std::move(s));
     if (stats_) stats_->queue_depth = static_cast<int64_t>(queue_.size());
   }
@@ -140,6 +99,10 @@ std::vector<std::vector<float>> engine::embed(const std::vector<std::vector<int3
     throw api_error(503, "the server is shutting down", "server_error");
   }
   return out;
+}
+
+health_report engine::health() {
+  return {200, {{"status", "ok"}}};
 }
 
 void engine::loop() {
@@ -222,12 +185,11 @@ void engine::step(std::vector<std::unique_ptr<sequence>>& running) {
     });
     return;
   }
-  const auto& eos = tok_.eos_ids();
   std::vector<sequence*> finished;
   for (size_t b = 0; b < batch.size(); ++b) {
     sequence& s = *batch[b];
     try {
-      if (advance(s, tokens[b].size(), logits, static_cast<int64_t>(b), eos)) finished.push_back(&s);
+      if (advance(s, tokens[b].size(), logits, static_cast<int64_t>(b))) finished.push_back(&s);
     } catch (const std::exception& e) {
       // E.g. a sampled id the tokenizer does not know: this request fails, its other sequences stop.
       s.handle->fail(std::string("generation failed: ") + e.what());
@@ -240,8 +202,7 @@ void engine::step(std::vector<std::unique_ptr<sequence>>& running) {
   });
 }
 
-bool engine::advance(sequence& s, size_t n_fed, const array& logits, int64_t row_index,
-                     const std::vector<token_id>& eos) {
+bool engine::advance(sequence& s, size_t n_fed, const array& logits, int64_t row_index) {
   if (s.prefilled < static_cast<int>(s.spec.prompt.size())) {
     s.prefilled += static_cast<int>(n_fed);
     if (stats_) stats_->prompt_tokens += n_fed;
@@ -251,29 +212,8 @@ bool engine::advance(sequence& s, size_t n_fed, const array& logits, int64_t row
   mlxd::engine::sample_result r =
       s.sampler.sample({row.data<float>(), static_cast<size_t>(row.size())}, s.generated);
   s.generated.push_back(r.id);
-  const auto now = clock_type::now();
-  if (stats_) {
-    ++stats_->generated_tokens;
-    if (s.generated.size() == 1)
-      stats_->time_to_first_token.observe(seconds(now - s.arrival));
-    else
-      stats_->time_per_output_token.observe(seconds(now - s.last_token));
-  }
-  s.last_token = now;
-  const bool is_eos = std::find(eos.begin(), eos.end(), r.id) != eos.end();
-  sequence_event ev;
-  ev.index = s.index;
-  if (!is_eos) ev.text = s.text.push(r.id);
-  ev.tokens.push_back(std::move(r));
-  if (is_eos || s.text.stopped())
-    ev.finish_reason = "stop";
-  else if (static_cast<int>(s.generated.size()) >= s.spec.max_tokens)
-    ev.finish_reason = "length";
+  sequence_event ev = s.out.add(std::move(r));
   const bool finished = !ev.finish_reason.empty();
-  if (finished) {
-    ev.text += s.text.finish();
-    if (stats_) stats_->request_duration.observe(seconds(now - s.arrival));
-  }
   s.handle->push(std::move(ev));
   return finished;
 }

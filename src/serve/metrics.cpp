@@ -18,6 +18,23 @@ std::string gauge(const std::string& name, const std::string& type, const std::s
 
 }  // namespace
 
+std::string render_family(const std::string& name, const std::string& type, const std::string& help,
+                          const std::vector<metric_sample>& samples) {
+  std::string out = "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  for (const metric_sample& s : samples)
+    out += name + (s.labels.empty() ? "" : "{" + s.labels + "}") + " " + number(s.value) + "\n";
+  return out;
+}
+
+std::string label(const std::string& name, const std::string& value) {
+  std::string out = name + "=\"";
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  }
+  return out + "\"";
+}
+
 histogram::histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
 
 void histogram::observe(double value) {

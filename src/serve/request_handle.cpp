@@ -23,6 +23,11 @@ std::string request_handle::error() {
   return error_;
 }
 
+int request_handle::error_status() {
+  std::lock_guard lock(mu_);
+  return error_status_;
+}
+
 void request_handle::push(sequence_event e) {
   {
     std::lock_guard lock(mu_);
@@ -32,10 +37,13 @@ void request_handle::push(sequence_event e) {
   cv_.notify_all();
 }
 
-void request_handle::fail(const std::string& message) {
+void request_handle::fail(const std::string& message, int status) {
   {
     std::lock_guard lock(mu_);
-    if (error_.empty()) error_ = message.empty() ? "generation failed" : message;
+    if (error_.empty()) {
+      error_ = message.empty() ? "generation failed" : message;
+      error_status_ = status;
+    }
   }
   cv_.notify_all();
 }

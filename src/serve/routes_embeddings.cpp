@@ -31,7 +31,7 @@ std::string base64_of_floats(const std::vector<float>& v) {
 }
 
 void embeddings(const httplib::Request& req, httplib::Response& res, server_state& st) {
-  const auto eng = st.engine_or_503();
+  const auto eng = st.backend_or_503();
   const embeddings_request r = parse_embeddings_request(req.body);
   if (!r.model.empty() && r.model != st.model_name)
     throw api_error(404,

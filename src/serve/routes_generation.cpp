@@ -31,7 +31,7 @@ void check_model(const std::string& asked, const server_state& st) {
                     "invalid_request_error", "model", "model_not_found");
 }
 
-prepared prepare(api_kind kind, const std::string& body, const server_state& st, const engine& eng) {
+prepared prepare(api_kind kind, const std::string& body, const server_state& st, const backend& eng) {
   prepared p;
   p.kind = kind;
   if (kind == api_kind::chat) {
@@ -106,15 +106,22 @@ api_error timeout_error(double timeout_s) {
   return api_error(504, text, "server_error", {}, "request_timeout");
 }
 
+// Why the backend failed a request, with its status (400 a request it refused, 500 a fault of the server,
+// 503 a cluster that cannot serve).
+api_error failure_of(request_handle& h) {
+  const int status = h.error_status();
+  return api_error(status, h.error(), status < 500 ? "invalid_request_error" : "server_error");
+}
+
 void respond_whole(const httplib::Request& req, httplib::Response& res, const prepared& p,
-                   const std::shared_ptr<engine>& eng, const std::shared_ptr<request_handle>& handle,
+                   const std::shared_ptr<backend>& eng, const std::shared_ptr<request_handle>& handle,
                    const response_meta& meta, size_t n_seqs, clock_type::time_point deadline,
                    double timeout_s) {
   std::vector<choice_result> choices(n_seqs);
   usage_counts usage{prompt_tokens(p), 0};
   const peer_socket peer(req);
   for (;;) {
-    // The sequences are dropped at the engine's next step, which frees their place and KV cache.
+    // The sequences are dropped at the backend's next step, which frees their place and KV caches.
     if (clock_type::now() > deadline) {
       handle->cancel();
       throw timeout_error(timeout_s);
@@ -133,14 +140,14 @@ void respond_whole(const httplib::Request& req, httplib::Response& res, const pr
     }
     if (handle->done()) break;
   }
-  if (const std::string err = handle->error(); !err.empty()) throw api_error(500, err, "server_error");
+  if (!handle->error().empty()) throw failure_of(*handle);
   send_json(res, dump(completion_json(meta, eng->tok(), choices, usage, p.params.logprobs,
                                       p.params.sampling.top_logprobs > 0)));
 }
 
 struct stream_state {
   prepared p;
-  std::shared_ptr<engine> eng;
+  std::shared_ptr<backend> eng;
   std::shared_ptr<request_handle> handle;
   response_meta meta;
   size_t n_seqs = 0;
@@ -179,8 +186,8 @@ bool stream_step(stream_state& s, httplib::DataSink& sink) {
     out += sse_event(timeout_error(s.timeout_s).to_json()) + sse_done();
     done = true;
   } else if (done) {
-    if (const std::string err = s.handle->error(); !err.empty())
-      out += sse_event(api_error(500, err, "server_error").to_json());
+    if (!s.handle->error().empty())
+      out += sse_event(failure_of(*s.handle).to_json());
     else if (s.p.params.include_usage)
       out += sse_event(usage_chunk_json(s.meta, s.usage));
     out += sse_done();
@@ -200,7 +207,7 @@ bool stream_step(stream_state& s, httplib::DataSink& sink) {
 void generate(api_kind kind, const httplib::Request& req, httplib::Response& res, server_state& st) {
   const double timeout_s = st.options.request_timeout_s;
   const clock_type::time_point deadline = deadline_of(clock_type::now(), timeout_s);
-  const std::shared_ptr<engine> eng = st.engine_or_503();
+  const std::shared_ptr<backend> eng = st.backend_or_503();
   prepared p = prepare(kind, req.body, st, *eng);
   std::vector<sequence_request> seqs = sequences_of(p, eng->context_length());
   const size_t n_seqs = seqs.size();

@@ -19,7 +19,7 @@ bool flag(const json& body, const char* name, bool fallback) {
 }
 
 void tokenize(const httplib::Request& req, httplib::Response& res, server_state& st) {
-  const auto eng = st.engine_or_503();
+  const auto eng = st.backend_or_503();
   const json body = parse_json_body(req.body);
   if (!body.is_object()) throw bad_request("the request body must be a JSON object");
   std::vector<token_id> ids;
@@ -44,7 +44,7 @@ void tokenize(const httplib::Request& req, httplib::Response& res, server_state&
 }
 
 void detokenize(const httplib::Request& req, httplib::Response& res, server_state& st) {
-  const auto eng = st.engine_or_503();
+  const auto eng = st.backend_or_503();
   const json body = parse_json_body(req.body);
   auto it = body.is_object() ? body.find("tokens") : body.end();
   if (it == body.end() || !it->is_array()) throw bad_request("tokens must be a list of token ids", "tokens");
@@ -63,19 +63,31 @@ void detokenize(const httplib::Request& req, httplib::Response& res, server_stat
 }  // namespace
 
 void add_info_routes(httplib::Server& http, server_state& st) {
-  http.Get("/health", [&st](const httplib::Request&, httplib::Response& res) {
-    std::lock_guard lock(st.mu);
-    send_json(res, st.loaded ? R"({"status":"ok"})" : R"({"status":"loading"})", st.loaded ? 200 : 503);
-  });
+  http.Get("/health", guarded([&st](const httplib::Request&, httplib::Response& res) {
+             std::shared_ptr<backend> b;
+             {
+               std::lock_guard lock(st.mu);
+               b = st.loaded;
+             }
+             if (!b) return send_json(res, R"({"status":"loading"})", 503);
+             const health_report h = b->health();  // outside the lock: a cluster asks its workers
+             send_json(res, dump(h.body), h.status);
+           }));
   http.Get("/metrics", guarded([&st](const httplib::Request&, httplib::Response& res) {
-             res.set_content(st.stats.render(), "text/plain; version=0.0.4");
+             std::shared_ptr<backend> b;
+             {
+               std::lock_guard lock(st.mu);
+               b = st.loaded;
+             }
+             res.set_content(st.stats.render() + (b ? b->metrics_text() : std::string()),
+                             "text/plain; version=0.0.4");
            }));
   http.Get("/v1/models", guarded([&st](const httplib::Request&, httplib::Response& res) {
-             const auto eng = st.engine_or_503();
+             const auto eng = st.backend_or_503();
              send_json(res, dump(models_json(st.model_name, st.created, eng->context_length())));
            }));
   http.Get(R"(/v1/models/(.+))", guarded([&st](const httplib::Request& req, httplib::Response& res) {
-             const auto eng = st.engine_or_503();
+             const auto eng = st.backend_or_503();
              if (req.matches[1] != st.model_name)
                throw api_error(404, "The model `" + std::string(req.matches[1]) + "` does not exist",
                                "invalid_request_error", "model", "model_not_found");

@@ -6,13 +6,12 @@
 #include <thread>
 
 #include "mlxd/serve/responses.h"
-#include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
 #include "server_state.h"
 
 namespace mlxd::serve {
 namespace detail {
 
-std::shared_ptr<engine> server_state::engine_or_503() {
+std::shared_ptr<backend> server_state::backend_or_503() {
   std::lock_guard lock(mu);
   if (!loaded)
     throw api_error(503, "the model is still loading; retry shortly", "server_error", {}, "model_loading");
@@ -168,10 +167,7 @@ void server::run(const std::function<void(int)>& on_listening) {
   if (on_listening) on_listening(port);
   impl_->loader = std::thread([this, &st] {
     try {
-      auto model = std::make_shared<const models::llama_model>(models::load_llama(st.options.model_path));
-      tokenizer tok = load_tokenizer(st.options.tokenizer_path.empty() ? st.options.model_path
-                                                                       : st.options.tokenizer_path);
-      auto e = std::make_shared<engine>(model, std::move(tok), st.options.engine, &st.stats);
+      std::shared_ptr<backend> e = detail::load_backend(st.options, &st.stats);
       std::lock_guard lock(st.mu);
       st.loaded = std::move(e);
       st.created = std::chrono::duration_cast<std::chrono::seconds>(

@@ -1,4 +1,4 @@
-// What the routes share: options, figures, and the engine once the model has loaded.
+// What the routes share: options, figures, and the backend once the model has loaded.
 #pragma once
 
 #include <httplib.h>
@@ -10,7 +10,7 @@
 #include <string>
 
 #include "mlxd/serve/api_error.h"
-#include "mlxd/serve/engine.h"
+#include "mlxd/serve/backend.h"
 #include "mlxd/serve/metrics.h"
 #include "mlxd/serve/server.h"
 
@@ -22,11 +22,11 @@ struct server_state {
   std::atomic<int64_t> created{0};  // when the model was loaded (seconds since the epoch)
   metrics stats;
   std::mutex mu;
-  std::shared_ptr<engine> loaded;  // null while loading
+  std::shared_ptr<backend> loaded;  // null while loading
   std::string load_error;
 
-  // The engine, or api_error 503 while the model loads.
-  std::shared_ptr<engine> engine_or_503();
+  // The backend, or api_error 503 while the model loads.
+  std::shared_ptr<backend> backend_or_503();
 };
 
 // Writes `e` as OpenAI's error JSON with its status.
@@ -35,6 +35,10 @@ void send_json(httplib::Response& res, const std::string& body, int status = 200
 
 // Wraps a route so that an api_error becomes its error response and any other exception a 500.
 httplib::Server::Handler guarded(std::function<void(const httplib::Request&, httplib::Response&)> route);
+
+// The local engine, or the cluster engine with options.cluster: loads the model (or assigns its layers to
+// the workers) and the tokenizer. Throws what loading throws.
+std::shared_ptr<backend> load_backend(const server_options& o, metrics* stats);
 
 void add_generation_routes(httplib::Server& http, server_state& state);
 void add_info_routes(httplib::Server& http, server_state& state);

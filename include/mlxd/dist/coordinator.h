@@ -39,13 +39,19 @@ struct generation_request {
   int max_tokens = 16;
   engine::sampling_params sampling;
   std::vector<int32_t> stop_ids;  // generation ends after producing one of these (it is kept)
-  // Called with each new token as it arrives (not again for tokens re-produced after a re-plan).
+  // Called with each new token as it arrives (not again for tokens re-produced after a re-plan). What it
+  // throws ends the generation (the sequence is released on every stage first) and reaches the caller.
   std::function<void(const engine::sample_result&)> on_token;
+  // Polled before the prefill and before every decode step (from the generating thread): true ends the
+  // generation there (a client that went away, a stop string, a timeout), releasing the sequence's KV caches
+  // on every stage before generate() returns with `stopped` set.
+  std::function<bool()> stop_requested;
 };
 
 struct generation_result {
   std::vector<int32_t> tokens;
   std::vector<float> logprobs;
+  bool stopped = false;  // ended early by stop_requested
   int replans = 0;       // how many times a lost worker made this request re-plan
   double prefill_s = 0;  // to the first token
   double decode_s = 0;   // the rest
@@ -54,6 +60,9 @@ struct generation_result {
   int decode_steps = 0;
   double decode_round_trip_ms = 0;
   std::vector<double> decode_stage_ms;
+  // Who ran each stage of the plan that finished the request, first stage first: a worker's address, or
+  // "coordinator" for --coordinator-layers; decode_stage_ms[i] is stage_nodes[i]'s time.
+  std::vector<std::string> stage_nodes;
 };
 
 // A worker as seen by a Hello.

@@ -16,28 +16,13 @@
 #include <thread>
 #include <vector>
 
-#include "mlxd/engine/sampler.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/serve/backend.h"
 #include "mlxd/serve/metrics.h"
-#include "mlxd/serve/request_handle.h"
-#include "mlxd/tokenizer/tokenizer.h"
 
 namespace mlxd::serve {
 
-struct sequence_request {
-  std::vector<int32_t> prompt;  // non-empty; prompt.size() + max_tokens <= the context length
-  int max_tokens = 16;
-  mlxd::engine::sampling_params sampling;
-  std::vector<std::string> stop;  // stop strings (cut from the text)
-};
-
-struct engine_options {
-  int max_running = 16;  // sequences in the running batch
-  int max_queued = 64;   // sequences waiting for a place in it; a request that would make more wait gets 429
-  int prefill_chunk = 128;  // prompt tokens per loop iteration, over all prefilling sequences
-};
-
-class engine {
+class engine final : public backend {
  public:
   // Starts the loop thread. `metrics` (optional) must outlive the engine.
   engine(std::shared_ptr<const models::llama_model> model, tokenizer tok, engine_options options,
@@ -50,16 +35,17 @@ class engine {
   // Queues the sequences of one request. Throws api_error 429 when the queue cannot take them all, and
   // api_error 400 for a prompt that is empty, holds an id outside the vocabulary or does not fit the context
   // with max_tokens, or for sampling parameters out of range.
-  std::shared_ptr<request_handle> submit(std::vector<sequence_request> sequences);
+  std::shared_ptr<request_handle> submit(std::vector<sequence_request> sequences) override;
   // The embedding of each token sequence (models::mean_pooled_embedding), computed on the loop thread between
   // two steps, one sequence per step, so that one thread owns the model and a large batch does not stall the
   // running sequences for long. Blocks until done. Throws api_error 400 for an empty sequence, an id outside
   // the vocabulary or more tokens than the context, and 503 when the engine stops first.
-  std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& inputs);
+  std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& inputs) override;
+  // {"status": "ok"}: the loop runs as long as the engine exists.
+  health_report health() override;
 
-  int context_length() const { return model_->config().max_position_embeddings; }
-  const models::llama_config& config() const { return model_->config(); }
-  const tokenizer& tok() const { return tok_; }
+  const models::llama_config& config() const override { return model_->config(); }
+  const tokenizer& tok() const override { return tok_; }
 
  private:
   struct sequence;
@@ -67,7 +53,7 @@ class engine {
   void step(std::vector<std::unique_ptr<sequence>>& running);
   // Books the tokens just fed to `s`; once its prompt is in, samples from logits row `row` and sends the
   // event. Returns true when the sequence has finished.
-  bool advance(sequence& s, size_t n_fed, const array& logits, int64_t row, const std::vector<token_id>& eos);
+  bool advance(sequence& s, size_t n_fed, const array& logits, int64_t row);
 
   std::shared_ptr<const models::llama_model> model_;
   tokenizer tok_;

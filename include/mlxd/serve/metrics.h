@@ -27,6 +27,17 @@ class histogram {
   uint64_t count_ = 0;
 };
 
+// One sample of a metric family: its labels as Prometheus writes them (e.g. node="a:1"; empty: none).
+struct metric_sample {
+  std::string labels;
+  double value = 0;
+};
+// A metric family in the text format: the HELP and TYPE lines, then one line per sample.
+std::string render_family(const std::string& name, const std::string& type, const std::string& help,
+                          const std::vector<metric_sample>& samples);
+// `name="value"` with the value escaped as the text format requires (backslash, quote, newline).
+std::string label(const std::string& name, const std::string& value);
+
 class metrics {
  public:
   metrics();

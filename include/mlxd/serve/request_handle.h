@@ -30,15 +30,17 @@ class request_handle {
   std::vector<sequence_event> wait(std::chrono::milliseconds timeout);
   // True when every sequence has finished (or the request failed) and wait() has taken every event.
   bool done();
-  // Why the engine failed the request (empty: it did not).
+  // Why the engine failed the request (empty: it did not), and the HTTP status that says so.
   std::string error();
+  int error_status();
   // Asks the engine to drop the request's sequences and free their caches (a client that went away).
   void cancel() { cancelled_ = true; }
   bool cancelled() const { return cancelled_; }
 
   // Engine side.
   void push(sequence_event e);
-  void fail(const std::string& message);
+  // The first failure wins. `status`: 500 for a fault of the server, 503 when the cluster cannot serve.
+  void fail(const std::string& message, int status = 500);
 
  private:
   std::mutex mu_;
@@ -46,6 +48,7 @@ class request_handle {
   std::deque<sequence_event> events_;
   int unfinished_;
   std::string error_;
+  int error_status_ = 500;
   std::atomic<bool> cancelled_{false};
 };
 

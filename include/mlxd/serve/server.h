@@ -1,13 +1,16 @@
 // `mlxd serve`: the OpenAI-compatible HTTP server. One process binds one port; the model loads in the
-// background while GET /health answers 503, then one engine loop (engine.h) serves every request.
+// background while GET /health answers 503, then one backend serves every request: the engine loop
+// (engine.h), or with `cluster` the pipeline of worker nodes (cluster_engine.h).
 #pragma once
 
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
-#include "mlxd/serve/engine.h"
+#include "mlxd/dist/coordinator.h"
+#include "mlxd/serve/backend.h"
 
 namespace mlxd::serve {
 
@@ -24,6 +27,9 @@ struct server_options {
   int http_threads = 64;              // connections served at once (each stream holds one)
   double request_timeout_s = 600;     // a generation running longer ends with a 504 error; 0: no limit
   engine_options engine;
+  // --workers: the model's layers run on these workers, planned and driven by a coordinator in this process
+  // (which reads the model's config and names its path to the workers); nullopt: the whole model runs here.
+  std::optional<dist::coordinator_options> cluster;
 };
 
 class server {

@@ -1,0 +1,51 @@
+#include "sequence_admission.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "mlxd/serve/api_error.h"
+
+namespace mlxd::serve::detail {
+
+void check_sequences(const std::vector<sequence_request>& sequences, int vocab, int context) {
+  for (const auto& s : sequences) {
+    if (s.prompt.empty()) throw bad_request("the prompt has no tokens", "prompt");
+    for (int32_t id : s.prompt)
+      if (id < 0 || id >= vocab)
+        throw bad_request(
+            "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab),
+            "prompt");
+    if (s.max_tokens < 1) throw bad_request("max_tokens must be at least 1", "max_tokens");
+    if (static_cast<int64_t>(s.prompt.size()) + s.max_tokens > context)
+      throw api_error(400,
+                      "This model's maximum context length is " + std::to_string(context) +
+                          " tokens. However, you requested " +
+                          std::to_string(s.prompt.size() + s.max_tokens) + " tokens (" +
+                          std::to_string(s.prompt.size()) + " in the messages, " +
+                          std::to_string(s.max_tokens) + " in the completion).",
+                      "invalid_request_error", "messages", "context_length_exceeded");
+    try {
+      mlxd::engine::validate(s.sampling, vocab);
+    } catch (const std::invalid_argument& e) {
+      throw bad_request(e.what());
+    }
+  }
+}
+
+void ban_untokenizable(std::vector<sequence_request>& sequences, const tokenizer& tok, int vocab) {
+  for (auto& s : sequences)
+    for (int64_t id = tok.vocab_size(); id < vocab; ++id)
+      s.sampling.logit_bias[static_cast<int32_t>(id)] = -std::numeric_limits<float>::infinity();
+}
+
+void admit(size_t queued, size_t running, size_t incoming, const engine_options& o) {
+  const auto max_running = static_cast<size_t>(o.max_running);
+  const size_t free = max_running - std::min(running, max_running);
+  if (queued + incoming > static_cast<size_t>(o.max_queued) + free)
+    throw api_error(
+        429, "the server is busy: " + std::to_string(queued) + " sequences are already waiting; retry later",
+        "rate_limit_error");
+}
+
+}  // namespace mlxd::serve::detail

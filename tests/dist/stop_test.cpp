@@ -1,0 +1,98 @@
+// A generation stopped early (stop_requested, or an on_token that throws) ends with the tokens produced so
+// far and leaves no KV cache on any worker: two in-process workers holding the golden model, whose idle
+// timeout (5 minutes) is far longer than the test, so only the coordinator's release can free them.
+#include <gtest/gtest.h>
+
+#include "mlxd/dist/coordinator.h"
+#include "mlxd/dist/worker.h"
+
+namespace mlxd::dist {
+namespace {
+
+const std::string model = std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";  // vocab 40, 2 layers, context 64
+
+struct two_workers {
+  two_workers() {
+    worker_options o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    a = std::make_unique<worker>(o);
+    b = std::make_unique<worker>(o);
+  }
+  coordinator_options options() const {
+    coordinator_options o;
+    o.access.workers = {address(*a), address(*b)};
+    o.layers = {{0, 1}, {1, 2}};  // one layer each, whatever speeds the two measured
+    return o;
+  }
+  static std::string address(const worker& w) { return "127.0.0.1:" + std::to_string(w.port()); }
+  std::unique_ptr<worker> a, b;
+};
+
+generation_request request(int max_tokens) {
+  generation_request r;
+  r.prompt = {3, 1, 4, 1, 5};
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0.8f;
+  r.sampling.seed = 11;
+  return r;
+}
+
+std::vector<uint32_t> sequences_held(coordinator& c) {
+  std::vector<uint32_t> out;
+  for (const node_status& n : c.status(1)) out.push_back(n.healthy ? n.n_sequences : 999);
+  return out;
+}
+
+TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
+  two_workers w;
+  coordinator c(model, w.options());
+  const generation_result whole = c.generate(request(40));
+  ASSERT_EQ(whole.tokens.size(), 40u);
+  EXPECT_FALSE(whole.stopped);
+  EXPECT_EQ(whole.stage_nodes,
+            (std::vector<std::string>{two_workers::address(*w.a), two_workers::address(*w.b)}));
+  for (size_t stop_after : {1u, 7u}) {
+    generation_request r = request(40);
+    size_t seen = 0;
+    r.on_token = [&](const engine::sample_result&) { ++seen; };
+    r.stop_requested = [&] { return seen >= stop_after; };
+    const generation_result g = c.generate(r);
+    EXPECT_TRUE(g.stopped);
+    ASSERT_EQ(g.tokens.size(), stop_after);
+    EXPECT_TRUE(std::equal(g.tokens.begin(), g.tokens.end(), whole.tokens.begin()));
+    EXPECT_EQ(sequences_held(c), (std::vector<uint32_t>{0, 0}));
+  }
+  generation_request before = request(40);
+  before.stop_requested = [] { return true; };
+  const generation_result none = c.generate(before);
+  EXPECT_TRUE(none.stopped);
+  EXPECT_TRUE(none.tokens.empty());
+  EXPECT_EQ(sequences_held(c), (std::vector<uint32_t>{0, 0}));
+}
+
+TEST(CoordinatorStop, AThrowingOnTokenReleasesTheSequenceAndReachesTheCaller) {
+  two_workers w;
+  coordinator c(model, w.options());
+  generation_request r = request(40);
+  int seen = 0;
+  r.on_token = [&](const engine::sample_result&) {
+    if (++seen == 3) throw std::runtime_error("the client's text cannot be decoded");
+  };
+  EXPECT_THROW(c.generate(r), std::runtime_error);
+  EXPECT_EQ(seen, 3);
+  EXPECT_EQ(sequences_held(c), (std::vector<uint32_t>{0, 0}));
+  // Without a release the caches would stay: a finished sequence is released too, so compare with a stream
+  // that is still open.
+  generation_request open = request(40);
+  std::vector<uint32_t> during;
+  open.on_token = [&](const engine::sample_result&) {
+    if (during.empty()) during = sequences_held(c);
+  };
+  c.generate(open);
+  EXPECT_EQ(during, (std::vector<uint32_t>{1, 1}));
+  EXPECT_EQ(sequences_held(c), (std::vector<uint32_t>{0, 0}));
+}
+
+}  // namespace
+}  // namespace mlxd::dist
