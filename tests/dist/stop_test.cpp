@@ -9,7 +9,7 @@
 namespace mlxd::dist {
 namespace {
 
-const std::string model = std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";  // vocab 40, 2 layers, context 64
+const std::string golden_model = std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";  // vocab 40, 2 layers, context 64
 
 struct two_workers {
   two_workers() {
@@ -46,7 +46,7 @@ std::vector<uint32_t> sequences_held(coordinator& c) {
 
 TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
   two_workers w;
-  coordinator c(model, w.options());
+  coordinator c(golden_model, w.options());
   const generation_result whole = c.generate(request(40));
   ASSERT_EQ(whole.tokens.size(), 40u);
   EXPECT_FALSE(whole.stopped);
@@ -73,7 +73,7 @@ TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
 
 TEST(CoordinatorStop, AThrowingOnTokenReleasesTheSequenceAndReachesTheCaller) {
   two_workers w;
-  coordinator c(model, w.options());
+  coordinator c(golden_model, w.options());
   generation_request r = request(40);
   int seen = 0;
   r.on_token = [&](const engine::sample_result&) {
