@@ -9,7 +9,8 @@
 namespace mlxd::dist {
 namespace {
 
-const std::string golden_model = std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";  // vocab 40, 2 layers, context 64
+const std::string golden_model =
+    std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";  // vocab 40, 2 layers, context 64
 
 struct two_workers {
   two_workers() {
