@@ -89,6 +89,10 @@ void add_rlhf_command(CLI::App& app) {
   add_run_command(*rlhf, "dpo", "Direct Preference Optimisation against a frozen reference model", "dpo");
   add_run_command(*rlhf, "grpo",
                   "GRPO: completions sampled from the policy, scored by a reward, group-relative", "grpo");
+  add_run_command(*rlhf, "ppo",
+                  "PPO: a completion per prompt, KL-penalised rewards, a value head and GAE, several epochs "
+                  "of minibatches per rollout batch",
+                  "ppo");
   auto* cmd = rlhf->add_subcommand("score", "score JSONL records with a reward model");
   auto f = std::make_shared<score_flags>();
   cmd->add_option("--model", f->model, "reward model folder (from `mlxd rlhf reward`)")->required();

@@ -116,9 +116,10 @@ preference_sample sample_encoder::encode_preference(const record& r) const {
   return out;
 }
 
-sample sample_encoder::encode_chat(const nlohmann::ordered_json& messages, const record& r) const {
-  if (!template_)
-    throw data_error(r.where() + ": a \"messages\" record needs a chat template; the tokenizer has none");
+namespace {
+
+// Throws data_error unless `messages` is a non-empty array of {"role": string, "content": string}.
+void check_messages(const nlohmann::ordered_json& messages, const record& r) {
   if (!messages.is_array() || messages.empty())
     throw data_error(r.where() + ": field \"messages\" must be a non-empty array");
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -131,16 +132,54 @@ sample sample_encoder::encode_chat(const nlohmann::ordered_json& messages, const
         throw data_error(at + ": field \"" + key + "\" must be a string, got " + type_name(m[key]));
     }
   }
-  const auto render = [&](size_t n, bool generation_prompt) {
-    chat_request request;
-    request.messages =
-        nlohmann::ordered_json(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(n));
-    request.add_generation_prompt = generation_prompt;
-    try {
-      return apply_chat_template(tok_, request, template_.get());
-    } catch (const std::exception& e) {
-      throw data_error(r.where() + ": chat template: " + e.what());
+}
+
+}  // namespace
+
+std::string sample_encoder::render_chat(const nlohmann::ordered_json& messages, size_t n,
+                                        bool generation_prompt, const record& r) const {
+  if (!template_)
+    throw data_error(r.where() + ": a \"messages\" record needs a chat template; the tokenizer has none");
+  chat_request request;
+  request.messages =
+      nlohmann::ordered_json(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(n));
+  request.add_generation_prompt = generation_prompt;
+  try {
+    return apply_chat_template(tok_, request, template_.get());
+  } catch (const std::exception& e) {
+    throw data_error(r.where() + ": chat template: " + e.what());
+  }
+}
+
+prompt_sample sample_encoder::encode_prompt(const record& r) const {
+  prompt_sample p;
+  if (r.path == nullptr || !is_jsonl(*r.path)) {
+    p.text = r.text;
+  } else {
+    const auto j = parse(r);
+    if (j.contains("messages")) {
+      check_messages(j["messages"], r);
+      p.text = render_chat(j["messages"], j["messages"].size(), true, r);
+      p.ids = tok_.encode(p.text, false);  // the template writes the special tokens
+      if (p.ids.empty()) throw data_error(r.where() + ": the prompt encodes to no tokens");
+      return p;
     }
+    if (!j.contains("prompt"))
+      throw data_error(r.where() + ": a prompt record needs a field \"prompt\" or \"messages\"");
+    p.text = string_field(j, "prompt", r);
+  }
+  if (options_.add_bos && tok_.bos_id()) p.ids.push_back(*tok_.bos_id());
+  for (token_id id : tok_.encode(p.text, false)) p.ids.push_back(id);
+  if (p.ids.empty()) throw data_error(r.where() + ": the prompt encodes to no tokens");
+  return p;
+}
+
+sample sample_encoder::encode_chat(const nlohmann::ordered_json& messages, const record& r) const {
+  if (!template_)
+    throw data_error(r.where() + ": a \"messages\" record needs a chat template; the tokenizer has none");
+  check_messages(messages, r);
+  const auto render = [&](size_t n, bool generation_prompt) {
+    return render_chat(messages, n, generation_prompt, r);
   };
   const std::string full = render(messages.size(), false);
   std::vector<std::pair<size_t, size_t>> spans;

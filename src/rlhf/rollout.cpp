@@ -23,6 +23,8 @@ void check(const models::llama_model& model, const std::vector<std::vector<int32
   if (o.group_size < 1) bad("group_size must be >= 1, got " + std::to_string(o.group_size));
   if (o.max_new_tokens < 1) bad("max_new_tokens must be >= 1, got " + std::to_string(o.max_new_tokens));
   if (o.first_prompt_index < 0) bad("first_prompt_index must be >= 0");
+  if (!o.prompt_ids.empty() && o.prompt_ids.size() != prompts.size())
+    bad("prompt_ids must hold one id per prompt");
   engine::validate(o.sampling, c.vocab_size);
   for (int32_t id : o.stop_ids) {
     if (id < 0 || id >= c.vocab_size) bad("stop id " + std::to_string(id) + " is outside the vocabulary");
@@ -107,7 +109,9 @@ std::vector<rollout> generate_rollouts(const models::llama_model& model,
   for (size_t p = 0; p < prompts.size(); ++p) {
     const int capacity = prompt_caches[p].capacity();
     for (int g = 0; g < o.group_size; ++g) {
-      params.seed = sequence_seed(o.sampling.seed, o.first_prompt_index + static_cast<int64_t>(p), g);
+      const int64_t id =
+          o.prompt_ids.empty() ? o.first_prompt_index + static_cast<int64_t>(p) : o.prompt_ids[p];
+      params.seed = sequence_seed(o.sampling.seed, id, g);
       // The last member takes the prompt's cache itself; the others take copies.
       models::kv_cache cache =
           g + 1 < o.group_size ? copy_cache(model, prompt_caches[p], capacity) : std::move(prompt_caches[p]);

@@ -1,5 +1,6 @@
 #include <memory>
 
+#include "frozen_reference.h"
 #include "mlxd/core/autograd.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/io/safetensors.h"
@@ -25,23 +26,12 @@ class dpo_objective final : public pair_objective {
  public:
   dpo_objective(const train_config& c, data::source_options source, const data::sample_encoder& encoder,
                 const shared_weights& shared, int rank)
-      : pair_objective(c, std::move(source), encoder) {
+      : pair_objective(c, std::move(source), encoder), reference_(c, c.dpo.reference, shared) {
     options_.type = rlhf::parse_dpo_loss_type(c.dpo.loss);
     options_.beta = c.dpo.beta;
     options_.label_smoothing = c.dpo.label_smoothing;
-    const fs::path& ref = c.dpo.reference;
-    reference_model_ = models::load_llama_config(ref);
-    if (c.lora && shared.base && ref == c.model.from) {
-      reference_ = shared.base;  // the base without its adapters
-    } else {
-      owned_ = std::make_unique<std::map<std::string, array>>(load_model_weights(ref).tensors);
-      reference_ = owned_.get();
-    }
     if (c.dpo.cache_reference) {
-      std::vector<fs::path> files = {ref / "config.json"};
-      for (const auto& e : fs::directory_iterator(ref))
-        if (e.path().extension() == ".safetensors") files.push_back(e.path());
-      std::sort(files.begin(), files.end());
+      std::vector<fs::path> files = reference_.files();
       if (fs::exists(c.tokenizer / "tokenizer.json")) files.push_back(c.tokenizer / "tokenizer.json");
       const std::string name = content_hash(files, "seq_len=" + std::to_string(c.data.seq_len));
       cache_ = std::make_unique<reference_cache>(c.run.out / "reference_cache", name, rank);
@@ -74,6 +64,10 @@ class dpo_objective final : public pair_objective {
   std::vector<stat_spec> stats() const override {
     return {{"accuracy"}, {"margin"}, {"chosen_reward"}, {"rejected_reward"}};
   }
+  nlohmann::json state() const override { return {{"reference", reference_.state_json()}}; }
+  void restore_state(const nlohmann::json& state) override {
+    reference_.check_state(state.is_object() ? state.value("reference", nlohmann::json()) : state);
+  }
 
  private:
   // The reference's summed log-probs of the chosen [N] and rejected [N] responses, from the cache when it
@@ -87,9 +81,7 @@ class dpo_objective final : public pair_objective {
     }
     if (static_cast<int64_t>(chosen.size()) < b.pairs) {
       autograd::no_grad frozen;
-      const std::vector<float> lp =
-          response_logprobs(models::training_logits(reference_model_, *reference_, b.inputs), b)
-              .to_vector<float>();
+      const std::vector<float> lp = response_logprobs(reference_.logits(b.inputs), b).to_vector<float>();
       chosen.assign(lp.begin(), lp.begin() + b.pairs);
       rejected.assign(lp.begin() + b.pairs, lp.end());
       if (cache_)
@@ -101,9 +93,7 @@ class dpo_objective final : public pair_objective {
   }
 
   rlhf::dpo_options options_;
-  models::llama_config reference_model_;
-  std::unique_ptr<std::map<std::string, array>> owned_;
-  const std::map<std::string, array>* reference_ = nullptr;
+  frozen_reference reference_;
   std::unique_ptr<reference_cache> cache_;
 };
 

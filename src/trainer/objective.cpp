@@ -1,5 +1,6 @@
 #include "objective.h"
 
+#include "mlxd/core/ops.h"
 #include "mlxd/core/random.h"
 #include "objectives.h"
 
@@ -11,13 +12,22 @@ std::unique_ptr<objective> make_objective(const train_config& c, data::source_op
   if (c.task == "dpo") return make_dpo_objective(c, std::move(source), encoder, shared, rank);
   if (c.task == "reward") return make_reward_objective(c, std::move(source), encoder);
   if (c.task == "grpo") return make_grpo_objective(c, std::move(source), encoder, shared);
+  if (c.task == "ppo") return make_ppo_objective(c, std::move(source), encoder, shared);
   return make_lm_objective(c, std::move(source), encoder);
 }
 
 std::vector<std::pair<std::string, array>> task_params(const train_config& c, const models::llama_config& m) {
+  // The value head starts at 0, so the first values are 0 and its first gradients are the returns'.
+  if (c.task == "ppo")
+    return {{value_weight_name, zeros({1, m.hidden_size}, dtype::f32)},
+            {value_bias_name, zeros({1}, dtype::f32)}};
   if (c.task != "reward") return {};
   // Hugging Face draws the score head from N(0, initializer_range = 0.02).
   return {{reward_head_name, random::normal({c.model.seed, 0x73636f7265}, {1, m.hidden_size}, 0.0f, 0.02f)}};
+}
+
+bool task_param_is_saved(const std::string& name) {
+  return name == reward_head_name;
 }
 
 }  // namespace mlxd::trainer

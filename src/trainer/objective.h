@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,14 @@ namespace mlxd::trainer {
 // [B, T, H] (hidden = true) of a batch for the trained arrays p, in param_names' order.
 struct policy_view {
   std::function<array(const std::vector<array>& p, const models::train_batch& batch, bool hidden)> forward;
+  // The logits [B, T, V] and the final-norm hidden states [B, T, H] of one forward (PPO's policy and value);
+  // `training` false turns LoRA dropout off (values computed at rollout time).
+  std::function<std::pair<array, array>(const std::vector<array>& p, const models::train_batch& batch,
+                                        bool training)>
+      forward_both;
+  // Sums per-rank values over the ranks of the run (the values themselves with one); every rank must call it
+  // at the same point, as with any collective.
+  std::function<std::vector<double>(const std::vector<double>& values)> sum_over_ranks;
   // Every weight of the model by HF name for the trained arrays p (with LoRA: the adapters fused in), to
   // generate from.
   std::function<std::map<std::string, array>(const std::vector<array>& p)> weights;
@@ -30,16 +39,21 @@ struct policy_view {
   const std::vector<array>* params = nullptr;
   int64_t step = 0;
   int64_t micro = 0;
+  bool training = true;  // false: a validation pass
   std::vector<std::string> param_names;
   models::llama_config model;
 };
 
 // A statistic reported beside the loss: a sum over the step, divided by its units, or by the statistic at
 // index `per` (a count such as completions) when per >= 0, or reported as the sum itself when total is set.
+// An extreme (reduce min or max) is the least or greatest value over the step's micro-batches and ranks,
+// starting from +inf / -inf; one that saw no value is not reported.
 struct stat_spec {
+  enum class reduce { sum, min, max };
   std::string name;
   int per = -1;
   bool total = false;
+  reduce kind = reduce::sum;
 };
 
 struct micro_batch {
@@ -59,6 +73,13 @@ class objective {
   // What the step divides by ("target tokens", "pairs"), for messages.
   virtual const char* unit_name() const = 0;
   virtual std::vector<stat_spec> stats() const = 0;
+  // Optimizer updates a step makes, each from optim.accumulation micro-batches (PPO: several epochs of
+  // minibatches over one rollout batch).
+  virtual int64_t updates_per_step() const { return 1; }
+  // State beyond the data cursor that a checkpoint keeps (a KL controller, the reference's hash), the same
+  // on every rank; restore_state throws config_error when it does not fit this run.
+  virtual nlohmann::json state() const { return nullptr; }
+  virtual void restore_state(const nlohmann::json& /*state*/) {}
 };
 
 // Frozen weights an objective may share rather than load again (with LoRA: the base, which is also the
@@ -72,7 +93,10 @@ std::unique_ptr<objective> make_objective(const train_config& c, data::source_op
                                           const data::sample_encoder& encoder, const shared_weights& shared,
                                           int rank);
 
-// Extra trained arrays the task adds to the model's (the reward head), with their initial values.
+// Extra trained arrays the task adds to the model's (the reward head, PPO's value head), with their initial
+// values.
 std::vector<std::pair<std::string, array>> task_params(const train_config& c, const models::llama_config& m);
+// Whether a task array belongs in the saved model folder (the reward head does; the value head does not).
+bool task_param_is_saved(const std::string& name);
 
 }  // namespace mlxd::trainer

@@ -18,6 +18,12 @@ array reward_scores(const array& hidden, const array& segments, const array& hea
 std::unique_ptr<objective> make_grpo_objective(const train_config& c, data::source_options source,
                                                const data::sample_encoder& encoder,
                                                const shared_weights& shared);
+// PPO's value head on the final hidden states: value = hidden . weight + bias, per position.
+inline constexpr const char* value_weight_name = "value_head.weight";
+inline constexpr const char* value_bias_name = "value_head.bias";
+std::unique_ptr<objective> make_ppo_objective(const train_config& c, data::source_options source,
+                                              const data::sample_encoder& encoder,
+                                              const shared_weights& shared);
 std::unique_ptr<objective> make_reward_objective(const train_config& c, data::source_options source,
                                                  const data::sample_encoder& encoder);
 

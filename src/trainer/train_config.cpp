@@ -262,30 +262,88 @@ void read_reward(const json& doc, reward_settings& r) {
   require(r.center_coefficient >= 0, "reward.center_coefficient must be >= 0");
 }
 
+// The rollout keys GRPO and PPO share (see train_config.h); the reward spec is checked by check_rollout.
+void read_rollout(section& s, const fs::path& base, rollout_settings& r) {
+  s.read("max_new_tokens", r.max_new_tokens);
+  s.read("temperature", r.temperature);
+  s.read("top_p", r.top_p);
+  s.read("top_k", r.top_k);
+  s.read_path("reference", r.reference, base);
+  if (const json* j = s.find("reward")) r.reward = *j;
+}
+
+void check_rollout(const std::string& name, const fs::path& base, const fs::path& model_from,
+                   rollout_settings& r) {
+  require(r.max_new_tokens >= 1, name + ".max_new_tokens must be >= 1");
+  require(r.temperature > 0, name + ".temperature must be > 0 (rollouts sample)");
+  require(r.top_p > 0 && r.top_p <= 1, name + ".top_p must be in (0, 1]");
+  require(r.top_k >= 0, name + ".top_k must be >= 0");
+  if (r.reference.empty()) r.reference = model_from;
+  require(!r.reward.is_null(),
+          name + ".reward must say how completions are scored, e.g. {kind: contains, word: light}");
+  if (r.reward.is_object() && r.reward.value("kind", "") == "model") {
+    // A reward model folder (from `mlxd rlhf reward`) scores prompt + completion.
+    section s(r.reward, name + ".reward");
+    std::string kind;
+    s.read("kind", kind);
+    fs::path path;
+    s.read_path("path", path, base);
+    s.finish();
+    require(!path.empty(), name + ".reward.path must name a reward model folder");
+    r.reward["path"] = path.string();
+    return;
+  }
+  try {
+    rlhf::parse_reward_spec(r.reward);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(name + "." + e.what());
+  }
+}
+
 void read_grpo(const json& doc, const fs::path& base, grpo_settings& g) {
   section s(doc, "grpo");
+  read_rollout(s, base, g.rollout);
   s.read("group_size", g.group_size);
-  s.read("max_new_tokens", g.max_new_tokens);
-  s.read("temperature", g.temperature);
-  s.read("top_p", g.top_p);
-  s.read("top_k", g.top_k);
   s.read("clip_low", g.clip_low);
   s.read("clip_high", g.clip_high);
   s.read("kl_beta", g.kl_beta);
   s.read("advantage", g.advantage);
-  s.read_path("reference", g.reference, base);
-  if (const json* r = s.find("reward")) g.reward = *r;
   s.finish();
   require(g.group_size >= 1, "grpo.group_size must be >= 1");
-  require(g.max_new_tokens >= 1, "grpo.max_new_tokens must be >= 1");
-  require(g.temperature > 0, "grpo.temperature must be > 0 (rollouts sample)");
-  require(g.top_p > 0 && g.top_p <= 1, "grpo.top_p must be in (0, 1]");
-  require(g.top_k >= 0, "grpo.top_k must be >= 0");
   require(g.clip_low >= 0 && g.clip_low < 1 && g.clip_high >= 0,
           "grpo.clip_low must be in [0, 1), clip_high >= 0");
   require(g.kl_beta >= 0, "grpo.kl_beta must be >= 0");
   require(g.advantage == "grpo" || g.advantage == "rloo" || g.advantage == "dr_grpo",
           "grpo.advantage must be grpo, rloo or dr_grpo");
+}
+
+void read_ppo(const json& doc, const fs::path& base, ppo_settings& p) {
+  section s(doc, "ppo");
+  read_rollout(s, base, p.rollout);
+  s.read("epochs", p.epochs);
+  s.read("minibatches", p.minibatches);
+  s.read("clip", p.clip);
+  s.read("value_clip", p.value_clip);
+  s.read("value_coef", p.value_coef);
+  s.read("entropy_coef", p.entropy_coef);
+  s.read("gamma", p.gamma);
+  s.read("lambda", p.lambda);
+  s.read("kl_beta", p.kl_beta);
+  s.read("kl_target", p.kl_target);
+  s.read("kl_horizon", p.kl_horizon);
+  s.read("whiten_advantages", p.whiten_advantages);
+  s.finish();
+  require(p.epochs >= 1, "ppo.epochs must be >= 1");
+  require(p.minibatches >= 1, "ppo.minibatches must be >= 1");
+  require(p.clip > 0 && p.clip < 1, "ppo.clip must be in (0, 1)");
+  require(p.value_clip >= 0, "ppo.value_clip must be >= 0");
+  require(p.value_coef >= 0 && p.entropy_coef >= 0, "ppo.value_coef and ppo.entropy_coef must be >= 0");
+  require(p.gamma >= 0 && p.gamma <= 1 && p.lambda >= 0 && p.lambda <= 1,
+          "ppo.gamma and ppo.lambda must be in [0, 1]");
+  require(p.kl_beta >= 0, "ppo.kl_beta must be >= 0");
+  require(p.kl_target >= 0, "ppo.kl_target must be >= 0 (0: a fixed kl_beta)");
+  require(p.kl_target == 0 || p.kl_beta > 0, "ppo.kl_target adapts kl_beta, which must then start > 0");
+  require(p.kl_horizon > 0, "ppo.kl_horizon must be > 0");
 }
 
 }  // namespace
@@ -312,35 +370,24 @@ train_config parse_train_config(const json& doc, const fs::path& base) {
   read_dpo(sub("dpo"), base, c.dpo);
   read_reward(sub("reward"), c.reward);
   read_grpo(sub("grpo"), base, c.grpo);
+  read_ppo(sub("ppo"), base, c.ppo);
   top.finish();
   require(c.threads >= 0, "threads must be >= 0");
-  require(c.task == "lm" || c.task == "dpo" || c.task == "reward" || c.task == "grpo",
-          "task must be lm, dpo, reward or grpo");
+  require(c.task == "lm" || c.task == "dpo" || c.task == "reward" || c.task == "grpo" || c.task == "ppo",
+          "task must be lm, dpo, reward, grpo or ppo");
   if (c.dpo.reference.empty()) c.dpo.reference = c.model.from;
-  if (c.grpo.reference.empty()) c.grpo.reference = c.model.from;
   if (c.task == "grpo") {
-    require(!c.grpo.reward.is_null(),
-            "grpo.reward must say how completions are scored, e.g. {kind: contains, word: light}");
-    const json& r = c.grpo.reward;
-    if (r.is_object() && r.value("kind", "") == "model") {
-      // A reward model folder (from `mlxd rlhf reward`) scores prompt + completion.
-      section s(r, "grpo.reward");
-      std::string kind;
-      s.read("kind", kind);
-      fs::path path;
-      s.read_path("path", path, base);
-      s.finish();
-      require(!path.empty(), "grpo.reward.path must name a reward model folder");
-      c.grpo.reward["path"] = path.string();
-    } else {
-      try {
-        rlhf::parse_reward_spec(r);
-      } catch (const std::invalid_argument& e) {
-        throw config_error(std::string("grpo.") + e.what());
-      }
-    }
-    require(c.grpo.kl_beta == 0 || !c.grpo.reference.empty(),
+    check_rollout("grpo", base, c.model.from, c.grpo.rollout);
+    require(c.grpo.kl_beta == 0 || !c.grpo.rollout.reference.empty(),
             "grpo.kl_beta needs grpo.reference or model.from");
+  }
+  if (c.task == "ppo") {
+    check_rollout("ppo", base, c.model.from, c.ppo.rollout);
+    require(c.ppo.kl_beta == 0 || !c.ppo.rollout.reference.empty(),
+            "ppo.kl_beta needs ppo.reference or model.from");
+    require(c.data.batch_size % (c.ppo.minibatches * c.optim.accumulation) == 0,
+            "data.batch_size (" + std::to_string(c.data.batch_size) +
+                " prompts a step) must divide into ppo.minibatches x optim.accumulation micro-batches");
   }
   require(c.task != "dpo" || !c.dpo.reference.empty(),
           "dpo needs a reference model: set dpo.reference or fine-tune from model.from");

@@ -1,5 +1,6 @@
 #include "mlxd/trainer/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -156,11 +157,13 @@ struct trainer::impl {
     if (s.weights.size() != names.size())
       throw io_error(dir->string() + ": holds weights this model does not have");
     optim->load_state(s.optimizer_state);
-    const json ranks = json::parse(s.data_cursor).at("ranks");
+    const json manifest = json::parse(s.data_cursor);
+    const json& ranks = manifest.at("ranks");
     if (static_cast<int>(ranks.size()) != world)
       throw config_error(dir->string() + " was written by " + std::to_string(ranks.size()) +
                          " ranks; resume it with as many");
     task->restore(data::cursor::from_json(ranks.at(rank)));
+    task->restore_state(manifest.value("task", json()));
     step = s.step;
     rng = s.rng;
     resumed = *dir;
@@ -189,14 +192,33 @@ struct trainer::impl {
   std::map<std::string, array> weights(const std::vector<array>& p) const {
     if (!cfg.lora) return models::bind_params(names, p);
     auto adapters = models::bind_params(names, p);
-    adapters.erase(reward_head_name);
+    for (const auto& [name, init] : task_params(cfg, model)) adapters.erase(name);
     return models::fuse_lora(model, frozen, {*cfg.lora, adapters, cfg.model.from.string()});
   }
 
-  policy_view view(int64_t micro, bool training) const {
+  // The logits and the final hidden states of one forward; the logits are the hidden states times the LM
+  // head.
+  std::pair<array, array> forward_both(const std::vector<array>& p, const models::train_batch& batch,
+                                       int64_t micro, bool training) const {
+    const array h = forward(p, batch, true, micro, training);
+    const std::string head = model.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    const auto it = std::find(names.begin(), names.end(), head);
+    const array& w = it != names.end() ? p[static_cast<size_t>(it - names.begin())] : frozen.at(head);
+    const int64_t rows = h.shape(0), seq = h.shape(1);
+    return {reshape(matmul(reshape(h, {rows * seq, model.hidden_size}), transpose(w)),
+                    {rows, seq, model.vocab_size}),
+            h};
+  }
+
+  policy_view view(int64_t micro, bool training) {
     policy_view v;
     v.forward = [this, micro, training](const std::vector<array>& p, const models::train_batch& b,
                                         bool hidden) { return forward(p, b, hidden, micro, training); };
+    v.forward_both = [this, micro](const std::vector<array>& p, const models::train_batch& b, bool dropout) {
+      return forward_both(p, b, micro, dropout);
+    };
+    v.sum_over_ranks = [this](const std::vector<double>& values) { return sum_scalars(values); };
+    v.training = training;
     v.weights = [this](const std::vector<array>& p) { return weights(p); };
     v.params = &params;
     v.step = step;
@@ -212,6 +234,10 @@ struct trainer::impl {
     std::vector<std::pair<std::string, double>> out;
     const auto specs = o.stats();
     for (size_t i = 0; i < specs.size(); ++i) {
+      if (specs[i].kind != stat_spec::reduce::sum) {
+        if (std::isfinite(sums[i])) out.emplace_back(specs[i].name, sums[i]);
+        continue;
+      }
       const double per = specs[i].total      ? 1.0
                          : specs[i].per >= 0 ? sums[static_cast<size_t>(specs[i].per)]
                                              : units;
@@ -225,6 +251,48 @@ struct trainer::impl {
     return reducer ? reducer->sum_scalars(values) : values;
   }
 
+  // Statistics at their starting values: 0 for sums, +inf for minima, -inf for maxima.
+  static std::vector<double> initial_stats(const objective& o) {
+    std::vector<double> out;
+    for (const stat_spec& s : o.stats())
+      out.push_back(s.kind == stat_spec::reduce::min   ? INFINITY
+                    : s.kind == stat_spec::reduce::max ? -INFINITY
+                                                       : 0.0);
+    return out;
+  }
+
+  // The step's statistics over the ranks: sums summed, extremes gathered (the comm layer's all_gather of
+  // f64) and reduced, so every rank reports the same.
+  std::vector<double> reduce_stats(const objective& o, const std::vector<double>& local) {
+    const auto specs = o.stats();
+    std::vector<double> sums, extremes;
+    std::vector<stat_spec::reduce> kinds;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (specs[i].kind == stat_spec::reduce::sum) {
+        sums.push_back(local[i]);
+      } else {
+        extremes.push_back(local[i]);
+        kinds.push_back(specs[i].kind);
+      }
+    }
+    sums = sum_scalars(sums);
+    if (options.group && !extremes.empty()) {
+      const size_t n = extremes.size();
+      const std::vector<double> all =
+          options.group->all_gather(array::from(extremes, {static_cast<int64_t>(n)})).to_vector<double>();
+      for (size_t at = n; at < all.size(); ++at) {
+        const size_t i = at % n;
+        extremes[i] = kinds[i] == stat_spec::reduce::min ? std::min(extremes[i], all[at])
+                                                         : std::max(extremes[i], all[at]);
+      }
+    }
+    std::vector<double> out;
+    size_t a = 0, b = 0;
+    for (const stat_spec& s : specs)
+      out.push_back(s.kind == stat_spec::reduce::sum ? sums[a++] : extremes[b++]);
+    return out;
+  }
+
   // Where the data of the next micro-batch starts, for messages about a bad batch.
   std::string batch_where() const {
     const data::cursor c = task->position();
@@ -233,61 +301,96 @@ struct trainer::impl {
     return "epoch " + std::to_string(c.epoch) + ", " + file + ":" + std::to_string(c.line);
   }
 
-  step_result train_step() {
-    const auto t0 = std::chrono::steady_clock::now();
-    step_result r;
-    double loss_sum = 0, units = 0;
+  // One optimizer update: optim.accumulation micro-batches (numbered from first_micro for their dropout
+  // masks), the loss and gradients summed over them and the ranks and divided by the units of all.
+  struct update_result {
+    double loss_sum = 0, units = 0, grad_norm = 0;
     int64_t tokens = 0;
-    std::vector<double> stats(task->stats().size(), 0.0);
+    std::vector<double> stats;  // over the ranks
+    std::string skipped;
+  };
+
+  update_result run_update(int64_t first_micro, const std::string& step_start) {
+    update_result u;
+    std::vector<double> stats = initial_stats(*task);
     std::string first_bad;
-    const std::string step_start = batch_where();
     for (int64_t m = 0; m < cfg.optim.accumulation; ++m) {
-      const std::string where = m == 0 ? step_start : batch_where();
-      std::optional<micro_batch> b = task->next(view(m, true));
+      const std::string where = batch_where();
+      std::optional<micro_batch> b = task->next(view(first_micro + m, true));
       if (!b) throw data::data_error("the training data holds no sample for rank " + std::to_string(rank));
       auto [loss, grads] =
           value_and_grad([&](const std::vector<array>& p) { return b->loss_sum(p, stats); }, params);
       const double l = loss.item<float>();
       if (!std::isfinite(l) && first_bad.empty()) first_bad = where;
-      loss_sum += l;
-      units += b->units;
-      tokens += b->tokens;
+      u.loss_sum += l;
+      u.units += b->units;
+      u.tokens += b->tokens;
       accum.add(grads);
     }
     std::vector<array> grads = accum.take(1.0);
-    const double comm_before = reducer ? reducer->comm_seconds() : 0.0;
-    std::vector<double> local = {loss_sum, units, static_cast<double>(tokens), first_bad.empty() ? 0.0 : 1.0};
-    local.insert(local.end(), stats.begin(), stats.end());
-    const std::vector<double> totals = sum_scalars(local);
+    const std::vector<double> totals =
+        sum_scalars({u.loss_sum, u.units, static_cast<double>(u.tokens), first_bad.empty() ? 0.0 : 1.0});
     if (reducer) grads = reducer->sum(grads);
-    loss_sum = totals[0];
-    units = totals[1];
-    tokens = static_cast<int64_t>(totals[2]);
+    u.stats = reduce_stats(*task, stats);
+    u.loss_sum = totals[0];
+    u.units = totals[1];
+    u.tokens = static_cast<int64_t>(totals[2]);
     const bool bad_loss = totals[3] > 0;
-    r.comm_seconds = reducer ? reducer->comm_seconds() - comm_before : 0.0;
-    r.tokens = tokens;
-    r.loss = units > 0 ? loss_sum / units : 0.0;
-    r.stats = stat_means(*task, {totals.begin() + 4, totals.end()}, units);
-    r.lr = lr(step);
-    if (units > 0) {
-      const array scale(static_cast<float>(1.0 / units));
+    if (u.units > 0) {
+      const array scale(static_cast<float>(1.0 / u.units));
       for (auto& g : grads) g = multiply(g, scale);
     }
     const train::clip_result clip = cfg.optim.grad_clip > 0
                                         ? train::clip_grad_norm(grads, cfg.optim.grad_clip)
                                         : train::clip_result{train::global_grad_norm(grads), true, false};
-    r.grad_norm = clip.norm;
+    u.grad_norm = clip.norm;
     const bool bad_grad = !std::isfinite(clip.norm);
     if (bad_loss || bad_grad) {
       // A non-finite loss names its micro-batch; a gradient only the step's data (this rank's part).
-      r.skipped = bad_loss && !first_bad.empty() ? "non-finite loss in the batch at " + first_bad
+      u.skipped = bad_loss && !first_bad.empty() ? "non-finite loss in the batch at " + first_bad
                   : bad_loss ? "non-finite loss on another rank; this rank's data from " + step_start
                              : "non-finite gradient; the step's data from " + step_start;
-    } else if (units == 0) {
-      r.skipped = std::string("no ") + task->unit_name();
+    } else if (u.units == 0) {
+      u.skipped = std::string("no ") + task->unit_name();
     } else {
-      optim->step(params, grads, r.lr);
+      optim->step(params, grads, lr(step));
     }
+    return u;
+  }
+
+  // A step makes the objective's updates_per_step updates (one, but for PPO's epochs of minibatches); its
+  // loss and statistics cover all of them, its gradient norm is their mean.
+  step_result train_step() {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double comm_before = reducer ? reducer->comm_seconds() : 0.0;
+    const std::string step_start = batch_where();
+    const int64_t updates = task->updates_per_step();
+    const auto specs = task->stats();
+    step_result r;
+    r.lr = lr(step);
+    double loss_sum = 0, units = 0, norms = 0;
+    std::vector<double> stats = initial_stats(*task);
+    for (int64_t i = 0; i < updates; ++i) {
+      update_result u = run_update(i * cfg.optim.accumulation, step_start);
+      loss_sum += u.loss_sum;
+      units += u.units;
+      norms += u.grad_norm;
+      r.tokens += u.tokens;
+      for (size_t k = 0; k < specs.size(); ++k) {
+        const double v = u.stats[k];
+        stats[k] = specs[k].kind == stat_spec::reduce::min   ? std::min(stats[k], v)
+                   : specs[k].kind == stat_spec::reduce::max ? std::max(stats[k], v)
+                                                             : stats[k] + v;
+      }
+      if (!u.skipped.empty() && r.skipped.empty())
+        r.skipped = updates == 1 ? u.skipped
+                                 : "update " + std::to_string(i + 1) + " of " + std::to_string(updates) +
+                                       ": " + u.skipped;
+    }
+    r.comm_seconds = reducer ? reducer->comm_seconds() - comm_before : 0.0;
+    r.loss = units > 0 ? loss_sum / units : 0.0;
+    r.grad_norm = norms / static_cast<double>(updates);
+    r.stats = stat_means(*task, stats, units);
     ++step;
     r.step = step;
     r.seconds = seconds_since(t0);
@@ -305,23 +408,22 @@ struct trainer::impl {
     validation->restore(validation_start);
     autograd::no_grad no_tape;
     double loss_sum = 0, units = 0;
-    std::vector<double> stats(validation->stats().size(), 0.0);
+    std::vector<double> stats = initial_stats(*validation);
     for (int64_t i = 0; i < cfg.run.eval_batches; ++i) {
       std::optional<micro_batch> b = validation->next(view(i, false));
       if (!b) break;
       loss_sum += b->loss_sum(params, stats).item<float>();
       units += b->units;
     }
-    std::vector<double> local = {loss_sum, units};
-    local.insert(local.end(), stats.begin(), stats.end());
-    const std::vector<double> totals = sum_scalars(local);
+    const std::vector<double> totals = sum_scalars({loss_sum, units});
+    stats = reduce_stats(*validation, stats);
     loss_sum = totals[0];
     units = totals[1];
     e.tokens = static_cast<int64_t>(units);
     if (e.tokens == 0) return e;
     e.loss = loss_sum / units;
     e.perplexity = cfg.task == "lm" ? std::exp(e.loss) : 0.0;
-    e.stats = stat_means(*validation, {totals.begin() + 2, totals.end()}, units);
+    e.stats = stat_means(*validation, stats, units);
     return e;
   }
 
@@ -341,7 +443,9 @@ struct trainer::impl {
       s.optimizer_state = optim->state();
       s.optimizer_name = std::string(optim->name());
       s.rng = rng;
-      s.data_cursor = json{{"ranks", ranks}}.dump();
+      json manifest = {{"ranks", ranks}};
+      if (json state = task->state(); !state.is_null()) manifest["task"] = std::move(state);
+      s.data_cursor = manifest.dump();
       train::checkpoint_options o = options.checkpoint;
       o.keep_last = cfg.run.keep_last;
       dir = train::save_checkpoint(checkpoints_dir(cfg), s, o);
@@ -373,13 +477,17 @@ void trainer::save_model(const fs::path& dir) const {
   if (m.cfg.lora) {
     // The adapters in PEFT's layout beside the model, and the base with them fused in.
     auto adapters = models::bind_params(m.names, m.params);
-    auto head = adapters.extract(reward_head_name);
+    std::map<std::string, array> heads;
+    for (const auto& [name, init] : task_params(m.cfg, m.model)) heads.insert(adapters.extract(name));
     save_lora_adapters(adapters_dir(m.cfg), *m.cfg.lora, adapters, m.cfg.model.from.string());
     weights = models::fuse_lora(m.model, m.frozen, {*m.cfg.lora, adapters, m.cfg.model.from.string()});
-    if (head) weights.insert(std::move(head));
+    weights.merge(heads);
   } else {
     weights = models::bind_params(m.names, m.params);
   }
+  // A task's head that is not part of the model (PPO's value head) stays in the checkpoints only.
+  for (const auto& [name, init] : task_params(m.cfg, m.model))
+    if (!task_param_is_saved(name)) weights.erase(name);
   models::llama_config config = m.model;
   if (weights.contains(reward_head_name)) config.num_labels = 1;
   for (auto& [name, w] : weights) {

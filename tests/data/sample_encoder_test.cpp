@@ -102,6 +102,41 @@ TEST(SampleEncoder, ChatMarksExactlyTheAssistantTokens) {
   }
 }
 
+// GRPO and PPO prompts: a line or {"prompt"} as [BOS] text; a conversation as the template's rendering with
+// the generation prompt, so the completion sampled after it is the assistant's turn.
+TEST(SampleEncoder, PromptsForSampling) {
+  const sample_encoder e(test::test_tokenizer(), {});
+  const std::string text = "And God said,";
+  for (const auto& r :
+       {jsonl(text, text_path), jsonl(R"({"prompt": "And God said,", "id": 3})", jsonl_path)}) {
+    const prompt_sample p = e.encode_prompt(r);
+    EXPECT_EQ(p.text, text);
+    EXPECT_EQ(p.ids, cat({{0}, enc(text)}));
+  }
+  const std::string chat = R"({"messages": [{"role": "user", "content": "Who made the light?"}]})";
+  const prompt_sample p = e.encode_prompt(jsonl(chat, jsonl_path));
+  chat_request request;
+  request.messages = nlohmann::ordered_json::parse(chat)["messages"];
+  request.add_generation_prompt = true;
+  const std::string rendered = apply_chat_template(test::test_tokenizer(), request);
+  EXPECT_EQ(p.text, rendered);
+  EXPECT_EQ(p.ids, enc(rendered));
+  EXPECT_TRUE(rendered.ends_with("<|im_start|>assistant\n")) << rendered;
+
+  const auto error_of = [&](const std::string& line) {
+    try {
+      e.encode_prompt(jsonl(line, jsonl_path, 4));
+    } catch (const data_error& x) {
+      return std::string(x.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of(R"({"completion": "x"})").find("train.jsonl:4: a prompt record needs a field"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"messages": []})").find("must be a non-empty array"), std::string::npos);
+  EXPECT_NE(error_of(R"({"prompt": 7})").find("field \"prompt\" must be a string"), std::string::npos);
+}
+
 TEST(SampleEncoder, PreferencePairs) {
   const sample_encoder e(test::test_tokenizer(), {});
   const auto p = e.encode_preference(

@@ -173,7 +173,13 @@ TEST(rollout, batch_of_different_lengths_equals_one_prompt_at_a_time) {
     rollout_options one = o;
     one.first_prompt_index = static_cast<int64_t>(p);
     const auto alone = generate_rollouts(m, {kPrompts[p]}, one);
+    // The same prompt named by an id instead of its place (as the trainer names a record by file and line).
+    rollout_options named = o;
+    named.prompt_ids = {static_cast<int64_t>(p)};
+    const auto by_id = generate_rollouts(m, {kPrompts[p]}, named);
     ASSERT_EQ(alone.size(), 2u);
+    ASSERT_EQ(by_id.size(), 2u);
+    for (int g = 0; g < 2; ++g) EXPECT_EQ(by_id[g].ids, alone[g].ids) << "prompt " << p << " member " << g;
     for (int g = 0; g < 2; ++g) {
       const rollout& r = all[p * 2 + g];
       EXPECT_EQ(alone[g].prompt_index, 0);
@@ -214,6 +220,9 @@ TEST(rollout, bad_input_is_named) {
   o = ok;
   o.sampling.temperature = -1;
   fails({{1}}, o, "temperature");
+  o = ok;
+  o.prompt_ids = {1, 2};
+  fails({{1}}, o, "prompt_ids must hold one id per prompt");
   EXPECT_TRUE(generate_rollouts(m, {}, ok).empty());
   const models::llama_model stage(c, random_weights(c, 1), models::llama_stage{0, 1, true, false});
   EXPECT_THROW(generate_rollouts(stage, {{1}}, ok), std::invalid_argument);
@@ -239,7 +248,9 @@ TEST(rollout, default_model_matches_its_training_forward) {
     texts.insert(tok.decode(r.ids, true));
     const bool eos = std::find(o.stop_ids.begin(), o.stop_ids.end(), r.ids.back()) != o.stop_ids.end();
     EXPECT_EQ(r.stopped, eos);
-    if (!r.stopped) EXPECT_EQ(r.ids.size(), 16u);
+    if (!r.stopped) {
+      EXPECT_EQ(r.ids.size(), 16u);
+    }
   }
   EXPECT_GE(texts.size(), 2u);
   expect_match_training(c, w, prompts, rs, 1e-4);

@@ -14,6 +14,7 @@
 #include "mlxd/trainer/reward_model.h"
 #include "mlxd/trainer/run.h"
 #include "mlxd/trainer/trainer.h"
+#include "rlhf_test_util.h"
 #include "trainer_fixture.h"
 
 namespace mlxd::trainer {
@@ -21,21 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-double stat(const std::vector<std::pair<std::string, double>>& stats, const std::string& name) {
-  for (const auto& [n, v] : stats)
-    if (n == name) return v;
-  ADD_FAILURE() << "no statistic " << name;
-  return NAN;
-}
-
-double max_abs_diff(const std::vector<array>& a, const std::vector<array>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const auto x = a[i].to_vector<float>(), y = b[i].to_vector<float>();
-    for (size_t k = 0; k < x.size(); ++k) m = std::max(m, static_cast<double>(std::abs(x[k] - y[k])));
-  }
-  return m;
-}
+using test::max_abs_diff;
+using test::stat;
 
 class rlhf_trainer_test : public test::trainer_fixture {
  protected:
@@ -204,6 +192,12 @@ TEST_F(rlhf_trainer_test, grpo_samples_groups_and_reports_their_rewards) {
   EXPECT_GT(r.grad_norm, 0.0);
   // One epoch of the inference path against the training forward: ratios 1 up to rounding, none clipped.
   EXPECT_EQ(stat(r.stats, "clip_fraction"), 0.0);
+  EXPECT_NEAR(stat(r.stats, "ratio_min"), 1.0, 1e-3);
+  EXPECT_NEAR(stat(r.stats, "ratio_max"), 1.0, 1e-3);
+  EXPECT_LE(stat(r.stats, "ratio_min"), stat(r.stats, "ratio_max"));
+  // Sampling at temperature 1 from a barely trained model: well above 0, below log(vocabulary).
+  EXPECT_GT(stat(r.stats, "entropy"), 0.1);
+  EXPECT_LT(stat(r.stats, "entropy"), std::log(300.0));
 }
 
 TEST_F(rlhf_trainer_test, grpo_with_tied_rewards_moves_nothing) {

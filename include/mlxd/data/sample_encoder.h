@@ -37,6 +37,12 @@ struct encoder_options {
 // Whether the records of `path` are JSON lines (by its extension).
 bool is_jsonl(const std::filesystem::path& path);
 
+// A prompt to sample from, as sample_encoder::encode_prompt reads it.
+struct prompt_sample {
+  std::string text;
+  std::vector<token_id> ids;
+};
+
 class sample_encoder {
  public:
   // Throws chat_template_error when the chat template given does not parse.
@@ -50,10 +56,18 @@ class sample_encoder {
   // the response and EOS. Throws data_error as encode does.
   preference_sample encode_preference(const record& r) const;
 
+  // A prompt to sample completions of (GRPO, PPO): a plain line or {"prompt": text} is [BOS] text;
+  // {"messages": [...]} is the chat template's rendering with the generation prompt, so the completion is
+  // the assistant's next turn. `text` is what a reward function sees as the prompt. Throws data_error
+  // naming r.where() for a record with neither, or an empty prompt.
+  prompt_sample encode_prompt(const record& r) const;
+
   const tokenizer& tok() const { return tok_; }
 
  private:
   sample encode_chat(const nlohmann::ordered_json& messages, const record& r) const;
+  std::string render_chat(const nlohmann::ordered_json& messages, size_t n, bool generation_prompt,
+                          const record& r) const;
 
   tokenizer tok_;
   encoder_options options_;

@@ -30,6 +30,10 @@ struct rollout_options {
   // The global index of prompts[0]: a batch split over several calls (or ranks) with first_prompt_index set
   // to each part's offset samples exactly what one call on the whole batch samples.
   int64_t first_prompt_index = 0;
+  // When not empty, prompt p's index for its seeds is prompt_ids[p] instead (one per prompt): an identity of
+  // the prompt such as its file and line, so that ranks holding any share of the prompts sample what one
+  // process sampling all of them does.
+  std::vector<int64_t> prompt_ids;
 };
 
 struct rollout {

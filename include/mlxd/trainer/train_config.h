@@ -12,14 +12,19 @@
 //              save_dtype: f32|f16|bf16, resume}
 //   lora:     {rank, alpha, dropout, targets: [q_proj, v_proj, ...]}: train adapters only, the base frozen
 //   threads:  N (0: the kernel pool's default)
-//   task:     lm (next-token loss, the default) | dpo | reward | grpo: what a step optimises (objective.h)
-//   dpo:      {beta, loss: sigmoid|conservative|robust|hinge|ipo, label_smoothing, reference: DIR (default
+//   task:     lm (next-token loss, the default) | dpo | reward | grpo | ppo: what a step optimises
+//   (objective.h) dpo:      {beta, loss: sigmoid|conservative|robust|hinge|ipo, label_smoothing, reference:
+//   DIR (default
 //              model.from), cache_reference: true}: preference pairs against a frozen reference model
 //   reward:   {center_coefficient}: a scalar head on the last token, Bradley-Terry loss on preference pairs
-//   grpo:     {group_size, max_new_tokens, temperature, top_p, top_k, clip_low, clip_high, kl_beta,
-//              advantage: grpo|rloo|dr_grpo, reference: DIR (default model.from), reward: {kind: contains|
-//              length|regex|command, ...} or {kind: model, path: DIR} (a reward model's score)}: completions
-//              sampled from the policy for each prompt record
+//   grpo:     {group_size, clip_low, clip_high, kl_beta, advantage: grpo|rloo|dr_grpo, and the rollout
+//              keys}: G completions sampled from the policy for each prompt record, group-relative
+//   ppo:      {epochs, minibatches, clip, value_clip, value_coef, entropy_coef, gamma, lambda, kl_beta,
+//              kl_target (> 0: adaptive beta), kl_horizon, whiten_advantages, and the rollout keys}: a
+//              completion per prompt, a value head, GAE, several epochs of minibatches per rollout batch
+//   rollout keys (grpo and ppo): max_new_tokens, temperature, top_p, top_k, reference: DIR (default
+//              model.from), reward: {kind: contains|length|regex|command, ...} or {kind: model, path: DIR}
+//              (a reward model's score)
 // Relative paths in a file are relative to that file's folder. Unknown keys are errors, so a misspelt
 // setting is reported rather than silently ignored.
 #pragma once
@@ -101,19 +106,40 @@ struct reward_settings {
   double center_coefficient = 0.0;
 };
 
-struct grpo_settings {
-  int group_size = 4;
+// How GRPO and PPO sample completions from the policy and score them.
+struct rollout_settings {
   int max_new_tokens = 32;
   double temperature = 1.0;
   double top_p = 1.0;
   int top_k = 0;
+  std::filesystem::path reference;  // empty: model.from
+  // rlhf::parse_reward_spec's spec, or {kind: model, path: DIR}; checked when the config is read.
+  nlohmann::json reward;
+};
+
+struct grpo_settings {
+  rollout_settings rollout;
+  int group_size = 4;
   double clip_low = 0.2;
   double clip_high = 0.2;
   double kl_beta = 0.0;  // > 0: a k3 penalty toward the reference
   std::string advantage = "grpo";
-  std::filesystem::path reference;  // empty: model.from
-  // rlhf::parse_reward_spec's spec, or {kind: model, path: DIR}; checked when the config is read.
-  nlohmann::json reward;
+};
+
+struct ppo_settings {
+  rollout_settings rollout;
+  int64_t epochs = 4;       // passes over each rollout batch
+  int64_t minibatches = 1;  // optimizer updates per pass; data.batch_size must divide into them
+  double clip = 0.2;        // the policy ratio's clip range 1 -+ clip
+  double value_clip = 0.2;  // how far a value may move from its rollout value before its loss is clipped
+  double value_coef = 0.1;
+  double entropy_coef = 0.0;
+  double gamma = 1.0;
+  double lambda = 0.95;
+  double kl_beta = 0.05;   // the per-token KL penalty's coefficient (its start when adaptive)
+  double kl_target = 0.0;  // > 0: beta adapts toward this mean KL per completion (Ziegler et al.)
+  double kl_horizon = 10000;
+  bool whiten_advantages = true;
 };
 
 struct train_config {
@@ -129,6 +155,7 @@ struct train_config {
   dpo_settings dpo;
   reward_settings reward;
   grpo_settings grpo;
+  ppo_settings ppo;
 };
 
 // Reads FILE (YAML or JSON), applies `overrides` ("data.seq_len=128", values parsed as YAML scalars, paths
