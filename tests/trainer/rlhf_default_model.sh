@@ -3,7 +3,8 @@
 # (tests/trainer/data/pairs.jsonl): a reward model beats chance clearly on held-out pairs and `mlxd rlhf
 # score` agrees with it; DPO raises the held-out chosen-minus-rejected margin from 0; GRPO rewarded for
 # writing "LORD" raises the mean reward of its samples from about 0.1 to near 1, and GRPO scored by the
-# reward model raises that model's score of its samples. Curves are plotted.
+# reward model raises that model's score of its samples; PPO on the same word raises its reward too, with
+# its KL coefficient adapting. Curves are plotted.
 # Usage: rlhf_default_model.sh MLXD WORK_DIR
 set -euo pipefail
 mlxd=$1
@@ -56,9 +57,20 @@ check "$early < 0.4 and $late > 0.7" "grpo reward"
 rewards=($(steps "$work/grpo_rm/metrics.jsonl" reward))
 echo "grpo with the reward model: mean reward ${rewards[0]} at the first step, ${rewards[-1]} at the last"
 check "${rewards[-1]} > ${rewards[0]}" "grpo reward-model reward"
+# PPO with one completion per prompt, a value head and an adaptive KL penalty, on the same reward.
+"$mlxd" rlhf ppo --config "$here/data/ppo.yaml" --set model.from="$model" --out "$work/ppo" \
+  >"$work/ppo.log" 2>&1 || { cat "$work/ppo.log"; exit 1; }
+rewards=($(steps "$work/ppo/metrics.jsonl" reward))
+betas=($(steps "$work/ppo/metrics.jsonl" kl_beta))
+early=$(python3 -c "print(sum([${rewards[0]}, ${rewards[1]}, ${rewards[2]}]) / 3)")
+late=$(python3 -c "print(sum([${rewards[-1]}, ${rewards[-2]}, ${rewards[-3]}]) / 3)")
+echo "ppo: mean reward $early over the first 3 steps, $late over the last 3; kl_beta ${betas[0]} -> ${betas[-1]}"
+check "$early < 0.4 and $late > 0.6" "ppo reward"
+check "${betas[-1]} != ${betas[0]}" "ppo adaptive kl_beta"
 # The policies still generate, and the curves plot.
 "$mlxd" generate --model "$work/dpo/model" --prompt "In the beginning" --max-tokens 8 >/dev/null
 "$mlxd" plot "$work/reward/metrics.jsonl" -o "$work/reward.svg" >/dev/null
 "$mlxd" plot "$work/dpo/metrics.jsonl" -o "$work/dpo.svg" >/dev/null
 "$mlxd" plot "$work/grpo/metrics.jsonl" -o "$work/grpo.svg" >/dev/null
+"$mlxd" plot "$work/ppo/metrics.jsonl" -o "$work/ppo.svg" >/dev/null
 "$mlxd" generate --model "$work/grpo/model" --prompt "And God said" --max-tokens 8 >/dev/null
