@@ -2,7 +2,9 @@
 # The step time of each RLHF task on the default model beside a plain fine-tuning step in the same run:
 # 8 prompt/chosen completions a step (task lm, the baseline), a reward-model step on 8 pairs (16 rows), a DPO
 # step on 8 pairs with the reference forward (cache off, so every step pays it), and a GRPO step on 8
-# prompts x 4 completions of up to 16 tokens (rollouts on the inference path, reward, update). Prints JSON:
+# prompts x 4 completions of up to 16 tokens (rollouts on the inference path, reward, update), and a PPO step
+# on 8 prompts x 1 completion of up to 16 tokens (rollouts, reward, reference and value forwards, then 2
+# epochs x 2 minibatches = 4 updates). Prints JSON:
 # each task's median seconds per step after warm-up and its ratio to the baseline's.
 # Usage: bench/rlhf/rlhf_step_bench.sh [MLXD] [STEPS]   (default build/bin/mlxd, 10 steps)
 set -euo pipefail
@@ -26,6 +28,7 @@ common=(--set model.from="$root/models/default" --set run.steps="$steps" --set r
 "$mlxd" rlhf dpo --config "$data/dpo.yaml" "${common[@]}" --set dpo.cache_reference=false \
   --out "$work/dpo" >/dev/null 2>&1
 "$mlxd" rlhf grpo --config "$data/grpo.yaml" "${common[@]}" --out "$work/grpo" >/dev/null 2>&1
+"$mlxd" rlhf ppo --config "$data/ppo.yaml" "${common[@]}" --set data.batch_size=8 --out "$work/ppo" >/dev/null 2>&1
 /usr/bin/python3 - "$work" <<'PY'
 import json, statistics, sys
 
@@ -35,7 +38,7 @@ def step_seconds(run):
 
 base = step_seconds("lm")
 out = {"baseline_lm_step_s": base}
-for run in ("reward", "dpo", "grpo"):
+for run in ("reward", "dpo", "grpo", "ppo"):
     s = step_seconds(run)
     out[run] = {"step_s": s, "ratio_to_lm_step": s / base}
 print(json.dumps(out, indent=2))
