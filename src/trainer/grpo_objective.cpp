@@ -6,6 +6,7 @@
 #include "mlxd/core/autograd.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/rlhf/grpo.h"
+#include "mlxd/rlhf/kl.h"
 #include "mlxd/rlhf/logprobs.h"
 #include "mlxd/rlhf/ppo.h"
 #include "mlxd/rlhf/rollout_batch.h"
@@ -70,6 +71,10 @@ class grpo_objective final : public objective {
       }
       stats[8] = std::min(stats[8], r.ratio_min);
       stats[9] = std::max(stats[9], r.ratio_max);
+      if (ref.size()) {
+        autograd::no_grad metric;
+        stats[10] += sum(rlhf::kl_k1(logp, ref)).item<float>();  // 0 at masked positions: both are 0 there
+      }
       return r.loss;
     };
     return m;
@@ -89,7 +94,8 @@ class grpo_objective final : public objective {
             {"clip_fraction", -1},
             {"entropy", -1},
             {"ratio_min", -1, false, reduce::min},
-            {"ratio_max", -1, false, reduce::max}};
+            {"ratio_max", -1, false, reduce::max},
+            {"kl_k1", -1}};
   }
   nlohmann::json state() const override {
     return reference_ ? nlohmann::json{{"reference", reference_->state_json()}} : nlohmann::json(nullptr);

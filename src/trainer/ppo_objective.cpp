@@ -60,8 +60,9 @@ array value_of(const array& hidden, const array& weight, const array& bias) {
 struct rollout_buffer {
   scored_rollouts s;
   row_values old_values, advantages, returns;
-  std::vector<double> kl;  // per rollout: the summed k1 to the reference
-  std::vector<bool> used;  // false: a non-finite reward, left out of the updates
+  std::vector<double> kl;     // per rollout: the summed k1 to the reference
+  std::vector<double> kl_k3;  // per rollout: the summed k3 (>= 0, lower variance; reported beside k1)
+  std::vector<bool> used;     // false: a non-finite reward, left out of the updates
   double beta = 0;
 };
 
@@ -131,7 +132,8 @@ class ppo_objective final : public objective {
             {"clip_fraction"},
             {"value_clip_fraction"},
             {"ratio_min", -1, false, reduce::min},
-            {"ratio_max", -1, false, reduce::max}};
+            {"ratio_max", -1, false, reduce::max},
+            {"kl_k3", 1}};
   }
 
   nlohmann::json state() const override {
@@ -203,8 +205,10 @@ class ppo_objective final : public objective {
     out.advantages = valid_values(advantages, b.mask);
     out.returns = valid_values(g.returns, b.mask);
     const row_values k1 = valid_values(subtract(b.old_logprobs, ref), b.mask);
+    const row_values k3 = valid_values(rlhf::kl_k3(b.old_logprobs, ref), b.mask);
     double kl_sum = 0, used = 0;
     for (size_t i = 0; i < n; ++i) {
+      out.kl_k3.push_back(std::accumulate(k3[i].begin(), k3[i].end(), 0.0));
       out.kl.push_back(std::accumulate(k1[i].begin(), k1[i].end(), 0.0));
       if (out.used[i]) kl_sum += out.kl.back(), used += 1;
     }
@@ -261,6 +265,7 @@ class ppo_objective final : public objective {
     std::vector<rlhf::rollout> picked;
     std::vector<size_t> kept;
     double rollout_stats[6] = {0, 0, 0, 0, 0, 0};
+    double k3_sum = 0;
     for (size_t r : rows) {
       const rlhf::rollout& x = buffer_.s.rollouts[r];
       if (first) {
@@ -269,6 +274,7 @@ class ppo_objective final : public objective {
         if (buffer_.used[r]) {
           rollout_stats[0] += buffer_.s.rewards[r];
           rollout_stats[3] += buffer_.kl[r];
+          k3_sum += buffer_.kl_k3[r];
         } else {
           rollout_stats[5] += 1;
         }
@@ -298,7 +304,7 @@ class ppo_objective final : public objective {
     const array returns = place(buffer_.returns, kept, b.mask);
     const size_t w = index_of(policy, value_weight_name), bias = index_of(policy, value_bias_name);
     m.loss_sum = [forward = policy.forward_both, training = policy.training, b, old_values, advantages,
-                  returns, w, bias, first, rollout_stats,
+                  returns, w, bias, first, rollout_stats, k3_sum,
                   p = cfg_.ppo](const std::vector<array>& params, std::vector<double>& stats) {
       const auto [logits, hidden] = forward(params, b.inputs, training);
       const array logp = rlhf::sequence_logprobs(logits, b.labels, b.mask).tokens;
@@ -317,8 +323,10 @@ class ppo_objective final : public objective {
         autograd::no_grad metric;
         entropy = sum(rlhf::entropy_from_logits(logits, b.mask));
       }
-      if (first)
+      if (first) {
         for (size_t i = 0; i < 6; ++i) stats[i] += rollout_stats[i];
+        stats[13] += k3_sum;
+      }
       stats[6] += policy_sum.item<float>();
       stats[7] += value_sum.item<float>();
       stats[8] += entropy.item<float>();

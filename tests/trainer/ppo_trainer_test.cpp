@@ -74,6 +74,17 @@ TEST_F(ppo_trainer_test, a_step_makes_epochs_times_minibatches_updates) {
   EXPECT_EQ(static_cast<double>(r.tokens), 2.0 * 4.0 * length);
   const step_result second = t.step();
   EXPECT_GT(stat(second.stats, "kl"), 0.0) << "the policy moved away from the reference";
+  EXPECT_GT(stat(second.stats, "kl_k3"), 0.0);
+
+  // An entropy bonus is subtracted from the loss.
+  nlohmann::json doc = ppo_doc("bonus", 1, base);
+  doc["ppo"]["entropy_coef"] = 0.01;
+  trainer b(parse_train_config(doc, dir_.path()));
+  const step_result rb = b.step();
+  EXPECT_NEAR(
+      rb.loss,
+      stat(rb.stats, "policy_loss") + 0.1 * stat(rb.stats, "value_loss") - 0.01 * stat(rb.stats, "entropy"),
+      1e-5);
 }
 
 TEST_F(ppo_trainer_test, a_step_is_the_same_for_any_split_of_its_minibatches) {

@@ -198,6 +198,7 @@ TEST_F(rlhf_trainer_test, grpo_samples_groups_and_reports_their_rewards) {
   // Sampling at temperature 1 from a barely trained model: well above 0, below log(vocabulary).
   EXPECT_GT(stat(r.stats, "entropy"), 0.1);
   EXPECT_LT(stat(r.stats, "entropy"), std::log(300.0));
+  EXPECT_EQ(stat(r.stats, "kl_k1"), 0.0);  // no reference without kl_beta
 }
 
 TEST_F(rlhf_trainer_test, grpo_with_tied_rewards_moves_nothing) {
