@@ -10,9 +10,7 @@ mlxd=$1
 work=$2
 source "$(dirname "$0")/run_helpers.sh"
 rm -rf "$work" && mkdir -p "$work"
-learn_tokenizer "$mlxd" "$work/tok"
-"$mlxd" train --config "$here/data/tiny.yaml" --set tokenizer="$work/tok" --set data.train="$corpus" \
-  --set run.save_dtype=f32 --steps 10 --out "$work/base" >"$work/base.log" 2>&1
+tiny_base "$mlxd" "$work"
 common=(--config "$here/data/dpo.yaml" --set model.from="$work/base/model" --set data.seq_len=64
   --set data.validation_fraction=0 --set run.steps=6 --set run.eval_every=0 --set threads=1)
 "$mlxd" rlhf dpo "${common[@]}" --set data.batch_size=2 --out "$work/one" >"$work/one.log" 2>&1 ||
@@ -20,12 +18,7 @@ common=(--config "$here/data/dpo.yaml" --set model.from="$work/base/model" --set
 "$mlxd" launch -n 2 -- "$mlxd" rlhf dpo "${common[@]}" --set data.batch_size=1 --out "$work/ranks" \
   >"$work/ranks.log" 2>&1 || { cat "$work/ranks.log"; exit 1; }
 "$here/compare_models.py" "$work/one/model/model.safetensors" "$work/ranks/model/model.safetensors" 1e-4 2e-5
-for key in loss margin; do
-  values() { grep '"loss"' "$1" | sed -E "s/.*\"$key\":([-0-9.e+]+).*/\1/"; }
-  paste <(values "$work/one/metrics.jsonl") <(values "$work/ranks/metrics.jsonl") |
-    awk -v key="$key" '{ d = $1 - $2; if (d < 0) d = -d; m = $1 < 0 ? -$1 : $1
-         if (NF != 2 || d > 1e-5 * m + 1e-5) { print key " differs: " $0; bad = 1 } } END { exit bad }'
-done
+same_metrics 1e-5 "$work/one/metrics.jsonl" "$work/ranks/metrics.jsonl" loss margin
 
 # A config whose task is another command's is refused, naming the command to run.
 if "$mlxd" rlhf reward "${common[@]}" --set task=dpo --out "$work/wrong" 2>"$work/wrong.err"; then

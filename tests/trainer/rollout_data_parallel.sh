@@ -10,9 +10,7 @@ mlxd=$1
 work=$2
 source "$(dirname "$0")/run_helpers.sh"
 rm -rf "$work" && mkdir -p "$work"
-learn_tokenizer "$mlxd" "$work/tok"
-"$mlxd" train --config "$here/data/tiny.yaml" --set tokenizer="$work/tok" --set data.train="$corpus" \
-  --set run.save_dtype=f32 --steps 10 --out "$work/base" >"$work/base.log" 2>&1
+tiny_base "$mlxd" "$work"
 printf '%s\n' '{"prompt": "And God said"}' '{"prompt": "In the beginning"}' '{"prompt": "And the earth"}' \
   '{"prompt": "And God saw"}' >"$work/prompts.jsonl"
 
@@ -22,12 +20,7 @@ compare() {
   shift
   "$here/compare_models.py" "$work/$task-one/model/model.safetensors" "$work/$task-ranks/model/model.safetensors" \
     1e-4 2e-5
-  for key in "$@"; do
-    values() { grep '"loss"' "$1" | sed -E "s/.*\"$key\":([-0-9.e+]+).*/\1/"; }
-    paste <(values "$work/$task-one/metrics.jsonl") <(values "$work/$task-ranks/metrics.jsonl") |
-      awk -v key="$task $key" '{ d = $1 - $2; if (d < 0) d = -d; m = $1 < 0 ? -$1 : $1
-           if (NF != 2 || d > 1e-4 * m + 1e-5) { print key " differs: " $0; bad = 1 } } END { exit bad }'
-  done
+  same_metrics 1e-4 "$work/$task-one/metrics.jsonl" "$work/$task-ranks/metrics.jsonl" "$@"
 }
 
 # run TASK SETTINGS...: TASK with 2 prompts a step in one process and 1 prompt on each of 2 ranks.
