@@ -179,6 +179,7 @@ std::future<v1::StepReply> coordinator::impl::submit(active& a, v1::StepRequest 
       req.clear_tokens();
       rpc::to_chunk(x, req.mutable_hidden());
       req.add_stage_ms(ms_since(start));
+      req.add_stage_batch(1);  // the coordinator's own layers run one sequence at a time
     }
   }
   return a.stream->send(req);
@@ -192,8 +193,9 @@ v1::StepReply coordinator::impl::finish(std::future<v1::StepReply> f, bool expec
                       (r.sampled() ? "token " + std::to_string(r.token()) + " outside the vocabulary"
                                    : std::string("no token")) +
                       ")");
-  if (r.stage_ms_size() > 1024)
-    throw step_failed("a reply carries " + std::to_string(r.stage_ms_size()) + " stage times");
+  if (r.stage_ms_size() > 1024 || r.stage_batch_size() > 1024)
+    throw step_failed("a reply carries " + std::to_string(std::max(r.stage_ms_size(), r.stage_batch_size())) +
+                      " stage figures");
   return r;
 }
 
@@ -320,6 +322,8 @@ generation_result coordinator::generate(const generation_request& r) {
         out.decode_round_trip_ms += ms_since(sent);
         out.decode_stage_ms.resize(std::max<size_t>(out.decode_stage_ms.size(), reply.stage_ms_size()));
         for (int i = 0; i < reply.stage_ms_size(); ++i) out.decode_stage_ms[i] += reply.stage_ms(i);
+        for (uint32_t b : reply.stage_batch())
+          out.max_stage_batch = std::max(out.max_stage_batch, static_cast<int>(b));
       }
       c.end_sequence(*a, id);
       out.stage_nodes.clear();

@@ -2,7 +2,10 @@
 
 #include <atomic>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <set>
 #include <thread>
 
 #include "comm/grpc/credentials.h"
@@ -17,8 +20,14 @@ std::string mib(uint64_t bytes) {
   return std::to_string((bytes + (1 << 19)) >> 20) + " MiB";
 }
 
-double ms_since(stage_service::clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(stage_service::clock::now() - t).count();
+// Rows one forward_layers_batch may hold: matmul runs up to 16 rows row by row, so each sequence gets the
+// bits it gets alone (more rows would take the GEMM path).
+constexpr int64_t max_batch_rows = 16;
+
+// The input rows a forward step carries: its token ids, or the rows of its hidden states.
+int64_t step_rows(const v1::StepRequest& req) {
+  if (req.tokens_size() > 0) return req.tokens_size();
+  return req.hidden().shape_size() > 0 ? req.hidden().shape(0) : 0;
 }
 
 }  // namespace
@@ -159,33 +168,36 @@ void stage_service::evict_idle() {
   }
 }
 
-std::optional<array> stage_service::forward(const loaded& st, const v1::StepRequest& req,
-                                            v1::StepReply& reply) {
+stage_service::step_input stage_service::prepare(const loaded& st, const v1::StepRequest& req) {
   const models::llama_model& m = *st.model;
-  std::shared_ptr<sequence> seq = open_sequence(st, req);
-  seq->last_used = clock::now();
-  if (seq->cache.length() != req.position())
+  step_input in{open_sequence(st, req), array()};
+  in.seq->last_used = clock::now();
+  if (in.seq->cache.length() != req.position())
     throw std::invalid_argument("sequence " + std::to_string(req.sequence_id()) + " is at position " +
-                                std::to_string(seq->cache.length()) + " here, the step is for position " +
+                                std::to_string(in.seq->cache.length()) + " here, the step is for position " +
                                 std::to_string(req.position()));
-  array x;
   if (m.stage().embedding) {
     if (req.tokens_size() == 0) throw std::invalid_argument("the first stage needs token ids");
-    x = m.embed(std::vector<int32_t>(req.tokens().begin(), req.tokens().end()));
+    in.x = m.embed(std::vector<int32_t>(req.tokens().begin(), req.tokens().end()));
   } else {
     if (!req.has_hidden()) throw std::invalid_argument("the step carries no hidden states");
-    const std::string why = rpc::from_chunk(req.hidden(), x);
+    const std::string why = rpc::from_chunk(req.hidden(), in.x);
     if (!why.empty()) throw std::invalid_argument("hidden states: " + why);
   }
-  x = m.forward_layers(x, seq->cache);  // checks the shape and the room left
-  if (!m.stage().head) return x;
-  if (req.want_logits()) rpc::to_chunk(m.head(x), reply.mutable_logits());
+  return in;
+}
+
+std::optional<array> stage_service::finish(const loaded& st, const v1::StepRequest& req, sequence& seq,
+                                           const array& y, v1::StepReply& reply) {
+  const models::llama_model& m = *st.model;
+  if (!m.stage().head) return y;
+  if (req.want_logits()) rpc::to_chunk(m.head(y), reply.mutable_logits());
   if (req.sample()) {
-    const array logits = m.head(x);  // every row, as the single-node forward computes them
+    const array logits = m.head(y);  // every row, as the single-node forward computes them
     const array last = contiguous(slice_axis(logits, 0, logits.shape(0) - 1, logits.shape(0)));
     const engine::sample_result r =
-        seq->sampler->sample({last.data<float>(), static_cast<size_t>(last.size())}, seq->history);
-    seq->history.push_back(r.id);
+        seq.sampler->sample({last.data<float>(), static_cast<size_t>(last.size())}, seq.history);
+    seq.history.push_back(r.id);
     reply.set_sampled(true);
     reply.set_token(r.id);
     reply.set_logprob(r.logprob);
@@ -196,6 +208,50 @@ std::optional<array> stage_service::forward(const loaded& st, const v1::StepRequ
     }
   }
   return std::nullopt;
+}
+
+void stage_service::run_forward(const loaded& st, std::vector<v1::StepRequest*>& reqs,
+                                std::vector<v1::StepReply>& replies, std::vector<std::string>& errors) {
+  const auto start = clock::now();
+  std::vector<step_input> inputs(reqs.size());
+  std::vector<size_t> ready;  // the steps whose input is good, in order
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    try {
+      inputs[i] = prepare(st, *reqs[i]);
+      ready.push_back(i);
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  }
+  std::vector<array> outputs(reqs.size());
+  try {
+    if (ready.size() == 1) {
+      outputs[ready[0]] = st.model->forward_layers(inputs[ready[0]].x, inputs[ready[0]].seq->cache);
+    } else if (!ready.empty()) {
+      std::vector<array> xs;
+      std::vector<models::kv_cache*> caches;
+      for (size_t i : ready) xs.push_back(inputs[i].x), caches.push_back(&inputs[i].seq->cache);
+      const std::vector<array> ys = st.model->forward_layers_batch(xs, caches);
+      for (size_t k = 0; k < ready.size(); ++k) outputs[ready[k]] = ys[k];
+    }
+  } catch (const std::exception& e) {
+    for (size_t i : ready) errors[i] = e.what();
+    ready.clear();
+  }
+  const double ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
+  for (size_t i : ready) {
+    try {
+      std::optional<array> hidden = finish(st, *reqs[i], *inputs[i].seq, outputs[i], replies[i]);
+      reqs[i]->add_stage_ms(ms);
+      reqs[i]->add_stage_batch(static_cast<uint32_t>(ready.size()));
+      if (hidden) {
+        reqs[i]->clear_tokens();
+        rpc::to_chunk(*hidden, reqs[i]->mutable_hidden());
+      }
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  }
 }
 
 grpc::Status stage_service::Run(grpc::ServerContext* ctx,
@@ -254,42 +310,104 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       ctx->TryCancel();
     });
   }
-  v1::StepRequest req;
-  while (!down_lost && up->Read(&req)) {
-    v1::StepReply reply;
-    reply.set_step_id(req.step_id());
-    reply.set_sequence_id(req.sequence_id());
-    const auto start = clock::now();
-    try {
-      if (req.kind() == v1::STEP_END) {
-        drop_sequence(req.sequence_id());
-      } else if (req.kind() == v1::STEP_FORWARD) {
-        std::optional<array> hidden = forward(*st, req, reply);
-        req.add_stage_ms(ms_since(start));
-        if (hidden) {
-          req.clear_tokens();
-          rpc::to_chunk(*hidden, req.mutable_hidden());
-        }
-      } else {
-        throw std::invalid_argument("unknown step kind " + std::to_string(req.kind()));
-      }
-    } catch (const std::exception& e) {
+  // A reader queues what arrives, so steps of several sequences that arrive while one computes run together.
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<v1::StepRequest> queue;
+  bool upstream_done = false;
+  std::thread reader([&] {
+    v1::StepRequest r;
+    while (!down_lost && up->Read(&r)) {
+      std::lock_guard lock(queue_mu);
+      queue.push_back(std::move(r));
+      queue_cv.notify_one();
+    }
+    std::lock_guard lock(queue_mu);
+    upstream_done = true;
+    queue_cv.notify_one();
+  });
+  auto deliver = [&](v1::StepRequest& req, v1::StepReply& reply, const std::string& error) {
+    if (!error.empty()) {
       drop_sequence(req.sequence_id());
       reply.Clear();
       reply.set_step_id(req.step_id());
       reply.set_sequence_id(req.sequence_id());
-      reply.set_error(e.what());
+      reply.set_error(error);
       reply.set_error_node(node_id_);
       write_up(reply);
-      continue;
-    }
-    if (down) {
+    } else if (down) {
       down->Write(req);
     } else {
       reply.mutable_stage_ms()->CopyFrom(req.stage_ms());
+      reply.mutable_stage_batch()->CopyFrom(req.stage_batch());
       write_up(reply);
     }
+  };
+  while (!down_lost) {
+    std::deque<v1::StepRequest> taken;
+    {
+      std::unique_lock lock(queue_mu);
+      queue_cv.wait(lock, [&] { return !queue.empty() || upstream_done; });
+      if (queue.empty()) break;
+      taken.swap(queue);
+    }
+    // In arrival order: a run of one-row decode steps of distinct sequences forms one batch; any other step
+    // (a prefill chunk, logits, an end) ends the run and goes alone, so each sequence's steps keep their
+    // order.
+    std::vector<v1::StepRequest*> group;
+    std::set<uint64_t> in_group;
+    int64_t rows = 0;
+    auto flush = [&] {
+      if (group.empty()) return;
+      std::vector<v1::StepReply> replies(group.size());
+      std::vector<std::string> errors(group.size());
+      for (size_t i = 0; i < group.size(); ++i) {
+        replies[i].set_step_id(group[i]->step_id());
+        replies[i].set_sequence_id(group[i]->sequence_id());
+      }
+      run_forward(*st, group, replies, errors);
+      for (size_t i = 0; i < group.size(); ++i) deliver(*group[i], replies[i], errors[i]);
+      group.clear();
+      in_group.clear();
+      rows = 0;
+    };
+    for (v1::StepRequest& req : taken) {
+      const bool forward = req.kind() == v1::STEP_FORWARD;
+      const int64_t n = step_rows(req);
+      const bool batchable = forward && req.position() > 0 && !req.want_logits() && n == 1;
+      if (!batchable || in_group.contains(req.sequence_id()) || rows + n > max_batch_rows) flush();
+      if (batchable) {
+        group.push_back(&req);
+        in_group.insert(req.sequence_id());
+        rows += n;
+        continue;
+      }
+      if (forward) {
+        group.push_back(&req);
+        flush();
+        continue;
+      }
+      v1::StepReply reply;
+      reply.set_step_id(req.step_id());
+      reply.set_sequence_id(req.sequence_id());
+      std::string error;
+      if (req.kind() == v1::STEP_END)
+        drop_sequence(req.sequence_id());
+      else
+        error = "unknown step kind " + std::to_string(req.kind());
+      // An end travels down to the other stages and the last one answers it; an unknown kind is answered
+      // here.
+      deliver(req, reply, error);
+    }
+    flush();
   }
+  bool read_all = false;
+  {
+    std::lock_guard lock(queue_mu);
+    read_all = upstream_done;
+  }
+  if (!read_all) ctx->TryCancel();  // the next stage was lost: end the reader's Read
+  reader.join();
   closing = !down_lost;
   if (down) {
     down->WritesDone();

@@ -47,9 +47,23 @@ class stage_service final : public v1::Stage::Service {
     uint64_t bytes = 0;
   };
 
-  // Runs one forward step on this stage. Returns the hidden states for the next stage, or fills `reply` (the
-  // last stage). Throws std::invalid_argument for a malformed or inconsistent step.
-  std::optional<array> forward(const loaded& st, const v1::StepRequest& req, v1::StepReply& reply);
+  // A forward step's sequence and input rows on this stage (embedded tokens or the hidden states received).
+  // Throws std::invalid_argument for a malformed or inconsistent step.
+  struct step_input {
+    std::shared_ptr<sequence> seq;
+    array x;  // f32 [n_tokens, hidden]
+  };
+  step_input prepare(const loaded& st, const v1::StepRequest& req);
+  // After the layers ran: the hidden states y for the next stage, or (the last stage) the reply filled with
+  // the sampled token or the logits.
+  std::optional<array> finish(const loaded& st, const v1::StepRequest& req, sequence& seq, const array& y,
+                              v1::StepReply& reply);
+  // Runs forward steps: the decode steps of different sequences (one row each, 16 rows at most) in one
+  // forward_layers_batch, so each stage reads its weights once for all of them; the others alone. Each
+  // request is updated for the next stage (hidden states, its stage time and batch size) or its reply
+  // filled; a step that fails gets its error in `errors`.
+  void run_forward(const loaded& st, std::vector<v1::StepRequest*>& reqs, std::vector<v1::StepReply>& replies,
+                   std::vector<std::string>& errors);
   std::shared_ptr<sequence> open_sequence(const loaded& st, const v1::StepRequest& req);
   void drop_sequence(uint64_t id);
 

@@ -176,31 +176,30 @@ array llama_model::forward_layers(const array& hidden, kv_cache& cache) const {
   return x;
 }
 
-array llama_model::forward_batch(const std::vector<std::vector<int32_t>>& tokens,
-                                 const std::vector<kv_cache*>& caches) const {
-  if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
-    throw std::invalid_argument(
-        "[llama] forward_batch needs the whole model; this one holds a pipeline stage");
-  if (tokens.empty() || tokens.size() != caches.size())
-    throw std::invalid_argument(
-        "[llama] forward_batch needs one cache per sequence and at least one sequence");
-  std::vector<int32_t> all;
-  std::vector<int64_t> begin;  // first row of each sequence
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i].empty()) throw std::invalid_argument("[llama] forward_batch: sequence with no tokens");
-    if (caches[i] == nullptr || caches[i]->n_layers() != stage_.n_layers())
-      throw std::invalid_argument("[llama] forward_batch: a missing cache or one of another model");
-    if (caches[i]->length() + static_cast<int64_t>(tokens[i].size()) > caches[i]->capacity()) {
-      throw std::invalid_argument("[llama] " + std::to_string(caches[i]->length() + tokens[i].size()) +
+namespace {
+
+// Checks that each sequence's `rows` new positions fit its cache, one of this stage's.
+void check_batch_caches(const llama_stage& stage, const std::vector<int64_t>& rows,
+                        const std::vector<kv_cache*>& caches) {
+  if (rows.empty() || rows.size() != caches.size())
+    throw std::invalid_argument("[llama] a batch needs one cache per sequence and at least one sequence");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 1) throw std::invalid_argument("[llama] a batch holds a sequence with no tokens");
+    if (caches[i] == nullptr || caches[i]->n_layers() != stage.n_layers())
+      throw std::invalid_argument("[llama] a batch holds a missing cache or one of another model");
+    if (caches[i]->length() + rows[i] > caches[i]->capacity()) {
+      throw std::invalid_argument("[llama] " + std::to_string(caches[i]->length() + rows[i]) +
                                   " positions exceed the context of " +
                                   std::to_string(caches[i]->capacity()));
     }
-    begin.push_back(static_cast<int64_t>(all.size()));
-    all.insert(all.end(), tokens[i].begin(), tokens[i].end());
   }
-  begin.push_back(static_cast<int64_t>(all.size()));
+}
+
+}  // namespace
+
+array llama_model::batch_layers(array x, const std::vector<int64_t>& begin,
+                                const std::vector<kv_cache*>& caches) const {
   const float eps = config_.rms_norm_eps;
-  array x = embed(all);  // [T_all, hidden]
   for (int l = 0; l < stage_.n_layers(); ++l) {
     const llama_layer& layer = layers_[l];
     const array h = rms_norm(x, layer.attn_norm, eps);
@@ -208,7 +207,7 @@ array llama_model::forward_batch(const std::vector<std::vector<int32_t>>& tokens
     const array k = linear(h, layer.wk, layer.bk);  // [T_all, kv * head_dim]
     const array v = linear(h, layer.wv, layer.bv);
     std::vector<array> outs;
-    for (size_t i = 0; i < tokens.size(); ++i) {
+    for (size_t i = 0; i < caches.size(); ++i) {
       auto rows = [&](const array& a) { return slice_axis(a, 0, begin[i], begin[i + 1]); };
       outs.push_back(attend(rows(q), rows(k), rows(v), layer, l, *caches[i]));
     }
@@ -216,12 +215,48 @@ array llama_model::forward_batch(const std::vector<std::vector<int32_t>>& tokens
     const array m = rms_norm(x, layer.mlp_norm, eps);
     x = add(x, linear(multiply(silu(linear(m, layer.w_gate)), linear(m, layer.w_up)), layer.w_down));
   }
-  std::vector<int64_t> last;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    caches[i]->commit(static_cast<int>(tokens[i].size()));
-    last.push_back(begin[i + 1] - 1);
+  for (size_t i = 0; i < caches.size(); ++i) caches[i]->commit(static_cast<int>(begin[i + 1] - begin[i]));
+  return x;
+}
+
+array llama_model::forward_batch(const std::vector<std::vector<int32_t>>& tokens,
+                                 const std::vector<kv_cache*>& caches) const {
+  if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
+    throw std::invalid_argument(
+        "[llama] forward_batch needs the whole model; this one holds a pipeline stage");
+  std::vector<int64_t> rows;
+  for (const auto& t : tokens) rows.push_back(static_cast<int64_t>(t.size()));
+  check_batch_caches(stage_, rows, caches);
+  std::vector<int32_t> all;
+  std::vector<int64_t> begin;  // first row of each sequence
+  for (const auto& t : tokens) {
+    begin.push_back(static_cast<int64_t>(all.size()));
+    all.insert(all.end(), t.begin(), t.end());
   }
+  begin.push_back(static_cast<int64_t>(all.size()));
+  const array x = batch_layers(embed(all), begin, caches);  // [T_all, hidden]
+  std::vector<int64_t> last;
+  for (size_t i = 0; i < tokens.size(); ++i) last.push_back(begin[i + 1] - 1);
   return head(take(x, array::from(last, {static_cast<int64_t>(last.size())})));  // [n_seqs, vocab]
+}
+
+std::vector<array> llama_model::forward_layers_batch(const std::vector<array>& hidden,
+                                                     const std::vector<kv_cache*>& caches) const {
+  std::vector<int64_t> rows, begin = {0};
+  for (const array& h : hidden) {
+    if (h.ndim() != 2 || h.shape(0) < 1 || h.shape(1) != config_.hidden_size || h.type() != dtype::f32) {
+      throw std::invalid_argument("[llama] stage input is " + h.to_string() + ", expected f32[n_tokens, " +
+                                  std::to_string(config_.hidden_size) + "]");
+    }
+    rows.push_back(h.shape(0));
+    begin.push_back(begin.back() + h.shape(0));
+  }
+  check_batch_caches(stage_, rows, caches);
+  const array x = batch_layers(hidden.size() == 1 ? hidden[0] : concatenate(hidden, 0), begin, caches);
+  std::vector<array> out;
+  for (size_t i = 0; i < hidden.size(); ++i)
+    out.push_back(contiguous(slice_axis(x, 0, begin[i], begin[i + 1])));
+  return out;
 }
 
 array llama_model::head(const array& x) const {

@@ -158,17 +158,26 @@ TEST_F(Pipeline, ConcurrentSequencesEachGetWhatTheyWouldAlone) {
   const int n = 8;
   std::vector<generation_request> requests(n);
   std::vector<std::vector<int32_t>> got(n);
+  std::vector<int> batched(n);
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i) {
     requests[i].prompt = {static_cast<int32_t>(i + 1), 40, static_cast<int32_t>(90 - i)};
-    requests[i].max_tokens = 10;
+    requests[i].max_tokens = 16;
     requests[i].sampling = seeded();
     requests[i].sampling.seed = static_cast<uint64_t>(i);
-    threads.emplace_back([&, i] { got[i] = c.generate(requests[i]).tokens; });
+    threads.emplace_back([&, i] {
+      const generation_result r = c.generate(requests[i]);
+      got[i] = r.tokens;
+      batched[i] = r.max_stage_batch;
+    });
   }
   for (auto& t : threads) t.join();
   for (int i = 0; i < n; ++i)
-    EXPECT_EQ(got[i], generate_alone(requests[i].prompt, 10, requests[i].sampling)) << "sequence " << i;
+    EXPECT_EQ(got[i], generate_alone(requests[i].prompt, 16, requests[i].sampling)) << "sequence " << i;
+  // The workers ran decode steps of sequences that met in one batched forward, and still gave each sequence
+  // the very tokens it gets alone.
+  EXPECT_GT(*std::max_element(batched.begin(), batched.end()), 1);
+  EXPECT_LE(*std::max_element(batched.begin(), batched.end()), n);
   // Every sequence ended: no KV cache is left on any worker.
   for (const node_status& s : c.status(1)) EXPECT_EQ(s.n_sequences, 0u) << s.address;
 }

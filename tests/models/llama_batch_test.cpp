@@ -83,6 +83,47 @@ TEST(LlamaBatch, MatchesEachSequenceAloneWithQkNormAndQuantizedWeights) {
   check_batch_matches_alone(load_llama(std::string(MLXD_GOLDEN_DIR) + "/llama_quant/model.gguf"), 13);
 }
 
+// A pipeline stage's layers over the decode rows of several sequences at once (a worker batching the steps
+// that reach it together): each sequence's hidden states are bit-identical to its rows run alone, so a
+// sharded generation does not depend on which sequences it met.
+TEST(LlamaBatch, StageLayersOverSeveralSequencesEqualEachAloneBitForBit) {
+  const llama_config c = bias_config();
+  const auto w = init_llama_weights(c, 5);
+  const llama_model stage(c, w, llama_stage{1, 3, false, true});
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  auto rows = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n * c.hidden_size));
+    for (float& x : v) x = normal(rng);
+    return array::from(v, {n, c.hidden_size});
+  };
+  std::vector<kv_cache> batch_caches, alone_caches;
+  for (int s = 0; s < 4; ++s) {
+    batch_caches.push_back(stage.make_cache(16)), alone_caches.push_back(stage.make_cache(16));
+    const array prompt = rows(2 + s);  // prefilled alone, as the worker runs prompts
+    stage.forward_layers(prompt, batch_caches.back());
+    stage.forward_layers(prompt, alone_caches.back());
+  }
+  for (int step = 0; step < 3; ++step) {
+    std::vector<array> xs;
+    std::vector<kv_cache*> caches;
+    for (int s = 0; s < 4; ++s)
+      xs.push_back(rows(1)), caches.push_back(&batch_caches[static_cast<size_t>(s)]);
+    const std::vector<array> ys = stage.forward_layers_batch(xs, caches);
+    ASSERT_EQ(ys.size(), 4u);
+    for (size_t s = 0; s < 4; ++s) {
+      const array alone = stage.forward_layers(xs[s], alone_caches[s]);
+      EXPECT_EQ(max_abs_diff(ys[s], alone), 0.0f) << "sequence " << s << " step " << step;
+      EXPECT_EQ(batch_caches[s].length(), alone_caches[s].length());
+    }
+  }
+  kv_cache full = stage.make_cache(1);
+  EXPECT_THROW(stage.forward_layers_batch({rows(2)}, {&full}), std::invalid_argument);
+  EXPECT_THROW(stage.forward_layers_batch({rows(1), rows(1)}, {&full}), std::invalid_argument);
+  EXPECT_THROW(stage.forward_layers_batch({array::from(std::vector<float>{1, 2}, {1, 2})}, {&full}),
+               std::invalid_argument);
+}
+
 TEST(LlamaBatch, RefusesBadArguments) {
   const llama_config c = bias_config();
   const llama_model m(c, init_llama_weights(c, 3));

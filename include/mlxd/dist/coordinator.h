@@ -60,6 +60,9 @@ struct generation_result {
   int decode_steps = 0;
   double decode_round_trip_ms = 0;
   std::vector<double> decode_stage_ms;
+  // The most sequences any stage ran one of this request's decode steps together with (1: always alone);
+  // workers batch the decode steps of concurrent sequences that reach them at the same time.
+  int max_stage_batch = 0;
   // Who ran each stage of the plan that finished the request, first stage first: a worker's address, or
   // "coordinator" for --coordinator-layers; decode_stage_ms[i] is stage_nodes[i]'s time.
   std::vector<std::string> stage_nodes;
