@@ -7,6 +7,7 @@ over the repetitions of a level. Every stream asks for exactly --tokens tokens (
 with logit_bias) from a distinct prompt, streamed with stream_options.include_usage.
 
 Usage: bench/serve/serve_bench.py [--build build] [--model DIR] [--threads 2] [--tokens 64] [--rounds 1]
+                                  [--workers N]   (serve over N local worker processes, each with --threads)
 Without --model it serves a ~6M-parameter Llama (bench/serve/model.json, seeded random weights made by
 `mlxd init`) with the byte-level test tokenizer. Prints one JSON object.
 """
@@ -26,6 +27,21 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 LEVELS = [1, 4, 8, 16]
 
 
+def start_workers(args, work):
+    """--workers N local `mlxd worker` processes, each with all the threads; their addresses."""
+    addresses = []
+    for i in range(args.workers):
+        port_file = os.path.join(work, f"worker{i}.port")
+        args.worker_procs.append(subprocess.Popen(
+            [args.mlxd, "--threads", str(args.threads), "worker", "--host", "127.0.0.1", "--port", "0",
+             "--port-file", port_file], stdout=subprocess.DEVNULL))
+        deadline = time.time() + 30
+        while not os.path.exists(port_file) and time.time() < deadline:
+            time.sleep(0.05)
+        addresses.append("127.0.0.1:" + open(port_file).read().strip())
+    return addresses
+
+
 def start_server(args, work):
     model = args.model
     if not model:
@@ -36,8 +52,11 @@ def start_server(args, work):
         for f in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copy(os.path.join(tok, f), model)
     port_file = os.path.join(work, "port")
-    proc = subprocess.Popen([args.mlxd, "--threads", str(args.threads), "serve", "--model", model, "--port", "0",
-                             "--port-file", port_file, "--max-running", "16"], stdout=subprocess.DEVNULL)
+    command = [args.mlxd, "--threads", str(args.threads), "serve", "--model", model, "--port", "0",
+               "--port-file", port_file, "--max-running", "16"]
+    if args.workers:
+        command += ["--workers", ",".join(start_workers(args, work))]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -113,7 +132,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--workers", type=int, default=0, help="serve over this many local worker processes")
     args = p.parse_args()
+    args.worker_procs = []
     args.mlxd = os.path.join(args.build, "bin", "mlxd")
     work = tempfile.mkdtemp()
     proc = None
@@ -136,13 +157,14 @@ def main():
                         "ttft_p50_ms": round(1000 * percentile(ttft, 0.5), 1),
                         "ttft_p95_ms": round(1000 * percentile(ttft, 0.95), 1)})
         print(json.dumps({"model": args.model or "bench/serve/model.json (random weights)", "threads": args.threads,
+                          "workers": args.workers,
                           "tokens_per_stream": args.tokens, "repetitions_per_level": 2 * args.rounds,
                           "load_average_before_after": [load_before, os.getloadavg()[0]], "cores": os.cpu_count(),
                           "levels": out}, indent=1))
     finally:
-        if proc:
-            proc.terminate()
-            proc.wait()
+        for q in ([proc] if proc else []) + args.worker_procs:
+            q.terminate()
+            q.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
