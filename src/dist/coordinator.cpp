@@ -47,9 +47,21 @@ struct coordinator::impl {
   mutable std::mutex plan_mu;
   std::shared_ptr<active> current;
   std::atomic<uint64_t> next_sequence{1};
+  std::atomic<int> in_flight{0};          // generate() and logits() calls running
+  clock_type::time_point rejoin_checked;  // guarded by plan_mu
+
+  // Counts a running request for as long as it lives.
+  struct running {
+    explicit running(std::atomic<int>& n) : n_(n) { ++n_; }
+    ~running() { --n_; }
+    running(const running&) = delete;
+    running& operator=(const running&) = delete;
+    std::atomic<int>& n_;
+  };
 
   void establish(bool all_required);
   std::shared_ptr<active> get_active();
+  void rejoin_absent();
   void recover(const std::shared_ptr<active>& failed, const std::string& why);
   std::future<v1::StepReply> submit(active& a, v1::StepRequest req);
   v1::StepReply finish(std::future<v1::StepReply> f, bool expect_token);
@@ -130,6 +142,29 @@ std::shared_ptr<coordinator::impl::active> coordinator::impl::get_active() {
   std::lock_guard lock(plan_mu);
   if (!current) establish(false);
   return current;
+}
+
+void coordinator::impl::rejoin_absent() {
+  if (o.rejoin_interval.count() <= 0 || in_flight.load() != 0) return;
+  std::lock_guard lock(plan_mu);
+  if (!current || clock_type::now() - rejoin_checked < o.rejoin_interval) return;
+  rejoin_checked = clock_type::now();
+  cluster_access absent = o.access;
+  absent.workers.clear();
+  for (const std::string& w : o.access.workers) {
+    const bool planned = std::any_of(current->nodes.begin(), current->nodes.end(),
+                                     [&](const node_info& n) { return n.address == w; });
+    if (!planned) absent.workers.push_back(w);
+  }
+  if (absent.workers.empty()) return;
+  const std::vector<node_status> back = probe_cluster(absent);
+  if (std::none_of(back.begin(), back.end(), [](const node_status& s) { return s.healthy; })) return;
+  // A request that started meanwhile finds its plan gone and re-prefills on this one, as after a loss.
+  current.reset();
+  try {
+    establish(false);
+  } catch (const std::exception&) {  // left unplanned: the next request plans again and reports why
+  }
 }
 
 void coordinator::impl::recover(const std::shared_ptr<active>& failed, const std::string& why) {
@@ -261,6 +296,8 @@ generation_result coordinator::generate(const generation_request& r) {
                                 std::to_string(r.max_tokens) + " new ones exceeds the context of " +
                                 std::to_string(cfg.max_position_embeddings));
   engine::validate(r.sampling, cfg.vocab_size);
+  c.rejoin_absent();
+  const impl::running counted(c.in_flight);
   const int n_prompt = static_cast<int>(r.prompt.size()), chunk = c.chunk_tokens();
   generation_result out;
   const auto start = clock_type::now();
@@ -362,6 +399,8 @@ array coordinator::logits(const std::vector<int32_t>& tokens) {
     throw std::invalid_argument("[logits] " + std::to_string(tokens.size()) +
                                 " tokens exceed the context of " +
                                 std::to_string(c.config.max_position_embeddings));
+  c.rejoin_absent();
+  const impl::running counted(c.in_flight);
   const int n = static_cast<int>(tokens.size()), chunk = c.chunk_tokens();
   for (int attempt = 0;; ++attempt) {
     std::shared_ptr<impl::active> a = c.get_active();

@@ -203,6 +203,34 @@ TEST_F(Pipeline, WorkerKilledMidGenerationGivesTheSameTokens) {
   EXPECT_EQ(c.plan_description().find(workers[1]->address()), std::string::npos) << c.plan_description();
 }
 
+// A worker that was down and answers again on its address rejoins: a later request, with nothing running,
+// plans over all three again and still gets the same tokens.
+TEST_F(Pipeline, AWorkerThatComesBackRejoinsTheNextPlan) {
+  auto workers = start(3);
+  coordinator_options o = options(workers);
+  o.rejoin_interval = std::chrono::milliseconds(100);
+  coordinator c(*dir_, o);
+  generation_request r;
+  r.prompt = prompt;
+  r.max_tokens = 8;
+  r.sampling = seeded();
+  const std::vector<int32_t> alone = generate_alone(prompt, 8, r.sampling);
+  const int port = workers[1]->port();
+  workers[1]->kill_now();
+  generation_result g = c.generate(r);
+  EXPECT_EQ(g.tokens, alone);
+  EXPECT_EQ(g.stage_nodes.size(), 2u) << "planned over the two left";
+  g = c.generate(r);  // the lost worker does not answer: the plan stays
+  EXPECT_EQ(g.stage_nodes.size(), 2u);
+  workers[1] = std::make_unique<worker_process>(*dir_, std::vector<std::string>{}, port);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  g = c.generate(r);
+  EXPECT_EQ(g.tokens, alone);
+  ASSERT_EQ(g.stage_nodes.size(), 3u) << "the worker that came back is in the plan again";
+  EXPECT_EQ(g.stage_nodes[1], workers[1]->address());
+  EXPECT_EQ(g.replans, 0);
+}
+
 TEST_F(Pipeline, FrozenWorkerIsNoticedByKeepalive) {
   auto workers = start(2);
   coordinator c(*dir_, options(workers));

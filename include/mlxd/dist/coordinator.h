@@ -32,6 +32,9 @@ struct coordinator_options {
   std::optional<layer_range> coordinator_layers;  // --coordinator-layers: run these here, with the embedding
   int prefill_chunk = 512;  // prompt positions per prefill step (fewer when a chunk would exceed a message)
   int kv_positions = 0;     // KV room each worker must keep; 0: the context length, at most 4096
+  // How often a new request checks whether a worker of the list that the plan left out (it was down)
+  // answers again; when one does and no sequence is running, the pipeline is planned again with it. 0: never.
+  std::chrono::milliseconds rejoin_interval{2000};
 };
 
 struct generation_request {
