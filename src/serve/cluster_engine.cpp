@@ -51,10 +51,7 @@ std::shared_ptr<request_handle> cluster_engine::submit(std::vector<sequence_requ
         std::make_unique<sequence>(handle, static_cast<int>(i), std::move(sequences[i]), tok_, stats_));
   {
     std::lock_guard lock(mu_);
-    if (stopping_) throw api_error(503, "the server is shutting down", "server_error");
-    detail::admit(queue_.size(), n_running_, made.size(), options_);
-    for (auto& s : made) queue_.push_back(std::move(s));
-    if (stats_) stats_->queue_depth = static_cast<int64_t>(queue_.size());
+    detail::enqueue(queue_, made, stopping_, n_running_, options_, stats_);
   }
   cv_.notify_all();
   return handle;

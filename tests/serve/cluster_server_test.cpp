@@ -7,6 +7,7 @@
 #include <future>
 
 #include "server_process.h"
+#include "streamed_answer.h"
 #include "worker_process.h"
 
 namespace mlxd::serve::testing {
@@ -29,35 +30,6 @@ struct cluster {
   std::vector<std::unique_ptr<worker_process>> workers;
   std::unique_ptr<server_process> server;
 };
-
-// The text, finish reason and token count of a streamed answer (choice `index`), and whether it ended with
-// [DONE]; `error` holds an error event's message.
-struct streamed {
-  std::string text, finish_reason, error;
-  size_t n_tokens = 0;
-  bool done = false;
-};
-streamed collect(const std::vector<std::string>& events, int index = 0) {
-  streamed s;
-  for (const auto& e : events) {
-    if (e == "[DONE]") {
-      s.done = true;
-      continue;
-    }
-    const json j = json::parse(e);
-    if (j.contains("error")) s.error = j["error"]["message"];
-    for (const auto& c : j.value("choices", json::array())) {
-      if (c["index"] != index) continue;
-      if (c.contains("delta") && c["delta"].contains("content"))
-        s.text += c["delta"]["content"].get<std::string>();
-      if (c.contains("text")) s.text += c["text"].get<std::string>();
-      if (!c["finish_reason"].is_null()) s.finish_reason = c["finish_reason"];
-      if (c.contains("logprobs") && c["logprobs"].is_object() && c["logprobs"].contains("content"))
-        s.n_tokens += c["logprobs"]["content"].size();
-    }
-  }
-  return s;
-}
 
 json chat(const std::string& content, int max_tokens, json extra = json::object()) {
   json b = {{"model", "tiny"},

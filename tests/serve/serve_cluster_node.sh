@@ -9,16 +9,8 @@ src="$(realpath "$2")"
 tokenizer="$(realpath "$3")"
 work="$4"
 rm -rf "$work/model" "$work"/*.port
-mkdir -p "$work"
-work="$(realpath "$work")"
-cp "$src/node/package.json" "$src/node/package-lock.json" "$src/node/.npmrc" "$src/node/openai_cluster.mjs" "$work/"
-cd "$work"
-if ! npm ci --no-audit --no-fund --loglevel=error; then
-  echo "serve cluster test: 'npm ci' failed in $work (is the npm registry reachable?)" >&2
-  exit 1
-fi
-"$mlxd" init --config "$src/data/tiny_serve.json" --seed 7 --out "$work/model" >/dev/null
-cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
+source "$src/node_work.sh"
+prepare_node_work "serve cluster test"
 
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
