@@ -1,6 +1,7 @@
 #include "mlxd/dist/coordinator.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <random>
 #include <thread>
 
@@ -44,13 +45,23 @@ struct coordinator::impl {
   std::shared_ptr<const models::llama_model> local;  // --coordinator-layers
   std::mutex local_mu;
   std::map<uint64_t, models::kv_cache> local_caches;
+  // The watcher re-plans as soon as the current plan's stream ends, so that the plan shown is the one in
+  // force and the next request does not wait for it. Declared before `current`, whose streams report here.
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  std::vector<uint64_t> lost_plans;  // plans whose stream ended, not yet looked at
+  bool watch_stop = false;
+  std::thread watcher;
   mutable std::mutex plan_mu;
   std::shared_ptr<active> current;
+  uint64_t n_plans = 0;  // established since the start
   std::atomic<uint64_t> next_sequence{1};
 
   void establish(bool all_required);
   std::shared_ptr<active> get_active();
   void recover(const std::shared_ptr<active>& failed, const std::string& why);
+  void watch();
+  void stream_lost(uint64_t plan_id);
   std::future<v1::StepReply> submit(active& a, v1::StepRequest req);
   v1::StepReply finish(std::future<v1::StepReply> f, bool expect_token);
   void end_sequence(active& a, uint64_t id);
@@ -121,9 +132,45 @@ void coordinator::impl::establish(bool all_required) {
   }
   const plan_stage& first = plan[plan.front().node < 0 ? 1 : 0];
   const std::string address = alive[first.node].address;
-  a->stream = std::make_unique<pipeline_stream>(rpc::make_channel(address, creds), o.access.cluster_token,
-                                                a->plan_id, address);
+  a->stream = std::make_unique<pipeline_stream>(
+      rpc::make_channel(address, creds), o.access.cluster_token, a->plan_id, address,
+      [this, id = a->plan_id](const std::string&) { stream_lost(id); });
   current = a;
+  ++n_plans;
+}
+
+void coordinator::impl::stream_lost(uint64_t plan_id) {
+  {
+    std::lock_guard lock(watch_mu);
+    lost_plans.push_back(plan_id);
+  }
+  watch_cv.notify_all();
+}
+
+void coordinator::impl::watch() {
+  std::unique_lock lock(watch_mu);
+  for (;;) {
+    watch_cv.wait(lock, [&] { return watch_stop || !lost_plans.empty(); });
+    if (watch_stop) return;
+    const std::vector<uint64_t> lost = std::exchange(lost_plans, {});
+    lock.unlock();
+    bool replanned = false;
+    {
+      std::lock_guard plan_lock(plan_mu);
+      // Only the plan in force matters: older ones were replaced (their streams end when they go).
+      if (current && std::find(lost.begin(), lost.end(), current->plan_id) != lost.end()) {
+        current.reset();
+        replanned = true;
+        try {
+          establish(false);
+        } catch (const std::exception&) {  // no plan for now: the next request plans again and says why
+        }
+      }
+    }
+    lock.lock();
+    // A plan whose stream ends again at once (a worker that refuses it) is retried at most once a second.
+    if (replanned) watch_cv.wait_for(lock, std::chrono::seconds(1), [&] { return watch_stop; });
+  }
 }
 
 std::shared_ptr<coordinator::impl::active> coordinator::impl::get_active() {
@@ -229,11 +276,21 @@ coordinator::coordinator(const std::filesystem::path& model, coordinator_options
     c.local =
         std::make_shared<const models::llama_model>(models::load_llama_stage(model, {0, end, true, false}));
   }
-  std::lock_guard lock(c.plan_mu);
-  c.establish(true);
+  {
+    std::lock_guard lock(c.plan_mu);
+    c.establish(true);
+  }
+  c.watcher = std::thread([&c] { c.watch(); });
 }
 
-coordinator::~coordinator() = default;
+coordinator::~coordinator() {
+  {
+    std::lock_guard lock(impl_->watch_mu);
+    impl_->watch_stop = true;
+  }
+  impl_->watch_cv.notify_all();
+  impl_->watcher.join();
+}
 
 const models::llama_config& coordinator::config() const {
   return impl_->config;
@@ -242,6 +299,11 @@ const models::llama_config& coordinator::config() const {
 std::string coordinator::plan_description() const {
   std::lock_guard lock(impl_->plan_mu);
   return impl_->current ? impl_->current->description : std::string("no plan");
+}
+
+uint64_t coordinator::n_replans() const {
+  std::lock_guard lock(impl_->plan_mu);
+  return impl_->n_plans > 0 ? impl_->n_plans - 1 : 0;
 }
 
 generation_result coordinator::generate(const generation_request& r) {

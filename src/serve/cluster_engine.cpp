@@ -158,7 +158,10 @@ health_report cluster_engine::health() {
   }
   const char* status = up == nodes.size() ? "ok" : up > 0 ? "degraded" : "unavailable";
   return {up > 0 ? 200 : 503,
-          {{"status", status}, {"plan", coordinator_->plan_description()}, {"workers", std::move(workers)}}};
+          {{"status", status},
+           {"plan", coordinator_->plan_description()},
+           {"replans", coordinator_->n_replans()},
+           {"workers", std::move(workers)}}};
 }
 
 std::string cluster_engine::metrics_text() {

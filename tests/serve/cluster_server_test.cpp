@@ -229,6 +229,9 @@ TEST(ClusterServer, HealthShowsTheWorkersAndAKilledOneAsDown) {
     EXPECT_EQ(w["layers"]["head"], i == 1);
   }
   EXPECT_EQ(h.body["workers"][0]["layers"]["end"], h.body["workers"][1]["layers"]["begin"]);
+  EXPECT_EQ(h.body["replans"], 0);
+  const std::string w0 = cl.workers[0]->address(), w1 = cl.workers[1]->address();
+  EXPECT_NE(h.body["plan"].get<std::string>().find(w1), std::string::npos) << h.raw;
   const std::string body = json{{"prompt", "abc"}, {"max_tokens", 20}, {"temperature", 0}}.dump();
   const reply before = post(c, "/v1/completions", body);
   ASSERT_EQ(before.status, 200) << before.raw;
@@ -241,6 +244,16 @@ TEST(ClusterServer, HealthShowsTheWorkersAndAKilledOneAsDown) {
   EXPECT_EQ(h.body["workers"][1]["status"], "down");
   EXPECT_TRUE(h.body["workers"][1]["error"].is_string());
   EXPECT_EQ(metric(*cl.server, "mlxd_cluster_node_up{node=\"" + cl.workers[1]->address() + "\"}"), 0);
+  // The coordinator re-plans over the survivor as soon as the pipeline's stream ends: /health shows the new
+  // plan with no request in between.
+  for (const auto deadline = clock_type::now() + std::chrono::seconds(10);
+       h.body["plan"].get<std::string>().find(w1) != std::string::npos && clock_type::now() < deadline;
+       h = get(c, "/health"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(h.body["plan"].get<std::string>().find(w1), std::string::npos) << h.raw;
+  EXPECT_NE(h.body["plan"].get<std::string>().find(w0), std::string::npos) << h.raw;
+  EXPECT_EQ(h.body["replans"], 1);
+  EXPECT_EQ(metric(*cl.server, "mlxd_cluster_sequences_total"), 1) << "only the request before the loss";
   // The survivor holds the whole model after a re-plan: the same answer.
   const reply after = post(c, "/v1/completions", body);
   ASSERT_EQ(after.status, 200) << after.raw;

@@ -41,7 +41,9 @@ class cluster_engine final : public backend {
   // Always api_error 400: the pipeline returns sampled tokens, not the hidden states embeddings need.
   std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& inputs) override;
   // Asks every worker (Hello): 200 "ok" when all answer, 200 "degraded" when some do (the coordinator
-  // re-plans over those), 503 "unavailable" when none does; the body lists the plan and each worker.
+  // re-plans over those), 503 "unavailable" when none does; the body lists the plan in force (the
+  // coordinator's, read live: a lost worker's plan is replaced without waiting for a request), how many
+  // re-plans there were, and each worker.
   health_report health() override;
   // Per worker: up, sequences, KV and weight bytes, Hello latency; per stage node: decode compute seconds
   // and steps; the decode round trips, hops and time spent on them; re-plans, cancelled and failed sequences.
