@@ -99,7 +99,14 @@ std::vector<std::vector<float>> engine::embed(const std::vector<std::vector<int3
 }
 
 health_report engine::health() {
-  return {200, {{"status", "ok"}}};
+  size_t running = 0;
+  {
+    std::lock_guard lock(mu_);
+    running = n_running_;
+  }
+  const nlohmann::json layers = {
+      {"begin", 0}, {"end", model_->config().n_layers}, {"embedding", true}, {"head", true}};
+  return {200, {{"status", "ok"}, {"node", {{"status", "up"}, {"layers", layers}, {"sequences", running}}}}};
 }
 
 void engine::loop() {

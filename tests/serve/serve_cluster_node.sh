@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Two real `mlxd worker` processes, `mlxd serve --workers` over them and a single-node `mlxd serve` of the
 # same tiny model; curl checks /health, the official openai client (node/openai_cluster.mjs, installed with
-# npm ci from node/package-lock.json) checks that both servers answer the same, then a killed worker shows
-# as down. Usage: serve_cluster_node.sh MLXD_BIN SERVE_TEST_DIR TINY_TOKENIZER_DIR WORK
+# npm ci from node/package-lock.json) checks that both servers answer the same, the chat page in headless
+# Chromium (node/cluster_page.mjs) lists both workers and kills one, which then shows as down (on the page,
+# in /health) while the server goes on answering; the page's screenshot is left in WORK.
+# Usage: serve_cluster_node.sh MLXD_BIN SERVE_TEST_DIR TINY_TOKENIZER_DIR WORK
 set -euo pipefail
 mlxd="$(realpath "$1")"
 src="$(realpath "$2")"
@@ -61,7 +63,8 @@ states=$(workers_of "$health")
 node openai_cluster.mjs "$local_url" "$cluster_url" tiny-test
 curl -s "$cluster_url/metrics" | grep "^mlxd_cluster_stage_compute_seconds_total{node=\"$wa\"}"
 
-kill "${pids[1]}"
+# The chat page lists both workers, then shows $wb down once cluster_page.mjs has killed it.
+node cluster_page.mjs "$cluster_url" "$wa" "$wb" "${pids[1]}" "$work/cluster_page.png"
 wait "${pids[1]}" 2>/dev/null || true
 code=$(curl -s -o "$work/health.json" -w '%{http_code}' "$cluster_url/health")
 states=$(workers_of "$(cat "$work/health.json")")

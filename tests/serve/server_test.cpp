@@ -27,7 +27,10 @@ json chat_body(const std::string& content, int max_tokens, uint64_t seed, json e
 TEST(Server, HealthModelsAndThePage) {
   server_process server;
   auto c = server.client();
-  EXPECT_EQ(get(c, "/health").body, json({{"status", "ok"}}));
+  const json node = {{"status", "up"},
+                     {"layers", {{"begin", 0}, {"end", 2}, {"embedding", true}, {"head", true}}},
+                     {"sequences", 0}};
+  EXPECT_EQ(get(c, "/health").body, json({{"status", "ok"}, {"node", node}}));
   const reply models = get(c, "/v1/models");
   ASSERT_EQ(models.status, 200);
   EXPECT_EQ(models.body["object"], "list");
