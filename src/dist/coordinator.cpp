@@ -68,6 +68,9 @@ struct coordinator::impl {
   void drop_local(uint64_t id);
   v1::StepRequest step(uint64_t id, int position, std::vector<int32_t> tokens) const;
   int chunk_tokens() const;
+  // `tokens` through the pipeline as a sequence of its own: every position's logits [n, vocab] or, with
+  // `hidden`, final-norm hidden states [n, hidden_size].
+  array forward_whole(const std::vector<int32_t>& tokens, bool hidden);
 };
 
 void coordinator::impl::establish(bool all_required) {
@@ -409,57 +412,70 @@ generation_result coordinator::generate(const generation_request& r) {
   }
 }
 
-array coordinator::logits(const std::vector<int32_t>& tokens) {
-  impl& c = *impl_;
-  if (tokens.empty()) throw std::invalid_argument("[logits] no tokens");
+array coordinator::impl::forward_whole(const std::vector<int32_t>& tokens, bool hidden) {
+  const std::string who = hidden ? "[final_hidden] " : "[logits] ";
+  if (tokens.empty()) throw std::invalid_argument(who + "no tokens");
   for (int32_t t : tokens)
-    if (t < 0 || t >= c.config.vocab_size)
-      throw std::invalid_argument("[logits] token id " + std::to_string(t) +
-                                  " is outside the vocabulary of " + std::to_string(c.config.vocab_size));
-  if (static_cast<int64_t>(tokens.size()) > c.config.max_position_embeddings)
-    throw std::invalid_argument("[logits] " + std::to_string(tokens.size()) +
-                                " tokens exceed the context of " +
-                                std::to_string(c.config.max_position_embeddings));
-  const int n = static_cast<int>(tokens.size()), chunk = c.chunk_tokens();
+    if (t < 0 || t >= config.vocab_size)
+      throw std::invalid_argument(who + "token id " + std::to_string(t) + " is outside the vocabulary of " +
+                                  std::to_string(config.vocab_size));
+  if (static_cast<int64_t>(tokens.size()) > config.max_position_embeddings)
+    throw std::invalid_argument(who + std::to_string(tokens.size()) + " tokens exceed the context of " +
+                                std::to_string(config.max_position_embeddings));
+  const int n = static_cast<int>(tokens.size()), chunk = chunk_tokens();
+  const int64_t width = hidden ? config.hidden_size : config.vocab_size;
   for (int attempt = 0;; ++attempt) {
-    std::shared_ptr<impl::active> a = c.get_active();
-    const uint64_t id = c.next_sequence++;
+    std::shared_ptr<active> a = get_active();
+    const uint64_t id = next_sequence++;
     try {
       std::vector<std::future<v1::StepReply>> pending;
       for (int pos = 0; pos < n; pos += chunk) {
-        v1::StepRequest s =
-            c.step(id, pos, {tokens.begin() + pos, tokens.begin() + std::min(n, pos + chunk)});
+        v1::StepRequest s = step(id, pos, {tokens.begin() + pos, tokens.begin() + std::min(n, pos + chunk)});
         if (pos == 0) {
           s.set_capacity(n);
           rpc::to_proto(engine::sampling_params{}, s.mutable_sampling());
         }
-        s.set_want_logits(true);
-        pending.push_back(c.submit(*a, std::move(s)));
+        if (hidden)
+          s.set_want_hidden(true);
+        else
+          s.set_want_logits(true);
+        pending.push_back(submit(*a, std::move(s)));
       }
       std::vector<array> parts;
       for (auto& f : pending) {
-        const v1::StepReply r = c.finish(std::move(f), false);
+        const v1::StepReply r = finish(std::move(f), false);
+        // A worker of protocol 1.0 ignores want_hidden and sends nothing back.
+        if (hidden && !r.has_final_hidden())
+          throw step_failed("the last stage sent no hidden states (is it a worker older than protocol 1.1?)");
         array part;
-        const std::string why = rpc::from_chunk(r.logits(), part);
-        if (!why.empty() || part.ndim() != 2 || part.shape(1) != c.config.vocab_size)
-          throw step_failed("the last stage sent malformed logits: " +
+        const std::string why = rpc::from_chunk(hidden ? r.final_hidden() : r.logits(), part);
+        if (!why.empty() || part.ndim() != 2 || part.shape(1) != width)
+          throw step_failed("the last stage sent malformed " +
+                            std::string(hidden ? "hidden states" : "logits") + ": " +
                             (why.empty() ? part.to_string() : why));
         parts.push_back(part);
       }
-      c.end_sequence(*a, id);
+      end_sequence(*a, id);
       const array out = concatenate(parts, 0);
-      if (out.shape(0) != n)
-        throw std::runtime_error("[logits] the last stage sent logits of " + out.to_string());
+      if (out.shape(0) != n) throw std::runtime_error(who + "the last stage sent rows " + out.to_string());
       return out;
     } catch (const pipeline_lost& e) {
-      c.drop_local(id);
-      if (attempt > static_cast<int>(c.o.access.workers.size())) throw std::runtime_error(e.what());
-      c.recover(a, e.what());
+      drop_local(id);
+      if (attempt > static_cast<int>(o.access.workers.size())) throw std::runtime_error(e.what());
+      recover(a, e.what());
     } catch (const step_failed& e) {
-      c.end_sequence(*a, id);
-      throw std::runtime_error(std::string("[logits] ") + e.what());
+      end_sequence(*a, id);
+      throw std::runtime_error(who + e.what());
     }
   }
+}
+
+array coordinator::logits(const std::vector<int32_t>& tokens) {
+  return impl_->forward_whole(tokens, false);
+}
+
+array coordinator::final_hidden(const std::vector<int32_t>& tokens) {
+  return impl_->forward_whole(tokens, true);
 }
 
 std::vector<node_status> coordinator::status(int pings) {

@@ -180,6 +180,7 @@ std::optional<array> stage_service::forward(const loaded& st, const v1::StepRequ
   x = m.forward_layers(x, seq->cache);  // checks the shape and the room left
   if (!m.stage().head) return x;
   if (req.want_logits()) rpc::to_chunk(m.head(x), reply.mutable_logits());
+  if (req.want_hidden()) rpc::to_chunk(m.final_norm(x), reply.mutable_final_hidden());
   if (req.sample()) {
     const array logits = m.head(x);  // every row, as the single-node forward computes them
     const array last = contiguous(slice_axis(logits, 0, logits.shape(0) - 1, logits.shape(0)));

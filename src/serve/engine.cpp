@@ -62,21 +62,7 @@ std::shared_ptr<request_handle> engine::submit(std::vector<sequence_request> seq
 
 std::vector<std::vector<float>> engine::embed(const std::vector<std::vector<int32_t>>& inputs) {
   const int vocab = model_->config().vocab_size;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string at = "input[" + std::to_string(i) + "]";
-    if (inputs[i].empty()) throw bad_request(at + " has no tokens", "input");
-    for (int32_t id : inputs[i])
-      if (id < 0 || id >= vocab)
-        throw bad_request(at + ": token id " + std::to_string(id) + " is outside the vocabulary of " +
-                              std::to_string(vocab),
-                          "input");
-    if (static_cast<int64_t>(inputs[i].size()) > context_length())
-      throw api_error(400,
-                      at + " has " + std::to_string(inputs[i].size()) +
-                          " tokens; this model's maximum context length is " +
-                          std::to_string(context_length()),
-                      "invalid_request_error", "input", "context_length_exceeded");
-  }
+  detail::check_embedding_inputs(inputs, vocab, context_length());
   std::vector<std::future<std::vector<float>>> results;
   {
     std::lock_guard lock(mu_);

@@ -17,6 +17,10 @@ namespace mlxd::serve::detail {
 // `context`, or sampling parameters out of range; each names the request field.
 void check_sequences(const std::vector<sequence_request>& sequences, int vocab, int context);
 
+// Throws api_error 400 naming input[i] for an empty token sequence, an id outside `vocab` or more tokens than
+// `context` (/v1/embeddings).
+void check_embedding_inputs(const std::vector<std::vector<int32_t>>& inputs, int vocab, int context);
+
 // Ids past the tokenizer's vocabulary (padding rows of the embedding) have no text: never sample them.
 void ban_untokenizable(std::vector<sequence_request>& sequences, const tokenizer& tok, int vocab);
 

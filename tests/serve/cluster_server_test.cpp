@@ -324,10 +324,37 @@ TEST(ClusterServer, MetricsHavePerNodeFigures) {
   EXPECT_EQ(metric(*cl.server, "mlxd_generation_tokens_total"), 10);
   EXPECT_EQ(metric(*cl.server, "mlxd_prompt_tokens_total"), r.body["usage"]["prompt_tokens"].get<double>());
   EXPECT_EQ(metric(*cl.server, "mlxd_running_sequences"), 0);
-  // Embeddings need hidden states, which the pipeline does not return: a clear 400.
-  const reply e = post(c, "/v1/embeddings", R"({"input": "hello"})");
-  EXPECT_EQ(e.status, 400);
-  EXPECT_EQ(e.body["error"]["code"], "embeddings_unsupported");
+}
+
+TEST(ClusterServer, EmbeddingsEqualOneNode) {
+  server_process local;
+  cluster cl;
+  auto lc = local.client();
+  auto c = cl.server->client();
+  const std::string body =
+      R"({"input": ["hello world", "abc", "in the beginning"], "encoding_format": "float"})";
+  const reply want = post(lc, "/v1/embeddings", body);
+  const reply got = post(c, "/v1/embeddings", body);
+  ASSERT_EQ(want.status, 200) << want.raw;
+  ASSERT_EQ(got.status, 200) << got.raw;
+  EXPECT_EQ(got.body["usage"], want.body["usage"]);
+  ASSERT_EQ(got.body["data"].size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const auto a = got.body["data"][i]["embedding"].get<std::vector<float>>();
+    const auto b = want.body["data"][i]["embedding"].get<std::vector<float>>();
+    ASSERT_EQ(a.size(), b.size());
+    ASSERT_EQ(a.size(), 64u);  // tiny_serve.json's hidden size
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-5f) << "input " << i << ", value " << k;
+  }
+  EXPECT_TRUE(workers_released(*cl.server));  // each input's sequence ended on every worker
+  const reply bad = post(c, "/v1/embeddings", R"({"input": [[5, 999]]})");
+  EXPECT_EQ(bad.status, 400) << bad.raw;
+  EXPECT_EQ(bad.body["error"]["param"], "input");
+  cl.workers[0]->kill_now();
+  cl.workers[1]->kill_now();
+  const reply down = post(c, "/v1/embeddings", R"({"input": "hello"})");
+  EXPECT_EQ(down.status, 503) << down.raw;
+  EXPECT_EQ(down.body["error"]["type"], "server_error");
 }
 
 }  // namespace

@@ -109,6 +109,9 @@ class coordinator {
   generation_result generate(const generation_request& r);
   // The logits [n_tokens, vocab] of `tokens` through the pipeline (one prefill step that returns them).
   array logits(const std::vector<int32_t>& tokens);
+  // The final-norm hidden states [n_tokens, hidden_size] of `tokens` through the pipeline (what the LM head
+  // multiplies; one prefill pass whose last stage returns them). Needs workers of protocol 1.1 or later.
+  array final_hidden(const std::vector<int32_t>& tokens);
   // The workers' health and assignments.
   std::vector<node_status> status(int pings = 3);
 

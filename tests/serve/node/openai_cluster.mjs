@@ -1,6 +1,6 @@
 // The official openai client against two servers of the same model: one running it whole, one running its
 // layers on workers (`mlxd serve --workers`). Every answer (greedy and seeded, whole and streamed, chat and
-// text) must be the same, and errors must have the same shape.
+// text) must be the same, errors must have the same shape, and embeddings the same values.
 // Usage: node openai_cluster.mjs LOCAL_URL CLUSTER_URL MODEL_ID   (exits non-zero on the first failed check)
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -61,9 +61,14 @@ assert.equal(streamed, a.choices[0].text);
 console.log('completions.create ok');
 
 await assertRequestErrors(cluster, modelId, messages);
-await assert.rejects(
-  cluster.embeddings.create({ model: modelId, input: 'hello' }),
-  (e) => e instanceof OpenAI.BadRequestError && e.code === 'embeddings_unsupported',
-);
 console.log('errors ok');
+
+// Embeddings come from the last stage's hidden states: the same vectors to 1e-5 (base64, the client's default).
+const input = ['hello world', 'in the beginning'];
+const ea = await local.embeddings.create({ model: modelId, input });
+const eb = await cluster.embeddings.create({ model: modelId, input });
+assert.deepEqual(eb.usage, ea.usage);
+assert.equal(eb.data.length, 2);
+eb.data.forEach((d, i) => assertClose(Array.from(d.embedding), Array.from(ea.data[i].embedding), `embedding ${i}`));
+console.log('embeddings.create ok');
 console.log('openai cluster client: all checks passed');
