@@ -1,6 +1,7 @@
 #include "mlxd/dist/coordinator.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <random>
 #include <thread>
 
@@ -44,8 +45,16 @@ struct coordinator::impl {
   std::shared_ptr<const models::llama_model> local;  // --coordinator-layers
   std::mutex local_mu;
   std::map<uint64_t, models::kv_cache> local_caches;
+  // The watcher re-plans as soon as the current plan's stream ends, so that the plan shown is the one in
+  // force and the next request does not wait for it. Declared before `current`, whose streams report here.
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  std::vector<uint64_t> lost_plans;  // plans whose stream ended, not yet looked at
+  bool watch_stop = false;
+  std::thread watcher;
   mutable std::mutex plan_mu;
   std::shared_ptr<active> current;
+  uint64_t n_plans = 0;  // established since the start
   std::atomic<uint64_t> next_sequence{1};
   std::atomic<int> in_flight{0};          // generate() and logits() calls running
   clock_type::time_point rejoin_checked;  // guarded by plan_mu
@@ -63,12 +72,17 @@ struct coordinator::impl {
   std::shared_ptr<active> get_active();
   void rejoin_absent();
   void recover(const std::shared_ptr<active>& failed, const std::string& why);
+  void watch();
+  void stream_lost(uint64_t plan_id);
   std::future<v1::StepReply> submit(active& a, v1::StepRequest req);
   v1::StepReply finish(std::future<v1::StepReply> f, bool expect_token);
   void end_sequence(active& a, uint64_t id);
   void drop_local(uint64_t id);
   v1::StepRequest step(uint64_t id, int position, std::vector<int32_t> tokens) const;
   int chunk_tokens() const;
+  // `tokens` through the pipeline as a sequence of its own: every position's logits [n, vocab] or, with
+  // `hidden`, final-norm hidden states [n, hidden_size].
+  array forward_whole(const std::vector<int32_t>& tokens, bool hidden);
 };
 
 void coordinator::impl::establish(bool all_required) {
@@ -133,9 +147,45 @@ void coordinator::impl::establish(bool all_required) {
   }
   const plan_stage& first = plan[plan.front().node < 0 ? 1 : 0];
   const std::string address = alive[first.node].address;
-  a->stream = std::make_unique<pipeline_stream>(rpc::make_channel(address, creds), o.access.cluster_token,
-                                                a->plan_id, address);
+  a->stream = std::make_unique<pipeline_stream>(
+      rpc::make_channel(address, creds), o.access.cluster_token, a->plan_id, address,
+      [this, id = a->plan_id](const std::string&) { stream_lost(id); });
   current = a;
+  ++n_plans;
+}
+
+void coordinator::impl::stream_lost(uint64_t plan_id) {
+  {
+    std::lock_guard lock(watch_mu);
+    lost_plans.push_back(plan_id);
+  }
+  watch_cv.notify_all();
+}
+
+void coordinator::impl::watch() {
+  std::unique_lock lock(watch_mu);
+  for (;;) {
+    watch_cv.wait(lock, [&] { return watch_stop || !lost_plans.empty(); });
+    if (watch_stop) return;
+    const std::vector<uint64_t> lost = std::exchange(lost_plans, {});
+    lock.unlock();
+    bool replanned = false;
+    {
+      std::lock_guard plan_lock(plan_mu);
+      // Only the plan in force matters: older ones were replaced (their streams end when they go).
+      if (current && std::find(lost.begin(), lost.end(), current->plan_id) != lost.end()) {
+        current.reset();
+        replanned = true;
+        try {
+          establish(false);
+        } catch (const std::exception&) {  // no plan for now: the next request plans again and says why
+        }
+      }
+    }
+    lock.lock();
+    // A plan whose stream ends again at once (a worker that refuses it) is retried at most once a second.
+    if (replanned) watch_cv.wait_for(lock, std::chrono::seconds(1), [&] { return watch_stop; });
+  }
 }
 
 std::shared_ptr<coordinator::impl::active> coordinator::impl::get_active() {
@@ -266,11 +316,21 @@ coordinator::coordinator(const std::filesystem::path& model, coordinator_options
     c.local =
         std::make_shared<const models::llama_model>(models::load_llama_stage(model, {0, end, true, false}));
   }
-  std::lock_guard lock(c.plan_mu);
-  c.establish(true);
+  {
+    std::lock_guard lock(c.plan_mu);
+    c.establish(true);
+  }
+  c.watcher = std::thread([&c] { c.watch(); });
 }
 
-coordinator::~coordinator() = default;
+coordinator::~coordinator() {
+  {
+    std::lock_guard lock(impl_->watch_mu);
+    impl_->watch_stop = true;
+  }
+  impl_->watch_cv.notify_all();
+  impl_->watcher.join();
+}
 
 const models::llama_config& coordinator::config() const {
   return impl_->config;
@@ -279,6 +339,11 @@ const models::llama_config& coordinator::config() const {
 std::string coordinator::plan_description() const {
   std::lock_guard lock(impl_->plan_mu);
   return impl_->current ? impl_->current->description : std::string("no plan");
+}
+
+uint64_t coordinator::n_replans() const {
+  std::lock_guard lock(impl_->plan_mu);
+  return impl_->n_plans > 0 ? impl_->n_plans - 1 : 0;
 }
 
 generation_result coordinator::generate(const generation_request& r) {
@@ -388,59 +453,72 @@ generation_result coordinator::generate(const generation_request& r) {
   }
 }
 
-array coordinator::logits(const std::vector<int32_t>& tokens) {
-  impl& c = *impl_;
-  if (tokens.empty()) throw std::invalid_argument("[logits] no tokens");
+array coordinator::impl::forward_whole(const std::vector<int32_t>& tokens, bool hidden) {
+  const std::string who = hidden ? "[final_hidden] " : "[logits] ";
+  if (tokens.empty()) throw std::invalid_argument(who + "no tokens");
   for (int32_t t : tokens)
-    if (t < 0 || t >= c.config.vocab_size)
-      throw std::invalid_argument("[logits] token id " + std::to_string(t) +
-                                  " is outside the vocabulary of " + std::to_string(c.config.vocab_size));
-  if (static_cast<int64_t>(tokens.size()) > c.config.max_position_embeddings)
-    throw std::invalid_argument("[logits] " + std::to_string(tokens.size()) +
-                                " tokens exceed the context of " +
-                                std::to_string(c.config.max_position_embeddings));
-  c.rejoin_absent();
-  const impl::running counted(c.in_flight);
-  const int n = static_cast<int>(tokens.size()), chunk = c.chunk_tokens();
+    if (t < 0 || t >= config.vocab_size)
+      throw std::invalid_argument(who + "token id " + std::to_string(t) + " is outside the vocabulary of " +
+                                  std::to_string(config.vocab_size));
+  if (static_cast<int64_t>(tokens.size()) > config.max_position_embeddings)
+    throw std::invalid_argument(who + std::to_string(tokens.size()) + " tokens exceed the context of " +
+                                std::to_string(config.max_position_embeddings));
+  rejoin_absent();
+  const running counted(in_flight);
+  const int n = static_cast<int>(tokens.size()), chunk = chunk_tokens();
+  const int64_t width = hidden ? config.hidden_size : config.vocab_size;
   for (int attempt = 0;; ++attempt) {
-    std::shared_ptr<impl::active> a = c.get_active();
-    const uint64_t id = c.next_sequence++;
+    std::shared_ptr<active> a = get_active();
+    const uint64_t id = next_sequence++;
     try {
       std::vector<std::future<v1::StepReply>> pending;
       for (int pos = 0; pos < n; pos += chunk) {
-        v1::StepRequest s =
-            c.step(id, pos, {tokens.begin() + pos, tokens.begin() + std::min(n, pos + chunk)});
+        v1::StepRequest s = step(id, pos, {tokens.begin() + pos, tokens.begin() + std::min(n, pos + chunk)});
         if (pos == 0) {
           s.set_capacity(n);
           rpc::to_proto(engine::sampling_params{}, s.mutable_sampling());
         }
-        s.set_want_logits(true);
-        pending.push_back(c.submit(*a, std::move(s)));
+        if (hidden)
+          s.set_want_hidden(true);
+        else
+          s.set_want_logits(true);
+        pending.push_back(submit(*a, std::move(s)));
       }
       std::vector<array> parts;
       for (auto& f : pending) {
-        const v1::StepReply r = c.finish(std::move(f), false);
+        const v1::StepReply r = finish(std::move(f), false);
+        // A worker of protocol 1.0 ignores want_hidden and sends nothing back.
+        if (hidden && !r.has_final_hidden())
+          throw step_failed("the last stage sent no hidden states (is it a worker older than protocol 1.1?)");
         array part;
-        const std::string why = rpc::from_chunk(r.logits(), part);
-        if (!why.empty() || part.ndim() != 2 || part.shape(1) != c.config.vocab_size)
-          throw step_failed("the last stage sent malformed logits: " +
+        const std::string why = rpc::from_chunk(hidden ? r.final_hidden() : r.logits(), part);
+        if (!why.empty() || part.ndim() != 2 || part.shape(1) != width)
+          throw step_failed("the last stage sent malformed " +
+                            std::string(hidden ? "hidden states" : "logits") + ": " +
                             (why.empty() ? part.to_string() : why));
         parts.push_back(part);
       }
-      c.end_sequence(*a, id);
+      end_sequence(*a, id);
       const array out = concatenate(parts, 0);
-      if (out.shape(0) != n)
-        throw std::runtime_error("[logits] the last stage sent logits of " + out.to_string());
+      if (out.shape(0) != n) throw std::runtime_error(who + "the last stage sent rows " + out.to_string());
       return out;
     } catch (const pipeline_lost& e) {
-      c.drop_local(id);
-      if (attempt > static_cast<int>(c.o.access.workers.size())) throw std::runtime_error(e.what());
-      c.recover(a, e.what());
+      drop_local(id);
+      if (attempt > static_cast<int>(o.access.workers.size())) throw std::runtime_error(e.what());
+      recover(a, e.what());
     } catch (const step_failed& e) {
-      c.end_sequence(*a, id);
-      throw std::runtime_error(std::string("[logits] ") + e.what());
+      end_sequence(*a, id);
+      throw std::runtime_error(who + e.what());
     }
   }
+}
+
+array coordinator::logits(const std::vector<int32_t>& tokens) {
+  return impl_->forward_whole(tokens, false);
+}
+
+array coordinator::final_hidden(const std::vector<int32_t>& tokens) {
+  return impl_->forward_whole(tokens, true);
 }
 
 std::vector<node_status> coordinator::status(int pings) {

@@ -5,8 +5,9 @@
 namespace mlxd::dist {
 
 pipeline_stream::pipeline_stream(const std::shared_ptr<grpc::Channel>& channel, const std::string& token,
-                                 uint64_t plan_id, std::string address)
-    : address_(std::move(address)), stub_(v1::Stage::NewStub(channel)) {
+                                 uint64_t plan_id, std::string address,
+                                 std::function<void(const std::string&)> on_lost)
+    : address_(std::move(address)), on_lost_(std::move(on_lost)), stub_(v1::Stage::NewStub(channel)) {
   rpc::prepare(ctx_, token, std::chrono::milliseconds(0));
   ctx_.AddMetadata(rpc::plan_key, std::to_string(plan_id));
   stream_ = stub_->Run(&ctx_);
@@ -58,6 +59,7 @@ void pipeline_stream::read_loop() {
     why = "the stream to the first stage " + address_ +
           " ended: " + (s.ok() ? std::string("closed by the worker") : s.error_message());
   fail_all(why);
+  if (on_lost_) on_lost_(why);
 }
 
 void pipeline_stream::fail_all(const std::string& why) {

@@ -2,6 +2,7 @@
 // back matched by step id, and when the stream ends every waiting step fails with the reason.
 #pragma once
 
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -24,8 +25,11 @@ class pipeline_lost : public std::runtime_error {
 
 class pipeline_stream {
  public:
+  // `on_lost` (optional) is called once with the reason when the stream ends, from the stream's reader
+  // thread (also when the destructor cancels it), after every waiting step has failed; it must not block on
+  // anything that waits for this stream's destruction.
   pipeline_stream(const std::shared_ptr<grpc::Channel>& channel, const std::string& token, uint64_t plan_id,
-                  std::string address);
+                  std::string address, std::function<void(const std::string&)> on_lost = {});
   ~pipeline_stream();  // cancels the stream; waiting steps fail
   pipeline_stream(const pipeline_stream&) = delete;
   pipeline_stream& operator=(const pipeline_stream&) = delete;
@@ -39,6 +43,7 @@ class pipeline_stream {
   void fail_all(const std::string& why);
 
   std::string address_;
+  std::function<void(const std::string&)> on_lost_;
   std::unique_ptr<v1::Stage::Stub> stub_;
   grpc::ClientContext ctx_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepReply>> stream_;

@@ -15,7 +15,7 @@
 namespace mlxd::dist::rpc {
 
 inline constexpr uint32_t protocol_major = 1;
-inline constexpr uint32_t protocol_minor = 0;
+inline constexpr uint32_t protocol_minor = 1;
 inline constexpr const char* protocol_key = "mlxd-stage-protocol";  // metadata: "1.0"
 inline constexpr const char* plan_key = "mlxd-plan";                // metadata of Run: the plan id
 // Largest message either side accepts; a hidden-state chunk must fit in one.

@@ -192,6 +192,7 @@ std::optional<array> stage_service::finish(const loaded& st, const v1::StepReque
   const models::llama_model& m = *st.model;
   if (!m.stage().head) return y;
   if (req.want_logits()) rpc::to_chunk(m.head(y), reply.mutable_logits());
+  if (req.want_hidden()) rpc::to_chunk(m.final_norm(y), reply.mutable_final_hidden());
   if (req.sample()) {
     const array logits = m.head(y);  // every row, as the single-node forward computes them
     const array last = contiguous(slice_axis(logits, 0, logits.shape(0) - 1, logits.shape(0)));
@@ -374,7 +375,7 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
     for (v1::StepRequest& req : taken) {
       const bool forward = req.kind() == v1::STEP_FORWARD;
       const int64_t n = step_rows(req);
-      const bool batchable = forward && req.position() > 0 && !req.want_logits() && n == 1;
+      const bool batchable = forward && req.position() > 0 && !req.want_logits() && !req.want_hidden() && n == 1;
       if (!batchable || in_group.contains(req.sequence_id()) || rows + n > max_batch_rows) flush();
       if (batchable) {
         group.push_back(&req);

@@ -133,7 +133,7 @@ array llama_model::final_hidden(const std::vector<int32_t>& tokens, kv_cache& ca
   if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
     throw std::invalid_argument(
         "[llama] final_hidden needs the whole model; this one holds a pipeline stage");
-  return rms_norm(forward_layers(embed(tokens), cache), final_norm_, config_.rms_norm_eps);  // [T, hidden]
+  return final_norm(forward_layers(embed(tokens), cache));  // [T, hidden]
 }
 
 array llama_model::embed(const std::vector<int32_t>& tokens) const {
@@ -260,8 +260,12 @@ std::vector<array> llama_model::forward_layers_batch(const std::vector<array>& h
 }
 
 array llama_model::head(const array& x) const {
+  return linear(final_norm(x), lm_head_);  // [T, vocab]
+}
+
+array llama_model::final_norm(const array& x) const {
   if (!stage_.head) throw std::invalid_argument("[llama] this pipeline stage holds no LM head");
-  return linear(rms_norm(x, final_norm_, config_.rms_norm_eps), lm_head_);  // [T, vocab]
+  return rms_norm(x, final_norm_, config_.rms_norm_eps);  // [T, hidden]
 }
 
 }  // namespace mlxd::models

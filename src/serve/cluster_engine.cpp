@@ -2,6 +2,7 @@
 
 #include "cluster_figures.h"
 #include "mlxd/dist/plan.h"
+#include "mlxd/models/embedding.h"
 #include "mlxd/serve/api_error.h"
 #include "sequence_admission.h"
 #include "sequence_output.h"
@@ -51,20 +52,28 @@ std::shared_ptr<request_handle> cluster_engine::submit(std::vector<sequence_requ
         std::make_unique<sequence>(handle, static_cast<int>(i), std::move(sequences[i]), tok_, stats_));
   {
     std::lock_guard lock(mu_);
-    if (stopping_) throw api_error(503, "the server is shutting down", "server_error");
-    detail::admit(queue_.size(), n_running_, made.size(), options_);
-    for (auto& s : made) queue_.push_back(std::move(s));
-    if (stats_) stats_->queue_depth = static_cast<int64_t>(queue_.size());
+    detail::enqueue(queue_, made, stopping_, n_running_, options_, stats_);
   }
   cv_.notify_all();
   return handle;
 }
 
-std::vector<std::vector<float>> cluster_engine::embed(const std::vector<std::vector<int32_t>>&) {
-  throw api_error(400,
-                  "embeddings are not available while the model's layers run on workers (--workers): the "
-                  "pipeline returns sampled tokens, not hidden states",
-                  "invalid_request_error", "input", "embeddings_unsupported");
+std::vector<std::vector<float>> cluster_engine::embed(const std::vector<std::vector<int32_t>>& inputs) {
+  detail::check_embedding_inputs(inputs, config().vocab_size, context_length());
+  std::vector<std::vector<float>> out;
+  for (const auto& tokens : inputs) {
+    if (stopping_) throw api_error(503, "the server is shutting down", "server_error");
+    try {
+      out.push_back(models::mean_pooled(coordinator_->final_hidden(tokens)));
+    } catch (const std::invalid_argument& e) {
+      throw bad_request(e.what(), "input");
+    } catch (const dist::plan_error& e) {
+      throw api_error(503, std::string("the cluster cannot serve this request: ") + e.what(), "server_error");
+    } catch (const std::exception& e) {
+      throw api_error(503, std::string("the cluster failed this request: ") + e.what(), "server_error");
+    }
+  }
+  return out;
 }
 
 void cluster_engine::runner() {
@@ -161,7 +170,10 @@ health_report cluster_engine::health() {
   }
   const char* status = up == nodes.size() ? "ok" : up > 0 ? "degraded" : "unavailable";
   return {up > 0 ? 200 : 503,
-          {{"status", status}, {"plan", coordinator_->plan_description()}, {"workers", std::move(workers)}}};
+          {{"status", status},
+           {"plan", coordinator_->plan_description()},
+           {"replans", coordinator_->n_replans()},
+           {"workers", std::move(workers)}}};
 }
 
 std::string cluster_engine::metrics_text() {

@@ -54,10 +54,7 @@ std::shared_ptr<request_handle> engine::submit(std::vector<sequence_request> seq
                                               vocab, stats_));
   {
     std::lock_guard lock(mu_);
-    if (stopping_) throw api_error(503, "the server is shutting down", "server_error");
-    detail::admit(queue_.size(), n_running_, made.size(), options_);
-    for (auto& s : made) queue_.push_back(std::move(s));
-    if (stats_) stats_->queue_depth = static_cast<int64_t>(queue_.size());
+    detail::enqueue(queue_, made, stopping_, n_running_, options_, stats_);
   }
   cv_.notify_all();
   return handle;
@@ -65,21 +62,7 @@ std::shared_ptr<request_handle> engine::submit(std::vector<sequence_request> seq
 
 std::vector<std::vector<float>> engine::embed(const std::vector<std::vector<int32_t>>& inputs) {
   const int vocab = model_->config().vocab_size;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string at = "input[" + std::to_string(i) + "]";
-    if (inputs[i].empty()) throw bad_request(at + " has no tokens", "input");
-    for (int32_t id : inputs[i])
-      if (id < 0 || id >= vocab)
-        throw bad_request(at + ": token id " + std::to_string(id) + " is outside the vocabulary of " +
-                              std::to_string(vocab),
-                          "input");
-    if (static_cast<int64_t>(inputs[i].size()) > context_length())
-      throw api_error(400,
-                      at + " has " + std::to_string(inputs[i].size()) +
-                          " tokens; this model's maximum context length is " +
-                          std::to_string(context_length()),
-                      "invalid_request_error", "input", "context_length_exceeded");
-  }
+  detail::check_embedding_inputs(inputs, vocab, context_length());
   std::vector<std::future<std::vector<float>>> results;
   {
     std::lock_guard lock(mu_);
@@ -102,7 +85,14 @@ std::vector<std::vector<float>> engine::embed(const std::vector<std::vector<int3
 }
 
 health_report engine::health() {
-  return {200, {{"status", "ok"}}};
+  size_t running = 0;
+  {
+    std::lock_guard lock(mu_);
+    running = n_running_;
+  }
+  const nlohmann::json layers = {
+      {"begin", 0}, {"end", model_->config().n_layers}, {"embedding", true}, {"head", true}};
+  return {200, {{"status", "ok"}, {"node", {{"status", "up"}, {"layers", layers}, {"sequences", running}}}}};
 }
 
 void engine::loop() {

@@ -33,6 +33,23 @@ void check_sequences(const std::vector<sequence_request>& sequences, int vocab, 
   }
 }
 
+void check_embedding_inputs(const std::vector<std::vector<int32_t>>& inputs, int vocab, int context) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string at = "input[" + std::to_string(i) + "]";
+    if (inputs[i].empty()) throw bad_request(at + " has no tokens", "input");
+    for (int32_t id : inputs[i])
+      if (id < 0 || id >= vocab)
+        throw bad_request(at + ": token id " + std::to_string(id) + " is outside the vocabulary of " +
+                              std::to_string(vocab),
+                          "input");
+    if (static_cast<int64_t>(inputs[i].size()) > context)
+      throw api_error(400,
+                      at + " has " + std::to_string(inputs[i].size()) +
+                          " tokens; this model's maximum context length is " + std::to_string(context),
+                      "invalid_request_error", "input", "context_length_exceeded");
+  }
+}
+
 void ban_untokenizable(std::vector<sequence_request>& sequences, const tokenizer& tok, int vocab) {
   for (auto& s : sequences)
     for (int64_t id = tok.vocab_size(); id < vocab; ++id)

@@ -1,6 +1,6 @@
-// Pipeline-parallel inference with real `mlxd worker` processes on 127.0.0.1: sharded logits equal the
-// single-node forward bit for bit, generation gives the same tokens, concurrent sequences do not disturb
-// each other, and a worker killed mid-generation changes nothing but the plan.
+// Pipeline-parallel inference with real `mlxd worker` processes on 127.0.0.1: sharded logits and final
+// hidden states equal the single-node forward bit for bit, generation gives the same tokens, concurrent
+// sequences do not disturb each other, and a worker killed mid-generation changes nothing but the plan.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -78,6 +78,10 @@ class Pipeline : public ::testing::Test {
     models::kv_cache cache = whole_->make_cache(static_cast<int>(tokens.size()));
     return whole_->forward(tokens, cache);
   }
+  static array final_hidden_alone(const std::vector<int32_t>& tokens) {
+    models::kv_cache cache = whole_->make_cache(static_cast<int>(tokens.size()));
+    return whole_->final_hidden(tokens, cache);
+  }
   static bool bit_equal(const array& a, const array& b) {
     if (a.shape() != b.shape()) return false;
     const array ca = contiguous(a), cb = contiguous(b);
@@ -124,6 +128,7 @@ TEST_P(PipelinePartitions, LogitsAndTokensEqualOneNode) {
   coordinator c(*dir_, o);
   SCOPED_TRACE(c.plan_description());
   EXPECT_TRUE(bit_equal(c.logits(prompt), logits_alone(prompt)));
+  EXPECT_TRUE(bit_equal(c.final_hidden(prompt), final_hidden_alone(prompt)));
   for (const auto& sp : {greedy(), seeded()}) {
     generation_request r;
     r.prompt = prompt;

@@ -165,6 +165,13 @@ TEST(StageProtocol, MalformedRepliesAreErrorsNotCrashes) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("malformed logits"), std::string::npos) << e.what();
   }
+  // The fake worker knows nothing of want_hidden (protocol 1.1), as a 1.0 worker would: a clear error.
+  try {
+    c.final_hidden({1, 2});
+    FAIL() << "final hidden states from a worker that sent none";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("older than protocol 1.1"), std::string::npos) << e.what();
+  }
 }
 
 TEST(StageProtocol, AWorkerThatKeepsFailingEndsTheRequestWithItsReason) {

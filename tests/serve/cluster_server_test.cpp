@@ -7,6 +7,7 @@
 #include <future>
 
 #include "server_process.h"
+#include "streamed_answer.h"
 #include "worker_process.h"
 
 namespace mlxd::serve::testing {
@@ -29,35 +30,6 @@ struct cluster {
   std::vector<std::unique_ptr<worker_process>> workers;
   std::unique_ptr<server_process> server;
 };
-
-// The text, finish reason and token count of a streamed answer (choice `index`), and whether it ended with
-// [DONE]; `error` holds an error event's message.
-struct streamed {
-  std::string text, finish_reason, error;
-  size_t n_tokens = 0;
-  bool done = false;
-};
-streamed collect(const std::vector<std::string>& events, int index = 0) {
-  streamed s;
-  for (const auto& e : events) {
-    if (e == "[DONE]") {
-      s.done = true;
-      continue;
-    }
-    const json j = json::parse(e);
-    if (j.contains("error")) s.error = j["error"]["message"];
-    for (const auto& c : j.value("choices", json::array())) {
-      if (c["index"] != index) continue;
-      if (c.contains("delta") && c["delta"].contains("content"))
-        s.text += c["delta"]["content"].get<std::string>();
-      if (c.contains("text")) s.text += c["text"].get<std::string>();
-      if (!c["finish_reason"].is_null()) s.finish_reason = c["finish_reason"];
-      if (c.contains("logprobs") && c["logprobs"].is_object() && c["logprobs"].contains("content"))
-        s.n_tokens += c["logprobs"]["content"].size();
-    }
-  }
-  return s;
-}
 
 json chat(const std::string& content, int max_tokens, json extra = json::object()) {
   json b = {{"model", "tiny"},
@@ -257,6 +229,9 @@ TEST(ClusterServer, HealthShowsTheWorkersAndAKilledOneAsDown) {
     EXPECT_EQ(w["layers"]["head"], i == 1);
   }
   EXPECT_EQ(h.body["workers"][0]["layers"]["end"], h.body["workers"][1]["layers"]["begin"]);
+  EXPECT_EQ(h.body["replans"], 0);
+  const std::string w0 = cl.workers[0]->address(), w1 = cl.workers[1]->address();
+  EXPECT_NE(h.body["plan"].get<std::string>().find(w1), std::string::npos) << h.raw;
   const std::string body = json{{"prompt", "abc"}, {"max_tokens", 20}, {"temperature", 0}}.dump();
   const reply before = post(c, "/v1/completions", body);
   ASSERT_EQ(before.status, 200) << before.raw;
@@ -269,6 +244,16 @@ TEST(ClusterServer, HealthShowsTheWorkersAndAKilledOneAsDown) {
   EXPECT_EQ(h.body["workers"][1]["status"], "down");
   EXPECT_TRUE(h.body["workers"][1]["error"].is_string());
   EXPECT_EQ(metric(*cl.server, "mlxd_cluster_node_up{node=\"" + cl.workers[1]->address() + "\"}"), 0);
+  // The coordinator re-plans over the survivor as soon as the pipeline's stream ends: /health shows the new
+  // plan with no request in between.
+  for (const auto deadline = clock_type::now() + std::chrono::seconds(10);
+       h.body["plan"].get<std::string>().find(w1) != std::string::npos && clock_type::now() < deadline;
+       h = get(c, "/health"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(h.body["plan"].get<std::string>().find(w1), std::string::npos) << h.raw;
+  EXPECT_NE(h.body["plan"].get<std::string>().find(w0), std::string::npos) << h.raw;
+  EXPECT_EQ(h.body["replans"], 1);
+  EXPECT_EQ(metric(*cl.server, "mlxd_cluster_sequences_total"), 1) << "only the request before the loss";
   // The survivor holds the whole model after a re-plan: the same answer.
   const reply after = post(c, "/v1/completions", body);
   ASSERT_EQ(after.status, 200) << after.raw;
@@ -339,10 +324,37 @@ TEST(ClusterServer, MetricsHavePerNodeFigures) {
   EXPECT_EQ(metric(*cl.server, "mlxd_generation_tokens_total"), 10);
   EXPECT_EQ(metric(*cl.server, "mlxd_prompt_tokens_total"), r.body["usage"]["prompt_tokens"].get<double>());
   EXPECT_EQ(metric(*cl.server, "mlxd_running_sequences"), 0);
-  // Embeddings need hidden states, which the pipeline does not return: a clear 400.
-  const reply e = post(c, "/v1/embeddings", R"({"input": "hello"})");
-  EXPECT_EQ(e.status, 400);
-  EXPECT_EQ(e.body["error"]["code"], "embeddings_unsupported");
+}
+
+TEST(ClusterServer, EmbeddingsEqualOneNode) {
+  server_process local;
+  cluster cl;
+  auto lc = local.client();
+  auto c = cl.server->client();
+  const std::string body =
+      R"({"input": ["hello world", "abc", "in the beginning"], "encoding_format": "float"})";
+  const reply want = post(lc, "/v1/embeddings", body);
+  const reply got = post(c, "/v1/embeddings", body);
+  ASSERT_EQ(want.status, 200) << want.raw;
+  ASSERT_EQ(got.status, 200) << got.raw;
+  EXPECT_EQ(got.body["usage"], want.body["usage"]);
+  ASSERT_EQ(got.body["data"].size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const auto a = got.body["data"][i]["embedding"].get<std::vector<float>>();
+    const auto b = want.body["data"][i]["embedding"].get<std::vector<float>>();
+    ASSERT_EQ(a.size(), b.size());
+    ASSERT_EQ(a.size(), 64u);  // tiny_serve.json's hidden size
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-5f) << "input " << i << ", value " << k;
+  }
+  EXPECT_TRUE(workers_released(*cl.server));  // each input's sequence ended on every worker
+  const reply bad = post(c, "/v1/embeddings", R"({"input": [[5, 999]]})");
+  EXPECT_EQ(bad.status, 400) << bad.raw;
+  EXPECT_EQ(bad.body["error"]["param"], "input");
+  cl.workers[0]->kill_now();
+  cl.workers[1]->kill_now();
+  const reply down = post(c, "/v1/embeddings", R"({"input": "hello"})");
+  EXPECT_EQ(down.status, 503) << down.raw;
+  EXPECT_EQ(down.body["error"]["type"], "server_error");
 }
 
 }  // namespace

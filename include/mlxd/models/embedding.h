@@ -11,5 +11,7 @@ namespace mlxd::models {
 // final-norm hidden states (llama_model::final_hidden), scaled to unit L2 norm (an all-zero mean stays zero).
 // [hidden] floats. Uses a cache of its own; throws like forward.
 std::vector<float> mean_pooled_embedding(const llama_model& model, const std::vector<int32_t>& tokens);
+// The same from final-norm hidden states [n_tokens, hidden] computed elsewhere (a pipeline's last stage).
+std::vector<float> mean_pooled(const array& final_hidden);
 
 }  // namespace mlxd::models

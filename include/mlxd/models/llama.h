@@ -64,7 +64,8 @@ class llama_model {
   // The pieces a pipeline stage runs. embed: [n_tokens, hidden] f32 (first stage only; ids are checked).
   // forward_layers: the stage's layers on hidden states x [n_tokens, hidden] f32 at positions
   // cache.length()..., appending their keys and values to `cache` (one of make_cache) and committing them;
-  // returns [n_tokens, hidden]. head: logits [n_tokens, vocab] of hidden states (last stage only).
+  // returns [n_tokens, hidden]. head: logits [n_tokens, vocab] of hidden states (last stage only);
+  // head(x) == linear(final_norm(x), lm_head), final_norm being [n_tokens, hidden] (last stage only).
   array embed(const std::vector<int32_t>& tokens) const;
   array forward_layers(const array& x, kv_cache& cache) const;
   // forward_layers for several sequences in one pass, as forward_batch runs them: hidden[i] [T_i, hidden] at
@@ -73,6 +74,7 @@ class llama_model {
   std::vector<array> forward_layers_batch(const std::vector<array>& hidden,
                                           const std::vector<kv_cache*>& caches) const;
   array head(const array& x) const;
+  array final_norm(const array& x) const;
   // A cache for the stage's layers.
   kv_cache make_cache(int capacity) const;
   // Bytes of weights one decode step reads in full: the stage's layers, final norm and LM head (the embedding

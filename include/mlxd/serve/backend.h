@@ -45,7 +45,7 @@ class backend {
   // for sampling parameters out of range. Thread-safe.
   virtual std::shared_ptr<request_handle> submit(std::vector<sequence_request> sequences) = 0;
   // The mean-pooled embedding of each token sequence (models::mean_pooled_embedding). Blocks until done.
-  // Throws api_error 400 for bad inputs or when the backend cannot compute embeddings, 503 when it stops.
+  // Throws api_error 400 for bad inputs, 503 when the backend stops or cannot compute them.
   virtual std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& inputs) = 0;
   // GET /health once loaded. May take a moment (the cluster asks its workers); thread-safe.
   virtual health_report health() = 0;

@@ -38,10 +38,14 @@ class cluster_engine final : public backend {
   // As backend::submit. A sequence the cluster cannot finish (no plan fits the workers left, a worker
   // refused a step) fails its request with 503 and the message; the request's other sequences stop.
   std::shared_ptr<request_handle> submit(std::vector<sequence_request> sequences) override;
-  // Always api_error 400: the pipeline returns sampled tokens, not the hidden states embeddings need.
+  // As engine::embed, from the final-norm hidden states the pipeline's last stage returns
+  // (coordinator::final_hidden), one input after another on the calling thread, beside the generating ones.
+  // A cluster that cannot compute them (no plan fits, a worker refuses) is api_error 503.
   std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& inputs) override;
   // Asks every worker (Hello): 200 "ok" when all answer, 200 "degraded" when some do (the coordinator
-  // re-plans over those), 503 "unavailable" when none does; the body lists the plan and each worker.
+  // re-plans over those), 503 "unavailable" when none does; the body lists the plan in force (the
+  // coordinator's, read live: a lost worker's plan is replaced without waiting for a request), how many
+  // re-plans there were, and each worker.
   health_report health() override;
   // Per worker: up, sequences, KV and weight bytes, Hello latency; per stage node: decode compute seconds
   // and steps; the decode round trips, hops and time spent on them; re-plans, cancelled and failed sequences.

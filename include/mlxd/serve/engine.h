@@ -41,7 +41,9 @@ class engine final : public backend {
   // running sequences for long. Blocks until done. Throws api_error 400 for an empty sequence, an id outside
   // the vocabulary or more tokens than the context, and 503 when the engine stops first.
   std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& inputs) override;
-  // {"status": "ok"}: the loop runs as long as the engine exists.
+  // {"status": "ok", "node": {...}}: the loop runs as long as the engine exists; "node" describes this
+  // process as /health describes a worker: "status" "up", "layers" (all of them, with the embedding and the
+  // head) and "sequences" (the running batch).
   health_report health() override;
 
   const models::llama_config& config() const override { return model_->config(); }

@@ -1,5 +1,5 @@
 // The chat page: keeps the conversation, streams each answer from /v1/chat/completions (SSE) into the page,
-// and shows the tokens per second. No external scripts.
+// shows the tokens per second, and lists the nodes serving the model from /health. No external scripts.
 'use strict';
 const $ = (id) => document.getElementById(id);
 const history = [];
@@ -34,6 +34,38 @@ async function loadModel() {
   } catch (e) {
     $('model').textContent = 'unavailable: ' + e.message;
     setTimeout(loadModel, 2000);
+  }
+}
+
+// "0-5 (embedding, head)": a node's layers as /health gives them (end exclusive), as the plan names them.
+function layersText(l) {
+  if (!l) return '-';
+  const roles = [l.embedding && 'embedding', l.head && 'head'].filter(Boolean);
+  return (l.end > l.begin ? l.begin + '-' + (l.end - 1) : 'no layers') + (roles.length ? ' (' + roles.join(', ') + ')' : '');
+}
+
+// The cluster view, every 2 s: the workers with `mlxd serve --workers`, else this server as the one node.
+async function refreshCluster() {
+  try {
+    const r = await fetch('/health');
+    const h = await r.json();
+    const nodes = h.workers || (h.node ? [{ address: location.host, ...h.node }] : []);
+    const rows = $('nodes').tBodies[0];
+    rows.textContent = '';
+    for (const n of nodes) {
+      const tr = rows.insertRow();
+      tr.className = 'node ' + n.status;
+      tr.dataset.status = n.status;
+      if (n.error) tr.title = n.error;
+      for (const text of [n.address, layersText(n.layers), n.status, n.sequences ?? '-']) tr.insertCell().textContent = text;
+    }
+    $('cluster_status').textContent =
+      (h.workers ? 'cluster: ' : 'single node: ') + h.status + (h.plan ? ' · plan ' + h.plan : '') +
+      (h.replans ? ' · ' + h.replans + ' re-plan' + (h.replans > 1 ? 's' : '') : '');
+  } catch (e) {
+    $('cluster_status').textContent = 'health unavailable: ' + e.message;
+  } finally {
+    setTimeout(refreshCluster, 2000);
   }
 }
 
@@ -117,3 +149,4 @@ $('input').addEventListener('keydown', (e) => {
 $('stop').addEventListener('click', () => { if (controller) controller.abort(); });
 $('clear').addEventListener('click', () => { history.length = 0; $('log').textContent = ''; });
 loadModel();
+refreshCluster();

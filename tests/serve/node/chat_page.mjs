@@ -1,15 +1,12 @@
 // The chat page in headless Chromium (Debian's, driven by playwright-core): type a message, see a streamed
-// answer appear, read the model name and tokens/s, and save a screenshot as the test's artifact.
+// answer appear, read the model name, tokens/s and the cluster view (this server as the one node), and save a
+// screenshot as the test's artifact.
 // Usage: node chat_page.mjs BASE_URL MODEL_ID SCREENSHOT.png   (exits non-zero on the first failed check)
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launchChromium, waitForRows } from './chromium_page.mjs';
 
 const [baseURL, modelId, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   const failed = [];
@@ -25,6 +22,8 @@ try {
   assert.ok(answer.length > 0, 'the answer is empty');
   assert.match(await page.textContent('#speed'), /^[0-9.]+ tokens\/s$/);
   assert.equal(await page.isDisabled('#stop'), true);
+  await waitForRows(page, [[new URL(baseURL).host, '0-1 (embedding, head)', 'up', '0']]);
+  assert.match(await page.textContent('#cluster_status'), /^single node: ok$/);
   assert.deepEqual(failed, []);  // no request left the page unanswered (and none went to another host)
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log('chat page: answer of ' + answer.length + ' characters streamed; screenshot ' + screenshot);

@@ -4,6 +4,7 @@
 // Usage: node openai_client.mjs BASE_URL MODEL_ID   (exits non-zero on the first failed check)
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { assertRequestErrors, assertStreamMatches } from './chat_checks.mjs';
 
 const [baseURL, modelId] = process.argv.slice(2);
 const client = new OpenAI({ baseURL: baseURL + '/v1', apiKey: 'unused', maxRetries: 0 });
@@ -29,22 +30,7 @@ const stream = await client.chat.completions.create({
   model: modelId, messages, max_tokens: 16, seed: 7, temperature: 0.9, stream: true,
   stream_options: { include_usage: true },
 });
-let text = '';
-let finish = null;
-let usage = null;
-let role = null;
-for await (const chunk of stream) {
-  if (chunk.usage) usage = chunk.usage;
-  for (const c of chunk.choices) {
-    if (c.delta.role) role = c.delta.role;
-    if (c.delta.content) text += c.delta.content;
-    if (c.finish_reason) finish = c.finish_reason;
-  }
-}
-assert.equal(role, 'assistant');
-assert.equal(text, whole.choices[0].message.content);
-assert.equal(finish, whole.choices[0].finish_reason);
-assert.deepEqual(usage, whole.usage);
+await assertStreamMatches(stream, whole);
 console.log('chat.completions.create stream ok');
 
 // The .stream() helper rebuilds the final message from the chunks.
@@ -67,14 +53,7 @@ for await (const chunk of await client.completions.create({ model: modelId, prom
 assert.equal(streamedText, completion.choices[0].text);
 console.log('completions.create ok');
 
-await assert.rejects(
-  client.chat.completions.create({ model: modelId, messages, temperature: 7 }),
-  (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'temperature',
-);
-await assert.rejects(
-  client.chat.completions.create({ model: 'no-such-model', messages }),
-  (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && e.code === 'model_not_found',
-);
+await assertRequestErrors(client, modelId, messages);
 console.log('errors ok');
 
 // Embeddings: the client asks for base64 unless told otherwise and decodes it; both forms agree, vectors have

@@ -1,9 +1,10 @@
 // The official openai client against two servers of the same model: one running it whole, one running its
 // layers on workers (`mlxd serve --workers`). Every answer (greedy and seeded, whole and streamed, chat and
-// text) must be the same, and errors must have the same shape.
+// text) must be the same, errors must have the same shape, and embeddings the same values.
 // Usage: node openai_cluster.mjs LOCAL_URL CLUSTER_URL MODEL_ID   (exits non-zero on the first failed check)
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { assertRequestErrors, assertStreamMatches } from './chat_checks.mjs';
 
 const [localURL, clusterURL, modelId] = process.argv.slice(2);
 const local = new OpenAI({ baseURL: localURL + '/v1', apiKey: 'unused', maxRetries: 0 });
@@ -41,24 +42,9 @@ for (const params of [
 console.log('chat.completions.create ok');
 
 const whole = await local.chat.completions.create({ model: modelId, messages, max_tokens: 30, temperature: 0 });
-let text = '';
-let finish = null;
-let usage = null;
-let role = null;
-for await (const chunk of await cluster.chat.completions.create({
+await assertStreamMatches(await cluster.chat.completions.create({
   model: modelId, messages, max_tokens: 30, temperature: 0, stream: true, stream_options: { include_usage: true },
-})) {
-  if (chunk.usage) usage = chunk.usage;
-  for (const c of chunk.choices) {
-    if (c.delta.role) role = c.delta.role;
-    if (c.delta.content) text += c.delta.content;
-    if (c.finish_reason) finish = c.finish_reason;
-  }
-}
-assert.equal(role, 'assistant');
-assert.equal(text, whole.choices[0].message.content);
-assert.equal(finish, whole.choices[0].finish_reason);
-assert.deepEqual(usage, whole.usage);
+}), whole);
 const helper = cluster.chat.completions.stream({ model: modelId, messages, max_tokens: 30, temperature: 0 });
 assert.equal((await helper.finalChatCompletion()).choices[0].message.content, whole.choices[0].message.content);
 console.log('chat.completions.create stream ok');
@@ -74,17 +60,15 @@ for await (const chunk of await cluster.completions.create({ ...completion, stre
 assert.equal(streamed, a.choices[0].text);
 console.log('completions.create ok');
 
-await assert.rejects(
-  cluster.chat.completions.create({ model: modelId, messages, temperature: 7 }),
-  (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'temperature',
-);
-await assert.rejects(
-  cluster.chat.completions.create({ model: 'no-such-model', messages }),
-  (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && e.code === 'model_not_found',
-);
-await assert.rejects(
-  cluster.embeddings.create({ model: modelId, input: 'hello' }),
-  (e) => e instanceof OpenAI.BadRequestError && e.code === 'embeddings_unsupported',
-);
+await assertRequestErrors(cluster, modelId, messages);
 console.log('errors ok');
+
+// Embeddings come from the last stage's hidden states: the same vectors to 1e-5 (base64, the client's default).
+const input = ['hello world', 'in the beginning'];
+const ea = await local.embeddings.create({ model: modelId, input });
+const eb = await cluster.embeddings.create({ model: modelId, input });
+assert.deepEqual(eb.usage, ea.usage);
+assert.equal(eb.data.length, 2);
+eb.data.forEach((d, i) => assertClose(Array.from(d.embedding), Array.from(ea.data[i].embedding), `embedding ${i}`));
+console.log('embeddings.create ok');
 console.log('openai cluster client: all checks passed');
