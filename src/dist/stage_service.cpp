@@ -375,7 +375,8 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
     for (v1::StepRequest& req : taken) {
       const bool forward = req.kind() == v1::STEP_FORWARD;
       const int64_t n = step_rows(req);
-      const bool batchable = forward && req.position() > 0 && !req.want_logits() && !req.want_hidden() && n == 1;
+      const bool batchable =
+          forward && req.position() > 0 && !req.want_logits() && !req.want_hidden() && n == 1;
       if (!batchable || in_group.contains(req.sequence_id()) || rows + n > max_batch_rows) flush();
       if (batchable) {
         group.push_back(&req);
