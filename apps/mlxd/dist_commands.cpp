@@ -75,6 +75,8 @@ void add_cluster_flags(CLI::App* cmd, cluster_flags& f, bool planning) {
     cmd->add_option("--layers", f.layers, "layer ranges per worker, e.g. 0-11,12-23 (default: planned)");
     cmd->add_option("--coordinator-layers", f.coordinator_layers,
                     "layers this process runs before the workers, e.g. 0-3 (with the embedding)");
+    cmd->add_flag("--ship-weights", f.ship_weights,
+                  "send each worker its layers' tensors (kept in its --cache-dir) instead of the model path");
   }
 }
 
@@ -88,6 +90,7 @@ dist::cluster_access cluster_access_of(const cluster_flags& f) {
 dist::coordinator_options coordinator_options_of(const cluster_flags& f) {
   dist::coordinator_options o;
   o.access = cluster_access_of(f);
+  o.ship_weights = f.ship_weights;
   if (!f.layers.empty()) o.layers = dist::parse_layer_ranges(f.layers);
   if (!f.coordinator_layers.empty()) {
     const auto ranges = dist::parse_layer_ranges(f.coordinator_layers);
@@ -117,6 +120,8 @@ void add_dist_commands(CLI::App& app) {
     cmd->add_option("--kv-idle-timeout", *idle_s, "seconds before an idle sequence's KV cache is freed")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--node-id", o->node_id, "name in handshakes and errors (default hostname:pid)");
+    cmd->add_option("--cache-dir", o->cache_dir,
+                    "where shipped stages are kept (default MLXD_CACHE_DIR or ~/.cache/mlxd/weights)");
     cmd->add_option("--port-file", *port_file, "write the bound port here once listening");
     cmd->callback([o, memory_mb, idle_s, port_file] {
       if (o->cluster_token.empty()) o->cluster_token = env_or("MLXD_CLUSTER_TOKEN", "");

@@ -8,6 +8,7 @@
 #include "comm/grpc/credentials.h"
 #include "dist/pipeline_stream.h"
 #include "dist/stage_rpc.h"
+#include "dist/weights_cache.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/models/llama.h"
 
@@ -57,6 +58,7 @@ struct coordinator::impl {
   uint64_t n_plans = 0;  // established since the start
   std::atomic<uint64_t> next_sequence{1};
   std::atomic<int> in_flight{0};          // generate() and logits() calls running
+  std::atomic<uint64_t> shipped{0};       // weight bytes uploaded to workers
   clock_type::time_point rejoin_checked;  // guarded by plan_mu
 
   // Counts a running request for as long as it lives.
@@ -71,6 +73,7 @@ struct coordinator::impl {
   void establish(bool all_required);
   std::shared_ptr<active> get_active();
   void rejoin_absent();
+  grpc::Status upload(v1::Stage::Stub& stub, const stage_package& p);
   void recover(const std::shared_ptr<active>& failed, const std::string& why);
   void watch();
   void stream_lost(uint64_t plan_id);
@@ -129,10 +132,28 @@ void coordinator::impl::establish(bool all_required) {
       as.set_head(s.layers.head);
       if (i + 1 < plan.size()) as.set_next_address(alive[plan[i + 1].node].address);
       auto stub = v1::Stage::NewStub(rpc::make_channel(alive[s.node].address, creds));
-      grpc::ClientContext ctx;
-      rpc::prepare(ctx, o.access.cluster_token, std::chrono::minutes(10));
-      v1::AssignReply reply;
-      const grpc::Status st = stub->Assign(&ctx, as, &reply);
+      std::optional<stage_package> package;
+      if (o.ship_weights) {
+        try {
+          package = pack_stage(model_path, config, s.layers);
+        } catch (const std::exception& e) {
+          errors[i] = std::string("cannot ship the weights: ") + e.what();
+          return;
+        }
+        as.set_weights_hash(package->hash);
+      }
+      const auto assign = [&] {
+        grpc::ClientContext ctx;
+        rpc::prepare(ctx, o.access.cluster_token, std::chrono::minutes(10));
+        v1::AssignReply reply;
+        return stub->Assign(&ctx, as, &reply);
+      };
+      grpc::Status st = assign();
+      if (package && st.error_code() == grpc::StatusCode::NOT_FOUND) {
+        // The worker does not hold this stage yet: send it, then assign again.
+        st = upload(*stub, *package);
+        if (st.ok()) st = assign();
+      }
       if (!st.ok()) {
         errors[i] = alive[s.node].address + " refused its assignment: " + st.error_message();
         too_big[i] = st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
@@ -192,6 +213,31 @@ std::shared_ptr<coordinator::impl::active> coordinator::impl::get_active() {
   std::lock_guard lock(plan_mu);
   if (!current) establish(false);
   return current;
+}
+
+grpc::Status coordinator::impl::upload(v1::Stage::Stub& stub, const stage_package& p) {
+  grpc::ClientContext ctx;
+  rpc::prepare(ctx, o.access.cluster_token, std::chrono::minutes(30));
+  v1::UploadReply reply;
+  auto writer = stub.Upload(&ctx, &reply);
+  constexpr size_t piece = 1 << 20;  // well under gRPC's 4 MB message limit
+  const std::pair<const char*, const std::string*> files[] = {{"config.json", &p.config},
+                                                              {"model.safetensors", &p.safetensors}};
+  for (const auto& [name, bytes] : files) {
+    for (size_t at = 0; at == 0 || at < bytes->size(); at += piece) {
+      v1::WeightsChunk c;
+      c.set_hash(p.hash);
+      c.set_file(name);
+      c.set_file_bytes(bytes->size());
+      c.set_offset(at);
+      c.set_data(bytes->substr(at, piece));
+      if (!writer->Write(c)) break;
+    }
+  }
+  writer->WritesDone();
+  const grpc::Status st = writer->Finish();
+  if (st.ok()) shipped += reply.bytes();
+  return st;
 }
 
 void coordinator::impl::rejoin_absent() {
@@ -451,6 +497,10 @@ generation_result coordinator::generate(const generation_request& r) {
       throw;
     }
   }
+}
+
+uint64_t coordinator::shipped_bytes() const {
+  return impl_->shipped.load();
 }
 
 array coordinator::impl::forward_whole(const std::vector<int32_t>& tokens, bool hidden) {

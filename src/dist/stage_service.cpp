@@ -33,7 +33,10 @@ int64_t step_rows(const v1::StepRequest& req) {
 }  // namespace
 
 stage_service::stage_service(const worker_options& o, std::string node_id, worker_capabilities caps)
-    : options_(o), node_id_(std::move(node_id)), caps_(caps) {}
+    : options_(o),
+      cache_(o.cache_dir.empty() ? default_weights_cache_dir() : o.cache_dir),
+      node_id_(std::move(node_id)),
+      caps_(caps) {}
 
 grpc::Status stage_service::Hello(grpc::ServerContext* ctx, const v1::StageHelloRequest* request,
                                   v1::StageHelloReply* reply) {
@@ -74,8 +77,16 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
     sequences_.clear();
     kv_bytes_ = 0;
   }
+  std::string model_path = request->model_path();
+  if (!request->weights_hash().empty()) {
+    const auto entry = cache_.find(request->weights_hash());
+    if (!entry)
+      return {grpc::StatusCode::NOT_FOUND, "weights " + request->weights_hash() + " are not in " + node_id_ +
+                                               "'s cache " + cache_.dir().string()};
+    model_path = entry->string();
+  }
   try {
-    const models::llama_config config = models::load_llama_config_any(request->model_path());
+    const models::llama_config config = models::load_llama_config_any(model_path);
     const models::llama_stage range{request->layer_begin(), request->layer_end(), request->embedding(),
                                     request->head()};
     models::check_stage(config, range);
@@ -86,8 +97,7 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
                   " need " + mib(bytes) + " but " + node_id_ + " offers " + mib(caps_.memory_bytes)};
     auto st = std::make_shared<loaded>();
     st->assignment = *request;
-    st->model =
-        std::make_shared<const models::llama_model>(models::load_llama_stage(request->model_path(), range));
+    st->model = std::make_shared<const models::llama_model>(models::load_llama_stage(model_path, range));
     st->weight_bytes = bytes;
     std::lock_guard lock(mu_);
     stage_ = st;
@@ -95,6 +105,21 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
     return grpc::Status::OK;
   } catch (const std::exception& e) {
     return {grpc::StatusCode::INVALID_ARGUMENT, std::string("cannot load the assignment: ") + e.what()};
+  }
+}
+
+grpc::Status stage_service::Upload(grpc::ServerContext* ctx, grpc::ServerReader<v1::WeightsChunk>* chunks,
+                                   v1::UploadReply* reply) {
+  grpc::Status s = rpc::admit(*ctx, options_.cluster_token);
+  if (!s.ok()) return s;
+  try {
+    weights_cache::receiver in(cache_, caps_.memory_bytes);
+    v1::WeightsChunk c;
+    while (chunks->Read(&c)) in.add(c.hash(), c.file(), c.file_bytes(), c.offset(), c.data());
+    reply->set_bytes(in.commit());
+    return grpc::Status::OK;
+  } catch (const std::exception& e) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, std::string("weights upload refused: ") + e.what()};
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/weights_cache.h"
 #include "mlxd/dist/worker.h"
 #include "mlxd/engine/sampler.h"
 #include "mlxd/models/llama.h"
@@ -28,6 +29,8 @@ class stage_service final : public v1::Stage::Service {
                       v1::AssignReply* reply) override;
   grpc::Status Run(grpc::ServerContext* ctx,
                    grpc::ServerReaderWriter<v1::StepReply, v1::StepRequest>* stream) override;
+  grpc::Status Upload(grpc::ServerContext* ctx, grpc::ServerReader<v1::WeightsChunk>* chunks,
+                      v1::UploadReply* reply) override;
 
   // Frees the KV caches of sequences idle for longer than the timeout; called periodically.
   void evict_idle();
@@ -68,6 +71,7 @@ class stage_service final : public v1::Stage::Service {
   void drop_sequence(uint64_t id);
 
   worker_options options_;
+  weights_cache cache_;
   std::string node_id_;
   worker_capabilities caps_;
   std::mutex assign_mu_;  // one Assign at a time

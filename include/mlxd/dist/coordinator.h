@@ -36,6 +36,10 @@ struct coordinator_options {
   // How often a new request checks whether a worker of the list that the plan left out (it was down)
   // answers again; when one does and no sequence is running, the pipeline is planned again with it. 0: never.
   std::chrono::milliseconds rejoin_interval{2000};
+  // Send each worker its stage's tensors (config.json and a safetensors file of exactly its layers), which
+  // it keeps in its weights cache by their hash, instead of naming a model path it must be able to read. A
+  // worker that holds them from an earlier plan is not sent them again. Needs a Hugging Face folder.
+  bool ship_weights = false;
 };
 
 struct generation_request {
@@ -120,6 +124,8 @@ class coordinator {
   array final_hidden(const std::vector<int32_t>& tokens);
   // The workers' health and assignments.
   std::vector<node_status> status(int pings = 3);
+  // Bytes of weights sent to workers so far (ship_weights).
+  uint64_t shipped_bytes() const;
 
  private:
   struct impl;

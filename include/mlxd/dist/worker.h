@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,9 @@ struct worker_options {
   // A sequence's KV cache is freed after this long without a step.
   std::chrono::milliseconds kv_idle_timeout{std::chrono::minutes(5)};
   std::string node_id;  // default hostname:pid
+  // Where stages shipped by a coordinator (Upload) are kept, one folder per weights hash; empty: the default
+  // (MLXD_CACHE_DIR, else XDG_CACHE_HOME/mlxd/weights, else ~/.cache/mlxd/weights).
+  std::filesystem::path cache_dir;
 };
 
 // What the worker measured and offers, as its handshake reports it.

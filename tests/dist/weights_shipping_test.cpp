@@ -1,0 +1,171 @@
+// Shipping a stage's weights to workers that cannot read the model: the coordinator sends each worker its
+// layers' tensors, the workers cache them by hash and give the logits a single node gives; a later plan
+// finds them cached and sends nothing; a dishonest or malformed upload is refused and leaves nothing behind.
+#include <gtest/gtest.h>
+
+#include <grpcpp/grpcpp.h>
+#include <stdlib.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "dist/stage_rpc.h"
+#include "dist/weights_cache.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/dist/coordinator.h"
+#include "mlxd/dist/worker.h"
+#include "mlxd/models/llama.h"
+#include "mlxd/v1/inference.grpc.pb.h"
+
+namespace mlxd::dist {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path shipped_model = fs::path(MLXD_GOLDEN_DIR) / "llama_gqa";  // an HF folder: vocab 40, 2 layers
+
+struct shipping_scratch {
+  shipping_scratch() {
+    std::string t = (fs::temp_directory_path() / "mlxd_ship_XXXXXX").string();
+    path = mkdtemp(t.data());
+  }
+  ~shipping_scratch() { fs::remove_all(path); }
+  fs::path path;
+};
+
+worker_options caching_worker(const fs::path& cache) {
+  worker_options o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.cache_dir = cache;
+  return o;
+}
+
+// The entries (and anything else) in a cache folder.
+std::vector<std::string> cache_entries(const fs::path& dir) {
+  std::vector<std::string> out;
+  if (fs::exists(dir))
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  return out;
+}
+
+float shipped_max_abs_diff(const array& a, const array& b) {
+  const array ca = contiguous(a), cb = contiguous(b);
+  EXPECT_EQ(ca.shape(), cb.shape());
+  float d = 0;
+  for (int64_t i = 0; i < ca.size(); ++i)
+    d = std::max(d, std::abs(ca.data<float>()[i] - cb.data<float>()[i]));
+  return d;
+}
+
+TEST(WeightsShipping, StagesAreSentCachedByHashAndUsedAgain) {
+  shipping_scratch dir;
+  worker a(caching_worker(dir.path / "a")), b(caching_worker(dir.path / "b"));
+  coordinator_options o;
+  o.access.workers = {"127.0.0.1:" + std::to_string(a.port()), "127.0.0.1:" + std::to_string(b.port())};
+  o.ship_weights = true;
+  const std::vector<int32_t> tokens = {1, 5, 9, 2};
+  const models::llama_model whole = models::load_llama(shipped_model);
+  models::kv_cache cache = whole.make_cache(8);
+  const array expected = whole.forward(tokens, cache);
+  {
+    coordinator c(shipped_model, o);
+    EXPECT_GT(c.shipped_bytes(), 0u);
+    EXPECT_LE(shipped_max_abs_diff(c.logits(tokens), expected), 1e-5f);
+  }
+  for (const char* w : {"a", "b"}) {
+    const auto e = cache_entries(dir.path / w);
+    ASSERT_EQ(e.size(), 1u) << w;
+    EXPECT_EQ(e[0].size(), 16u) << e[0];  // the hash names the entry
+    EXPECT_TRUE(fs::exists(dir.path / w / e[0] / "model.safetensors"));
+  }
+  EXPECT_NE(cache_entries(dir.path / "a"), cache_entries(dir.path / "b"))
+      << "each worker holds its own layers";
+  // A new plan assigns the same ranges: the workers hold them already.
+  coordinator again(shipped_model, o);
+  EXPECT_EQ(again.shipped_bytes(), 0u);
+  EXPECT_LE(shipped_max_abs_diff(again.logits(tokens), expected), 1e-5f);
+}
+
+TEST(WeightsShipping, DishonestOrMalformedUploadsAreRefusedAndLeaveNothing) {
+  shipping_scratch dir;
+  worker w(caching_worker(dir.path / "cache"));
+  auto stub = v1::Stage::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(w.port()), grpc::InsecureChannelCredentials()));
+  auto upload = [&](const std::vector<v1::WeightsChunk>& chunks) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(rpc::protocol_key, "1.1");
+    v1::UploadReply reply;
+    auto writer = stub->Upload(&ctx, &reply);
+    for (const auto& c : chunks) writer->Write(c);
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  auto chunk = [](const std::string& hash, const std::string& file, const std::string& data,
+                  uint64_t file_bytes, uint64_t offset = 0) {
+    v1::WeightsChunk c;
+    c.set_hash(hash);
+    c.set_file(file);
+    c.set_data(data);
+    c.set_file_bytes(file_bytes);
+    c.set_offset(offset);
+    return c;
+  };
+  const std::string config = "{}", weights = "0123456789";
+  const std::string honest = hex64(fnv1a(weights, fnv1a(config)));
+  const std::pair<std::vector<v1::WeightsChunk>, const char*> cases[] = {
+      {{chunk("0123456789abcdef", "config.json", config, 2),
+        chunk("0123456789abcdef", "model.safetensors", weights, 10)},
+       "hash to"},
+      {{chunk("not-a-hash", "config.json", config, 2)}, "is not a weights hash"},
+      {{chunk(honest, "model.safetensors", weights, 10)}, "expected config.json"},
+      {{chunk(honest, "config.json", config, 2), chunk(honest, "model.safetensors", weights, 10, 4)},
+       "does not continue"},
+      {{chunk(honest, "config.json", config, 2)}, "ended before both"},
+      {{chunk(honest, "config.json", config, 2), chunk(honest, "model.safetensors", weights, 4)},
+       "runs past the end"},
+      {{chunk(honest, "config.json", config, 2), chunk(honest, "../x", weights, 10)},
+       "expected model.safetensors"},
+  };
+  for (const auto& [chunks, message] : cases) {
+    const grpc::Status s = upload(chunks);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << message;
+    EXPECT_NE(s.error_message().find(message), std::string::npos) << s.error_message();
+    EXPECT_TRUE(cache_entries(dir.path / "cache").empty()) << "nothing kept after: " << message;
+  }
+  // The honest upload of the same bytes is kept under its hash.
+  const grpc::Status ok =
+      upload({chunk(honest, "config.json", config, 2), chunk(honest, "model.safetensors", weights, 10)});
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(cache_entries(dir.path / "cache"), std::vector<std::string>{honest});
+
+  // Assigning a hash the worker does not hold is NOT_FOUND, which makes a coordinator send it.
+  v1::Assignment as;
+  as.set_plan_id(7);
+  as.set_model_path("/nonexistent");
+  as.set_layer_begin(0);
+  as.set_layer_end(2);
+  as.set_embedding(true);
+  as.set_head(true);
+  as.set_weights_hash("fedcba9876543210");
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(rpc::protocol_key, "1.1");
+  v1::AssignReply reply;
+  EXPECT_EQ(stub->Assign(&ctx, as, &reply).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(WeightsShipping, AGgufModelIsNotShipped) {
+  shipping_scratch dir;
+  worker w(caching_worker(dir.path / "cache"));
+  coordinator_options o;
+  o.access.workers = {"127.0.0.1:" + std::to_string(w.port())};
+  o.ship_weights = true;
+  try {
+    coordinator c(fs::path(MLXD_GOLDEN_DIR) / "llama_quant" / "model.gguf", o);
+    FAIL() << "shipped a GGUF model";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("GGUF stages are not shipped"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mlxd::dist
