@@ -225,6 +225,12 @@ struct trainer::impl {
     return reducer ? reducer->sum_scalars(values) : values;
   }
 
+  std::vector<shape_t> param_shapes() const {
+    std::vector<shape_t> shapes;
+    for (const auto& p : params) shapes.push_back(p.shape());
+    return shapes;
+  }
+
   // Where the data of the next micro-batch starts, for messages about a bad batch.
   std::string batch_where() const {
     const data::cursor c = task->position();
@@ -241,25 +247,37 @@ struct trainer::impl {
     std::vector<double> stats(task->stats().size(), 0.0);
     std::string first_bad;
     const std::string step_start = batch_where();
+    const double comm_before = reducer ? reducer->comm_seconds() : 0.0;
+    std::optional<train::overlapped_grad_sum> summing;  // data-parallel, on the last micro-batch
     for (int64_t m = 0; m < cfg.optim.accumulation; ++m) {
       const std::string where = m == 0 ? step_start : batch_where();
       std::optional<micro_batch> b = task->next(view(m, true));
       if (!b) throw data::data_error("the training data holds no sample for rank " + std::to_string(rank));
-      auto [loss, grads] =
-          value_and_grad([&](const std::vector<array>& p) { return b->loss_sum(p, stats); }, params);
+      if (reducer && m + 1 == cfg.optim.accumulation) summing.emplace(*reducer, param_shapes());
+      const loss_fn f = [&](const std::vector<array>& p) { return b->loss_sum(p, stats); };
+      array loss;
+      if (summing) {
+        // The last micro-batch: each gradient, once final, joins the earlier ones' sum and its bucket's
+        // all-reduce starts while the backward pass goes on (the same bytes as summing afterwards).
+        const std::vector<array> earlier = accum.micro_batches() > 0 ? accum.take(1.0) : std::vector<array>{};
+        loss = value_and_grad(f, params, [&](size_t i, const array& g) {
+                 summing->add(i, earlier.empty() ? g : add(earlier[i], g));
+               }).first;
+      } else {
+        auto [value, grads] = value_and_grad(f, params);
+        loss = value;
+        accum.add(grads);
+      }
       const double l = loss.item<float>();
       if (!std::isfinite(l) && first_bad.empty()) first_bad = where;
       loss_sum += l;
       units += b->units;
       tokens += b->tokens;
-      accum.add(grads);
     }
-    std::vector<array> grads = accum.take(1.0);
-    const double comm_before = reducer ? reducer->comm_seconds() : 0.0;
+    std::vector<array> grads = summing ? summing->finish() : accum.take(1.0);
     std::vector<double> local = {loss_sum, units, static_cast<double>(tokens), first_bad.empty() ? 0.0 : 1.0};
     local.insert(local.end(), stats.begin(), stats.end());
     const std::vector<double> totals = sum_scalars(local);
-    if (reducer) grads = reducer->sum(grads);
     loss_sum = totals[0];
     units = totals[1];
     tokens = static_cast<int64_t>(totals[2]);
