@@ -78,7 +78,7 @@ nlohmann::json chat_config(const fs::path& records, const fs::path& out) {
             {"validation_fraction", 0.0}}},
           {"optim", {{"name", "adam"}, {"lr", 3e-3}}},
           {"schedule", {{"kind", "constant"}}},
-          {"run", {{"out", out.string()}, {"steps", 12}}},
+          {"run", {{"out", out.string()}, {"steps", 6}}},
           {"threads", 1}};
 }
 
@@ -119,7 +119,7 @@ TEST(chat_finetune, targets_are_the_assistant_turns_and_the_loss_falls) {
   EXPECT_EQ(first_batch(t.config()).first, expected);
 
   double last = first.loss;
-  while (t.steps_done() < 12) last = t.step().loss;
+  while (t.steps_done() < 6) last = t.step().loss;
   EXPECT_LT(last, 0.6 * first.loss) << "first " << first.loss;
 }
 
