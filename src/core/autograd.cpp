@@ -79,6 +79,11 @@ std::vector<array> topological_order(const array& root) {
 }  // namespace
 
 std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std::vector<array>& args) {
+  return value_and_grad(f, args, nullptr);
+}
+
+std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std::vector<array>& args,
+                                                    const grad_ready_fn& on_ready) {
   // Fresh handles so the caller's arrays never carry tape state; leaves have a node without a vjp.
   autograd::recording_scope scope;
   std::vector<array> leaves;
@@ -96,30 +101,49 @@ std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std:
   }
   std::unordered_map<const void*, array> cotangents;
   std::vector<array> grads(args.size());
-  if (value.grad_node()) {
-    cotangents.emplace(value.id(), ones(value.shape(), dtype::f32));
-    const std::vector<array> order = topological_order(value);
-    for (auto it = order.rbegin(); it != order.rend(); ++it) {
-      const auto& n = it->grad_node();
-      auto found = cotangents.find(it->id());
-      if (!n->vjp || found == cotangents.end()) continue;
-      const std::vector<array> input_cts = n->vjp(found->second);
-      for (size_t i = 0; i < n->inputs.size(); ++i) {
-        const array& in = n->inputs[i];
-        if (!in.grad_node() || i >= input_cts.size() || (input_cts[i].size() == 0 && in.size() != 0))
-          continue;
-        auto [slot, inserted] = cotangents.try_emplace(in.id(), input_cts[i]);
-        if (!inserted) slot->second = add(slot->second, input_cts[i]);
-      }
-      cotangents.erase(found);  // frees intermediate cotangents as soon as they are used
-    }
-  }
-  for (size_t i = 0; i < args.size(); ++i) {
+  std::vector<bool> final_grad(args.size(), false);
+  const auto finalise = [&](size_t i) {
     auto it = cotangents.find(leaves[i].id());
     grads[i] = it == cotangents.end()
                    ? zeros(args[i].shape(), args[i].type())
                    : astype(it->second, is_floating(args[i].type()) ? args[i].type() : dtype::f32);
+    final_grad[i] = true;
+    if (on_ready) on_ready(i, grads[i]);
+  };
+  if (value.grad_node()) {
+    cotangents.emplace(value.id(), ones(value.shape(), dtype::f32));
+    const std::vector<array> order = topological_order(value);
+    // With a callback: how many node inputs still read each leaf; at zero its cotangent is complete.
+    std::unordered_map<const void*, size_t> leaf_index;
+    std::vector<size_t> readers(args.size(), 0);
+    if (on_ready) {
+      for (size_t i = 0; i < leaves.size(); ++i) leaf_index.emplace(leaves[i].id(), i);
+      for (const array& a : order)
+        for (const array& in : a.grad_node()->inputs)
+          if (auto l = leaf_index.find(in.id()); l != leaf_index.end()) ++readers[l->second];
+    }
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      const auto& n = it->grad_node();
+      auto found = cotangents.find(it->id());
+      if (n->vjp && found != cotangents.end()) {
+        const std::vector<array> input_cts = n->vjp(found->second);
+        for (size_t i = 0; i < n->inputs.size(); ++i) {
+          const array& in = n->inputs[i];
+          if (!in.grad_node() || i >= input_cts.size() || (input_cts[i].size() == 0 && in.size() != 0))
+            continue;
+          auto [slot, inserted] = cotangents.try_emplace(in.id(), input_cts[i]);
+          if (!inserted) slot->second = add(slot->second, input_cts[i]);
+        }
+        cotangents.erase(found);  // frees intermediate cotangents as soon as they are used
+      }
+      if (!on_ready) continue;
+      for (const array& in : n->inputs)
+        if (auto l = leaf_index.find(in.id()); l != leaf_index.end() && --readers[l->second] == 0)
+          finalise(l->second);
+    }
   }
+  for (size_t i = 0; i < args.size(); ++i)
+    if (!final_grad[i]) finalise(i);
   return {value, grads};
 }
 

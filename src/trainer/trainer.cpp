@@ -293,6 +293,12 @@ struct trainer::impl {
     return out;
   }
 
+  std::vector<shape_t> param_shapes() const {
+    std::vector<shape_t> shapes;
+    for (const auto& p : params) shapes.push_back(p.shape());
+    return shapes;
+  }
+
   // Where the data of the next micro-batch starts, for messages about a bad batch.
   std::string batch_where() const {
     const data::cursor c = task->position();
@@ -314,23 +320,36 @@ struct trainer::impl {
     update_result u;
     std::vector<double> stats = initial_stats(*task);
     std::string first_bad;
+    std::optional<train::overlapped_grad_sum> summing;  // data-parallel, on the last micro-batch
     for (int64_t m = 0; m < cfg.optim.accumulation; ++m) {
       const std::string where = batch_where();
       std::optional<micro_batch> b = task->next(view(first_micro + m, true));
       if (!b) throw data::data_error("the training data holds no sample for rank " + std::to_string(rank));
-      auto [loss, grads] =
-          value_and_grad([&](const std::vector<array>& p) { return b->loss_sum(p, stats); }, params);
+      if (reducer && m + 1 == cfg.optim.accumulation) summing.emplace(*reducer, param_shapes());
+      const loss_fn f = [&](const std::vector<array>& p) { return b->loss_sum(p, stats); };
+      array loss;
+      if (summing) {
+        // The last micro-batch: each gradient, once final, joins the earlier ones' sum and its bucket's
+        // all-reduce starts while the backward pass goes on (the same bytes as summing afterwards).
+        const std::vector<array> earlier = accum.micro_batches() > 0 ? accum.take(1.0) : std::vector<array>{};
+        loss = value_and_grad(f, params, [&](size_t i, const array& g) {
+                 summing->add(i, earlier.empty() ? g : add(earlier[i], g));
+               }).first;
+      } else {
+        auto [value, grads] = value_and_grad(f, params);
+        loss = value;
+        accum.add(grads);
+      }
       const double l = loss.item<float>();
       if (!std::isfinite(l) && first_bad.empty()) first_bad = where;
       u.loss_sum += l;
       u.units += b->units;
       u.tokens += b->tokens;
-      accum.add(grads);
     }
-    std::vector<array> grads = accum.take(1.0);
+    // The gradient buckets travel before the scalar sums, on every rank alike.
+    std::vector<array> grads = summing ? summing->finish() : accum.take(1.0);
     const std::vector<double> totals =
         sum_scalars({u.loss_sum, u.units, static_cast<double>(u.tokens), first_bad.empty() ? 0.0 : 1.0});
-    if (reducer) grads = reducer->sum(grads);
     u.stats = reduce_stats(*task, stats);
     u.loss_sum = totals[0];
     u.units = totals[1];

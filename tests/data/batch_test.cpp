@@ -133,7 +133,7 @@ TEST(Batch, PackingFillsRows) {
 }
 
 TEST(Batch, LoaderCursorResumesTheSameBatches) {
-  test::scratch dir;
+  test::temp_dir dir;
   std::string a, b;
   std::mt19937 rng(1);
   const std::vector<std::string> words = {"In",       " the",    " beginning", " God",

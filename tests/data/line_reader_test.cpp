@@ -10,7 +10,7 @@ namespace mlxd::data {
 namespace {
 
 TEST(LineReader, LinesOffsetsAndNumbers) {
-  test::scratch dir;
+  test::temp_dir dir;
   const std::string text = "first\r\n\nthird line is longer than the buffer\nlast";
   const auto path = dir.write("a.txt", text);
   for (size_t buffer : {64, 4096}) {
@@ -28,7 +28,7 @@ TEST(LineReader, LinesOffsetsAndNumbers) {
 }
 
 TEST(LineReader, LongLinesGrowTheBuffer) {
-  test::scratch dir;
+  test::temp_dir dir;
   std::string big(100000, 'x');
   const auto path = dir.write("b.txt", "a\n" + big + "\nb\n");
   line_reader r(path, 0, 1, 64);
@@ -42,7 +42,7 @@ TEST(LineReader, LongLinesGrowTheBuffer) {
 }
 
 TEST(LineReader, ReopensAtAnOffset) {
-  test::scratch dir;
+  test::temp_dir dir;
   const auto path = dir.write("c.txt", "one\ntwo\nthree\n");
   line_reader r(path, 8, 3);
   std::string line;

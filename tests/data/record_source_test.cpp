@@ -21,7 +21,7 @@ std::string name(char prefix, int i) {
 
 // Two files of numbered lines with some empty lines between.
 struct corpus {
-  test::scratch dir;
+  test::temp_dir dir;
   std::vector<std::filesystem::path> files;
   corpus(int n1 = 37, int n2 = 26) {
     std::string a, b;
@@ -157,7 +157,7 @@ TEST(RecordSource, EndlessEpochsAndBadInput) {
   corpus c;
   record_source s({.files = c.files, .max_epochs = 0});
   EXPECT_EQ(drain(s, 1000).size(), 1000u);
-  test::scratch dir;
+  test::temp_dir dir;
   const auto empty = dir.write("empty.txt", "\n\n");
   record_source nothing({.files = {empty}, .max_epochs = 0});
   EXPECT_FALSE(nothing.next());  // an endless stream of nothing ends

@@ -1,4 +1,4 @@
-// Helpers shared by the io tests: scratch folders, raw file bytes, random arrays and error capture.
+// Helpers shared by the io tests: raw file bytes, random arrays and error capture.
 #pragma once
 
 #include <algorithm>
@@ -20,41 +20,9 @@
 #include "mlxd/core/array.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/io/io_error.h"
+#include "support/temp_dir.h"
 
 namespace mlxd::test {
-
-// A fresh folder under the system temp folder, removed with its contents on destruction.
-class temp_dir {
- public:
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    std::random_device entropy;
-    path_ = std::filesystem::temp_directory_path() /
-            ("mlxd_io_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
-             std::to_string(entropy()));
-    std::filesystem::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  // Names of the entries in the folder, sorted.
-  std::vector<std::string> list() const {
-    std::vector<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(path_))
-      names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

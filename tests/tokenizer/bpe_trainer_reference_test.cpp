@@ -11,7 +11,7 @@
 
 #include "mlxd/tokenizer/bpe_trainer.h"
 #include "mlxd/tokenizer/tokenizer.h"
-#include "temp_folder.h"
+#include "support/temp_dir.h"
 
 namespace mlxd {
 namespace {
@@ -32,7 +32,7 @@ TEST(BpeTrainerReference, EncodesAsHuggingFaceTokenizers) {
   bpe_trainer trainer(o);
   add_files(trainer, {sample});
   trainer.add_text("你好，世界！ 日本語のテキスト 😀😃 Привет, мир! naïve café 3.14159 x = f(y);\n");
-  test::temp_folder dir;
+  test::temp_dir dir;
   save_tokenizer_files(trainer.train(), {}, dir.path());
 
   nlohmann::json texts = nlohmann::json::array();

@@ -8,7 +8,7 @@
 
 #include "mlxd/tokenizer/bpe_trainer.h"
 #include "mlxd/tokenizer/tokenizer.h"
-#include "temp_folder.h"
+#include "support/temp_dir.h"
 
 namespace mlxd {
 namespace {
@@ -160,7 +160,7 @@ TEST(BpeTrainer, WrittenFolderRoundTripsArbitraryUtf8) {
   t.add_text(mixed_corpus());
   const auto v = t.train();
   EXPECT_EQ(v.tokens.size(), 700u);
-  test::temp_folder dir;
+  test::temp_dir dir;
   save_tokenizer_files(v, {}, dir.path());
   const auto tok = tokenizer::load(dir.path());
   EXPECT_EQ(tok.vocab_size(), 700);
@@ -194,7 +194,7 @@ TEST(BpeTrainer, WrittenFolderRoundTripsArbitraryUtf8) {
 TEST(BpeTrainer, ChunkedFilesCountLikeOneText) {
   bpe_trainer_options o;
   o.vocab_size = 600;
-  test::temp_folder dir;
+  test::temp_dir dir;
   std::string big;
   while (big.size() < (size_t{3} << 20)) big += mixed_corpus();
   const auto file = dir.write("corpus.txt", big);

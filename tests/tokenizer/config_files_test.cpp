@@ -7,7 +7,7 @@
 #include <random>
 
 #include "mlxd/tokenizer/tokenizer.h"
-#include "temp_folder.h"
+#include "support/temp_dir.h"
 
 namespace mlxd {
 namespace {
@@ -37,7 +37,7 @@ std::string error_of(const std::filesystem::path& folder) {
 }
 
 TEST(config_files, generation_config_adds_eos_ids_and_fills_bos) {
-  test::temp_folder folder;
+  test::temp_dir folder;
   folder.write("tokenizer.json", tiny_tokenizer_json());
   folder.write("tokenizer_config.json", R"({"eos_token": "<|eot|>"})");
   folder.write("generation_config.json", R"({"bos_token_id": 3, "eos_token_id": [4, 5]})");
@@ -55,7 +55,7 @@ TEST(config_files, generation_config_adds_eos_ids_and_fills_bos) {
 }
 
 TEST(config_files, generation_config_errors_name_the_key_and_the_id) {
-  test::temp_folder folder;
+  test::temp_dir folder;
   folder.write("tokenizer.json", tiny_tokenizer_json());
   folder.write("generation_config.json", R"({"eos_token_id": [2, 99]})");
   EXPECT_NE(error_of(folder.path())
@@ -71,7 +71,7 @@ TEST(config_files, generation_config_errors_name_the_key_and_the_id) {
 }
 
 TEST(config_files, chat_template_from_a_string_or_the_default_of_a_list) {
-  test::temp_folder folder;
+  test::temp_dir folder;
   folder.write("tokenizer.json", tiny_tokenizer_json());
   EXPECT_EQ(tokenizer::load(folder.path()).chat_template(), "");
   folder.write("tokenizer_config.json", R"({"chat_template": "{{ messages }}"})");
@@ -83,7 +83,7 @@ TEST(config_files, chat_template_from_a_string_or_the_default_of_a_list) {
 }
 
 TEST(config_files, a_folder_prefers_tokenizer_json_and_falls_back_to_tokenizer_model) {
-  test::temp_folder folder;
+  test::temp_dir folder;
   EXPECT_NE(error_of(folder.path()).find("has no tokenizer.json or tokenizer.model"), std::string::npos);
   folder.write("tokenizer.model", "not a SentencePiece model");
   const std::string bad = error_of(folder.path());

@@ -12,19 +12,12 @@
 #include "mlxd/tokenizer/tokenizer_error.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer_export.h"
+#include "reference_cases.h"
 
 namespace mlxd {
 namespace {
 
-const nlohmann::json& expected() {
-  static const nlohmann::json data = [] {
-    const std::string path = std::string(MLXD_TOKENIZER_REFERENCE_DIR) + "/expected.json";
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error(path + " is missing: the tokenizer_reference fixture did not run");
-    return nlohmann::json::parse(in);
-  }();
-  return data;
-}
+using test::reference_expected;
 
 const tokenizer& load(const std::string& name) {
   static std::map<std::string, tokenizer> cache;
@@ -34,17 +27,6 @@ const tokenizer& load(const std::string& name) {
     it = cache.emplace(name, load_tokenizer(file)).first;
   }
   return it->second;
-}
-
-std::string case_text(const nlohmann::json& c) {
-  if (!c.contains("bytes")) return c["text"].get<std::string>();
-  std::string bytes;
-  for (const auto& b : c["bytes"]) bytes.push_back(static_cast<char>(b.get<int>()));
-  return bytes;
-}
-
-std::string show(const std::vector<token_id>& ids) {
-  return nlohmann::json(ids).dump();
 }
 
 class gguf_reference : public ::testing::TestWithParam<std::string> {};
@@ -57,7 +39,7 @@ const tokenizer& exported(const std::string& name) {
   if (it == cache.end()) {
     gguf_metadata metadata;
     metadata.set("general.architecture", "llama");
-    add_gguf_tokenizer(expected()["models"][name]["dir"].get<std::string>(), metadata);
+    add_gguf_tokenizer(reference_expected()["models"][name]["dir"].get<std::string>(), metadata);
     const std::string file = std::string(MLXD_TOKENIZER_REFERENCE_DIR) + "/gguf/exported_" + name + ".gguf";
     save_gguf(file, metadata, {});
     it = cache.emplace(name, load_tokenizer(file)).first;
@@ -67,18 +49,18 @@ const tokenizer& exported(const std::string& name) {
 
 // Every reference case of `name`: the same ids, and the same decoded text, with and without special tokens.
 void check_cases(const tokenizer& tok, const std::string& name) {
-  const auto& cases = expected()["models"][name]["cases"];
+  const auto& cases = reference_expected()["models"][name]["cases"];
   ASSERT_GE(cases.size(), 300u);
   int failures = 0;
   for (const auto& c : cases) {
-    const std::string text = case_text(c);
+    const std::string text = test::reference_case_text(c);
     const auto ids = tok.encode(text, true);
     const auto plain = tok.encode(text, false);
     const std::string label = nlohmann::json(c.contains("text") ? c["text"] : c["bytes"]).dump();
     const auto want_ids = c["ids"].get<std::vector<token_id>>();
     const auto want_plain = c["plain"].get<std::vector<token_id>>();
-    EXPECT_EQ(show(ids), show(want_ids)) << label;
-    EXPECT_EQ(show(plain), show(want_plain)) << label;
+    EXPECT_EQ(test::show_ids(ids), test::show_ids(want_ids)) << label;
+    EXPECT_EQ(test::show_ids(plain), test::show_ids(want_plain)) << label;
     const bool ok = ids == want_ids && plain == want_plain &&
                     tok.decode(want_ids) == c["decoded"].get<std::string>() &&
                     tok.decode(want_ids, true) == c["decoded_skip"].get<std::string>() &&
@@ -103,7 +85,7 @@ TEST(gguf_export, byte_level_tokenizers_round_trip) {
   for (const char* name : {"llama3", "qwen3"}) {
     const tokenizer& tok = exported(name);
     check_cases(tok, name);
-    const tokenizer json = tokenizer::load(expected()["models"][name]["dir"].get<std::string>());
+    const tokenizer json = tokenizer::load(reference_expected()["models"][name]["dir"].get<std::string>());
     EXPECT_EQ(tok.bos_id(), json.bos_id()) << name;
     EXPECT_EQ(tok.eos_id(), json.eos_id()) << name;
     EXPECT_EQ(tok.vocab_size(), json.vocab_size()) << name;
@@ -116,7 +98,7 @@ TEST(gguf_export, byte_level_tokenizers_round_trip) {
 TEST(gguf_export, sentencepiece_style_tokenizer_json_is_refused) {
   gguf_metadata metadata;
   try {
-    add_gguf_tokenizer(expected()["models"]["llama2"]["dir"].get<std::string>(), metadata);
+    add_gguf_tokenizer(reference_expected()["models"]["llama2"]["dir"].get<std::string>(), metadata);
     ADD_FAILURE() << "exported";
   } catch (const tokenizer_error& e) {
     EXPECT_NE(std::string(e.what()).find("normalizer"), std::string::npos) << e.what();
@@ -130,8 +112,8 @@ TEST(gguf_export, sentencepiece_style_tokenizer_json_is_refused) {
 TEST(gguf_reference_sentencepiece, ids_match_sentencepiece_outside_literal_control_tokens) {
   const tokenizer& tok = load("llama2_spm");
   int compared = 0, failures = 0;
-  for (const auto& c : expected()["models"]["llama2_spm"]["cases"]) {
-    const std::string text = case_text(c);
+  for (const auto& c : reference_expected()["models"]["llama2_spm"]["cases"]) {
+    const std::string text = test::reference_case_text(c);
     if (text.find("<s>") != std::string::npos || text.find("</s>") != std::string::npos ||
         text.find("<unk>") != std::string::npos) {
       continue;
@@ -139,8 +121,9 @@ TEST(gguf_reference_sentencepiece, ids_match_sentencepiece_outside_literal_contr
     ++compared;
     const auto plain = tok.encode(text, false);
     const auto want_plain = c["plain"].get<std::vector<token_id>>();
-    EXPECT_EQ(show(plain), show(want_plain)) << text;
-    EXPECT_EQ(show(tok.encode(text, true)), show(c["ids"].get<std::vector<token_id>>())) << text;
+    EXPECT_EQ(test::show_ids(plain), test::show_ids(want_plain)) << text;
+    EXPECT_EQ(test::show_ids(tok.encode(text, true)), test::show_ids(c["ids"].get<std::vector<token_id>>()))
+        << text;
     EXPECT_EQ(tok.decode(want_plain), c["decoded_plain"].get<std::string>()) << text;
     if (plain != want_plain && ++failures >= 10) FAIL() << "stopping after 10 failing inputs";
   }
@@ -149,7 +132,7 @@ TEST(gguf_reference_sentencepiece, ids_match_sentencepiece_outside_literal_contr
 
 TEST(gguf_reference_config, special_ids_and_template_match_the_tokenizer_json) {
   for (const char* name : {"llama3", "qwen3", "llama2"}) {
-    const tokenizer json = tokenizer::load(expected()["models"][name]["dir"].get<std::string>());
+    const tokenizer json = tokenizer::load(reference_expected()["models"][name]["dir"].get<std::string>());
     const tokenizer& gguf = load(name);
     EXPECT_EQ(gguf.bos_id(), json.bos_id()) << name;
     EXPECT_EQ(gguf.eos_id(), json.eos_id()) << name;

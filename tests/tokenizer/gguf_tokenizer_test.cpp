@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
-#include "temp_folder.h"
+#include "support/temp_dir.h"
 
 namespace mlxd {
 namespace {
@@ -40,7 +40,7 @@ std::string load_error(const std::filesystem::path& path) {
 }
 
 TEST(gguf_tokenizer, reads_the_vocabulary_and_its_settings) {
-  test::temp_folder folder;
+  test::temp_dir folder;
   save_gguf(folder.path() / "t.gguf", byte_level_metadata(), {});
   const tokenizer tok = load_tokenizer(folder.path() / "t.gguf");
   EXPECT_EQ(tok.vocab_size(), 7);
@@ -58,7 +58,7 @@ TEST(gguf_tokenizer, reads_the_vocabulary_and_its_settings) {
 }
 
 TEST(gguf_tokenizer, faults_name_the_file_and_the_key) {
-  test::temp_folder folder;
+  test::temp_dir folder;
   const auto path = folder.path() / "t.gguf";
   auto fails_with = [&](const gguf_metadata& m, const std::string& fault) {
     save_gguf(path, m, {});
@@ -99,7 +99,7 @@ TEST(gguf_tokenizer, faults_name_the_file_and_the_key) {
 }
 
 TEST(gguf_tokenizer, load_tokenizer_reads_other_sources_with_tokenizer_load) {
-  test::temp_folder folder;
+  test::temp_dir folder;
   EXPECT_NE(load_error(folder.path()).find("has no tokenizer.json or tokenizer.model"), std::string::npos);
   EXPECT_NE(load_error(folder.path() / "missing.gguf").find("cannot open"), std::string::npos);
 }

@@ -15,57 +15,41 @@
 
 #include "mlxd/tokenizer/stream_decoder.h"
 #include "mlxd/tokenizer/tokenizer.h"
+#include "reference_cases.h"
 
 namespace mlxd {
 namespace {
 
-const nlohmann::json& expected() {
-  static const nlohmann::json data = [] {
-    const std::string path = std::string(MLXD_TOKENIZER_REFERENCE_DIR) + "/expected.json";
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error(path + " is missing: the tokenizer_reference fixture did not run");
-    return nlohmann::json::parse(in);
-  }();
-  return data;
-}
+using test::reference_expected;
 
 const tokenizer& load(const std::string& model) {
   static std::map<std::string, tokenizer> cache;
   auto it = cache.find(model);
   if (it == cache.end()) {
-    it = cache.emplace(model, tokenizer::load(expected()["models"][model]["dir"].get<std::string>())).first;
+    it =
+        cache.emplace(model, tokenizer::load(reference_expected()["models"][model]["dir"].get<std::string>()))
+            .first;
   }
   return it->second;
-}
-
-std::string case_text(const nlohmann::json& c) {
-  if (!c.contains("bytes")) return c["text"].get<std::string>();
-  std::string bytes;
-  for (const auto& b : c["bytes"]) bytes.push_back(static_cast<char>(b.get<int>()));
-  return bytes;
-}
-
-std::string show(const std::vector<token_id>& ids) {
-  return nlohmann::json(ids).dump();
 }
 
 class reference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(reference, ids_and_text_match_exactly) {
   const tokenizer& tok = load(GetParam());
-  const auto& cases = expected()["models"][GetParam()]["cases"];
+  const auto& cases = reference_expected()["models"][GetParam()]["cases"];
   ASSERT_GE(cases.size(), 300u);
   int failures = 0;
   for (const auto& c : cases) {
-    const std::string text = case_text(c);
+    const std::string text = test::reference_case_text(c);
     const auto ids = tok.encode(text, true);
     const auto plain = tok.encode(text, false);
     const auto want_ids = c["ids"].get<std::vector<token_id>>();
     const auto want_plain = c["plain"].get<std::vector<token_id>>();
     const std::string label = nlohmann::json(c.contains("text") ? c["text"] : c["bytes"]).dump();
     bool ok = ids == want_ids && plain == want_plain;
-    EXPECT_EQ(show(ids), show(want_ids)) << label;
-    EXPECT_EQ(show(plain), show(want_plain)) << label;
+    EXPECT_EQ(test::show_ids(ids), test::show_ids(want_ids)) << label;
+    EXPECT_EQ(test::show_ids(plain), test::show_ids(want_plain)) << label;
     if (ids == want_ids) {
       ok = ok && tok.decode(ids) == c["decoded"] && tok.decode(ids, true) == c["decoded_skip"];
       EXPECT_EQ(tok.decode(ids), c["decoded"].get<std::string>()) << label;
@@ -81,7 +65,7 @@ TEST_P(reference, ids_and_text_match_exactly) {
 
 TEST_P(reference, stream_decoding_concatenates_to_decode) {
   const tokenizer& tok = load(GetParam());
-  for (const auto& c : expected()["models"][GetParam()]["cases"]) {
+  for (const auto& c : reference_expected()["models"][GetParam()]["cases"]) {
     const auto ids = c["ids"].get<std::vector<token_id>>();
     for (const bool skip : {false, true}) {
       stream_decoder stream(tok, skip);
@@ -200,8 +184,9 @@ TEST(reference_sentencepiece, ids_names_and_flags_come_from_the_model) {
 }
 
 TEST(reference_sentencepiece, damaged_models_give_tokenizer_error) {
-  std::ifstream in(expected()["models"]["llama2_spm"]["dir"].get<std::string>() + "/tokenizer.model",
-                   std::ios::binary);
+  std::ifstream in(
+      reference_expected()["models"]["llama2_spm"]["dir"].get<std::string>() + "/tokenizer.model",
+      std::ios::binary);
   const std::string model((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_EQ(model.size(), 499723u);
   std::mt19937 rng(3);

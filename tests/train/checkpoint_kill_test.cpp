@@ -12,6 +12,7 @@
 
 #include "checkpoint_support.h"
 #include "mlxd/train/checkpoint.h"
+#include "support/temp_dir.h"
 
 namespace mlxd::train {
 namespace {
@@ -19,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using ckpt_test::expect_same_state;
 using ckpt_test::make_state;
-using ckpt_test::scratch_dir;
+using mlxd::test::temp_dir;
 
 // Forks a child that saves `state` under `root` and, once `stop_after` is in place, tells the parent through
 // a pipe and waits to be killed. Returns the child's pid and the read end of the pipe.
@@ -71,7 +72,7 @@ void kill_and_reap(child_guard& child) {
 }
 
 TEST(CheckpointKill, KilledBeforeTheManifestResumesFromThePrevious) {
-  scratch_dir root("kill-manifest");
+  temp_dir root("ckpt_kill-manifest");
   const checkpoint_state first = make_state(10, 100);
   save_checkpoint(root.path(), first);
   auto [pid, pipe_fd] = fork_saver(root.path(), make_state(20, 100), "optimizer.safetensors");
@@ -94,7 +95,7 @@ TEST(CheckpointKill, KilledBeforeTheManifestResumesFromThePrevious) {
 }
 
 TEST(CheckpointKill, KilledWhileWritingALargeFile) {
-  scratch_dir root("kill-write");
+  temp_dir root("ckpt_kill-write");
   const checkpoint_state first = make_state(1, 100);
   save_checkpoint(root.path(), first);
   // 32 MiB of weights: the parent kills the child as soon as a temporary file appears in the new directory.

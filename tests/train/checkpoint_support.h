@@ -1,8 +1,7 @@
-// Helpers shared by the checkpoint tests: a scratch directory and a deterministic checkpoint_state.
+// Helpers shared by the checkpoint tests: a deterministic checkpoint_state.
 #pragma once
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -15,24 +14,6 @@
 #include "mlxd/train/checkpoint.h"
 
 namespace mlxd::train::ckpt_test {
-
-class scratch_dir {
- public:
-  explicit scratch_dir(const std::string& tag)
-      : path_(std::filesystem::temp_directory_path() /
-              ("mlxd-ckpt-" + tag + "-" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // A state whose tensors (n x 64 floats each) and scalars are determined by `step`.
 inline checkpoint_state make_state(int64_t step, int64_t n) {

@@ -10,6 +10,7 @@
 #include "mlxd/io/io_error.h"
 #include "mlxd/train/adam.h"
 #include "mlxd/train/checkpoint.h"
+#include "support/temp_dir.h"
 
 namespace mlxd::train {
 namespace {
@@ -17,10 +18,10 @@ namespace {
 namespace fs = std::filesystem;
 using ckpt_test::expect_same_state;
 using ckpt_test::make_state;
-using ckpt_test::scratch_dir;
+using mlxd::test::temp_dir;
 
 TEST(Checkpoint, RoundTripIsBitIdentical) {
-  scratch_dir root("roundtrip");
+  temp_dir root("ckpt_roundtrip");
   checkpoint_state saved = make_state(42, 1000);
   saved.data_cursor = R"({"file":"train.jsonl","offset":123456789012,"epoch":2,"order":[3,1,2]})";
   saved.rng = {0xfedcba9876543210ull, 7};
@@ -47,7 +48,7 @@ TEST(Checkpoint, RoundTripIsBitIdentical) {
 }
 
 TEST(Checkpoint, KeepsTheLastK) {
-  scratch_dir root("keep");
+  temp_dir root("ckpt_keep");
   for (int64_t step : {10, 20, 30, 40, 50})
     save_checkpoint(root.path(), make_state(step, 10), {.keep_last = 2});
   std::vector<std::string> left;
@@ -58,7 +59,7 @@ TEST(Checkpoint, KeepsTheLastK) {
 }
 
 TEST(Checkpoint, IncompleteDirectoriesAreSkipped) {
-  scratch_dir root("incomplete");
+  temp_dir root("ckpt_incomplete");
   save_checkpoint(root.path(), make_state(100, 50));
   const fs::path good = root.path() / "step-0000000100";
 
@@ -95,7 +96,7 @@ TEST(Checkpoint, IncompleteDirectoriesAreSkipped) {
 }
 
 TEST(Checkpoint, ResavingAStepReplacesIt) {
-  scratch_dir root("resave");
+  temp_dir root("ckpt_resave");
   save_checkpoint(root.path(), make_state(5, 20));
   checkpoint_state second = make_state(5, 30);
   save_checkpoint(root.path(), second);
@@ -103,7 +104,7 @@ TEST(Checkpoint, ResavingAStepReplacesIt) {
 }
 
 TEST(Checkpoint, MissingRootAndBadArguments) {
-  scratch_dir root("args");
+  temp_dir root("ckpt_args");
   EXPECT_EQ(latest_complete_checkpoint(root.path() / "nope"), std::nullopt);
   checkpoint_state s = make_state(1, 4);
   s.data_cursor = "{not json";

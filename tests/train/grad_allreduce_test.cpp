@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <random>
 
 #include "comm_test_util.h"
 #include "grad_lists.h"
@@ -97,6 +99,58 @@ TEST(grad_allreducer, two_ranks_in_threads_sum_exactly) {
 }
 TEST(grad_allreducer, three_ranks_in_threads_sum_exactly) {
   check_exact_sums(3);
+}
+
+TEST(overlapped_grad_sum, rejects_misuse) {
+  grad_allreducer ar(comm::make_local_group(), 4);  // one float a bucket: each gradient travels alone
+  overlapped_grad_sum s(ar, {{3}, {0}, {2, 2}});
+  EXPECT_THROW(s.add(3, array::from({1.0f}, {1})), std::invalid_argument);
+  EXPECT_THROW(s.add(2, array::from({1.0f, 2.0f}, {2})), std::invalid_argument);
+  EXPECT_THROW(s.add(2, array::from(std::vector<int32_t>{1, 2, 3, 4}, {2, 2})), std::invalid_argument);
+  s.add(2, array::from({1.0f, 2.0f, 3.0f, 4.0f}, {2, 2}));  // the last bucket: it starts at once
+  EXPECT_THROW(s.add(2, array::from({1.0f, 2.0f, 3.0f, 4.0f}, {2, 2})), std::invalid_argument);
+  s.add(1, array::empty({0}, dtype::f32));
+  try {
+    s.finish();
+    FAIL() << "finished with a gradient missing";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("gradient 0 was never added"), std::string::npos) << e.what();
+  }
+  // Destroyed with one bucket started and one not: it returns, without waiting for the missing gradient.
+}
+
+// Gradients arriving in a different order on each rank still give sum()'s bytes on every rank.
+void check_overlapped_equals_sum(int world) {
+  comm::test::run_ranks(world, [&](comm::group& g) {
+    for (size_t bucket_bytes : {size_t{1000}, size_t{4096}, size_t{8} << 20}) {
+      grad_allreducer ar(std::shared_ptr<comm::group>(&g, [](comm::group*) {}), bucket_bytes);
+      const auto grads = test::grad_list(g.rank(), false, 3000);
+      const auto want = ar.sum(grads);
+      std::vector<shape_t> shapes;
+      std::vector<size_t> order;
+      for (size_t i = 0; i < grads.size(); ++i) {
+        shapes.push_back(grads[i].shape());
+        order.push_back(i);
+      }
+      std::shuffle(order.begin(), order.end(), std::mt19937(static_cast<unsigned>(g.rank() + 11)));
+      overlapped_grad_sum s(ar, shapes);
+      for (size_t i : order) s.add(i, grads[i]);
+      const auto got = s.finish();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(got[i].shape(), want[i].shape()) << i;
+        ASSERT_EQ(std::memcmp(got[i].data<float>(), want[i].data<float>(), got[i].nbytes()), 0)
+            << "rank " << g.rank() << " tensor " << i;
+      }
+    }
+  });
+}
+
+TEST(overlapped_grad_sum, two_ranks_in_threads_match_sum_in_any_arrival_order) {
+  check_overlapped_equals_sum(2);
+}
+TEST(overlapped_grad_sum, three_ranks_in_threads_match_sum_in_any_arrival_order) {
+  check_overlapped_equals_sum(3);
 }
 
 }  // namespace

@@ -13,6 +13,9 @@
 #include "grad_lists.h"
 #include "mlxd/comm/registry.h"
 #include "mlxd/comm/rendezvous.h"
+#include "mlxd/core/autograd.h"
+#include "mlxd/core/ops.h"
+#include "mlxd/train/grad_accumulator.h"
 #include "mlxd/train/grad_allreduce.h"
 
 namespace mlxd::train {
@@ -80,6 +83,45 @@ TEST(grad_allreduce_ranks, scalars_and_empty_lists) {
   const auto z = ar.sum({array::empty({0, 4}, dtype::f32)});
   ASSERT_EQ(z.size(), 1u);
   EXPECT_EQ(z[0].shape(), (shape_t{0, 4}));
+}
+
+// A two-layer network's summed loss on this rank's micro-batch `micro`; p[5] is unused (zero gradient).
+loss_fn network_loss(int rank, int micro) {
+  const array x = test::seeded_grad({8, 16}, 1000 + 10 * static_cast<uint64_t>(rank) + micro, false);
+  return [x](const std::vector<array>& p) {
+    const array h = tanh(add(matmul(x, p[0]), p[1]));
+    const array y = add(matmul(h, p[2]), p[3]);
+    return add(sum(multiply(y, y)), sum(multiply(p[4], p[4])));
+  };
+}
+
+// The trainer's data-parallel step both ways, with 1 and 3 micro-batches: accumulate, then sum() after the
+// backward pass; or sum bucket by bucket from value_and_grad's callback on the last micro-batch. The same
+// bytes.
+TEST(grad_allreduce_ranks, overlapped_with_the_backward_pass_is_bit_identical) {
+  grad_allreducer ar(env_group(), 256);  // 64 floats a bucket: several buckets, some packed
+  std::vector<array> params;
+  std::vector<shape_t> shapes = {{16, 32}, {32}, {32, 4}, {4}, {300}, {7}};
+  for (size_t i = 0; i < shapes.size(); ++i) params.push_back(test::seeded_grad(shapes[i], 50 + i, false));
+  for (int micro_batches : {1, 3}) {
+    grad_accumulator plain;
+    for (int m = 0; m < micro_batches; ++m)
+      plain.add(value_and_grad(network_loss(ar.rank(), m), params).second);
+    const auto want = ar.sum(plain.take(1.0));
+
+    grad_accumulator earlier_batches;
+    for (int m = 0; m + 1 < micro_batches; ++m)
+      earlier_batches.add(value_and_grad(network_loss(ar.rank(), m), params).second);
+    const std::vector<array> earlier = micro_batches > 1 ? earlier_batches.take(1.0) : std::vector<array>{};
+    overlapped_grad_sum overlapped(ar, shapes);
+    int reported = 0;
+    value_and_grad(network_loss(ar.rank(), micro_batches - 1), params, [&](size_t i, const array& g) {
+      ++reported;
+      overlapped.add(i, earlier.empty() ? g : add(earlier[i], g));
+    });
+    EXPECT_EQ(reported, static_cast<int>(params.size()));
+    EXPECT_EQ(concat_bytes(overlapped.finish()), concat_bytes(want)) << micro_batches << " micro-batches";
+  }
 }
 
 int lose_rank_1() {

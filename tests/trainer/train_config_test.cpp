@@ -2,8 +2,8 @@
 // overrides, and errors that name the setting.
 #include <gtest/gtest.h>
 
-#include "data/data_test_util.h"
 #include "mlxd/trainer/train_config.h"
+#include "support/temp_dir.h"
 
 namespace mlxd::trainer {
 namespace {
@@ -43,7 +43,7 @@ TEST(yaml_to_json, reports_the_line_of_a_syntax_error) {
 class train_config_test : public ::testing::Test {
  protected:
   fs::path write(const std::string& text) { return dir_.write("run.yaml", text); }
-  mlxd::test::scratch dir_;
+  mlxd::test::temp_dir dir_;
 };
 
 constexpr const char* minimal = R"(model:

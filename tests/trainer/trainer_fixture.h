@@ -6,10 +6,10 @@
 
 #include <string>
 
-#include "data/data_test_util.h"
 #include "mlxd/tokenizer/bpe_trainer.h"
 #include "mlxd/trainer/run.h"
 #include "mlxd/trainer/train_config.h"
+#include "support/temp_dir.h"
 
 namespace mlxd::trainer::test {
 
@@ -91,7 +91,7 @@ class trainer_fixture : public ::testing::Test {
     return dir_.write("pairs.jsonl", jsonl);
   }
 
-  mlxd::test::scratch dir_;
+  mlxd::test::temp_dir dir_;
   std::filesystem::path corpus_;
 };
 

@@ -64,6 +64,14 @@ using loss_fn = std::function<array(const std::vector<array>&)>;
 // Evaluates f(args) (which must return a scalar or size-1 float array) and the gradient of its value with
 // respect to every argument. Gradients have each argument's shape and dtype.
 std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std::vector<array>& args);
+
+// Called by value_and_grad as soon as argument `index`'s gradient is final (every op that read it has passed
+// its cotangent back), with the very array value_and_grad returns for it; lets a caller start work on early
+// gradients (a data-parallel all-reduce) while the backward pass goes on. Once per argument, on the calling
+// thread, with recording off; arguments the value does not depend on get theirs (zeros) after the pass.
+using grad_ready_fn = std::function<void(size_t index, const array& grad)>;
+std::pair<array, std::vector<array>> value_and_grad(const loss_fn& f, const std::vector<array>& args,
+                                                    const grad_ready_fn& on_ready);
 std::vector<array> grad(const loss_fn& f, const std::vector<array>& args);
 
 // Reverses broadcasting: sums `cotangent` down to `shape` (used by vjps of broadcasting ops).
