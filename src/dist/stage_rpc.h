@@ -16,7 +16,7 @@ namespace mlxd::dist::rpc {
 
 inline constexpr uint32_t protocol_major = 1;
 inline constexpr uint32_t protocol_minor = 1;
-inline constexpr const char* protocol_key = "mlxd-stage-protocol";  // metadata: "1.0"
+inline constexpr const char* protocol_key = "mlxd-stage-protocol";  // metadata: "<major>.<minor>", e.g. "1.1"
 inline constexpr const char* plan_key = "mlxd-plan";                // metadata of Run: the plan id
 // Largest message either side accepts; a hidden-state chunk must fit in one.
 inline constexpr size_t max_message_bytes = 64 << 20;
@@ -30,7 +30,7 @@ void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::mi
 // A channel to host:port with the message limits and keepalive used throughout the stage protocol.
 std::shared_ptr<grpc::Channel> make_channel(const std::string& address,
                                             const std::shared_ptr<grpc::ChannelCredentials>& creds);
-// "1.0".
+// "<major>.<minor>", e.g. "1.1".
 using comm::rpc::version_string;
 
 // One tensor in one message: f32 arrays only cross between stages.

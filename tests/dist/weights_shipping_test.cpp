@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <grpcpp/grpcpp.h>
-#include <stdlib.h>
 
 #include <cmath>
 #include <filesystem>
@@ -16,21 +15,13 @@
 #include "mlxd/dist/worker.h"
 #include "mlxd/models/llama.h"
 #include "mlxd/v1/inference.grpc.pb.h"
+#include "support/temp_dir.h"
 
 namespace mlxd::dist {
 namespace {
 
 namespace fs = std::filesystem;
 const fs::path shipped_model = fs::path(MLXD_GOLDEN_DIR) / "llama_gqa";  // an HF folder: vocab 40, 2 layers
-
-struct shipping_scratch {
-  shipping_scratch() {
-    std::string t = (fs::temp_directory_path() / "mlxd_ship_XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~shipping_scratch() { fs::remove_all(path); }
-  fs::path path;
-};
 
 worker_options caching_worker(const fs::path& cache) {
   worker_options o;
@@ -48,18 +39,15 @@ std::vector<std::string> cache_entries(const fs::path& dir) {
   return out;
 }
 
-float shipped_max_abs_diff(const array& a, const array& b) {
-  const array ca = contiguous(a), cb = contiguous(b);
-  EXPECT_EQ(ca.shape(), cb.shape());
-  float d = 0;
-  for (int64_t i = 0; i < ca.size(); ++i)
-    d = std::max(d, std::abs(ca.data<float>()[i] - cb.data<float>()[i]));
-  return d;
+// The largest elementwise difference of two arrays of one shape.
+float largest_gap(const array& a, const array& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  return max(abs(subtract(a, b))).item<float>();
 }
 
 TEST(WeightsShipping, StagesAreSentCachedByHashAndUsedAgain) {
-  shipping_scratch dir;
-  worker a(caching_worker(dir.path / "a")), b(caching_worker(dir.path / "b"));
+  const test::temp_dir dir("shipping");
+  worker a(caching_worker(dir.path() / "a")), b(caching_worker(dir.path() / "b"));
   coordinator_options o;
   o.access.workers = {"127.0.0.1:" + std::to_string(a.port()), "127.0.0.1:" + std::to_string(b.port())};
   o.ship_weights = true;
@@ -70,25 +58,25 @@ TEST(WeightsShipping, StagesAreSentCachedByHashAndUsedAgain) {
   {
     coordinator c(shipped_model, o);
     EXPECT_GT(c.shipped_bytes(), 0u);
-    EXPECT_LE(shipped_max_abs_diff(c.logits(tokens), expected), 1e-5f);
+    EXPECT_LE(largest_gap(c.logits(tokens), expected), 1e-5f);
   }
   for (const char* w : {"a", "b"}) {
-    const auto e = cache_entries(dir.path / w);
+    const auto e = cache_entries(dir.path() / w);
     ASSERT_EQ(e.size(), 1u) << w;
     EXPECT_EQ(e[0].size(), 16u) << e[0];  // the hash names the entry
-    EXPECT_TRUE(fs::exists(dir.path / w / e[0] / "model.safetensors"));
+    EXPECT_TRUE(fs::exists(dir.path() / w / e[0] / "model.safetensors"));
   }
-  EXPECT_NE(cache_entries(dir.path / "a"), cache_entries(dir.path / "b"))
+  EXPECT_NE(cache_entries(dir.path() / "a"), cache_entries(dir.path() / "b"))
       << "each worker holds its own layers";
   // A new plan assigns the same ranges: the workers hold them already.
   coordinator again(shipped_model, o);
   EXPECT_EQ(again.shipped_bytes(), 0u);
-  EXPECT_LE(shipped_max_abs_diff(again.logits(tokens), expected), 1e-5f);
+  EXPECT_LE(largest_gap(again.logits(tokens), expected), 1e-5f);
 }
 
 TEST(WeightsShipping, DishonestOrMalformedUploadsAreRefusedAndLeaveNothing) {
-  shipping_scratch dir;
-  worker w(caching_worker(dir.path / "cache"));
+  const test::temp_dir dir("shipping");
+  worker w(caching_worker(dir.path() / "cache"));
   auto stub = v1::Stage::NewStub(
       grpc::CreateChannel("127.0.0.1:" + std::to_string(w.port()), grpc::InsecureChannelCredentials()));
   auto upload = [&](const std::vector<v1::WeightsChunk>& chunks) {
@@ -130,13 +118,13 @@ TEST(WeightsShipping, DishonestOrMalformedUploadsAreRefusedAndLeaveNothing) {
     const grpc::Status s = upload(chunks);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << message;
     EXPECT_NE(s.error_message().find(message), std::string::npos) << s.error_message();
-    EXPECT_TRUE(cache_entries(dir.path / "cache").empty()) << "nothing kept after: " << message;
+    EXPECT_TRUE(cache_entries(dir.path() / "cache").empty()) << "nothing kept after: " << message;
   }
   // The honest upload of the same bytes is kept under its hash.
   const grpc::Status ok =
       upload({chunk(honest, "config.json", config, 2), chunk(honest, "model.safetensors", weights, 10)});
   EXPECT_TRUE(ok.ok()) << ok.error_message();
-  EXPECT_EQ(cache_entries(dir.path / "cache"), std::vector<std::string>{honest});
+  EXPECT_EQ(cache_entries(dir.path() / "cache"), std::vector<std::string>{honest});
 
   // Assigning a hash the worker does not hold is NOT_FOUND, which makes a coordinator send it.
   v1::Assignment as;
@@ -154,8 +142,8 @@ TEST(WeightsShipping, DishonestOrMalformedUploadsAreRefusedAndLeaveNothing) {
 }
 
 TEST(WeightsShipping, AGgufModelIsNotShipped) {
-  shipping_scratch dir;
-  worker w(caching_worker(dir.path / "cache"));
+  const test::temp_dir dir("shipping");
+  worker w(caching_worker(dir.path() / "cache"));
   coordinator_options o;
   o.access.workers = {"127.0.0.1:" + std::to_string(w.port())};
   o.ship_weights = true;
