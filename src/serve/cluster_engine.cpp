@@ -177,7 +177,7 @@ health_report cluster_engine::health() {
 }
 
 std::string cluster_engine::metrics_text() {
-  return figures_->render(coordinator_->status(1));
+  return figures_->render(coordinator_->status(1), coordinator_->n_replans());
 }
 
 }  // namespace mlxd::serve

@@ -34,7 +34,8 @@ void cluster_figures::count_failed() {
   ++failed_;
 }
 
-std::string cluster_figures::render(const std::vector<dist::node_status>& nodes) const {
+std::string cluster_figures::render(const std::vector<dist::node_status>& nodes,
+                                    uint64_t plans_replaced) const {
   std::vector<metric_sample> up, seqs, kv, weights, latency;
   for (const dist::node_status& n : nodes) {
     const std::string l = label("node", n.address);
@@ -79,6 +80,9 @@ std::string cluster_figures::render(const std::vector<dist::node_status>& nodes)
                     {{"", static_cast<double>(sequences_)}}) +
       render_family("mlxd_cluster_replans_total", "counter", "Re-plans after a lost worker, per sequence.",
                     {{"", static_cast<double>(replans_)}}) +
+      render_family("mlxd_cluster_plans_replaced_total", "counter",
+                    "Plans the coordinator replaced after losing a worker or when one rejoined.",
+                    {{"", static_cast<double>(plans_replaced)}}) +
       render_family("mlxd_cluster_sequences_cancelled_total", "counter",
                     "Sequences stopped early (client gone, timeout) and released on the workers.",
                     {{"", static_cast<double>(cancelled_)}}) +

@@ -18,8 +18,10 @@ class cluster_figures {
   void record(const dist::generation_result& g);
   void count_cancelled();
   void count_failed();
-  // Prometheus text: these sums, and each worker's state as `nodes` (a probe, in --workers order) reports it.
-  std::string render(const std::vector<dist::node_status>& nodes) const;
+  // Prometheus text: these sums, each worker's state as `nodes` (a probe, in --workers order) reports it, and
+  // the plans the coordinator made after a loss or a rejoin (`plans_replaced`, whether a request saw it or
+  // not).
+  std::string render(const std::vector<dist::node_status>& nodes, uint64_t plans_replaced) const;
 
  private:
   struct stage_sums {

@@ -97,6 +97,9 @@ void server::run(const std::function<void(int)>& on_listening) {
   const int threads = o.http_threads;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http.set_payload_max_length(o.max_body_bytes);
+  // A response's headers and body leave in separate writes: without this, Nagle holds the body until the
+  // client's delayed ACK, which put about 5 ms on every other request.
+  http.set_tcp_nodelay(true);
   if (!o.cors_origin.empty())
     http.set_default_headers({{"Access-Control-Allow-Origin", o.cors_origin},
                               {"Access-Control-Allow-Headers", "Authorization, Content-Type"},

@@ -41,7 +41,7 @@ TEST(ClusterFigures, SumsPerStageNodeAndHops) {
   nodes[0].weight_bytes = 1 << 20;
   nodes[0].latency_ms = 0.5;
   nodes[1].address = "10.0.0.2:2";
-  const std::string text = f.render(nodes);
+  const std::string text = f.render(nodes, 4);
   EXPECT_DOUBLE_EQ(value_of(text, "mlxd_cluster_stage_compute_seconds_total{node=\"10.0.0.1:1\"}"), 0.012);
   EXPECT_DOUBLE_EQ(value_of(text, "mlxd_cluster_stage_compute_seconds_total{node=\"10.0.0.2:2\"}"), 0.006);
   EXPECT_DOUBLE_EQ(value_of(text, "mlxd_cluster_stage_compute_seconds_total{node=\"coordinator\"}"), 0.007);
@@ -53,6 +53,7 @@ TEST(ClusterFigures, SumsPerStageNodeAndHops) {
   EXPECT_EQ(value_of(text, "mlxd_cluster_hops"), 3);
   EXPECT_EQ(value_of(text, "mlxd_cluster_sequences_total"), 2);
   EXPECT_EQ(value_of(text, "mlxd_cluster_replans_total"), 1);
+  EXPECT_EQ(value_of(text, "mlxd_cluster_plans_replaced_total"), 4);
   EXPECT_EQ(value_of(text, "mlxd_cluster_sequences_cancelled_total"), 1);
   EXPECT_EQ(value_of(text, "mlxd_cluster_sequences_failed_total"), 2);
   EXPECT_EQ(value_of(text, "mlxd_cluster_node_up{node=\"10.0.0.1:1\"}"), 1);

@@ -253,6 +253,7 @@ TEST(ClusterServer, HealthShowsTheWorkersAndAKilledOneAsDown) {
   EXPECT_EQ(h.body["plan"].get<std::string>().find(w1), std::string::npos) << h.raw;
   EXPECT_NE(h.body["plan"].get<std::string>().find(w0), std::string::npos) << h.raw;
   EXPECT_EQ(h.body["replans"], 1);
+  EXPECT_EQ(metric(*cl.server, "mlxd_cluster_plans_replaced_total"), 1) << "the re-plan no request saw";
   EXPECT_EQ(metric(*cl.server, "mlxd_cluster_sequences_total"), 1) << "only the request before the loss";
   // The survivor holds the whole model after a re-plan: the same answer.
   const reply after = post(c, "/v1/completions", body);

@@ -108,7 +108,7 @@ class coordinator {
   // none fits the workers left. A plan whose pipeline is lost (a worker gone) is replaced at once in the
   // background, not only when the next request needs it. Thread-safe; waits while a re-plan is under way.
   std::string plan_description() const;
-  // How many plans have replaced the first one since the start (each after a lost pipeline). Thread-safe.
+  // How many plans have replaced the first one since the start (after a lost pipeline or a rejoin).
   uint64_t n_replans() const;
 
   // Generates from `r.prompt`. Thread-safe: several sequences run at once through the pipeline. A lost
