@@ -135,9 +135,10 @@ TEST(ServerErrors, FullQueueIs429) {
             200);
 }
 
+// The 16 clients streaming at once, each with its own seed and length.
 TEST(ServerErrors, ConcurrentStreamsGetTheTextTheyGetAlone) {
   server_process server;
-  const int n = 8;
+  const int n = 16;
   auto body = [](int i) {
     return json{{"messages", {{{"role", "user"}, {"content", "story " + std::to_string(i)}}}},
                 {"max_tokens", 30 + 5 * i},
