@@ -115,6 +115,14 @@ void coordinator::impl::establish(bool all_required) {
   a->plan = plan;
   a->nodes = alive;
   a->description = describe(plan, alive);
+  std::optional<ship_source> shipping;  // opened once for every stage
+  if (o.ship_weights) {
+    try {
+      shipping = open_ship_source(model_path);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("cannot ship the weights: ") + e.what());
+    }
+  }
   // Assign every remote stage at once: each loads its own range.
   std::vector<std::string> errors(plan.size());
   std::vector<bool> too_big(plan.size(), false);
@@ -133,9 +141,9 @@ void coordinator::impl::establish(bool all_required) {
       if (i + 1 < plan.size()) as.set_next_address(alive[plan[i + 1].node].address);
       auto stub = v1::Stage::NewStub(rpc::make_channel(alive[s.node].address, creds));
       std::optional<stage_package> package;
-      if (o.ship_weights) {
+      if (shipping) {
         try {
-          package = pack_stage(model_path, config, s.layers);
+          package = pack_stage(*shipping, config, s.layers);
         } catch (const std::exception& e) {
           errors[i] = std::string("cannot ship the weights: ") + e.what();
           return;

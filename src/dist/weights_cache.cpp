@@ -42,17 +42,22 @@ std::string hex64(uint64_t h) {
   return out;
 }
 
-stage_package pack_stage(const fs::path& model, const models::llama_config& config,
-                         const models::llama_stage& range) {
+ship_source open_ship_source(const fs::path& model) {
   if (!fs::is_directory(model))
     throw std::invalid_argument(
         "shipping weights needs a Hugging Face model folder; " + model.string() +
         " is a file (GGUF stages are not shipped: give the workers a path they can read)");
-  const safetensors_file all = load_model_weights(model);
+  safetensors_load_options mapped;
+  mapped.copy = false;
+  return {model, read_bytes(model / "config.json"), load_model_weights(model, mapped).tensors};
+}
+
+stage_package pack_stage(const ship_source& source, const models::llama_config& config,
+                         const models::llama_stage& range) {
   std::map<std::string, array> stage;
   for (const auto& [name, shape] : models::stage_tensors(config, range)) {
-    auto it = all.tensors.find(name);
-    if (it == all.tensors.end()) throw io_error(model.string() + " has no tensor " + name);
+    auto it = source.tensors.find(name);
+    if (it == source.tensors.end()) throw io_error(source.model.string() + " has no tensor " + name);
     stage.emplace(name, it->second);
   }
   // save_safetensors writes files; a private temporary one holds the stage's bytes.
@@ -67,7 +72,7 @@ stage_package pack_stage(const fs::path& model, const models::llama_config& conf
     throw;
   }
   fs::remove(tmp);
-  p.config = read_bytes(model / "config.json");
+  p.config = source.config;
   p.hash = hex64(fnv1a(p.safetensors, fnv1a(p.config)));
   return p;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,9 +26,19 @@ struct stage_package {
   std::string safetensors;
 };
 
-// The stage `range` of the Hugging Face folder `model`. Throws std::invalid_argument for a GGUF file (its
-// block-quantized tensors are not shipped) and io_error for unreadable files.
-stage_package pack_stage(const std::filesystem::path& model, const models::llama_config& config,
+// The model a coordinator ships stages from, opened once per plan: config.json's bytes and every tensor,
+// mapped rather than read, so packing each stage touches only that stage's bytes.
+struct ship_source {
+  std::filesystem::path model;
+  std::string config;
+  std::map<std::string, array> tensors;
+};
+// Throws std::invalid_argument for a GGUF file (its block-quantized tensors are not shipped) and io_error for
+// unreadable files.
+ship_source open_ship_source(const std::filesystem::path& model);
+
+// The stage `range` of `source`. Throws io_error for a tensor the model lacks.
+stage_package pack_stage(const ship_source& source, const models::llama_config& config,
                          const models::llama_stage& range);
 
 // The worker's side: a folder of complete entries <dir>/<hash>/{config.json, model.safetensors}.
