@@ -101,8 +101,8 @@ void cluster_engine::runner() {
     --n_running_;
     kv_positions_ -= positions;
     if (stats_) {
-      stats_->running_sequences = static_cast<int64_t>(n_running_);
       stats_->kv_positions = kv_positions_;
+      stats_->running_sequences = static_cast<int64_t>(n_running_);
     }
   }
 }

@@ -126,23 +126,28 @@ void engine::loop() {
       }
     }
     std::erase_if(running, [](const auto& s) { return !s->cache; });
+    // Published before the step, so no client sees a token of a sequence that /metrics does not count yet.
+    publish(running);
     if (job) job();  // a packaged_task: what it throws reaches its caller
     step(running);
-    {
-      std::lock_guard lock(mu_);
-      n_running_ = running.size();
-    }
-    if (stats_) {
-      int64_t positions = 0;
-      for (const auto& s : running) positions += s->cache->capacity();
-      stats_->running_sequences = static_cast<int64_t>(running.size());
-      stats_->kv_positions = positions;
-    }
+    publish(running);
   }
   std::lock_guard lock(mu_);
   jobs_.clear();  // their callers get a broken promise, which embed() reports as shutting down
   for (auto& s : running) s->handle->fail("the server is shutting down");
   for (auto& s : queue_) s->handle->fail("the server is shutting down");
+}
+
+void engine::publish(const std::vector<std::unique_ptr<sequence>>& running) {
+  {
+    std::lock_guard lock(mu_);
+    n_running_ = running.size();
+  }
+  if (!stats_) return;
+  int64_t positions = 0;
+  for (const auto& s : running) positions += s->cache->capacity();
+  stats_->kv_positions = positions;  // first: a reader that sees the count fall sees the positions fall
+  stats_->running_sequences = static_cast<int64_t>(running.size());
 }
 
 void engine::step(std::vector<std::unique_ptr<sequence>>& running) {

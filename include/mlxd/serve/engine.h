@@ -53,6 +53,8 @@ class engine final : public backend {
   struct sequence;
   void loop();
   void step(std::vector<std::unique_ptr<sequence>>& running);
+  // Shares the running count and the KV positions they hold with health() and /metrics.
+  void publish(const std::vector<std::unique_ptr<sequence>>& running);
   // Books the tokens just fed to `s`; once its prompt is in, samples from logits row `row` and sends the
   // event. Returns true when the sequence has finished.
   bool advance(sequence& s, size_t n_fed, const array& logits, int64_t row);
