@@ -1,10 +1,9 @@
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <stdexcept>
 
 #include "commands.h"
+#include "mlxd/io/file_text.h"
 #include "mlxd/tokenizer/chat_template.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
 
@@ -12,11 +11,9 @@ namespace mlxd::app {
 namespace {
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return std::move(bytes).str();
+  auto text = io::read_file(path);
+  if (!text) throw std::runtime_error(path + ": cannot open");
+  return std::move(*text);
 }
 
 nlohmann::ordered_json read_json(const std::string& path) {

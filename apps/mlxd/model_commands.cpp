@@ -10,6 +10,7 @@
 #include "dist_commands.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/engine/sampler.h"
+#include "mlxd/io/file_text.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/default_model.h"
 #include "mlxd/models/llama.h"
@@ -77,11 +78,9 @@ void add_model_commands(CLI::App& app) {
     cmd->add_option("--out", *out, "output folder (created)")->required();
     cmd->add_option("--seed", *seed, "random seed");
     cmd->callback([config, out, seed] {
-      std::ifstream in(*config);
-      if (!in) throw std::invalid_argument("cannot read " + *config);
-      std::stringstream text;
-      text << in.rdbuf();
-      const models::llama_config c = models::parse_llama_config(text.str(), *config);
+      const auto text = io::read_file(*config);
+      if (!text) throw std::invalid_argument("cannot read " + *config);
+      const models::llama_config c = models::parse_llama_config(*text, *config);
       std::filesystem::create_directories(*out);
       save_safetensors(std::filesystem::path(*out) / "model.safetensors",
                        models::init_llama_weights(c, *seed), {{"format", "pt"}});

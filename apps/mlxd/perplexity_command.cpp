@@ -2,13 +2,12 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "mlxd/engine/perplexity.h"
+#include "mlxd/io/file_text.h"
 #include "mlxd/models/default_model.h"
 #include "mlxd/models/llama.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
@@ -34,14 +33,12 @@ void add_perplexity_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
   cmd->add_flag("--json", *json, "print one JSON object");
   cmd->callback([=] {
-    std::ifstream in(*file, std::ios::binary);
-    if (!in) throw std::invalid_argument("cannot read " + *file);
-    std::stringstream text;
-    text << in.rdbuf();
+    const auto text = io::read_file(*file);
+    if (!text) throw std::invalid_argument("cannot read " + *file);
     *model = models::model_or_default(*model);
     const models::llama_model m = models::load_llama(*model);
     const tokenizer tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
-    std::vector<int32_t> ids = tok.encode(text.str(), true);
+    std::vector<int32_t> ids = tok.encode(*text, true);
     if (*max_tokens > 0 && static_cast<int64_t>(ids.size()) > *max_tokens) ids.resize(*max_tokens);
     // A progress line on a terminal only; redirected output stays one clean result.
     if (isatty(STDERR_FILENO)) {

@@ -2,10 +2,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "commands.h"
 #include "dist_commands.h"
+#include "mlxd/io/file_text.h"
 #include "mlxd/models/default_model.h"
 #include "mlxd/serve/server.h"
 
@@ -15,11 +15,9 @@ namespace {
 serve::server* running = nullptr;
 
 std::string read_key_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument("--api-key-file: cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string key = text.str();
+  const auto text = io::read_file(path);
+  if (!text) throw std::invalid_argument("--api-key-file: cannot read " + path);
+  std::string key = *text;
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
   if (key.empty()) throw std::invalid_argument("--api-key-file: " + path + " holds no key");
   return key;

@@ -1,9 +1,8 @@
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "commands.h"
+#include "mlxd/io/file_text.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
 
 namespace mlxd::app {
@@ -22,11 +21,9 @@ void add_tokenize_commands(CLI::App& app) {
   enc->callback([enc_path, special, file, text] {
     std::string input = *text;
     if (!file->empty()) {
-      std::ifstream in(*file, std::ios::binary);
-      if (!in) throw std::runtime_error(*file + ": cannot open");
-      std::ostringstream bytes;
-      bytes << in.rdbuf();
-      input = std::move(bytes).str();
+      auto bytes = io::read_file(*file);
+      if (!bytes) throw std::runtime_error(*file + ": cannot open");
+      input = std::move(*bytes);
     }
     const auto ids = load_tokenizer(*enc_path).encode(input, *special);
     std::string out = "[";

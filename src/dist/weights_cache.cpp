@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 
+#include "mlxd/io/file_text.h"
 #include "mlxd/io/io_error.h"
 #include "mlxd/io/safetensors.h"
 
@@ -18,11 +18,9 @@ namespace {
 constexpr const char* shipped_files[] = {"config.json", "model.safetensors"};
 
 std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw io_error("cannot read " + p.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  auto bytes = io::read_file(p);
+  if (!bytes) throw io_error("cannot read " + p.string());
+  return std::move(*bytes);
 }
 
 bool is_hash(const std::string& h) {

@@ -1,10 +1,10 @@
 #include "mlxd/models/llama_config.h"
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "mlxd/io/file_text.h"
 
 namespace mlxd::models {
 namespace {
@@ -108,11 +108,9 @@ llama_config parse_llama_config(const std::string& json_text, const std::string&
 
 llama_config load_llama_config(const std::filesystem::path& model_dir) {
   const auto path = model_dir / "config.json";
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument("[llama_config] cannot read " + path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_llama_config(text.str(), path.string());
+  const auto text = io::read_file(path);
+  if (!text) throw std::invalid_argument("[llama_config] cannot read " + path.string());
+  return parse_llama_config(*text, path.string());
 }
 
 std::string to_json(const llama_config& c) {

@@ -2,11 +2,11 @@
 #include <cmath>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
+#include "mlxd/io/file_text.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/lora.h"
 
@@ -148,15 +148,13 @@ void save_lora_adapters(const fs::path& dir, const lora_config& config,
 
 lora_adapters load_lora_adapters(const fs::path& dir, const llama_config* model) {
   const fs::path cfg_path = dir / config_file, tensor_path = dir / tensor_file;
-  std::ifstream in(cfg_path);
-  if (!in)
+  const auto text = io::read_file(cfg_path);
+  if (!text)
     throw io_error("[lora] cannot read " + cfg_path.string() + " (is " + dir.string() +
                    " an adapter folder?)");
-  std::stringstream text;
-  text << in.rdbuf();
   json j;
   try {
-    j = json::parse(text.str());
+    j = json::parse(*text);
   } catch (const json::exception& e) {
     bad(cfg_path, std::string("not valid JSON: ") + e.what());
   }

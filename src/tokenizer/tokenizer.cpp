@@ -2,8 +2,8 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "mlxd/io/file_text.h"
 #include "tokenizer/clean_up.h"
 #include "tokenizer/config_files.h"
 #include "tokenizer/hf_pipeline.h"
@@ -17,12 +17,9 @@ namespace {
 using tokenizer_detail::tokenizer_impl;
 
 std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw tokenizer_error("tokenizer: " + path.string() + ": cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw tokenizer_error("tokenizer: " + path.string() + ": read failed");
-  return std::move(text).str();
+  auto text = io::read_file(path);
+  if (!text) throw tokenizer_error("tokenizer: " + path.string() + ": cannot open");
+  return std::move(*text);
 }
 
 nlohmann::json parse(std::string_view text, const std::string& what) {

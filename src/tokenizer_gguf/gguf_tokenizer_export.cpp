@@ -1,11 +1,10 @@
 #include "mlxd/tokenizer_gguf/gguf_tokenizer_export.h"
 
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 
+#include "mlxd/io/file_text.h"
 #include "mlxd/tokenizer/tokenizer_error.h"
 
 namespace mlxd {
@@ -17,12 +16,10 @@ using json = nlohmann::json;
 constexpr int32_t type_normal = 1, type_control = 3, type_user_defined = 4;
 
 json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw tokenizer_error("cannot read " + path.string());
-  std::stringstream text;
-  text << in.rdbuf();
+  const auto text = io::read_file(path);
+  if (!text) throw tokenizer_error("cannot read " + path.string());
   try {
-    return json::parse(text.str());
+    return json::parse(*text);
   } catch (const json::exception& e) {
     throw tokenizer_error(path.string() + ": " + e.what());
   }

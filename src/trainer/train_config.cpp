@@ -1,7 +1,6 @@
-#include <fstream>
 #include <set>
-#include <sstream>
 
+#include "mlxd/io/file_text.h"
 #include "mlxd/rlhf/rewards.h"
 #include "mlxd/trainer/train_config.h"
 
@@ -92,11 +91,9 @@ void require(bool ok, const std::string& message) {
 }
 
 std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw config_error("cannot read " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  auto text = io::read_file(path);
+  if (!text) throw config_error("cannot read " + path.string());
+  return std::move(*text);
 }
 
 void read_model(const json& doc, const fs::path& base, model_settings& m) {

@@ -1,19 +1,18 @@
 #include "comm/grpc/credentials.h"
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
+
+#include "mlxd/io/file_text.h"
 
 namespace mlxd::comm::rpc {
 namespace {
 
 std::string read_pem(const std::string& path, const char* what) {
   if (path.empty()) return "";
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  if (!in || !(text << in.rdbuf()))
+  auto text = io::read_file(path);
+  if (!text || text->empty())
     throw std::invalid_argument(std::string("[tls] cannot read the ") + what + " file " + path);
-  return text.str();
+  return std::move(*text);
 }
 
 void check_pair(const tls_files& tls) {
