@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numbers>
 #include <vector>
 
@@ -139,12 +140,17 @@ array layer_norm(const array& x, const array& weight, const array& bias, float e
 
 namespace {
 
+// Per row of the logits, m = max and log_s = log(sum(exp(x - m))): the forward's by-product that lets the
+// backward rebuild the softmax in one pass.
+struct row_stats {
+  std::vector<float> m, log_s;
+};
+
 // d loss / d logits = ct * (softmax(x) - onehot(t)) row by row in one pass (0 for ignored rows): the fused
 // form of the reference vjp, which materialises the one-hot and several full-size temporaries.
-array cross_entropy_grad(const kernels::table& kt, const array& logits, const array& targets, const array& ct,
-                         int64_t ignore_index) {
+array cross_entropy_grad(const kernels::table& kt, const array& logits, const std::vector<int64_t>& t,
+                         const row_stats& stats, const array& ct, int64_t ignore_index) {
   const array x = detail::prepare(logits, dtype::f32), g = detail::prepare(ct, dtype::f32);
-  const std::vector<int64_t> t = targets.to_vector<int64_t>();
   const int64_t vocab = x.shape(-1);
   array dx = array::empty(x.shape(), dtype::f32);
   const float* px = x.data<float>();
@@ -157,10 +163,13 @@ array cross_entropy_grad(const kernels::table& kt, const array& logits, const ar
         std::fill(d, d + vocab, 0.0f);
         continue;
       }
-      kt.softmax_row(px + r * vocab, d, vocab, false);
-      d[t[r]] -= 1.0f;
       const float scale = pg[r];
-      for (int64_t i = 0; i < vocab; ++i) d[i] *= scale;
+      if (stats.m[r] == -INFINITY) {  // a fully -inf row: its softmax is all zeros
+        std::fill(d, d + vocab, 0.0f);
+      } else {
+        kt.scaled_softmax_row(px + r * vocab, d, vocab, stats.m[r], stats.log_s[r], scale);
+      }
+      d[t[r]] -= scale;
     }
   });
   return dx;
@@ -176,43 +185,54 @@ array cross_entropy(const array& logits, const array& targets, int64_t ignore_in
   if (is_floating(targets.type()))
     detail::fail("cross_entropy", "targets must be integers, got ", targets.to_string());
   const int64_t vocab = logits.shape(-1);
-  const std::vector<int64_t> t = targets.to_vector<int64_t>();
-  for (int64_t id : t) {
+  auto t = std::make_shared<const std::vector<int64_t>>(targets.to_vector<int64_t>());
+  for (int64_t id : *t) {
     if (id != ignore_index && (id < 0 || id >= vocab)) {
       detail::fail("cross_entropy", "target ", id, " is outside [0, ", vocab, ")");
     }
   }
   array out = array::empty(targets.shape(), dtype::f32);
   const kernels::table* kt = kernels::active();
+  auto stats = std::make_shared<row_stats>();
   {
     autograd::no_grad guard;
     const array x = detail::prepare(logits, dtype::f32);
     const float* px = x.data<float>();
     float* py = out.mutable_data<float>();
-    parallel_for(static_cast<int64_t>(t.size()), 16, [&](int64_t b, int64_t e) {
-      std::vector<float> log_probs(kt ? vocab : 0);
+    const int64_t rows = static_cast<int64_t>(t->size());
+    if (kt) stats->m.resize(rows), stats->log_s.resize(rows);
+    parallel_for(rows, 16, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
-        if (t[r] == ignore_index) {
+        const int64_t target = (*t)[r];
+        if (target == ignore_index) {
           py[r] = 0.0f;
           continue;
         }
         const float* row = px + r * vocab;
         if (kt) {
-          kt->softmax_row(row, log_probs.data(), vocab, true);
-          py[r] = -log_probs[t[r]];
+          const float log_s = kt->log_sum_exp_row(row, vocab, &stats->m[r]);
+          stats->log_s[r] = log_s;
+          // As log_softmax: subtract separately, since m + log_s would round log_s away for huge m.
+          py[r] = stats->m[r] == -INFINITY ? INFINITY : -((row[target] - stats->m[r]) - log_s);
           continue;
         }
         double m = -INFINITY, s = 0;
         for (int64_t i = 0; i < vocab; ++i) m = row[i] > m ? row[i] : m;
+        if (m == -INFINITY) {  // no probability anywhere, as log_softmax says: the loss is +inf, not NaN
+          py[r] = INFINITY;
+          continue;
+        }
         for (int64_t i = 0; i < vocab; ++i) s += std::exp(row[i] - m);
-        py[r] = static_cast<float>(m + std::log(s) - row[t[r]]);
+        py[r] = static_cast<float>(m + std::log(s) - row[target]);
       }
     });
   }
   if (autograd::is_recording()) {
     const array xd = detail::detach(logits), td = detail::detach(targets);
-    autograd::record(out, {logits}, [xd, td, ignore_index, kt](const array& ct) {
-      if (kt) return std::vector<array>{astype(cross_entropy_grad(*kt, xd, td, ct, ignore_index), xd.type())};
+    autograd::record(out, {logits}, [xd, td, t, stats, ignore_index, kt](const array& ct) {
+      if (kt)
+        return std::vector<array>{
+            astype(cross_entropy_grad(*kt, xd, *t, *stats, ct, ignore_index), xd.type())};
       const array p = softmax(astype(xd, dtype::f32), -1);
       const array valid =
           astype(not_equal(td, scalar(static_cast<double>(ignore_index), td.type())), dtype::f32);

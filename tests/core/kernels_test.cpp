@@ -81,6 +81,34 @@ TEST(Kernels, SoftmaxStableForHugeAndMaskedRows) {
   }
 }
 
+// The loss and its gradient at each level against the reference: wide rows, an ignored target, a row with a
+// huge logit, a fully -inf row (loss +inf, gradient -1 at the target) and per-row weights in the cotangent.
+TEST(Kernels, CrossEntropyAndItsGradientMatchReference) {
+  const float inf = std::numeric_limits<float>::infinity();
+  array x = multiply(test::randn(11, {6, 1000}), array(8.0f));
+  x = where(equal(arange(0, 6000, 1, dtype::i32), scalar(2017, dtype::i32)), array(1e30f),
+            reshape(x, {6000}));
+  x = where(greater_equal(arange(0, 6000, 1, dtype::i32), scalar(5000, dtype::i32)), array(-inf), x);
+  x = reshape(x, {6, 1000});
+  const array t = array::from({3, 999, -100, 17, 0, 5}, {6}, dtype::i32);
+  const array w = array::from({0.5f, -2.0f, 1.0f, 3.0f, 0.25f, 1.5f}, {6});
+  compare_levels([&] { return cross_entropy(x, t, -100); }, 1e-6, 1e-5);
+  compare_levels(
+      [&] {
+        return grad(
+            [&](const std::vector<array>& v) { return sum(multiply(cross_entropy(v[0], t, -100), w)); },
+            {x})[0];
+      },
+      1e-5, 1e-7);
+  for (kernel_level level : test::fast_levels()) {
+    kernel_level_guard guard(level);
+    const auto loss = cross_entropy(x, t, -100).to_vector<float>();
+    EXPECT_EQ(loss[2], 0.0f);  // ignored
+    EXPECT_EQ(loss[5], inf);   // every logit -inf
+    EXPECT_TRUE(std::isfinite(loss[3]));
+  }
+}
+
 TEST(Kernels, RmsNormMatchReference) {
   const array x = test::randn(3, {9, 1031}), w = test::randn(4, {1031});
   compare_levels([&] { return rms_norm(x, w, 1e-5f); }, 2e-6, 1e-6);
