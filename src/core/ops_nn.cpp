@@ -140,10 +140,10 @@ array layer_norm(const array& x, const array& weight, const array& bias, float e
 
 namespace {
 
-// Per row of the logits, m = max and log_s = log(sum(exp(x - m))): the forward's by-product that lets the
-// backward rebuild the softmax in one pass.
+// Per row of the logits, m = max and s = sum(exp(x - m)): the forward's by-product that lets the backward
+// rebuild the softmax in one pass.
 struct row_stats {
-  std::vector<float> m, log_s;
+  std::vector<float> m, s;
 };
 
 // d loss / d logits = ct * (softmax(x) - onehot(t)) row by row in one pass (0 for ignored rows): the fused
@@ -163,13 +163,12 @@ array cross_entropy_grad(const kernels::table& kt, const array& logits, const st
         std::fill(d, d + vocab, 0.0f);
         continue;
       }
-      const float scale = pg[r];
       if (stats.m[r] == -INFINITY) {  // a fully -inf row: its softmax is all zeros
         std::fill(d, d + vocab, 0.0f);
-      } else {
-        kt.scaled_softmax_row(px + r * vocab, d, vocab, stats.m[r], stats.log_s[r], scale);
+        d[t[r]] = -pg[r];
+        continue;
       }
-      d[t[r]] -= scale;
+      kt.softmax_grad_row(px + r * vocab, d, vocab, stats.m[r], 1.0f / stats.s[r], t[r], pg[r]);
     }
   });
   return dx;
@@ -200,7 +199,7 @@ array cross_entropy(const array& logits, const array& targets, int64_t ignore_in
     const float* px = x.data<float>();
     float* py = out.mutable_data<float>();
     const int64_t rows = static_cast<int64_t>(t->size());
-    if (kt) stats->m.resize(rows), stats->log_s.resize(rows);
+    if (kt) stats->m.resize(rows), stats->s.resize(rows);
     parallel_for(rows, 16, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t target = (*t)[r];
@@ -210,10 +209,10 @@ array cross_entropy(const array& logits, const array& targets, int64_t ignore_in
         }
         const float* row = px + r * vocab;
         if (kt) {
-          const float log_s = kt->log_sum_exp_row(row, vocab, &stats->m[r]);
-          stats->log_s[r] = log_s;
-          // As log_softmax: subtract separately, since m + log_s would round log_s away for huge m.
-          py[r] = stats->m[r] == -INFINITY ? INFINITY : -((row[target] - stats->m[r]) - log_s);
+          stats->s[r] = kt->exp_sum_row(row, vocab, &stats->m[r]);
+          // As log_softmax: subtract separately, since m + log(s) would round log(s) away for huge m.
+          py[r] =
+              stats->m[r] == -INFINITY ? INFINITY : -((row[target] - stats->m[r]) - std::log(stats->s[r]));
           continue;
         }
         double m = -INFINITY, s = 0;

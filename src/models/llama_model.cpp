@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 
 #include "llama_rope.h"
@@ -123,17 +125,37 @@ array llama_model::attend(const array& q_rows, const array& k_rows, const array&
   return reshape(transpose(out, {1, 0, 2}), {n_tokens, int64_t{c.n_heads} * c.head_dim});
 }
 
+namespace {
+
+// f of each prefill_chunk-long piece of tokens in order, the results joined along the positions.
+array by_chunks(const std::vector<int32_t>& tokens,
+                const std::function<array(const std::vector<int32_t>&)>& f) {
+  const auto n = static_cast<int64_t>(tokens.size());
+  if (n <= llama_model::prefill_chunk) return f(tokens);
+  std::vector<array> parts;
+  for (int64_t b = 0; b < n; b += llama_model::prefill_chunk) {
+    const int64_t e = std::min<int64_t>(n, b + llama_model::prefill_chunk);
+    parts.push_back(f(std::vector<int32_t>(tokens.begin() + b, tokens.begin() + e)));
+  }
+  return concatenate(parts, 0);
+}
+
+}  // namespace
+
 array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) const {
   if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
     throw std::invalid_argument("[llama] forward needs the whole model; this one holds a pipeline stage");
-  return head(forward_layers(embed(tokens), cache));
+  return by_chunks(
+      tokens, [&](const std::vector<int32_t>& chunk) { return head(forward_layers(embed(chunk), cache)); });
 }
 
 array llama_model::final_hidden(const std::vector<int32_t>& tokens, kv_cache& cache) const {
   if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
     throw std::invalid_argument(
         "[llama] final_hidden needs the whole model; this one holds a pipeline stage");
-  return final_norm(forward_layers(embed(tokens), cache));  // [T, hidden]
+  return by_chunks(tokens, [&](const std::vector<int32_t>& chunk) {
+    return final_norm(forward_layers(embed(chunk), cache));  // [T, hidden]
+  });
 }
 
 array llama_model::embed(const std::vector<int32_t>& tokens) const {

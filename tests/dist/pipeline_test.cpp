@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "mlxd/core/ops.h"
+#include "mlxd/core/thread_pool.h"
 #include "mlxd/dist/coordinator.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
@@ -28,7 +29,7 @@ models::llama_config test_config() {
   c.n_heads = 4;
   c.n_kv_heads = 2;
   c.head_dim = 32;
-  c.max_position_embeddings = 128;
+  c.max_position_embeddings = 1280;  // room for a prompt of three prefill chunks
   return c;
 }
 
@@ -157,6 +158,29 @@ INSTANTIATE_TEST_SUITE_P(Nodes, PipelinePartitions,
                                            partition_case{2, "", "0-1"}, partition_case{4, "0-2,3,4,5", ""}),
                          case_name);
 
+// Longer than two prefill chunks: the coordinator sends 512, 512 and 76 positions, which the single-node
+// forward also runs chunk by chunk, so the bits agree. The reference runs on one thread like the workers
+// (worker_process.h): OpenBLAS splits some shapes (here the 76-row chunk) differently by thread count, which
+// moves the last bit (3.6e-7 here).
+TEST_F(Pipeline, PromptOfSeveralPrefillChunksEqualsOneNode) {
+  std::vector<int32_t> long_prompt(1100);
+  for (size_t i = 0; i < long_prompt.size(); ++i) long_prompt[i] = static_cast<int32_t>((i * 37 + 11) % 97);
+  auto workers = start(2);
+  coordinator c(*dir_, options(workers));
+  const array logits = c.logits(long_prompt), hidden = c.final_hidden(long_prompt);
+  generation_request r;
+  r.prompt = long_prompt;
+  r.max_tokens = 6;
+  r.sampling = seeded();
+  const std::vector<int32_t> tokens = c.generate(r).tokens;
+  const int threads = num_threads();
+  set_num_threads(1);
+  EXPECT_TRUE(bit_equal(logits, logits_alone(long_prompt)));
+  EXPECT_TRUE(bit_equal(hidden, final_hidden_alone(long_prompt)));
+  EXPECT_EQ(tokens, generate_alone(long_prompt, 6, seeded()));
+  set_num_threads(threads);
+}
+
 TEST_F(Pipeline, ConcurrentSequencesEachGetWhatTheyWouldAlone) {
   auto workers = start(3);
   coordinator c(*dir_, options(workers));
@@ -260,8 +284,9 @@ TEST_F(Pipeline, FrozenWorkerIsNoticedByKeepalive) {
 }
 
 TEST_F(Pipeline, NoFittingPlanIsAClearErrorAndLaterRequestsWork) {
-  // Each worker offers 2 MiB: three hold the 6 layers (3.4 MiB), one alone does not.
-  auto workers = start(3, {"--memory-mb", "2"});
+  // Each worker offers 3 MiB: three hold the 6 layers (1.2 MiB each with KV room for the context), one alone
+  // does not.
+  auto workers = start(3, {"--memory-mb", "3"});
   coordinator c(*dir_, options(workers));
   generation_request r;
   r.prompt = prompt;
@@ -279,8 +304,8 @@ TEST_F(Pipeline, NoFittingPlanIsAClearErrorAndLaterRequestsWork) {
     EXPECT_NE(std::string(e.what()).find("does not fit"), std::string::npos) << e.what();
   }
   // The workers come back on their ports: the next request plans over them again.
-  workers[1] = std::make_unique<worker_process>(*dir_, std::vector<std::string>{"--memory-mb", "2"}, port1);
-  workers[2] = std::make_unique<worker_process>(*dir_, std::vector<std::string>{"--memory-mb", "2"}, port2);
+  workers[1] = std::make_unique<worker_process>(*dir_, std::vector<std::string>{"--memory-mb", "3"}, port1);
+  workers[2] = std::make_unique<worker_process>(*dir_, std::vector<std::string>{"--memory-mb", "3"}, port2);
   EXPECT_EQ(c.generate(r).tokens, want);
 }
 

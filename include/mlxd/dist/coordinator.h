@@ -15,6 +15,7 @@
 #include "mlxd/core/array.h"
 #include "mlxd/dist/plan.h"
 #include "mlxd/engine/sampler.h"
+#include "mlxd/models/llama.h"
 #include "mlxd/models/llama_config.h"
 
 namespace mlxd::dist {
@@ -31,8 +32,10 @@ struct coordinator_options {
   cluster_access access;
   std::vector<layer_range> layers;                // --layers: one range per worker; empty: planned
   std::optional<layer_range> coordinator_layers;  // --coordinator-layers: run these here, with the embedding
-  int prefill_chunk = 512;  // prompt positions per prefill step (fewer when a chunk would exceed a message)
-  int kv_positions = 0;     // KV room each worker must keep; 0: the context length, at most 4096
+  // Prompt positions per prefill step (fewer when a chunk would exceed a message); the single-node forward's
+  // chunk by default, so that long prompts give the same bits on a cluster and on one node.
+  int prefill_chunk = models::llama_model::prefill_chunk;
+  int kv_positions = 0;  // KV room each worker must keep; 0: the context length, at most 4096
   // How often a new request checks whether a worker of the list that the plan left out (it was down)
   // answers again; when one does and no sequence is running, the pipeline is planned again with it. 0: never.
   std::chrono::milliseconds rejoin_interval{2000};

@@ -50,16 +50,21 @@ class llama_model {
   const llama_config& config() const { return config_; }
   const llama_stage& stage() const { return stage_; }
 
+  // Prompts longer than this run in consecutive chunks of it, as a pipeline's prefill sends them, so that one
+  // node and a cluster compute the same bits for any length (and attention's scores stay [chunk, context]).
+  static constexpr int prefill_chunk = 512;
+
   // Logits [n_tokens, vocab] for `tokens` placed at positions cache.length()...; appends their keys and
-  // values. Needs the whole model: forward == head(forward_layers(embed(tokens), cache)).
+  // values. Needs the whole model: forward == head(forward_layers(embed(chunk), cache)) chunk by chunk.
   array forward(const std::vector<int32_t>& tokens, kv_cache& cache) const;
   // Several sequences in one pass: tokens[i] at positions caches[i]->length()... of its own cache. The linear
   // layers run once on the rows of every sequence (each weight is read once per step); attention runs per
   // sequence. Returns the logits [n_seqs, vocab] of each sequence's last token. Needs the whole model.
   array forward_batch(const std::vector<std::vector<int32_t>>& tokens,
                       const std::vector<kv_cache*>& caches) const;
-  // The final-norm hidden states [n_tokens, hidden] of `tokens` (what the LM head multiplies), placed and
-  // cached as forward places them. Needs the whole model: forward == linear(final_hidden, lm_head).
+  // The final-norm hidden states [n_tokens, hidden] of `tokens` (what the LM head multiplies), placed,
+  // chunked and cached as forward places them. Needs the whole model: forward == linear(final_hidden,
+  // lm_head).
   array final_hidden(const std::vector<int32_t>& tokens, kv_cache& cache) const;
   // The pieces a pipeline stage runs. embed: [n_tokens, hidden] f32 (first stage only; ids are checked).
   // forward_layers: the stage's layers on hidden states x [n_tokens, hidden] f32 at positions

@@ -14,11 +14,13 @@ struct table {
   void (*unary)(unary_kind kind, const float* x, float* y, int64_t n);
   // y = softmax(x) or log_softmax(x) over one row of n values.
   void (*softmax_row)(const float* x, float* y, int64_t n, bool log);
-  // Writes m = max(x) and returns log(sum(exp(x - m))) (-inf with m for a fully -inf row), reading the row
+  // Writes m = max(x) and returns sum(exp(x - m)) (0 with m = -inf for a fully -inf row), reading the row
   // without writing it: all the cross entropy's forward needs.
-  float (*log_sum_exp_row)(const float* x, int64_t n, float* m);
-  // y = scale * exp((x - m) - log_s): the softmax rebuilt from log_sum_exp_row's figures in one pass.
-  void (*scaled_softmax_row)(const float* x, float* y, int64_t n, float m, float log_s, float scale);
+  float (*exp_sum_row)(const float* x, int64_t n, float* m);
+  // y = (softmax(x) - onehot(target)) * scale from exp_sum_row's m and 1 / sum, in one pass: the cross
+  // entropy's gradient row, with softmax's rounding.
+  void (*softmax_grad_row)(const float* x, float* y, int64_t n, float m, float inv_sum, int64_t target,
+                           float scale);
   // y = x * rsqrt(mean(x^2) + eps) * w over one row.
   void (*rms_norm_row)(const float* x, const float* w, float* y, int64_t n, float eps);
   // Dot products of a weight row (f32, f16 or bf16 bits) with f32 activations; the matrix-vector product's
