@@ -144,7 +144,9 @@ void server::run(const std::function<void(int)>& on_listening) {
     }
     detail::send_error(res, api_error(500, what, "server_error"));
   });
-  http.set_logger([&st](const httplib::Request& req, const httplib::Response& res) {
+  // Counted just before the status line goes out (the logger runs after the body): a client that reads
+  // /metrics as soon as it has its answer sees that answer counted.
+  http.set_post_routing_handler([&st](const httplib::Request& req, httplib::Response& res) {
     st.stats.count_request(route_label(req.path), res.status);
   });
   detail::add_generation_routes(http, st);
