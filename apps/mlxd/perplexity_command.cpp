@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "generation_flags.h"
 #include "mlxd/engine/perplexity.h"
 #include "mlxd/models/default_model.h"
 #include "mlxd/models/llama.h"
@@ -33,13 +34,15 @@ void add_perplexity_command(CLI::App& app) {
   cmd->add_option("--max-tokens", *max_tokens, "score only the first N tokens of the file")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
   cmd->add_flag("--json", *json, "print one JSON object");
+  auto mmap = std::make_shared<bool>(false);
+  add_mmap_flag(cmd, *mmap);
   cmd->callback([=] {
     std::ifstream in(*file, std::ios::binary);
     if (!in) throw std::invalid_argument("cannot read " + *file);
     std::stringstream text;
     text << in.rdbuf();
     *model = models::model_or_default(*model);
-    const models::llama_model m = models::load_llama(*model);
+    const models::llama_model m = models::load_llama(*model, {.mmap = *mmap});
     const tokenizer tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
     std::vector<int32_t> ids = tok.encode(text.str(), true);
     if (*max_tokens > 0 && static_cast<int64_t>(ids.size()) > *max_tokens) ids.resize(*max_tokens);

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "dist_commands.h"
+#include "generation_flags.h"
 #include "mlxd/models/default_model.h"
 #include "mlxd/serve/server.h"
 
@@ -59,6 +60,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--request-timeout", o->request_timeout_s,
                   "seconds a generation may run before it ends with a 504 error (default 600; 0: no limit)")
       ->check(CLI::Range(0.0, 1e9));
+  add_mmap_flag(cmd, o->mmap);
   auto cluster = std::make_shared<cluster_flags>();
   add_cluster_flags(cmd, *cluster, true);
   cmd->callback([o, key_file, max_body_mb, port_file, cluster] {
