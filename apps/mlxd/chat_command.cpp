@@ -41,8 +41,11 @@ void add_chat_command(CLI::App& app) {
   add_sampling_flags(cmd, options->sampling);
   auto mmap = std::make_shared<bool>(false);
   add_mmap_flag(cmd, *mmap);
+  auto kv_dtype = std::make_shared<std::string>("f32");
+  add_kv_dtype_flag(cmd, *kv_dtype);
   cmd->callback([=] {
     *model = models::model_or_default(*model);
+    options->kv_dtype = kv_dtype_of(*kv_dtype);
     if (!stop_ids->empty()) options->stop_ids = parse_ids(*stop_ids);
     const models::llama_model m = models::load_llama(*model, {.mmap = *mmap});
     engine::chat_session session(m, load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path),

@@ -35,6 +35,15 @@ void add_sampling_flags(CLI::App* cmd, engine::sampling_params& sp) {
   cmd->add_option("--seed", sp.seed, "sampling seed (same seed, same tokens)");
 }
 
+void add_kv_dtype_flag(CLI::App* cmd, std::string& name) {
+  cmd->add_option("--kv-dtype", name, "KV cache storage: f32 (default) or f16 (half the memory)")
+      ->check(CLI::IsMember({"f32", "f16"}));
+}
+
+dtype kv_dtype_of(const std::string& name) {
+  return name == "f16" ? dtype::f16 : dtype::f32;
+}
+
 void add_mmap_flag(CLI::App* cmd, bool& mmap) {
   cmd->add_flag("--mmap", mmap,
                 "map the weight files instead of reading them into memory (less memory; slower when the host "

@@ -132,6 +132,8 @@ void add_model_commands(CLI::App& app) {
     add_adapters_flag(cmd, *adapters);
     auto mmap = std::make_shared<bool>(false);
     add_mmap_flag(cmd, *mmap);
+    auto kv_dtype = std::make_shared<std::string>("f32");
+    add_kv_dtype_flag(cmd, *kv_dtype);
     auto cluster = std::make_shared<cluster_flags>();
     add_cluster_flags(cmd, *cluster, true);
     cmd->callback([=] {
@@ -139,6 +141,7 @@ void add_model_commands(CLI::App& app) {
       *model = models::model_or_default(*model);
       if (!cluster->workers.empty()) {
         if (!adapters->empty()) throw std::invalid_argument("--adapters is not supported with --workers");
+        if (*kv_dtype != "f32") throw std::invalid_argument("--kv-dtype is not supported with --workers");
         if (*mmap)
           throw std::invalid_argument("--mmap is not supported with --workers (the workers load the model)");
         std::optional<tokenizer> tok;
@@ -212,7 +215,7 @@ void add_model_commands(CLI::App& app) {
                                     std::to_string(m.config().max_position_embeddings));
       }
       engine::sampler sampler(*sp, m.config().vocab_size);
-      models::kv_cache cache = m.make_cache(capacity);
+      models::kv_cache cache = m.make_cache(capacity, kv_dtype_of(*kv_dtype));
       std::vector<int32_t> generated;
       std::vector<float> logprobs;
       const auto start = std::chrono::steady_clock::now();

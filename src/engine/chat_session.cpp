@@ -26,7 +26,7 @@ chat_session::chat_session(const models::llama_model& model, tokenizer tok, chat
       tok_(std::move(tok)),
       options_(std::move(options)),
       messages_(nlohmann::ordered_json::array()),
-      cache_(model.make_cache(chat_context(model.config(), options_.context))) {
+      cache_(model.make_cache(chat_context(model.config(), options_.context), options_.kv_dtype)) {
   if (tok_.chat_template().empty())
     throw std::invalid_argument("[chat] the model's tokenizer has no chat template (chat needs one)");
   if (options_.max_tokens < 1)

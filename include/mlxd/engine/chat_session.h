@@ -27,6 +27,7 @@ struct chat_options {
   int context = 0;                // KV cache positions; 0 = min(max_position_embeddings, 4096)
   sampling_params sampling;       // as for generate (temperature 0 = greedy)
   std::vector<int32_t> stop_ids;  // further ids that end a reply (as generate's --stop-ids)
+  dtype kv_dtype = dtype::f32;    // what the KV cache stores: f32, or f16 (half the memory)
   bool ignore_eos = false;        // true: the tokenizer's EOS ids do not end a reply
 };
 
@@ -41,7 +42,7 @@ struct chat_turn {
 class chat_session {
  public:
   // Throws std::invalid_argument when the tokenizer has no chat template, the options are out of range
-  // (max_tokens < 1, context outside [2, max_position_embeddings]) or the sampling
+  // (max_tokens < 1, context outside [2, max_position_embeddings], kv_dtype not f32 or f16) or the sampling
   // parameters are invalid. `model` must outlive the session.
   chat_session(const models::llama_model& model, tokenizer tok, chat_options options);
 

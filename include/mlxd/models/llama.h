@@ -75,8 +75,8 @@ class llama_model {
                                           const std::vector<kv_cache*>& caches) const;
   array head(const array& x) const;
   array final_norm(const array& x) const;
-  // A cache for the stage's layers.
-  kv_cache make_cache(int capacity) const;
+  // A cache for the stage's layers storing `kv_type` (f32, or f16 for half the memory; see kv_cache).
+  kv_cache make_cache(int capacity, dtype kv_type = dtype::f32) const;
   // Bytes of weights one decode step reads in full: the stage's layers, final norm and LM head (the embedding
   // contributes one row, not counted). The numerator of the memory-bandwidth bound of decoding.
   uint64_t decode_weight_bytes() const;
