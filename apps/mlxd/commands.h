@@ -24,6 +24,9 @@ void add_chat_template_command(CLI::App& app);
 // `mlxd init`, `mlxd logits`, `mlxd generate`: random Llama-family models, their logits, generation (on this
 // node, or with --workers over a pipeline of worker nodes).
 void add_model_commands(CLI::App& app);
+// `mlxd chat [--model M] [--system TEXT] [sampling flags]`: an interactive conversation through the model's
+// chat template; user lines come from stdin, /reset forgets the conversation, /exit or end of input ends it.
+void add_chat_command(CLI::App& app);
 // `mlxd convert IN OUT [--dtype keep|f32|f16|bf16]`: a Hugging Face folder as GGUF, or a GGUF file as a
 // folder.
 void add_convert_command(CLI::App& app);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   mlxd::app::add_tokenizer_train_command(app);
   mlxd::app::add_chat_template_command(app);
   mlxd::app::add_model_commands(app);
+  mlxd::app::add_chat_command(app);
   mlxd::app::add_launch_command(app);
   mlxd::app::add_bench_commands(app);
   mlxd::app::add_quantize_command(app);

@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "dist_commands.h"
+#include "generation_flags.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/engine/sampler.h"
 #include "mlxd/io/file_text.h"
@@ -23,24 +24,6 @@
 namespace mlxd::app {
 namespace {
 
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      size_t used = 0;
-      const long v = std::stol(item, &used);
-      if (used != item.size() || v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(item);
-      ids.push_back(static_cast<int32_t>(v));
-    } catch (const std::exception&) {
-      throw std::invalid_argument("--tokens: \"" + item + "\" is not a token id (expected e.g. 1,2,3)");
-    }
-  }
-  if (ids.empty()) throw std::invalid_argument("--tokens: no token ids given");
-  return ids;
-}
-
 // The prompt text that the tokenizer's chat template makes of an optional system message and one user turn.
 std::string chat_prompt(const tokenizer& tok, const std::string& system, const std::string& user) {
   chat_request request;
@@ -51,8 +34,10 @@ std::string chat_prompt(const tokenizer& tok, const std::string& system, const s
 }
 
 // The model, with LoRA adapters merged into its weights when `adapters` names a folder.
-models::llama_model load_model(const std::string& model, const std::string& adapters) {
-  if (adapters.empty()) return models::load_llama(model);
+models::llama_model load_model(const std::string& model, const std::string& adapters, bool mmap) {
+  if (adapters.empty()) return models::load_llama(model, {.mmap = mmap});
+  if (mmap)
+    throw std::invalid_argument("--mmap is not supported with --adapters (the merged weights are new)");
   models::hf_model fused = models::load_fused_model(model, adapters);
   return models::llama_model(std::move(fused.config), fused.weights);
 }
@@ -109,7 +94,7 @@ void add_model_commands(CLI::App& app) {
         save_safetensors(*out, {{"logits", c.logits(ids)}});
         return;
       }
-      const models::llama_model m = load_model(*model, *adapters);
+      const models::llama_model m = load_model(*model, *adapters, false);
       models::kv_cache cache = m.make_cache(static_cast<int>(ids.size()));
       save_safetensors(*out, {{"logits", m.forward(ids, cache)}});
     });
@@ -140,18 +125,14 @@ void add_model_commands(CLI::App& app) {
     cmd->add_flag("--ignore-eos", *ignore_eos, "keep generating past the tokenizer's end-of-sequence ids");
     cmd->add_option("--max-tokens", *max_tokens, "most tokens to generate")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--stop-ids", *stop_ids, "comma-separated ids that end generation (kept in the output)");
-    cmd->add_option("--temperature", sp->temperature, "0 = greedy (default)");
-    cmd->add_option("--top-k", sp->top_k, "keep the k most likely tokens (0 = off)");
-    cmd->add_option("--top-p", sp->top_p, "nucleus sampling mass (1 = off)");
-    cmd->add_option("--min-p", sp->min_p, "drop tokens below min_p x the top probability");
-    cmd->add_option("--repetition-penalty", sp->repetition_penalty,
-                    "Hugging Face repetition penalty (1 = off)");
-    cmd->add_option("--presence-penalty", sp->presence_penalty, "OpenAI presence penalty");
-    cmd->add_option("--frequency-penalty", sp->frequency_penalty, "OpenAI frequency penalty");
-    cmd->add_option("--seed", sp->seed, "sampling seed (same seed, same tokens)");
+    add_sampling_flags(cmd, *sp);
     cmd->add_flag("--json", *json, "print one JSON object with tokens, logprobs and timings");
     auto adapters = std::make_shared<std::string>();
     add_adapters_flag(cmd, *adapters);
+    auto mmap = std::make_shared<bool>(false);
+    add_mmap_flag(cmd, *mmap);
+    auto kv_dtype = std::make_shared<std::string>("f32");
+    add_kv_dtype_flag(cmd, *kv_dtype);
     auto cluster = std::make_shared<cluster_flags>();
     add_cluster_flags(cmd, *cluster, true);
     cmd->callback([=] {
@@ -159,6 +140,9 @@ void add_model_commands(CLI::App& app) {
       *model = models::model_or_default(*model);
       if (!cluster->workers.empty()) {
         if (!adapters->empty()) throw std::invalid_argument("--adapters is not supported with --workers");
+        if (*kv_dtype != "f32") throw std::invalid_argument("--kv-dtype is not supported with --workers");
+        if (*mmap)
+          throw std::invalid_argument("--mmap is not supported with --workers (the workers load the model)");
         std::optional<tokenizer> tok;
         if (!prompt_text->empty()) tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
         dist::generation_request r;
@@ -210,7 +194,7 @@ void add_model_commands(CLI::App& app) {
         }
         return;
       }
-      const models::llama_model m = load_model(*model, *adapters);
+      const models::llama_model m = load_model(*model, *adapters, *mmap);
       std::optional<tokenizer> tok;
       if (!prompt_text->empty()) tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
       // A chat template writes the BOS and turn markers itself, so the rendered text is encoded without them.
@@ -230,7 +214,7 @@ void add_model_commands(CLI::App& app) {
                                     std::to_string(m.config().max_position_embeddings));
       }
       engine::sampler sampler(*sp, m.config().vocab_size);
-      models::kv_cache cache = m.make_cache(capacity);
+      models::kv_cache cache = m.make_cache(capacity, kv_dtype_of(*kv_dtype));
       std::vector<int32_t> generated;
       std::vector<float> logprobs;
       const auto start = std::chrono::steady_clock::now();

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "generation_flags.h"
 #include "mlxd/engine/perplexity.h"
 #include "mlxd/io/file_text.h"
 #include "mlxd/models/default_model.h"
@@ -32,11 +33,13 @@ void add_perplexity_command(CLI::App& app) {
   cmd->add_option("--max-tokens", *max_tokens, "score only the first N tokens of the file")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
   cmd->add_flag("--json", *json, "print one JSON object");
+  auto mmap = std::make_shared<bool>(false);
+  add_mmap_flag(cmd, *mmap);
   cmd->callback([=] {
     const auto text = io::read_file(*file);
     if (!text) throw std::invalid_argument("cannot read " + *file);
     *model = models::model_or_default(*model);
-    const models::llama_model m = models::load_llama(*model);
+    const models::llama_model m = models::load_llama(*model, {.mmap = *mmap});
     const tokenizer tok = load_tokenizer(tokenizer_path->empty() ? *model : *tokenizer_path);
     std::vector<int32_t> ids = tok.encode(*text, true);
     if (*max_tokens > 0 && static_cast<int64_t>(ids.size()) > *max_tokens) ids.resize(*max_tokens);

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "dist_commands.h"
+#include "generation_flags.h"
 #include "mlxd/io/file_text.h"
 #include "mlxd/models/default_model.h"
 #include "mlxd/serve/server.h"
@@ -57,9 +58,15 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--request-timeout", o->request_timeout_s,
                   "seconds a generation may run before it ends with a 504 error (default 600; 0: no limit)")
       ->check(CLI::Range(0.0, 1e9));
+  add_mmap_flag(cmd, o->mmap);
+  auto kv_dtype = std::make_shared<std::string>("f32");
+  add_kv_dtype_flag(cmd, *kv_dtype);
   auto cluster = std::make_shared<cluster_flags>();
   add_cluster_flags(cmd, *cluster, true);
-  cmd->callback([o, key_file, max_body_mb, port_file, cluster] {
+  cmd->callback([o, key_file, max_body_mb, port_file, cluster, kv_dtype] {
+    o->engine.kv_dtype = kv_dtype_of(*kv_dtype);
+    if (*kv_dtype != "f32" && !cluster->workers.empty())
+      throw std::invalid_argument("--kv-dtype is not supported with --workers");
     o->model_path = models::model_or_default(o->model_path);
     if (!cluster->workers.empty()) o->cluster = coordinator_options_of(*cluster);
     if (!key_file->empty()) o->api_key = read_key_file(*key_file);

@@ -259,8 +259,8 @@ hf_model llama_from_gguf(const std::filesystem::path& path) {
   return out;
 }
 
-llama_model load_llama_gguf(const std::filesystem::path& path) {
-  llama_gguf_contents g = read_llama_gguf(path, true, true);
+llama_model load_llama_gguf(const std::filesystem::path& path, const llama_load_options& options) {
+  llama_gguf_contents g = read_llama_gguf(path, true, !options.mmap);
   return llama_model(std::move(g.config), g.weights);
 }
 

@@ -3,6 +3,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "kv_attention.h"
 #include "llama_rope.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/models/llama.h"
@@ -80,8 +81,8 @@ uint64_t llama_model::decode_weight_bytes() const {
   return n;
 }
 
-kv_cache llama_model::make_cache(int capacity) const {
-  return kv_cache(stage_.n_layers(), config_.n_kv_heads, config_.head_dim, capacity);
+kv_cache llama_model::make_cache(int capacity, dtype kv_type) const {
+  return kv_cache(stage_.n_layers(), config_.n_kv_heads, config_.head_dim, capacity, kv_type);
 }
 
 array llama_model::attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const {
@@ -112,12 +113,19 @@ array llama_model::attend(const array& q_rows, const array& k_rows, const array&
   k = rope(k, ro);
   cache.write(index, astype(k, dtype::f32), astype(v, dtype::f32));
   const int64_t n_keys = pos0 + n_tokens;
-  const array keys = cache.keys(index, static_cast<int>(n_keys));      // [kv, S, head_dim]
-  const array values = cache.values(index, static_cast<int>(n_keys));  // [kv, S, head_dim]
   // Query heads sharing a kv head are stacked: [kv, group * T, head_dim].
   const array qg = reshape(q, {c.n_kv_heads, group * n_tokens, c.head_dim});
-  array scores = matmul(qg, swapaxes(keys, 1, 2));  // [kv, group * T, S]
-  scores = multiply(scores, array(1.0f / std::sqrt(static_cast<float>(c.head_dim))));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (cache.type() != dtype::f32) {
+    const array out =
+        detail::attend_blocks(qg, cache, index, n_keys, group, causal_mask(n_tokens, pos0), scale);
+    return reshape(transpose(reshape(out, {c.n_heads, n_tokens, c.head_dim}), {1, 0, 2}),
+                   {n_tokens, int64_t{c.n_heads} * c.head_dim});
+  }
+  const array keys = cache.keys(index, static_cast<int>(n_keys));      // [kv, S, head_dim]
+  const array values = cache.values(index, static_cast<int>(n_keys));  // [kv, S, head_dim]
+  array scores = matmul(qg, swapaxes(keys, 1, 2));                     // [kv, group * T, S]
+  scores = multiply(scores, array(scale));
   scores = add(reshape(scores, {c.n_kv_heads, group, n_tokens, n_keys}), causal_mask(n_tokens, pos0));
   const array probs = reshape(softmax(scores, -1), {c.n_kv_heads, group * n_tokens, n_keys});
   const array out =

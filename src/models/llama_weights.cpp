@@ -59,10 +59,12 @@ std::map<std::string, array> init_llama_weights(const llama_config& config, uint
   return weights;
 }
 
-llama_model load_llama(const std::filesystem::path& model_dir) {
-  if (model_dir.extension() == ".gguf") return load_llama_gguf(model_dir);
+llama_model load_llama(const std::filesystem::path& model_dir, const llama_load_options& options) {
+  if (model_dir.extension() == ".gguf") return load_llama_gguf(model_dir, options);
   llama_config config = load_llama_config(model_dir);
-  return llama_model(std::move(config), load_model_weights(model_dir).tensors);
+  safetensors_load_options read;
+  read.copy = !options.mmap;
+  return llama_model(std::move(config), load_model_weights(model_dir, read).tensors);
 }
 
 llama_stage whole_model(const llama_config& config) {

@@ -120,7 +120,8 @@ void engine::loop() {
     }
     for (sequence* s : joined) {
       try {
-        s->cache.emplace(model_->make_cache(static_cast<int>(s->spec.prompt.size()) + s->spec.max_tokens));
+        s->cache.emplace(model_->make_cache(static_cast<int>(s->spec.prompt.size()) + s->spec.max_tokens,
+                                            options_.kv_dtype));
       } catch (const std::exception& e) {  // out of memory for this one: refuse it, keep serving the others
         s->handle->fail(std::string("cannot allocate the KV cache: ") + e.what());
       }

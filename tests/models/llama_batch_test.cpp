@@ -38,7 +38,7 @@ float max_abs_diff(const array& a, const array& b) {
 
 // Three sequences with different prompt lengths, fed in uneven chunks so that each batch mixes prefill rows
 // and decode rows; every step's last-token logits must match the sequence run alone.
-void check_batch_matches_alone(const llama_model& m, uint32_t seed) {
+void check_batch_matches_alone(const llama_model& m, uint32_t seed, dtype kv = dtype::f32) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int32_t> id(0, m.config().vocab_size - 1);
   const std::vector<std::vector<int>> chunks = {{5, 1, 1, 1}, {2, 3, 1, 1}, {1, 1, 4, 1}};
@@ -48,7 +48,7 @@ void check_batch_matches_alone(const llama_model& m, uint32_t seed) {
       for (int i = 0; i < n; ++i) all[s].push_back(id(rng));
   std::vector<kv_cache> batch_caches, alone_caches;
   for (int s = 0; s < 3; ++s)
-    batch_caches.push_back(m.make_cache(32)), alone_caches.push_back(m.make_cache(32));
+    batch_caches.push_back(m.make_cache(32, kv)), alone_caches.push_back(m.make_cache(32, kv));
   std::vector<size_t> pos(3, 0);
   for (size_t step = 0; step < 4; ++step) {
     std::vector<std::vector<int32_t>> tokens;
@@ -76,6 +76,12 @@ void check_batch_matches_alone(const llama_model& m, uint32_t seed) {
 TEST(LlamaBatch, MatchesEachSequenceAloneWithBiases) {
   const llama_config c = bias_config();
   check_batch_matches_alone(llama_model(c, init_llama_weights(c, 3)), 7);
+}
+
+TEST(LlamaBatch, MatchesEachSequenceAloneWithF16Caches) {
+  const llama_config c = bias_config();
+  check_batch_matches_alone(llama_model(c, init_llama_weights(c, 3)), 7, dtype::f16);
+  check_batch_matches_alone(load_llama(std::string(MLXD_GOLDEN_DIR) + "/qwen3_qk_norm"), 11, dtype::f16);
 }
 
 TEST(LlamaBatch, MatchesEachSequenceAloneWithQkNormAndQuantizedWeights) {

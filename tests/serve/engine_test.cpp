@@ -72,6 +72,22 @@ TEST(Engine, BatchedSequencesGiveTheTokensTheyGiveAlone) {
   }
 }
 
+// With f16 KV caches (mlxd serve --kv-dtype f16) batching still changes nothing.
+TEST(Engine, F16CachesGiveBatchedSequencesTheTokensTheyGiveAlone) {
+  const tokenizer tok = tokenizer::load(MLXD_TINY_TOKENIZER);
+  engine_options o;
+  o.kv_dtype = dtype::f16;
+  engine e(tiny_model(), tok, o);
+  const auto requests = varied_requests(5);
+  std::vector<outcome> alone;
+  for (const auto& r : requests) alone.push_back(run(e.submit({r}), 1)[0]);
+  const auto together = run(e.submit(requests), requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(together[i].tokens, alone[i].tokens) << "sequence " << i;
+    EXPECT_FALSE(alone[i].tokens.empty());
+  }
+}
+
 TEST(Engine, ChunkedPrefillGivesTheSameTokens) {
   const tokenizer tok = tokenizer::load(MLXD_TINY_TOKENIZER);
   sequence_request s;

@@ -80,8 +80,8 @@ class llama_model {
                                           const std::vector<kv_cache*>& caches) const;
   array head(const array& x) const;
   array final_norm(const array& x) const;
-  // A cache for the stage's layers.
-  kv_cache make_cache(int capacity) const;
+  // A cache for the stage's layers storing `kv_type` (f32, or f16 for half the memory; see kv_cache).
+  kv_cache make_cache(int capacity, dtype kv_type = dtype::f32) const;
   // Bytes of weights one decode step reads in full: the stage's layers, final norm and LM head (the embedding
   // contributes one row, not counted). The numerator of the memory-bandwidth bound of decoding.
   uint64_t decode_weight_bytes() const;
@@ -104,13 +104,22 @@ class llama_model {
   rope_options rope_;                // the config's RoPE settings (offset 0)
 };
 
+struct llama_load_options {
+  // false (the default): the weights are read into memory the process owns, once, at load. true: the
+  // safetensors or GGUF files are mapped read-only and the weights are views of the mapping (tensors that
+  // must be rearranged or are misaligned, such as the q/k rows of a "llama" GGUF file, are still copied).
+  // Mapping saves memory and load time, but the host may evict mapped pages while the model runs and read
+  // them back from disk (llama.cpp fell from 6.7 to 1.4 tokens/s so), hence it is not the default.
+  bool mmap = false;
+};
+
 // Loads a Hugging Face model folder (config.json and safetensors weights) or, for a path ending in .gguf, a
 // GGUF file (architectures llama, qwen2, qwen3). Q8_0, Q4_0, Q4_K and Q6_K weights stay block-quantized in
 // memory and the linear layers multiply them with quantized_matmul; the embedding dequantizes the rows it
 // gathers. Other quantized GGUF types are refused with their name.
-llama_model load_llama(const std::filesystem::path& path);
+llama_model load_llama(const std::filesystem::path& path, const llama_load_options& options = {});
 // The GGUF part of load_llama: config from the "<arch>.*" metadata, tensors renamed from llama.cpp's names.
-llama_model load_llama_gguf(const std::filesystem::path& path);
+llama_model load_llama_gguf(const std::filesystem::path& path, const llama_load_options& options = {});
 
 // A Llama-family model as GGUF metadata and tensors, laid out as llama.cpp's converter does (the inverse of
 // load_llama_gguf): "<arch>.*" keys, llama.cpp tensor names, and for the "llama" architecture (Llama,

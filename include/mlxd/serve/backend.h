@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "mlxd/core/dtype.h"
 #include "mlxd/engine/sampler.h"
 #include "mlxd/models/llama_config.h"
 #include "mlxd/serve/request_handle.h"
@@ -24,9 +25,10 @@ struct sequence_request {
 };
 
 struct engine_options {
-  int max_running = 16;     // sequences generated at once
-  int max_queued = 64;      // sequences waiting for a place; a request that would make more wait gets 429
-  int prefill_chunk = 128;  // prompt tokens per step (the local loop: over all prefilling sequences)
+  int max_running = 16;         // sequences generated at once
+  int max_queued = 64;          // sequences waiting for a place; a request that would make more wait gets 429
+  int prefill_chunk = 128;      // prompt tokens per step (the local loop: over all prefilling sequences)
+  dtype kv_dtype = dtype::f32;  // what the local loop's KV caches store (f16: half the memory)
 };
 
 // GET /health: the HTTP status and the JSON body ({"status": ...} and what the backend adds).

@@ -19,6 +19,7 @@ struct server_options {
   int port = 8100;                    // 0: any free port (printed)
   std::string model_path;             // HF folder or .gguf file
   std::string tokenizer_path;         // empty: the model's
+  bool mmap = false;                  // map the weight files (models::llama_load_options::mmap); local only
   std::string model_name;             // the id clients name; empty: the model folder's or file's name
   std::string api_key;                // empty: no authentication; else "Authorization: Bearer KEY" on all but
                                       // /health and the static page
