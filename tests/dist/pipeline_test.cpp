@@ -327,5 +327,62 @@ TEST_F(Pipeline, UnreachableWorkerIsNamed) {
   }
 }
 
+// `mlxd worker --join`: a worker started after the coordinator announces itself on the coordinator's
+// cluster port, the next plan spreads the layers over both, and the tokens and logits stay those of one node.
+TEST_F(Pipeline, ANewWorkerJoinsTheRunningClusterAndTokensStayTheSame) {
+  auto workers = start(1);
+  coordinator_options o = options(workers);
+  o.join_port = 0;
+  o.join_host = "127.0.0.1";
+  coordinator c(*dir_, o);
+  generation_request r;
+  r.prompt = prompt;
+  r.max_tokens = 12;
+  r.sampling = seeded();
+  generation_result g = c.generate(r);
+  EXPECT_EQ(g.tokens, generate_alone(prompt, 12, r.sampling));
+  EXPECT_EQ(g.stage_nodes, std::vector<std::string>{workers[0]->address()});
+  workers.push_back(std::make_unique<worker_process>(
+      *dir_, std::vector<std::string>{"--join", "127.0.0.1:" + std::to_string(c.join_port())}));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (c.workers().size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(c.workers(), (std::vector<std::string>{workers[0]->address(), workers[1]->address()}));
+  for (const auto& sp : {greedy(), seeded()}) {
+    r.sampling = sp;
+    g = c.generate(r);
+    EXPECT_EQ(g.tokens, generate_alone(prompt, 12, sp));
+    EXPECT_EQ(g.stage_nodes, (std::vector<std::string>{workers[0]->address(), workers[1]->address()}))
+        << c.plan_description();
+    EXPECT_EQ(g.replans, 0);
+  }
+  EXPECT_TRUE(bit_equal(c.logits(prompt), logits_alone(prompt)));
+  EXPECT_EQ(c.n_replans(), 1u);
+  int layers = 0;
+  for (const node_status& s : c.status(1)) {
+    EXPECT_GT(s.layers.n_layers(), 0) << s.address;
+    layers += s.layers.n_layers();
+  }
+  EXPECT_EQ(layers, 6);
+}
+
+TEST_F(Pipeline, AJoinWithTheWrongTokenIsRefusedAndTheWorkerStops) {
+  auto workers = start(1, {"--cluster-token", "sesame"});
+  coordinator_options o = options(workers);
+  o.access.cluster_token = "sesame";
+  o.join_port = 0;
+  o.join_host = "127.0.0.1";
+  coordinator c(*dir_, o);
+  const auto log = *dir_ / "refused_worker.log";
+  worker_process refused(
+      *dir_, {"--cluster-token", "guess", "--join", "127.0.0.1:" + std::to_string(c.join_port())}, 0, log);
+  EXPECT_EQ(refused.wait_exit(std::chrono::seconds(10)), 1);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("refused the join: missing or wrong cluster token"), std::string::npos) << text;
+  EXPECT_EQ(c.workers(), std::vector<std::string>{workers[0]->address()});
+  EXPECT_EQ(c.n_replans(), 0u);
+}
+
 }  // namespace
 }  // namespace mlxd::dist
