@@ -9,6 +9,7 @@
 #include "dist/cluster_service.h"
 #include "dist/pipeline_stream.h"
 #include "dist/stage_rpc.h"
+#include "dist/survivor_plan.h"
 #include "dist/weights_cache.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/models/llama.h"
@@ -65,6 +66,9 @@ struct coordinator::impl {
   mutable std::mutex plan_mu;
   std::shared_ptr<active> current;
   uint64_t n_plans = 0;  // established since the start
+  // The last plan established and its nodes (guarded by plan_mu): after a loss the next keeps what it can.
+  pipeline_plan last_plan;
+  std::vector<node_info> last_nodes;
   std::atomic<uint64_t> next_sequence{1};
   std::atomic<int> in_flight{0};          // generate() and logits() calls running
   std::atomic<uint64_t> shipped{0};       // weight bytes uploaded to workers
@@ -144,7 +148,12 @@ void coordinator::impl::establish(bool all_required) {
   po.kv_positions = o.kv_positions > 0 ? o.kv_positions : std::min(config.max_position_embeddings, 4096);
   pipeline_plan plan;
   try {
-    plan = plan_pipeline(config, alive, po);
+    // After a loss the survivors keep their ranges where they can (they load nothing again) and a neighbour
+    // takes the lost layers; an override in force, or a new or returning worker, spreads them again.
+    std::optional<pipeline_plan> kept;
+    if (!last_plan.empty() && po.layers.empty())
+      kept = plan_keeping_survivors(config, last_plan, last_nodes, alive, po);
+    plan = kept ? *kept : plan_pipeline(config, alive, po);
   } catch (const plan_error& e) {
     throw plan_error(std::string(e.what()) + (down.empty() ? "" : " (down: " + down + ")"));
   }
@@ -219,6 +228,8 @@ void coordinator::impl::establish(bool all_required) {
       rpc::make_channel(address, creds), o.access.cluster_token, a->plan_id, address,
       [this, id = a->plan_id](const std::string&) { stream_lost(id); });
   current = a;
+  last_plan = a->plan;
+  last_nodes = a->nodes;
   ++n_plans;
 }
 

@@ -384,5 +384,36 @@ TEST_F(Pipeline, AJoinWithTheWrongTokenIsRefusedAndTheWorkerStops) {
   EXPECT_EQ(c.n_replans(), 0u);
 }
 
+// A partial re-plan: with the middle worker of three lost, the first takes its layers and the last keeps its
+// range, so it loads nothing again (its Hello counts the stages it loaded); the tokens stay those of one
+// node.
+TEST_F(Pipeline, ALostWorkerIsReplacedByOneNeighbourAndTheOtherLoadsNothing) {
+  auto workers = start(3);
+  coordinator_options o = options(workers);
+  o.layers = parse_layer_ranges("0-1,2-3,4-5");
+  coordinator c(*dir_, o);
+  generation_request r;
+  r.prompt = prompt;
+  r.max_tokens = 16;
+  r.sampling = seeded();
+  int seen = 0;
+  r.on_token = [&](const engine::sample_result&) {
+    if (++seen == 5) workers[1]->kill_now();
+  };
+  const generation_result g = c.generate(r);
+  EXPECT_EQ(g.tokens, generate_alone(prompt, 16, r.sampling));
+  EXPECT_EQ(g.replans, 1);
+  EXPECT_EQ(c.plan_description(),
+            workers[0]->address() + " 0-3 (embedding) | " + workers[2]->address() + " 4-5 (head)");
+  const std::vector<node_status> s = c.status(1);
+  ASSERT_TRUE(s[0].healthy && s[2].healthy);
+  EXPECT_EQ(s[0].loads, 2u) << "the first worker loaded its larger range";
+  EXPECT_EQ(s[2].loads, 1u) << "the last worker kept the range it had";
+  r.on_token = nullptr;
+  r.sampling = greedy();
+  EXPECT_EQ(c.generate(r).tokens, generate_alone(prompt, 16, r.sampling));
+  EXPECT_TRUE(bit_equal(c.logits(prompt), logits_alone(prompt)));
+}
+
 }  // namespace
 }  // namespace mlxd::dist

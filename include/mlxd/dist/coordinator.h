@@ -95,6 +95,7 @@ struct node_status {
   models::llama_stage layers;
   uint64_t weight_bytes = 0, kv_bytes = 0;
   uint32_t n_sequences = 0;
+  uint64_t loads = 0;  // stages it loaded since it started (protocol 1.2; 0 from older workers)
 };
 
 // Says Hello to every worker (in parallel; `pings` round trips each for the latency).
