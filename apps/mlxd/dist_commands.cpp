@@ -1,16 +1,19 @@
 #include "dist_commands.h"
 
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "mlxd/dist/membership.h"
 #include "mlxd/dist/worker.h"
 
 namespace mlxd::app {
@@ -62,11 +65,70 @@ void serve_until_signalled(dist::worker& w, sigset_t set) {
   waiter.join();
 }
 
+// `mlxd worker --join`: announces the worker to the coordinator now and again every `interval` (a join is
+// idempotent, and a coordinator that restarted learns of the worker again). While the coordinator cannot be
+// reached it keeps trying; a refusal (token, protocol, address) shuts the worker down with the reason.
+class cluster_joiner {
+ public:
+  cluster_joiner(dist::worker& w, dist::join_options o, std::chrono::milliseconds interval)
+      : worker_(w), o_(std::move(o)), interval_(interval), thread_([this] { run(); }) {}
+  ~cluster_joiner() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  cluster_joiner(const cluster_joiner&) = delete;
+  cluster_joiner& operator=(const cluster_joiner&) = delete;
+  // Why the coordinator refused the worker; empty when it did not.
+  std::string refusal() {
+    std::lock_guard lock(mu_);
+    return refusal_;
+  }
+
+ private:
+  void run() {
+    bool joined = false, said_waiting = false;
+    for (;;) {
+      try {
+        const dist::join_result r = dist::join_cluster(o_);
+        if (!joined)
+          std::printf("mlxd worker: joined the cluster of %s as %s (%u workers)\n", o_.coordinator.c_str(),
+                      r.address.c_str(), r.n_workers);
+        joined = true;
+      } catch (const dist::join_refused& e) {
+        {
+          std::lock_guard lock(mu_);
+          refusal_ = e.what();
+        }
+        worker_.shutdown();
+        return;
+      } catch (const std::exception& e) {
+        if (!joined && !said_waiting) std::printf("mlxd worker: waiting to join: %s\n", e.what());
+        said_waiting = true;
+      }
+      std::fflush(stdout);
+      std::unique_lock lock(mu_);
+      // Until the first join succeeds, every second.
+      if (cv_.wait_for(lock, joined ? interval_ : std::chrono::seconds(1), [&] { return stop_; })) return;
+    }
+  }
+  dist::worker& worker_;
+  dist::join_options o_;
+  std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::string refusal_;
+  std::thread thread_;  // last: it starts once the rest is ready
+};
+
 }  // namespace
 
 void add_cluster_flags(CLI::App* cmd, cluster_flags& f, bool planning) {
-  auto* w = cmd->add_option("--workers", f.workers, "worker nodes, host:port,... in pipeline order");
-  if (!planning) w->required();
+  cmd->add_option("--workers", f.workers, "worker nodes, host:port,... in pipeline order");
   cmd->add_option("--cluster-token", f.access.cluster_token, "cluster token (default: MLXD_CLUSTER_TOKEN)");
   cmd->add_option("--tls-cert", f.access.tls_cert, "PEM certificate presented to the workers (mutual TLS)");
   cmd->add_option("--tls-key", f.access.tls_key, "PEM key of --tls-cert");
@@ -107,6 +169,9 @@ void add_dist_commands(CLI::App& app) {
     auto memory_mb = std::make_shared<uint64_t>(0);
     auto idle_s = std::make_shared<double>(300);
     auto port_file = std::make_shared<std::string>();
+    auto join = std::make_shared<std::string>();
+    auto advertise = std::make_shared<std::string>();
+    auto join_interval_s = std::make_shared<double>(5);
     cmd->add_option("--port", o->port, "port to listen on (0: a free one; default 8101)")
         ->check(CLI::Range(0, 65535));
     cmd->add_option("--host", o->host, "address to listen on (default 0.0.0.0: needs a cluster token)");
@@ -123,7 +188,18 @@ void add_dist_commands(CLI::App& app) {
     cmd->add_option("--cache-dir", o->cache_dir,
                     "where shipped stages are kept (default MLXD_CACHE_DIR or ~/.cache/mlxd/weights)");
     cmd->add_option("--port-file", *port_file, "write the bound port here once listening");
-    cmd->callback([o, memory_mb, idle_s, port_file] {
+    cmd->add_option("--join", *join,
+                    "host:port of a running coordinator's cluster port (mlxd serve --cluster-port) to join");
+    cmd->add_option(
+        "--advertise", *advertise,
+        "host:port the coordinator reaches this worker at (default: the IP it sees, with --port)");
+    cmd->add_option("--join-interval", *join_interval_s,
+                    "seconds between announcements to --join (default 5)")
+        ->check(CLI::PositiveNumber);
+    cmd->callback([o, memory_mb, idle_s, port_file, join, advertise, join_interval_s] {
+      if (!join->empty() && join->find(':') == std::string::npos)
+        throw std::invalid_argument("--join: \"" + *join + "\" is not host:port");
+      if (!advertise->empty() && join->empty()) throw std::invalid_argument("--advertise needs --join");
       if (o->cluster_token.empty()) o->cluster_token = env_or("MLXD_CLUSTER_TOKEN", "");
       o->memory_bytes = *memory_mb << 20;
       o->kv_idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(*idle_s * 1000));
@@ -139,7 +215,27 @@ void add_dist_commands(CLI::App& app) {
         std::ofstream(tmp) << w.port() << "\n";
         std::filesystem::rename(tmp, *port_file);
       }
-      serve_until_signalled(w, stop_signals);
+      if (join->empty()) {
+        serve_until_signalled(w, stop_signals);
+        return;
+      }
+      dist::join_options jo;
+      jo.coordinator = *join;
+      jo.port = w.port();
+      jo.advertise = *advertise;
+      jo.node_id = w.node_id();
+      jo.cluster_token = o->cluster_token;
+      jo.tls_cert = o->tls_cert;
+      jo.tls_key = o->tls_key;
+      jo.tls_ca = o->tls_ca;
+      std::string refused;
+      {
+        cluster_joiner joiner(w, jo,
+                              std::chrono::milliseconds(static_cast<int64_t>(*join_interval_s * 1000)));
+        serve_until_signalled(w, stop_signals);
+        refused = joiner.refusal();
+      }
+      if (!refused.empty()) throw std::runtime_error("--join: " + refused);
     });
   }
   {
@@ -148,10 +244,27 @@ void add_dist_commands(CLI::App& app) {
     auto* cmd = cluster->add_subcommand("status", "each worker's health, layers, memory and latency");
     auto f = std::make_shared<cluster_flags>();
     auto json = std::make_shared<bool>(false);
+    auto coordinator = std::make_shared<std::string>();
     add_cluster_flags(cmd, *f, false);
+    cmd->add_option("--coordinator", *coordinator,
+                    "ask this coordinator's cluster port (mlxd serve --cluster-port) for its workers, joined "
+                    "ones too, instead of --workers");
     cmd->add_flag("--json", *json, "one JSON object");
-    cmd->callback([f, json] {
-      const auto nodes = dist::probe_cluster(cluster_access_of(*f), 5);
+    cmd->callback([f, json, coordinator] {
+      if (f->workers.empty() == coordinator->empty())
+        throw std::invalid_argument("cluster status: give either --workers or --coordinator");
+      dist::cluster_access access;
+      dist::cluster_members members;
+      if (coordinator->empty()) {
+        access = cluster_access_of(*f);
+      } else {
+        access = f->access;
+        if (access.cluster_token.empty()) access.cluster_token = env_or("MLXD_CLUSTER_TOKEN", "");
+        members = dist::query_members(*coordinator, access);
+        access.workers = members.workers;
+        if (!*json) std::printf("coordinator %s: %s\n", coordinator->c_str(), members.plan.c_str());
+      }
+      const auto nodes = dist::probe_cluster(access, 5);
       nlohmann::json j = nlohmann::json::array();
       bool all = true;
       if (!*json)
@@ -182,7 +295,8 @@ void add_dist_commands(CLI::App& app) {
                        {"head", n.layers.head},
                        {"weight_bytes", n.weight_bytes},
                        {"kv_bytes", n.kv_bytes},
-                       {"sequences", n.n_sequences}});
+                       {"sequences", n.n_sequences},
+                       {"loads", n.loads}});
         } else if (n.healthy) {
           std::printf("%-22s %-8s %7.3f ms %6u %6.0f MiB %9.1f %6.1f MiB %5.1f MiB %5u %s\n",
                       n.address.c_str(), "ok", n.latency_ms, n.info.cores, mib(n.info.memory_bytes),
@@ -191,7 +305,13 @@ void add_dist_commands(CLI::App& app) {
           std::printf("%-22s %-8s %s\n", n.address.c_str(), "DOWN", n.error.c_str());
         }
       }
-      if (*json) std::printf("%s\n", nlohmann::json{{"workers", j}}.dump().c_str());
+      if (*json) {
+        nlohmann::json out = {{"workers", j}};
+        if (!coordinator->empty())
+          out["coordinator"] = {
+              {"address", *coordinator}, {"plan", members.plan}, {"replans", members.replans}};
+        std::printf("%s\n", out.dump().c_str());
+      }
       std::fflush(stdout);  // the table before the error, also when both go to one pipe
       if (!all) throw std::runtime_error("some workers are down");
     });

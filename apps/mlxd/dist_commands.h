@@ -16,7 +16,7 @@ struct cluster_flags {
   dist::cluster_access access;
 };
 
-// --workers (required when `required`), --cluster-token (default MLXD_CLUSTER_TOKEN), --tls-cert/key/ca, and
+// --workers, --cluster-token (default MLXD_CLUSTER_TOKEN), --tls-cert/key/ca, and
 // with `planning` also --layers, --coordinator-layers and --ship-weights.
 void add_cluster_flags(CLI::App* cmd, cluster_flags& f, bool planning);
 // The access and coordinator options the flags describe; throws std::invalid_argument for bad values.

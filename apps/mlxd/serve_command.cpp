@@ -63,12 +63,27 @@ void add_serve_command(CLI::App& app) {
   add_kv_dtype_flag(cmd, *kv_dtype);
   auto cluster = std::make_shared<cluster_flags>();
   add_cluster_flags(cmd, *cluster, true);
-  cmd->callback([o, key_file, max_body_mb, port_file, cluster, kv_dtype] {
+  auto cluster_port = std::make_shared<int>(-1);
+  auto cluster_host = std::make_shared<std::string>("0.0.0.0");
+  cmd->add_option(
+         "--cluster-port", *cluster_port,
+         "with --workers: where workers started with `mlxd worker --join` join (0: a free port, shown "
+         "in /health)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--cluster-host", *cluster_host,
+                  "address of --cluster-port (default 0.0.0.0: needs a cluster token)");
+  cmd->callback([o, key_file, max_body_mb, port_file, cluster, kv_dtype, cluster_port, cluster_host] {
     o->engine.kv_dtype = kv_dtype_of(*kv_dtype);
     if (*kv_dtype != "f32" && !cluster->workers.empty())
       throw std::invalid_argument("--kv-dtype is not supported with --workers");
     o->model_path = models::model_or_default(o->model_path);
-    if (!cluster->workers.empty()) o->cluster = coordinator_options_of(*cluster);
+    if (cluster->workers.empty() && *cluster_port >= 0)
+      throw std::invalid_argument("--cluster-port needs --workers (at least one worker to start with)");
+    if (!cluster->workers.empty()) {
+      o->cluster = coordinator_options_of(*cluster);
+      o->cluster->join_port = *cluster_port;
+      o->cluster->join_host = *cluster_host;
+    }
     if (!key_file->empty()) o->api_key = read_key_file(*key_file);
     o->max_body_bytes = static_cast<size_t>(*max_body_mb) << 20;
     serve::server s(*o);

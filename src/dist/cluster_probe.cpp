@@ -52,6 +52,7 @@ node_status hello(const std::string& address, const cluster_access& a,
     out.weight_bytes = reply.weight_bytes();
     out.kv_bytes = reply.kv_bytes();
     out.n_sequences = reply.n_sequences();
+    out.loads = reply.loads();
   }
   std::sort(times.begin(), times.end());
   out.latency_ms = times[times.size() / 2];

@@ -6,8 +6,10 @@
 #include <thread>
 
 #include "comm/grpc/credentials.h"
+#include "dist/cluster_service.h"
 #include "dist/pipeline_stream.h"
 #include "dist/stage_rpc.h"
+#include "dist/survivor_plan.h"
 #include "dist/weights_cache.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/models/llama.h"
@@ -26,6 +28,14 @@ class step_failed : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+bool join_host_is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::string join_listen_address(const std::string& host, int port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
 
 }  // namespace
 
@@ -56,19 +66,48 @@ struct coordinator::impl {
   mutable std::mutex plan_mu;
   std::shared_ptr<active> current;
   uint64_t n_plans = 0;  // established since the start
+  // The last plan established and its nodes (guarded by plan_mu): after a loss the next keeps what it can.
+  pipeline_plan last_plan;
+  std::vector<node_info> last_nodes;
   std::atomic<uint64_t> next_sequence{1};
   std::atomic<int> in_flight{0};          // generate() and logits() calls running
   std::atomic<uint64_t> shipped{0};       // weight bytes uploaded to workers
   clock_type::time_point rejoin_checked;  // guarded by plan_mu
+  // The node set: --workers, then the workers that joined. Plans are made over the ones that answer.
+  mutable std::mutex members_mu;
+  std::vector<std::string> members;
+  // A worker joined that the plan in force leaves out: re-plan as soon as no request runs (the watcher, or
+  // the next request before it starts).
+  std::atomic<bool> replan_wanted{false};
+  std::unique_ptr<cluster_service> join_service;
+  std::unique_ptr<grpc::Server> join_server;
+  int join_port = 0;
 
-  // Counts a running request for as long as it lives.
+  // Counts a running request for as long as it lives; the last one to end wakes the watcher when a joined
+  // worker waits to be planned in.
   struct running {
-    explicit running(std::atomic<int>& n) : n_(n) { ++n_; }
-    ~running() { --n_; }
+    explicit running(impl& c) : c_(c) { ++c_.in_flight; }
+    ~running() {
+      if (--c_.in_flight == 0 && c_.replan_wanted) {
+        std::lock_guard lock(c_.watch_mu);
+        c_.watch_cv.notify_all();
+      }
+    }
     running(const running&) = delete;
     running& operator=(const running&) = delete;
-    std::atomic<int>& n_;
+    impl& c_;
   };
+
+  // The access of the options with every member as a worker.
+  cluster_access access() const {
+    cluster_access a = o.access;
+    std::lock_guard lock(members_mu);
+    a.workers = members;
+    return a;
+  }
+  void replan_for_join();
+  grpc::Status join(const std::string& address, const std::string& node_id, v1::ClusterJoinReply& reply);
+  void start_join_service();
 
   void establish(bool all_required);
   std::shared_ptr<active> get_active();
@@ -89,7 +128,7 @@ struct coordinator::impl {
 };
 
 void coordinator::impl::establish(bool all_required) {
-  std::vector<node_status> probes = probe_cluster(o.access);
+  std::vector<node_status> probes = probe_cluster(access());
   std::vector<node_info> alive;
   std::string down;
   for (const node_status& p : probes) {
@@ -100,12 +139,21 @@ void coordinator::impl::establish(bool all_required) {
   }
   if (all_required && !down.empty()) throw std::runtime_error("worker " + down);
   plan_options po;
-  if (alive.size() == o.access.workers.size()) po.layers = o.layers;  // an override needs every worker
+  // An override names the workers of --workers: it holds while exactly they are planned.
+  const bool as_listed = alive.size() == o.access.workers.size() &&
+                         std::equal(alive.begin(), alive.end(), o.access.workers.begin(),
+                                    [](const node_info& n, const std::string& w) { return n.address == w; });
+  if (as_listed) po.layers = o.layers;
   po.coordinator_layers = o.coordinator_layers;
   po.kv_positions = o.kv_positions > 0 ? o.kv_positions : std::min(config.max_position_embeddings, 4096);
   pipeline_plan plan;
   try {
-    plan = plan_pipeline(config, alive, po);
+    // After a loss the survivors keep their ranges where they can (they load nothing again) and a neighbour
+    // takes the lost layers; an override in force, or a new or returning worker, spreads them again.
+    std::optional<pipeline_plan> kept;
+    if (!last_plan.empty() && po.layers.empty())
+      kept = plan_keeping_survivors(config, last_plan, last_nodes, alive, po);
+    plan = kept ? *kept : plan_pipeline(config, alive, po);
   } catch (const plan_error& e) {
     throw plan_error(std::string(e.what()) + (down.empty() ? "" : " (down: " + down + ")"));
   }
@@ -180,6 +228,8 @@ void coordinator::impl::establish(bool all_required) {
       rpc::make_channel(address, creds), o.access.cluster_token, a->plan_id, address,
       [this, id = a->plan_id](const std::string&) { stream_lost(id); });
   current = a;
+  last_plan = a->plan;
+  last_nodes = a->nodes;
   ++n_plans;
 }
 
@@ -194,10 +244,12 @@ void coordinator::impl::stream_lost(uint64_t plan_id) {
 void coordinator::impl::watch() {
   std::unique_lock lock(watch_mu);
   for (;;) {
-    watch_cv.wait(lock, [&] { return watch_stop || !lost_plans.empty(); });
+    watch_cv.wait(
+        lock, [&] { return watch_stop || !lost_plans.empty() || (replan_wanted && in_flight.load() == 0); });
     if (watch_stop) return;
     const std::vector<uint64_t> lost = std::exchange(lost_plans, {});
     lock.unlock();
+    replan_for_join();
     bool replanned = false;
     {
       std::lock_guard plan_lock(plan_mu);
@@ -248,14 +300,84 @@ grpc::Status coordinator::impl::upload(v1::Stage::Stub& stub, const stage_packag
   return st;
 }
 
+void coordinator::impl::replan_for_join() {
+  if (!replan_wanted || in_flight.load() != 0) return;
+  std::lock_guard lock(plan_mu);
+  // A request that starts now waits for this plan in get_active(); one already running keeps its plan and
+  // the last to end wakes the watcher again.
+  if (in_flight.load() != 0 || !replan_wanted.exchange(false)) return;
+  current.reset();
+  try {
+    establish(false);
+  } catch (const std::exception&) {  // left unplanned: the next request plans again and reports why
+  }
+}
+
+grpc::Status coordinator::impl::join(const std::string& address, const std::string& node_id,
+                                     v1::ClusterJoinReply& reply) {
+  cluster_access one = o.access;
+  one.workers = {address};
+  const node_status probe = probe_cluster(one).front();
+  if (!probe.healthy)
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            "the coordinator cannot use the worker at " + address + ": " + probe.error};
+  if (!node_id.empty() && probe.node_id != node_id)
+    return {grpc::StatusCode::FAILED_PRECONDITION, address + " answers as node \"" + probe.node_id +
+                                                       "\", not \"" + node_id + "\" (is the address right?)"};
+  {
+    std::lock_guard lock(members_mu);
+    reply.set_already_member(std::find(members.begin(), members.end(), address) != members.end());
+    if (!reply.already_member()) members.push_back(address);
+    reply.set_n_workers(static_cast<uint32_t>(members.size()));
+  }
+  reply.set_address(address);
+  bool planned = false;
+  {
+    std::lock_guard lock(plan_mu);
+    planned = current && std::any_of(current->nodes.begin(), current->nodes.end(),
+                                     [&](const node_info& n) { return n.address == address; });
+  }
+  if (!planned) {
+    std::lock_guard lock(watch_mu);
+    replan_wanted = true;
+    watch_cv.notify_all();
+  }
+  return grpc::Status::OK;
+}
+
+void coordinator::impl::start_join_service() {
+  if (o.join_port < 0) return;
+  cluster_service::handlers h;
+  h.join = [this](const std::string& address, const std::string& node_id, v1::ClusterJoinReply& reply) {
+    return join(address, node_id, reply);
+  };
+  h.members = [this](v1::ClusterMembersReply& reply) {
+    for (const std::string& w : access().workers) reply.add_workers(w);
+    std::lock_guard lock(plan_mu);
+    reply.set_plan(current ? current->description : std::string("no plan"));
+    reply.set_replans(n_plans > 0 ? n_plans - 1 : 0);
+  };
+  join_service = std::make_unique<cluster_service>(o.access.cluster_token, std::move(h));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(
+      join_listen_address(o.join_host, o.join_port),
+      comm::rpc::server_credentials({o.access.tls_cert, o.access.tls_key, o.access.tls_ca}), &join_port);
+  builder.RegisterService(join_service.get());
+  join_server = builder.BuildAndStart();
+  if (!join_server || join_port == 0)
+    throw std::runtime_error("[coordinator] cannot listen on " +
+                             join_listen_address(o.join_host, o.join_port) + " for joins");
+}
+
 void coordinator::impl::rejoin_absent() {
+  replan_for_join();
   if (o.rejoin_interval.count() <= 0 || in_flight.load() != 0) return;
   std::lock_guard lock(plan_mu);
   if (!current || clock_type::now() - rejoin_checked < o.rejoin_interval) return;
   rejoin_checked = clock_type::now();
-  cluster_access absent = o.access;
+  cluster_access absent = access();
   absent.workers.clear();
-  for (const std::string& w : o.access.workers) {
+  for (const std::string& w : access().workers) {
     const bool planned = std::any_of(current->nodes.begin(), current->nodes.end(),
                                      [&](const node_info& n) { return n.address == w; });
     if (!planned) absent.workers.push_back(w);
@@ -358,8 +480,16 @@ coordinator::coordinator(const std::filesystem::path& model, coordinator_options
   impl& c = *impl_;
   if (o.access.workers.empty()) throw std::invalid_argument("[coordinator] no workers given");
   if (o.prefill_chunk < 1) throw std::invalid_argument("[coordinator] the prefill chunk must be at least 1");
+  if (o.join_port > 65535)
+    throw std::invalid_argument("[coordinator] the cluster port " + std::to_string(o.join_port) +
+                                " is not in 0..65535");
+  if (o.join_port >= 0 && !join_host_is_loopback(o.join_host) && o.access.cluster_token.empty())
+    throw std::invalid_argument(
+        "[coordinator] a cluster port on " + o.join_host +
+        " (beyond loopback) needs a cluster token (--cluster-token or MLXD_CLUSTER_TOKEN)");
   c.model_path = model;
   c.o = std::move(o);
+  c.members = c.o.access.workers;
   c.config = models::load_llama_config_any(model);
   c.creds = comm::rpc::channel_credentials({c.o.access.tls_cert, c.o.access.tls_key, c.o.access.tls_ca});
   if (c.o.coordinator_layers) {
@@ -375,9 +505,22 @@ coordinator::coordinator(const std::filesystem::path& model, coordinator_options
     c.establish(true);
   }
   c.watcher = std::thread([&c] { c.watch(); });
+  try {
+    c.start_join_service();
+  } catch (...) {
+    {
+      std::lock_guard lock(c.watch_mu);
+      c.watch_stop = true;
+    }
+    c.watch_cv.notify_all();
+    c.watcher.join();
+    throw;
+  }
 }
 
 coordinator::~coordinator() {
+  // No join may reach the coordinator while it goes.
+  if (impl_->join_server) impl_->join_server->Shutdown(std::chrono::system_clock::now());
   {
     std::lock_guard lock(impl_->watch_mu);
     impl_->watch_stop = true;
@@ -416,7 +559,7 @@ generation_result coordinator::generate(const generation_request& r) {
                                 std::to_string(cfg.max_position_embeddings));
   engine::validate(r.sampling, cfg.vocab_size);
   c.rejoin_absent();
-  const impl::running counted(c.in_flight);
+  const impl::running counted(c);
   const int n_prompt = static_cast<int>(r.prompt.size()), chunk = c.chunk_tokens();
   generation_result out;
   const auto start = clock_type::now();
@@ -493,7 +636,7 @@ generation_result coordinator::generate(const generation_request& r) {
         return done();
       }
       ++out.replans;
-      if (attempt > static_cast<int>(c.o.access.workers.size()))
+      if (attempt > static_cast<int>(c.access().workers.size()))
         throw std::runtime_error(std::string("[generate] gave up after ") + std::to_string(attempt + 1) +
                                  " lost pipelines; the last: " + e.what());
       c.recover(a, e.what());
@@ -522,7 +665,7 @@ array coordinator::impl::forward_whole(const std::vector<int32_t>& tokens, bool 
     throw std::invalid_argument(who + std::to_string(tokens.size()) + " tokens exceed the context of " +
                                 std::to_string(config.max_position_embeddings));
   rejoin_absent();
-  const running counted(in_flight);
+  const running counted(*this);
   const int n = static_cast<int>(tokens.size()), chunk = chunk_tokens();
   const int64_t width = hidden ? config.hidden_size : config.vocab_size;
   for (int attempt = 0;; ++attempt) {
@@ -562,7 +705,7 @@ array coordinator::impl::forward_whole(const std::vector<int32_t>& tokens, bool 
       return out;
     } catch (const pipeline_lost& e) {
       drop_local(id);
-      if (attempt > static_cast<int>(o.access.workers.size())) throw std::runtime_error(e.what());
+      if (attempt > static_cast<int>(access().workers.size())) throw std::runtime_error(e.what());
       recover(a, e.what());
     } catch (const step_failed& e) {
       end_sequence(*a, id);
@@ -580,7 +723,15 @@ array coordinator::final_hidden(const std::vector<int32_t>& tokens) {
 }
 
 std::vector<node_status> coordinator::status(int pings) {
-  return probe_cluster(impl_->o.access, pings);
+  return probe_cluster(impl_->access(), pings);
+}
+
+std::vector<std::string> coordinator::workers() const {
+  return impl_->access().workers;
+}
+
+int coordinator::join_port() const {
+  return impl_->join_port;
 }
 
 }  // namespace mlxd::dist

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
+#include <optional>
 #include <sstream>
+
+#include "dist/survivor_plan.h"
 
 namespace mlxd::dist {
 namespace {
@@ -176,6 +179,62 @@ pipeline_plan plan_pipeline(const models::llama_config& c, const std::vector<nod
   plan.front().layers.embedding = true;
   plan.back().layers.head = true;
   check_fits(c, plan, nodes, o.kv_positions);
+  return plan;
+}
+
+std::optional<pipeline_plan> plan_keeping_survivors(const models::llama_config& c,
+                                                    const pipeline_plan& previous,
+                                                    const std::vector<node_info>& previous_nodes,
+                                                    const std::vector<node_info>& nodes,
+                                                    const plan_options& o) {
+  // Where each stage's node of the previous plan is now: an index into `nodes`, -1 the coordinator, -2 lost.
+  std::vector<int> now(previous.size(), -2);
+  std::vector<bool> kept(nodes.size(), false);
+  for (size_t i = 0; i < previous.size(); ++i) {
+    if (previous[i].node < 0) {
+      now[i] = -1;
+      continue;
+    }
+    if (previous[i].node >= static_cast<int>(previous_nodes.size())) return std::nullopt;
+    for (size_t k = 0; k < nodes.size(); ++k)
+      if (!kept[k] && nodes[k].address == previous_nodes[previous[i].node].address) {
+        now[i] = static_cast<int>(k);
+        kept[k] = true;
+        break;
+      }
+  }
+  // A node the previous plan did not use (new, back, or left without layers): spread the layers again.
+  if (std::find(kept.begin(), kept.end(), false) != kept.end()) return std::nullopt;
+  pipeline_plan plan;
+  std::optional<models::llama_stage> carried;  // lost layers with no worker stage before them to take them
+  for (size_t i = 0; i < previous.size(); ++i) {
+    const models::llama_stage& s = previous[i].layers;
+    if (now[i] == -2) {
+      if (carried) {
+        carried->layer_end = s.layer_end;
+        carried->head = carried->head || s.head;
+      } else if (!plan.empty() && plan.back().node >= 0) {
+        plan.back().layers.layer_end = s.layer_end;
+        plan.back().layers.head = plan.back().layers.head || s.head;
+      } else {
+        carried = s;
+      }
+      continue;
+    }
+    plan_stage stage{now[i], s};
+    if (carried) {
+      stage.layers.layer_begin = carried->layer_begin;
+      stage.layers.embedding = stage.layers.embedding || carried->embedding;
+      carried.reset();
+    }
+    plan.push_back(stage);
+  }
+  if (carried || plan.empty() || plan.back().node < 0) return std::nullopt;  // nothing after to take them
+  try {
+    check_fits(c, plan, nodes, o.kv_positions);
+  } catch (const plan_error&) {
+    return std::nullopt;
+  }
   return plan;
 }
 

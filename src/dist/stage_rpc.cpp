@@ -5,11 +5,11 @@
 #include "mlxd/core/ops.h"
 
 namespace mlxd::dist::rpc {
-grpc::Status admit(const grpc::ServerContext& ctx, const std::string& token) {
+grpc::Status admit(const grpc::ServerContext& ctx, const std::string& token, const std::string& who) {
   static const comm::rpc::protocol_id stage_protocol{"mlxd stage protocol", protocol_key, protocol_major,
                                                      protocol_minor};
   grpc::Status s = comm::rpc::check_token(ctx, token);
-  return s.ok() ? comm::rpc::check_version(ctx, stage_protocol, "this worker") : s;
+  return s.ok() ? comm::rpc::check_version(ctx, stage_protocol, who) : s;
 }
 
 void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::milliseconds deadline) {

@@ -15,7 +15,7 @@
 namespace mlxd::dist::rpc {
 
 inline constexpr uint32_t protocol_major = 1;
-inline constexpr uint32_t protocol_minor = 1;
+inline constexpr uint32_t protocol_minor = 2;                       // 1.2: the Cluster service (joins)
 inline constexpr const char* protocol_key = "mlxd-stage-protocol";  // metadata: "<major>.<minor>", e.g. "1.1"
 inline constexpr const char* plan_key = "mlxd-plan";                // metadata of Run: the plan id
 // Largest message either side accepts; a hidden-state chunk must fit in one.
@@ -23,8 +23,10 @@ inline constexpr size_t max_message_bytes = 64 << 20;
 
 static_assert(v1::StepKind_ARRAYSIZE == v1::STEP_KIND_COUNT + 1, "StepKind ends in its count");
 
-// Token, then protocol version: the status to refuse a call with, or OK.
-grpc::Status admit(const grpc::ServerContext& ctx, const std::string& token);
+// Token, then protocol version: the status to refuse a call with, or OK; `who` names the callee in the
+// version error.
+grpc::Status admit(const grpc::ServerContext& ctx, const std::string& token,
+                   const std::string& who = "this worker");
 // Puts the protocol version, the token (when not empty) and a deadline (when positive) on a call.
 void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::milliseconds deadline);
 // A channel to host:port with the message limits and keepalive used throughout the stage protocol.

@@ -1,10 +1,12 @@
 #include "dist/stage_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cinttypes>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -28,6 +30,35 @@ constexpr int64_t max_batch_rows = 16;
 int64_t step_rows(const v1::StepRequest& req) {
   if (req.tokens_size() > 0) return req.tokens_size();
   return req.hidden().shape_size() > 0 ? req.hidden().shape(0) : 0;
+}
+
+// The files a stage is read from, each with its size and modification time: equal fingerprints mean the
+// same weights (a model replaced on disk is loaded again).
+std::string files_fingerprint(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  if (std::filesystem::is_directory(path, ec)) {
+    for (const auto& e : std::filesystem::directory_iterator(path, ec))
+      if (e.is_regular_file(ec)) files.push_back(e.path());
+  } else {
+    files.push_back(path);
+  }
+  std::sort(files.begin(), files.end());
+  std::string out;
+  for (const auto& f : files) {
+    const auto size = std::filesystem::file_size(f, ec);
+    const auto time = std::filesystem::last_write_time(f, ec).time_since_epoch().count();
+    out += f.string() + ":" + std::to_string(ec ? 0 : size) + ":" + std::to_string(time) + ";";
+  }
+  return out;
+}
+
+// The same layers of the same model: an assignment that differs from the one held only in plan id and next
+// stage.
+bool same_stage(const v1::Assignment& a, const v1::Assignment& b) {
+  return a.model_path() == b.model_path() && a.weights_hash() == b.weights_hash() &&
+         a.layer_begin() == b.layer_begin() && a.layer_end() == b.layer_end() &&
+         a.embedding() == b.embedding() && a.head() == b.head();
 }
 
 }  // namespace
@@ -62,6 +93,7 @@ grpc::Status stage_service::Hello(grpc::ServerContext* ctx, const v1::StageHello
   }
   reply->set_kv_bytes(kv_bytes_);
   reply->set_n_sequences(static_cast<uint32_t>(sequences_.size()));
+  reply->set_loads(loads_);
   return grpc::Status::OK;
 }
 
@@ -71,8 +103,10 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
   if (!s.ok()) return s;
   if (request->plan_id() == 0) return {grpc::StatusCode::INVALID_ARGUMENT, "an assignment needs a plan id"};
   std::lock_guard assign_lock(assign_mu_);
+  std::shared_ptr<loaded> held;
   {
     std::lock_guard lock(mu_);  // a new plan replaces the old one, and its sequences
+    held = std::move(stage_);
     stage_.reset();
     sequences_.clear();
     kv_bytes_ = 0;
@@ -97,9 +131,17 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
                   " need " + mib(bytes) + " but " + node_id_ + " offers " + mib(caps_.memory_bytes)};
     auto st = std::make_shared<loaded>();
     st->assignment = *request;
-    st->model = std::make_shared<const models::llama_model>(models::load_llama_stage(model_path, range));
+    st->files = files_fingerprint(model_path);
     st->weight_bytes = bytes;
+    const bool keep = held && same_stage(held->assignment, *request) && held->files == st->files;
+    if (keep) {
+      st->model = held->model;
+    } else {
+      held.reset();  // its memory is free before the new range loads
+      st->model = std::make_shared<const models::llama_model>(models::load_llama_stage(model_path, range));
+    }
     std::lock_guard lock(mu_);
+    if (!keep) ++loads_;
     stage_ = st;
     reply->set_weight_bytes(bytes);
     return grpc::Status::OK;

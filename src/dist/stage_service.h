@@ -40,6 +40,7 @@ class stage_service final : public v1::Stage::Service {
     v1::Assignment assignment;
     std::shared_ptr<const models::llama_model> model;
     uint64_t weight_bytes = 0;
+    std::string files;  // what the weights were read from (see files_fingerprint)
   };
   struct sequence {
     explicit sequence(models::kv_cache c) : cache(std::move(c)) {}
@@ -79,6 +80,7 @@ class stage_service final : public v1::Stage::Service {
   std::shared_ptr<loaded> stage_;
   std::map<uint64_t, std::shared_ptr<sequence>> sequences_;
   uint64_t kv_bytes_ = 0;
+  uint64_t loads_ = 0;  // stages loaded since the start
 };
 
 }  // namespace mlxd::dist

@@ -169,11 +169,13 @@ health_report cluster_engine::health() {
     workers.push_back(std::move(w));
   }
   const char* status = up == nodes.size() ? "ok" : up > 0 ? "degraded" : "unavailable";
-  return {up > 0 ? 200 : 503,
-          {{"status", status},
-           {"plan", coordinator_->plan_description()},
-           {"replans", coordinator_->n_replans()},
-           {"workers", std::move(workers)}}};
+  nlohmann::json body = {{"status", status},
+                         {"plan", coordinator_->plan_description()},
+                         {"replans", coordinator_->n_replans()},
+                         {"workers", std::move(workers)}};
+  // Where `mlxd worker --join` reaches this server (`--cluster-port`), when it listens for joins.
+  if (coordinator_->join_port() > 0) body["cluster_port"] = coordinator_->join_port();
+  return {up > 0 ? 200 : 503, std::move(body)};
 }
 
 std::string cluster_engine::metrics_text() {

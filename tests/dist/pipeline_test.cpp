@@ -352,5 +352,93 @@ TEST_F(Pipeline, UnreachableWorkerIsNamed) {
   }
 }
 
+// `mlxd worker --join`: a worker started after the coordinator announces itself on the coordinator's
+// cluster port, the next plan spreads the layers over both, and the tokens and logits stay those of one node.
+TEST_F(Pipeline, ANewWorkerJoinsTheRunningClusterAndTokensStayTheSame) {
+  auto workers = start(1);
+  coordinator_options o = options(workers);
+  o.join_port = 0;
+  o.join_host = "127.0.0.1";
+  coordinator c(*dir_, o);
+  generation_request r;
+  r.prompt = prompt;
+  r.max_tokens = 12;
+  r.sampling = seeded();
+  generation_result g = c.generate(r);
+  EXPECT_EQ(g.tokens, generate_alone(prompt, 12, r.sampling));
+  EXPECT_EQ(g.stage_nodes, std::vector<std::string>{workers[0]->address()});
+  workers.push_back(std::make_unique<worker_process>(
+      *dir_, std::vector<std::string>{"--join", "127.0.0.1:" + std::to_string(c.join_port())}));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (c.workers().size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(c.workers(), (std::vector<std::string>{workers[0]->address(), workers[1]->address()}));
+  for (const auto& sp : {greedy(), seeded()}) {
+    r.sampling = sp;
+    g = c.generate(r);
+    EXPECT_EQ(g.tokens, generate_alone(prompt, 12, sp));
+    EXPECT_EQ(g.stage_nodes, (std::vector<std::string>{workers[0]->address(), workers[1]->address()}))
+        << c.plan_description();
+    EXPECT_EQ(g.replans, 0);
+  }
+  EXPECT_TRUE(bit_equal(c.logits(prompt), logits_alone(prompt)));
+  EXPECT_EQ(c.n_replans(), 1u);
+  int layers = 0;
+  for (const node_status& s : c.status(1)) {
+    EXPECT_GT(s.layers.n_layers(), 0) << s.address;
+    layers += s.layers.n_layers();
+  }
+  EXPECT_EQ(layers, 6);
+}
+
+TEST_F(Pipeline, AJoinWithTheWrongTokenIsRefusedAndTheWorkerStops) {
+  auto workers = start(1, {"--cluster-token", "sesame"});
+  coordinator_options o = options(workers);
+  o.access.cluster_token = "sesame";
+  o.join_port = 0;
+  o.join_host = "127.0.0.1";
+  coordinator c(*dir_, o);
+  const auto log = *dir_ / "refused_worker.log";
+  worker_process refused(
+      *dir_, {"--cluster-token", "guess", "--join", "127.0.0.1:" + std::to_string(c.join_port())}, 0, log);
+  EXPECT_EQ(refused.wait_exit(std::chrono::seconds(10)), 1);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("refused the join: missing or wrong cluster token"), std::string::npos) << text;
+  EXPECT_EQ(c.workers(), std::vector<std::string>{workers[0]->address()});
+  EXPECT_EQ(c.n_replans(), 0u);
+}
+
+// A partial re-plan: with the middle worker of three lost, the first takes its layers and the last keeps its
+// range, so it loads nothing again (its Hello counts the stages it loaded); the tokens stay those of one
+// node.
+TEST_F(Pipeline, ALostWorkerIsReplacedByOneNeighbourAndTheOtherLoadsNothing) {
+  auto workers = start(3);
+  coordinator_options o = options(workers);
+  o.layers = parse_layer_ranges("0-1,2-3,4-5");
+  coordinator c(*dir_, o);
+  generation_request r;
+  r.prompt = prompt;
+  r.max_tokens = 16;
+  r.sampling = seeded();
+  int seen = 0;
+  r.on_token = [&](const engine::sample_result&) {
+    if (++seen == 5) workers[1]->kill_now();
+  };
+  const generation_result g = c.generate(r);
+  EXPECT_EQ(g.tokens, generate_alone(prompt, 16, r.sampling));
+  EXPECT_EQ(g.replans, 1);
+  EXPECT_EQ(c.plan_description(),
+            workers[0]->address() + " 0-3 (embedding) | " + workers[2]->address() + " 4-5 (head)");
+  const std::vector<node_status> s = c.status(1);
+  ASSERT_TRUE(s[0].healthy && s[2].healthy);
+  EXPECT_EQ(s[0].loads, 2u) << "the first worker loaded its larger range";
+  EXPECT_EQ(s[2].loads, 1u) << "the last worker kept the range it had";
+  r.on_token = nullptr;
+  r.sampling = greedy();
+  EXPECT_EQ(c.generate(r).tokens, generate_alone(prompt, 16, r.sampling));
+  EXPECT_TRUE(bit_equal(c.logits(prompt), logits_alone(prompt)));
+}
+
 }  // namespace
 }  // namespace mlxd::dist

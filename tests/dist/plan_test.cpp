@@ -2,6 +2,7 @@
 // overrides checked, and a clear error when the model does not fit.
 #include <gtest/gtest.h>
 
+#include "dist/survivor_plan.h"
 #include "mlxd/dist/plan.h"
 
 namespace mlxd::dist {
@@ -120,6 +121,56 @@ TEST(PlanPipeline, CoordinatorLayersComeFirstWithTheEmbedding) {
   EXPECT_EQ(describe(p, nodes), "coordinator 0-1 (embedding) | n 2-3 | n 4-5 (head)");
   o.coordinator_layers = layer_range{1, 3};
   EXPECT_THROW(plan_pipeline(c, nodes, o), plan_error);
+}
+
+// "a 0-1 (embedding) | c 4-5 (head)" style, for plans over named nodes.
+std::string ranges(const std::optional<pipeline_plan>& p, const std::vector<node_info>& nodes) {
+  return p ? describe(*p, nodes) : std::string("none");
+}
+
+TEST(PlanKeepingSurvivors, ANeighbourTakesTheLostLayersAndTheRestStay) {
+  const models::llama_config c = config(6);
+  const std::vector<node_info> before = {{"a", 1, 0, 0}, {"b", 1, 0, 0}, {"c", 1, 0, 0}};
+  const pipeline_plan p = plan_pipeline(c, before, {});
+  ASSERT_EQ(describe(p, before), "a 0-1 (embedding) | b 2-3 | c 4-5 (head)");
+  const std::vector<node_info> ac = {before[0], before[2]}, bc = {before[1], before[2]},
+                               ab = {before[0], before[1]};
+  // The stage before takes them; the stage after only when none comes before (and then it embeds).
+  EXPECT_EQ(ranges(plan_keeping_survivors(c, p, before, ac, {}), ac), "a 0-3 (embedding) | c 4-5 (head)");
+  EXPECT_EQ(ranges(plan_keeping_survivors(c, p, before, bc, {}), bc), "b 0-3 (embedding) | c 4-5 (head)");
+  EXPECT_EQ(ranges(plan_keeping_survivors(c, p, before, ab, {}), ab), "a 0-1 (embedding) | b 2-5 (head)");
+  const std::vector<node_info> only_c = {before[2]};
+  EXPECT_EQ(ranges(plan_keeping_survivors(c, p, before, only_c, {}), only_c), "c 0-5 (embedding) (head)");
+  // Nobody lost: the same plan, over nodes listed in any order.
+  const std::vector<node_info> cba = {before[2], before[1], before[0]};
+  EXPECT_EQ(ranges(plan_keeping_survivors(c, p, before, cba, {}), cba), describe(p, before));
+  const std::optional<pipeline_plan> same = plan_keeping_survivors(c, p, before, cba, {});
+  ASSERT_TRUE(same);
+  expect_contiguous(*same, 6);
+}
+
+TEST(PlanKeepingSurvivors, NewNodesTooLittleMemoryOrNoWorkerLeftMeanAFullPlan) {
+  const models::llama_config c = config(6);
+  const std::vector<node_info> before = {{"a", 1, 0, 0}, {"b", 1, 0, 0}, {"c", 1, 0, 0}};
+  const pipeline_plan p = plan_pipeline(c, before, {});
+  EXPECT_FALSE(plan_keeping_survivors(c, p, before, {before[0], before[2], {"d", 1, 0, 0}}, {}));
+  EXPECT_FALSE(plan_keeping_survivors(c, p, before, {}, {}));
+  // a would need 4 layers and holds 3.
+  const uint64_t layer = stage_weight_bytes(c, {0, 1, false, false});
+  node_info small_a = before[0];
+  small_a.memory_bytes = stage_weight_bytes(c, {0, 0, true, false}) + 3 * layer + layer / 2;
+  EXPECT_FALSE(plan_keeping_survivors(c, p, before, {small_a, before[2]}, {}));
+  // The coordinator's own stage never grows: the worker after the lost one takes its layers.
+  plan_options o;
+  o.coordinator_layers = layer_range{0, 2};
+  const pipeline_plan q = plan_pipeline(c, {before[0], before[1]}, o);
+  ASSERT_EQ(describe(q, before), "coordinator 0-1 (embedding) | a 2-3 | b 4-5 (head)");
+  const std::vector<node_info> only_b = {before[1]};
+  EXPECT_EQ(ranges(plan_keeping_survivors(c, q, {before[0], before[1]}, only_b, o), only_b),
+            "coordinator 0-1 (embedding) | b 2-5 (head)");
+  const std::vector<node_info> only_a = {before[0]};
+  EXPECT_EQ(ranges(plan_keeping_survivors(c, q, {before[0], before[1]}, only_a, o), only_a),
+            "coordinator 0-1 (embedding) | a 2-5 (head)");
 }
 
 }  // namespace

@@ -358,5 +358,70 @@ TEST(ClusterServer, EmbeddingsEqualOneNode) {
   EXPECT_EQ(down.body["error"]["type"], "server_error");
 }
 
+// The tiny model with 6 layers instead of 2, so that a plan over two workers gives each some whatever speeds
+// they measure (the model of model_dir() has too few for a planned split to be sure of that).
+std::filesystem::path six_layer_model() {
+  const auto dir = model_dir().parent_path();
+  const auto model = dir / "tiny6";
+  if (std::filesystem::exists(model / "config.json")) return model;
+  json config = json::parse(std::ifstream(std::string(MLXD_SERVE_DATA) + "/tiny_serve.json"));
+  config["num_hidden_layers"] = 6;
+  std::ofstream(dir / "tiny6.json") << config.dump();
+  const std::string cmd = std::string(MLXD_BIN) + " init --config " + (dir / "tiny6.json").string() +
+                          " --seed 7 --out " + model.string() + " > /dev/null";
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("mlxd init failed: " + cmd);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    std::filesystem::copy_file(std::filesystem::path(MLXD_TINY_TOKENIZER) / f, model / f);
+  return model;
+}
+
+// `mlxd serve --cluster-port` with one worker, and a second started later with `mlxd worker --join`: the
+// server plans it in as soon as it is idle, /health and `mlxd cluster status --coordinator` show both, and
+// the answers stay those of one node.
+TEST(ClusterServer, AWorkerThatJoinsLaterIsPlannedInAndAnswersStayTheSame) {
+  const std::filesystem::path model = six_layer_model();
+  server_process local({"--model-name", "tiny"}, model);  // the name the requests give
+  worker_process first(model_dir().parent_path());
+  server_process server({"--model-name", "tiny", "--workers", first.address(), "--cluster-port", "0",
+                         "--cluster-host", "127.0.0.1"},
+                        model);
+  auto lc = local.client(), c = server.client();
+  reply h = get(c, "/health");
+  ASSERT_TRUE(h.body["cluster_port"].is_number_integer()) << h.raw;
+  const std::string coordinator = "127.0.0.1:" + std::to_string(h.body["cluster_port"].get<int>());
+  worker_process joiner(model_dir().parent_path(), {"--join", coordinator});
+  for (const auto deadline = clock_type::now() + std::chrono::seconds(10);
+       h.body["plan"].get<std::string>().find(joiner.address()) == std::string::npos &&
+       clock_type::now() < deadline;
+       h = get(c, "/health"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_NE(h.body["plan"].get<std::string>().find(joiner.address()), std::string::npos) << h.raw;
+  h = get(c, "/health");  // the workers were asked before the plan was in force: ask them again
+  ASSERT_EQ(h.body["workers"].size(), 2u) << h.raw;
+  EXPECT_EQ(h.body["workers"][1]["address"], joiner.address());
+  EXPECT_EQ(h.body["workers"][0]["layers"]["end"], h.body["workers"][1]["layers"]["begin"]) << h.raw;
+  EXPECT_EQ(h.body["replans"], 1);
+  for (const auto& [path, body] : varied_requests()) {
+    SCOPED_TRACE(body.dump());
+    const reply one = post(lc, path, body.dump()), two = post(c, path, body.dump());
+    ASSERT_EQ(one.status, 200) << one.raw;
+    ASSERT_EQ(two.status, 200) << two.raw;
+    EXPECT_EQ(essence(two.body), essence(one.body));
+  }
+  const std::string cmd = std::string(MLXD_BIN) + " cluster status --json --coordinator " + coordinator;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << out;
+  const json status = json::parse(out, nullptr, false);
+  ASSERT_TRUE(status.is_object()) << out;
+  ASSERT_EQ(status["workers"].size(), 2u) << out;
+  EXPECT_EQ(status["workers"][1]["address"], joiner.address());
+  EXPECT_EQ(status["coordinator"]["plan"], h.body["plan"]) << out;
+  EXPECT_EQ(status["workers"][0]["layer_end"], status["workers"][1]["layer_begin"]) << out;
+}
+
 }  // namespace
 }  // namespace mlxd::serve::testing

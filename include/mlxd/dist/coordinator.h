@@ -43,6 +43,13 @@ struct coordinator_options {
   // it keeps in its weights cache by their hash, instead of naming a model path it must be able to read. A
   // worker that holds them from an earlier plan is not sent them again. Needs a Hugging Face folder.
   bool ship_weights = false;
+  // Where workers started with `mlxd worker --join` announce themselves: a Cluster service on this process
+  // (proto/mlxd/v1/inference.proto) with the token and TLS files of `access` (the certificate and key serve
+  // it; with a CA the joiners must present certificates signed by it). A worker that joins is added to the
+  // node set after a Hello back, and the next plan, made as soon as no sequence is running, includes it.
+  // -1: no such service; 0: a free port (see join_port()).
+  int join_port = -1;
+  std::string join_host = "0.0.0.0";  // beyond loopback a cluster token is required
 };
 
 struct generation_request {
@@ -91,6 +98,7 @@ struct node_status {
   models::llama_stage layers;
   uint64_t weight_bytes = 0, kv_bytes = 0;
   uint32_t n_sequences = 0;
+  uint64_t loads = 0;  // stages it loaded since it started (protocol 1.2; 0 from older workers)
 };
 
 // Says Hello to every worker (in parallel; `pings` round trips each for the latency).
@@ -111,8 +119,12 @@ class coordinator {
   // none fits the workers left. A plan whose pipeline is lost (a worker gone) is replaced at once in the
   // background, not only when the next request needs it. Thread-safe; waits while a re-plan is under way.
   std::string plan_description() const;
-  // How many plans have replaced the first one since the start (after a lost pipeline or a rejoin).
+  // How many plans have replaced the first one since the start (after a lost pipeline, a rejoin or a join).
   uint64_t n_replans() const;
+  // Every worker known: those of --workers, then those that joined, in pipeline order.
+  std::vector<std::string> workers() const;
+  // The port of the Cluster service (join_port), 0 when there is none.
+  int join_port() const;
 
   // Generates from `r.prompt`. Thread-safe: several sequences run at once through the pipeline. A lost
   // worker is noticed (closed connection at once, silence within about 1.5 s), the pipeline re-planned over
@@ -125,7 +137,7 @@ class coordinator {
   // The final-norm hidden states [n_tokens, hidden_size] of `tokens` through the pipeline (what the LM head
   // multiplies; one prefill pass whose last stage returns them). Needs workers of protocol 1.1 or later.
   array final_hidden(const std::vector<int32_t>& tokens);
-  // The workers' health and assignments.
+  // The workers' health and assignments (every worker known, joined ones too).
   std::vector<node_status> status(int pings = 3);
   // Bytes of weights sent to workers so far (ship_weights).
   uint64_t shipped_bytes() const;
