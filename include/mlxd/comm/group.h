@@ -8,8 +8,9 @@
 // Errors: misuse (a rank out of range, a dtype a reduction does not support) throws std::invalid_argument
 // with a "[function]" prefix. Ranks that call one collective with different arguments (another collective,
 // reduction or root, another dtype or shape) all throw std::invalid_argument at once, naming two ranks and
-// what differs, and the group stays usable; a network failure, a lost peer or a timeout throws comm_error naming the peer
-// and the operation. After a comm_error the group is broken: every later call throws the same error.
+// what differs, and the group stays usable. A network failure, a lost peer or a timeout throws comm_error
+// naming the peer and the operation. After a comm_error the group is broken: every later call throws the
+// same error.
 #pragma once
 
 #include <cstdint>
