@@ -4,6 +4,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "comm/collective_desc.h"
 #include "comm/reduce.h"
 #include "mlxd/core/ops.h"
 
@@ -29,6 +30,17 @@ array flat_view(const array& buf, int64_t begin, int64_t n) {
 
 uint8_t* bytes_at(const array& buf, int64_t element) {
   return buf.mutable_data<uint8_t>() + static_cast<size_t>(element) * buf.itemsize();
+}
+
+// "" when `check` returns, else what the std::invalid_argument it threw says.
+template <class F>
+std::string refusal(F&& check) {
+  try {
+    check();
+    return "";
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
 }
 
 uint64_t mix(uint64_t x) {  // splitmix64 finaliser
@@ -162,10 +174,10 @@ void p2p_group::check_piece(const array& got, const array& like, int64_t n, int 
                      "] was expected (do all ranks pass the same dtype and shape?)");
 }
 
-// Every rank sends its whole input to every other and reduces the contributions in rank order 0..n-1.
+// Every rank has sent its whole input to every other (with its descriptor); this reduces the contributions in
+// rank order 0..n-1.
 void p2p_group::direct_reduce(const array& in, array& out, reduce_op op, uint64_t tag, const char* where) {
   const int n = size_;
-  for (int i = 1; i < n; ++i) send_message(in, mod(rank_ + i, n), tag, where);
   std::vector<array> got(n);
   got[rank_] = in;
   for (int i = 1; i < n; ++i) {
@@ -179,6 +191,34 @@ void p2p_group::direct_reduce(const array& in, array& out, reduce_op op, uint64_
   if (out.nbytes() > 0) std::memcpy(out.mutable_data<uint8_t>(), got[0].raw_data(), out.nbytes());
   for (int r = 1; r < n; ++r)
     reduce_into(out.mutable_data<uint8_t>(), got[r].raw_data(), out.size(), out.type(), op);
+}
+
+void p2p_group::send_to_all(const array& x, uint64_t tag, const char* where) {
+  for (int i = 1; i < size_; ++i) send_message(x, mod(rank_ + i, size_), tag, where);
+}
+
+void p2p_group::announce(const collective_desc& mine, uint64_t tag, const char* where) {
+  send_to_all(mine.encode(), tag | desc_tag_bit, where);
+}
+
+std::vector<collective_desc> p2p_group::agree(const collective_desc& mine, uint64_t tag, const char* where) {
+  std::vector<collective_desc> all(size_);
+  all[rank_] = mine;
+  for (int i = 1; i < size_; ++i) {
+    const int src = mod(rank_ - i, size_);
+    std::string why;
+    auto d = collective_desc::parse(recv_now(src, tag | desc_tag_bit, where), why);
+    if (!d) throw comm_error(std::string(where) + ": " + peer_name(src) + " sent a " + why);
+    all[src] = std::move(*d);
+  }
+  const std::string diff = disagreement(all);
+  if (diff.empty()) return all;
+  // Every rank saw the same descriptors and stops here; what the direct ones sent ahead must not linger.
+  for (int q = 0; q < size_; ++q)
+    if (all[q].sent_direct_data(q, rank_)) (void)recv_now(q, tag, where);
+  throw std::invalid_argument(
+      std::string("[") + where + "] the ranks' arguments differ: " + diff +
+      " (every rank must make the same collective call with the same dtype and shape)");
 }
 
 // Ring reduce-scatter over the flat buffer: at step s rank r receives segment r-s-2 from its left neighbour,
@@ -228,18 +268,38 @@ void p2p_group::ring_reduce_scatter(const array& in, array& buf, reduce_op op, u
   for (auto& s : sends) s.wait();
 }
 
+// Every collective first sends its descriptor to every rank (the direct algorithms their data right behind
+// it) and receives everyone's, so ranks called with different arguments, or arguments one of them refuses,
+// all stop before a piece of the ring moves.
 array p2p_group::all_reduce(const array& x, reduce_op op) {
-  check_reduction("all_reduce", op, x.type());
-  return run("all_reduce", [&] {
-    array in = sendable(x);
-    array out = array::empty(in.shape(), in.type());
+  const char* where = "all_reduce";
+  return run(where, [&] {
+    array in;
+    const std::string bad = refusal([&] {
+      check_reduction(where, op, x.type());
+      in = sendable(x);
+    });
+    if (size_ == 1 && !bad.empty()) throw std::invalid_argument(bad);
+    array out;
     if (size_ == 1) {
       out = copy_of(in);
-    } else if (in.nbytes() <= settings_.small_all_reduce_bytes || in.size() < size_) {
-      direct_reduce(in, out, op, next_tag(), "all_reduce");
     } else {
-      array flat = reshape(out, {out.size()});
-      ring_reduce_scatter(reshape(in, {in.size()}), flat, op, next_tag(), true, "all_reduce");
+      const bool direct =
+          bad.empty() && (in.nbytes() <= settings_.small_all_reduce_bytes || in.size() < size_);
+      const collective_desc mine{
+          collective_kind::all_reduce, static_cast<int64_t>(op), x.type(), x.shape(), bad.empty(), direct};
+      const uint64_t tag = next_tag();
+      announce(mine, tag, where);
+      if (direct && in.size() > 0) send_to_all(in, tag, where);
+      agree(mine, tag, where);
+      if (!bad.empty()) throw std::invalid_argument(bad);
+      out = array::empty(in.shape(), in.type());
+      if (direct) {
+        if (in.size() > 0) direct_reduce(in, out, op, tag, where);
+      } else {
+        array flat = reshape(out, {out.size()});
+        ring_reduce_scatter(reshape(in, {in.size()}), flat, op, tag, true, where);
+      }
     }
     if (op == reduce_op::mean) divide_by(out.mutable_data<uint8_t>(), out.size(), out.type(), size_);
     return out;
@@ -247,40 +307,59 @@ array p2p_group::all_reduce(const array& x, reduce_op op) {
 }
 
 array p2p_group::reduce_scatter(const array& x, reduce_op op) {
-  check_reduction("reduce_scatter", op, x.type());
-  if (x.ndim() == 0 || x.shape(0) % size_ != 0)
-    throw std::invalid_argument("[reduce_scatter] the leading dimension of " + x.to_string() +
-                                " must be a multiple of the group size " + std::to_string(size_));
-  return run("reduce_scatter", [&] {
-    array in = sendable(x);
+  const char* where = "reduce_scatter";
+  return run(where, [&] {
+    array in;
+    const std::string bad = refusal([&] {
+      check_reduction(where, op, x.type());
+      if (x.ndim() == 0 || x.shape(0) % size_ != 0)
+        throw std::invalid_argument("[reduce_scatter] the leading dimension of " + x.to_string() +
+                                    " must be a multiple of the group size " + std::to_string(size_));
+      in = sendable(x);
+    });
+    if (size_ == 1 && !bad.empty()) throw std::invalid_argument(bad);
     shape_t out_shape = in.shape();
-    out_shape[0] /= size_;
-    const int64_t m = shape_size(out_shape);
-    array out = array::empty(out_shape, in.type());
-    array flat_in = reshape(in, {in.size()});
+    if (bad.empty()) out_shape[0] /= size_;
+    const int64_t m = bad.empty() ? shape_size(out_shape) : 0;
+    array flat_in = bad.empty() ? reshape(in, {in.size()}) : array();
+    array out;
     if (size_ == 1) {
+      out = array::empty(out_shape, in.type());
       if (out.nbytes() > 0) std::memcpy(out.mutable_data<uint8_t>(), in.raw_data(), out.nbytes());
-    } else if (in.nbytes() <= settings_.small_all_reduce_bytes || m == 0) {
-      const uint64_t tag = next_tag();
-      for (int i = 1; i < size_; ++i) {
-        const int dst = mod(rank_ + i, size_);
-        send_message(flat_view(flat_in, dst * m, m), dst, tag, "reduce_scatter");
-      }
-      array mine = flat_view(flat_in, rank_ * m, m);
-      std::vector<array> got(size_);
-      got[rank_] = mine;
-      for (int i = 1; i < size_; ++i) {
-        const int src = mod(rank_ - i, size_);
-        got[src] = recv_now(src, tag, "reduce_scatter");
-        check_piece(got[src], in, m, src, "reduce_scatter");
-      }
-      if (out.nbytes() > 0) std::memcpy(out.mutable_data<uint8_t>(), got[0].raw_data(), out.nbytes());
-      for (int r = 1; r < size_; ++r)
-        reduce_into(out.mutable_data<uint8_t>(), got[r].raw_data(), m, out.type(), op);
     } else {
-      array buf = array::empty(flat_in.shape(), flat_in.type());
-      ring_reduce_scatter(flat_in, buf, op, next_tag(), false, "reduce_scatter");
-      std::memcpy(out.mutable_data<uint8_t>(), bytes_at(buf, rank_ * m), out.nbytes());
+      const bool direct = bad.empty() && (in.nbytes() <= settings_.small_all_reduce_bytes || m == 0);
+      const collective_desc mine{collective_kind::reduce_scatter,
+                                 static_cast<int64_t>(op),
+                                 x.type(),
+                                 x.shape(),
+                                 bad.empty(),
+                                 direct};
+      const uint64_t tag = next_tag();
+      announce(mine, tag, where);
+      if (direct && m > 0)
+        for (int i = 1; i < size_; ++i) {
+          const int dst = mod(rank_ + i, size_);
+          send_message(flat_view(flat_in, dst * m, m), dst, tag, where);
+        }
+      agree(mine, tag, where);
+      if (!bad.empty()) throw std::invalid_argument(bad);
+      out = array::empty(out_shape, in.type());
+      if (direct && m > 0) {
+        std::vector<array> got(size_);
+        got[rank_] = flat_view(flat_in, rank_ * m, m);
+        for (int i = 1; i < size_; ++i) {
+          const int src = mod(rank_ - i, size_);
+          got[src] = recv_now(src, tag, where);
+          check_piece(got[src], in, m, src, where);
+        }
+        std::memcpy(out.mutable_data<uint8_t>(), got[0].raw_data(), out.nbytes());
+        for (int r = 1; r < size_; ++r)
+          reduce_into(out.mutable_data<uint8_t>(), got[r].raw_data(), m, out.type(), op);
+      } else if (!direct) {
+        array buf = array::empty(flat_in.shape(), flat_in.type());
+        ring_reduce_scatter(flat_in, buf, op, tag, false, where);
+        std::memcpy(out.mutable_data<uint8_t>(), bytes_at(buf, rank_ * m), out.nbytes());
+      }
     }
     if (op == reduce_op::mean) divide_by(out.mutable_data<uint8_t>(), out.size(), out.type(), size_);
     return out;
@@ -288,36 +367,49 @@ array p2p_group::reduce_scatter(const array& x, reduce_op op) {
 }
 
 array p2p_group::all_gather(const array& x) {
-  return run("all_gather", [&] {
-    array in = sendable(x);
-    shape_t out_shape = in.shape();
-    out_shape.insert(out_shape.begin(), size_);
-    array out = array::empty(out_shape, in.type());
-    const size_t part = in.nbytes();
-    if (part > 0) std::memcpy(out.mutable_data<uint8_t>() + part * rank_, in.raw_data(), part);
-    if (size_ == 1) return out;
-    const uint64_t tag = next_tag();
-    if (part > settings_.small_all_reduce_bytes) {
-      ring_all_gather(in, out, tag, tag | (uint64_t{1} << 61));
+  const char* where = "all_gather";
+  return run(where, [&] {
+    array in;
+    const std::string bad = refusal([&] { in = sendable(x); });
+    if (size_ == 1 && !bad.empty()) throw std::invalid_argument(bad);
+    const size_t part = bad.empty() ? in.nbytes() : 0;
+    const bool direct = part <= settings_.small_all_reduce_bytes;
+    if (size_ > 1) {
+      const collective_desc mine{collective_kind::all_gather, 0, x.type(), x.shape(), bad.empty(),
+                                 bad.empty() && direct};
+      const uint64_t tag = next_tag();
+      announce(mine, tag, where);
+      if (mine.direct && in.size() > 0) send_to_all(in, tag, where);
+      agree(mine, tag, where);
+      if (!bad.empty()) throw std::invalid_argument(bad);
+      shape_t out_shape = in.shape();
+      out_shape.insert(out_shape.begin(), size_);
+      array out = array::empty(out_shape, in.type());
+      if (part > 0) std::memcpy(out.mutable_data<uint8_t>() + part * rank_, in.raw_data(), part);
+      if (!direct) {
+        ring_all_gather(in, out, tag);
+      } else if (in.size() > 0) {
+        for (int i = 1; i < size_; ++i) {
+          const int src = mod(rank_ - i, size_);
+          array got = recv_now(src, tag, where);
+          if (got.type() != in.type() || got.shape() != in.shape())
+            throw comm_error("all_gather: " + peer_name(src) + " sent " + got.to_string() +
+                             ", this rank has " + in.to_string() +
+                             " (all ranks must pass the same dtype and shape)");
+          std::memcpy(out.mutable_data<uint8_t>() + part * src, got.raw_data(), part);
+        }
+      }
       return out;
     }
-    for (int i = 1; i < size_; ++i) send_message(in, mod(rank_ + i, size_), tag, "all_gather");
-    for (int i = 1; i < size_; ++i) {
-      const int src = mod(rank_ - i, size_);
-      array got = recv_now(src, tag, "all_gather");
-      if (got.type() != in.type() || got.shape() != in.shape())
-        throw comm_error("all_gather: " + peer_name(src) + " sent " + got.to_string() + ", this rank has " +
-                         in.to_string() + " (all ranks must pass the same dtype and shape)");
-      if (part > 0) std::memcpy(out.mutable_data<uint8_t>() + part * src, got.raw_data(), part);
-    }
-    return out;
+    shape_t out_shape = in.shape();
+    out_shape.insert(out_shape.begin(), 1);
+    return copy_of(reshape(in, out_shape));
   });
 }
 
 // Each rank's part travels around the ring in pipeline pieces: at step s rank r receives part r-s-1 from its
-// left neighbour and forwards it. A header with dtype and shape goes first (on `tag`; the parts on
-// `data_tag`); every rank checks its left neighbour's against its own, so by the ring all agree.
-void p2p_group::ring_all_gather(const array& in, array& out, uint64_t tag, uint64_t data_tag) {
+// left neighbour and forwards it. The descriptors agreed on dtype and shape before.
+void p2p_group::ring_all_gather(const array& in, array& out, uint64_t tag) {
   const int n = size_, r = rank_, right = mod(r + 1, n), left = mod(r - 1, n);
   const char* where = "all_gather";
   const int64_t m = in.size();
@@ -329,77 +421,79 @@ void p2p_group::ring_all_gather(const array& in, array& out, uint64_t tag, uint6
   std::vector<posted_recv> recvs;
   for (int s = 0; s < n - 1; ++s)
     for_pieces(mod(r - s - 1, n), [&](int64_t b, int64_t len) {
-      recvs.push_back(post_into(left, data_tag, where, flat_view(flat, b, len), false, reduce_op::sum));
+      recvs.push_back(post_into(left, tag, where, flat_view(flat, b, len), false, reduce_op::sum));
     });
-  std::vector<int64_t> header{static_cast<int64_t>(in.type()), in.ndim()};
-  header.insert(header.end(), in.shape().begin(), in.shape().end());
   std::vector<request> sends;
-  sends.push_back(
-      start_send(array::from(header, {static_cast<int64_t>(header.size())}, dtype::i64), right, tag, where));
   for_pieces(r, [&](int64_t b, int64_t len) {
-    sends.push_back(start_send(flat_view(flat, b, len), right, data_tag, where));
+    sends.push_back(start_send(flat_view(flat, b, len), right, tag, where));
   });
-  array h = recv_now(left, tag, where);
-  if (h.type() != dtype::i64 || h.to_vector<int64_t>() != header)
-    throw comm_error("all_gather: " + peer_name(left) +
-                     " passed a different dtype or shape than this rank's " + in.to_string() +
-                     " (all ranks must pass the same dtype and shape)");
   size_t i = 0;
   for (int s = 0; s < n - 1; ++s) {
     for_pieces(mod(r - s - 1, n), [&](int64_t b, int64_t len) {
       finish_into(recvs[i++], where);
-      if (s < n - 2) sends.push_back(start_send(flat_view(flat, b, len), right, data_tag, where));
+      if (s < n - 2) sends.push_back(start_send(flat_view(flat, b, len), right, tag, where));
     });
   }
   for (auto& s : sends) s.wait();
 }
 
-// The root first sends every rank a header [mode, dtype, ndim, shape...]; then either the whole tensor goes
-// to each rank directly (mode 0), or it flows in pieces along the chain root, root+1, ... (mode 1).
+// The root's descriptor tells every rank the dtype, the shape and the algorithm: either the whole tensor goes
+// to each rank directly (with the descriptor), or it flows in pieces along the chain root, root+1, ....
 array p2p_group::broadcast(const array& x, int root) {
-  check_peer("broadcast", root);
-  return run("broadcast", [&] {
-    if (size_ == 1) return copy_of(sendable(x));
-    const uint64_t tag = next_tag(), data_tag = tag | (uint64_t{1} << 61);
-    const int pos = mod(rank_ - root, size_);
-    const int next = mod(rank_ + 1, size_), prev = mod(rank_ - 1, size_);
+  const char* where = "broadcast";
+  return run(where, [&] {
+    array in;
+    const std::string bad = refusal([&] {
+      check_peer(where, root);
+      if (rank_ == root) in = sendable(x);
+    });
+    if (size_ == 1 && !bad.empty()) throw std::invalid_argument(bad);
+    if (size_ == 1) return copy_of(in);
+    const bool direct =
+        bad.empty() && rank_ == root && !(size_ > 2 && in.nbytes() > settings_.small_all_reduce_bytes);
+    const collective_desc mine{collective_kind::broadcast, root, x.type(), x.shape(), bad.empty(), direct};
+    const uint64_t tag = next_tag();
+    announce(mine, tag, where);
+    if (direct && in.size() > 0) send_to_all(in, tag, where);
+    const std::vector<collective_desc> all = agree(mine, tag, where);
+    if (!bad.empty()) throw std::invalid_argument(bad);
+    const collective_desc& rd = all[static_cast<size_t>(root)];
+    if (!rd.ok)
+      throw std::invalid_argument("[broadcast] the root, " + peer_name(root) + ", cannot send its " +
+                                  std::string(name(rd.type)) + " tensor");
+    const int64_t piece_bytes = static_cast<int64_t>(std::max<size_t>(settings_.pipeline_bytes, 1));
     if (rank_ == root) {
-      array in = sendable(x);
-      const bool chain = size_ > 2 && in.nbytes() > settings_.small_all_reduce_bytes;
-      std::vector<int64_t> header{chain ? 1 : 0, static_cast<int64_t>(in.type()), in.ndim()};
-      header.insert(header.end(), in.shape().begin(), in.shape().end());
-      array h = array::from(header, {static_cast<int64_t>(header.size())}, dtype::i64);
-      for (int i = 1; i < size_; ++i) send_message(h, mod(rank_ + i, size_), tag, "broadcast");
-      if (!chain) {
-        for (int i = 1; i < size_; ++i) send_message(in, mod(rank_ + i, size_), data_tag, "broadcast");
-      } else {
+      if (!direct) {
         array flat = reshape(in, {in.size()});
-        const int64_t piece =
-            std::max<int64_t>(1, static_cast<int64_t>(settings_.pipeline_bytes / in.itemsize()));
+        const int64_t piece = std::max<int64_t>(1, piece_bytes / static_cast<int64_t>(in.itemsize()));
         for (int64_t b = 0; b < in.size(); b += piece)
-          send_message(flat_view(flat, b, std::min(piece, in.size() - b)), next, data_tag, "broadcast");
+          send_message(flat_view(flat, b, std::min(piece, in.size() - b)), mod(rank_ + 1, size_), tag, where);
       }
       return copy_of(in);
     }
-    array h = recv_now(root, tag, "broadcast");
-    const auto hv = h.to_vector<int64_t>();
-    if (h.type() != dtype::i64 || hv.size() < 3 || hv[1] < 0 || hv[1] >= n_dtypes || hv[2] < 0 ||
-        hv.size() != static_cast<size_t>(3 + hv[2]))
-      throw comm_error("broadcast: " + peer_name(root) + " sent a malformed header " + h.to_string());
-    if (hv[0] == 0) return recv_now(root, data_tag, "broadcast");
-    const shape_t shape(hv.begin() + 3, hv.end());
-    array out = array::empty(shape, static_cast<dtype>(hv[1]));
+    if (is_quantized(rd.type))
+      throw comm_error("broadcast: " + peer_name(root) + " announced a " + std::string(name(rd.type)) +
+                       " tensor, which is never sent");
+    array out = array::empty(rd.shape, rd.type);
+    if (rd.direct) {
+      if (out.size() == 0) return out;
+      array got = recv_now(root, tag, where);
+      if (got.type() != out.type() || got.shape() != out.shape())
+        throw comm_error("broadcast: " + peer_name(root) + " sent " + got.to_string() + " after announcing " +
+                         out.to_string());
+      return got;
+    }
+    const int pos = mod(rank_ - root, size_), prev = mod(rank_ - 1, size_), next = mod(rank_ + 1, size_);
     array flat = reshape(out, {out.size()});
-    const int64_t piece =
-        std::max<int64_t>(1, static_cast<int64_t>(settings_.pipeline_bytes / out.itemsize()));
+    const int64_t piece = std::max<int64_t>(1, piece_bytes / static_cast<int64_t>(out.itemsize()));
     std::vector<posted_recv> recvs;
     for (int64_t b = 0; b < out.size(); b += piece)
-      recvs.push_back(post_into(prev, data_tag, "broadcast",
-                                flat_view(flat, b, std::min(piece, out.size() - b)), false, reduce_op::sum));
+      recvs.push_back(post_into(prev, tag, where, flat_view(flat, b, std::min(piece, out.size() - b)), false,
+                                reduce_op::sum));
     for (int64_t b = 0, i = 0; b < out.size(); b += piece, ++i) {
       const int64_t len = std::min(piece, out.size() - b);
-      finish_into(recvs[static_cast<size_t>(i)], "broadcast");
-      if (pos < size_ - 1) send_message(flat_view(flat, b, len), next, data_tag, "broadcast");
+      finish_into(recvs[static_cast<size_t>(i)], where);
+      if (pos < size_ - 1) send_message(flat_view(flat, b, len), next, tag, where);
     }
     return out;
   });

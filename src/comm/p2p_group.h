@@ -7,7 +7,9 @@
 // small_all_reduce_bytes per rank and a pipelined ring above; broadcast is direct for small tensors and a
 // pipelined chain from the root for large ones. The rings send without blocking, so a rank keeps receiving
 // while its sends wait, and each peer buffers only a few pieces (see max_buffered_bytes). Each collective
-// call takes the next tag of a private tag space, so collectives never match user messages.
+// call takes the next tag of a private tag space, so collectives never match user messages. Before any data
+// moves every rank sends every other its descriptor of the call (collective_desc), so arguments that differ
+// between ranks fail on all of them at once instead of leaving one waiting for the timeout.
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/collective_desc.h"
 #include "comm/request_state.h"
 
 namespace mlxd::comm {
@@ -87,14 +90,22 @@ class p2p_group : public group {
                         const array& base = array());
   // Waits for it; a message the transport could not place is checked against dst and copied or reduced.
   void finish_into(posted_recv& p, const char* op);
-  // Bits 0..60 count collective calls; bit 61 marks a collective's second message stream (the data of
-  // broadcast and ring all_gather, after a header).
-  uint64_t next_tag() { return first_reserved_tag | (n_collectives_++ & ((uint64_t{1} << 61) - 1)); }
+  // Bits 0..60 count collective calls; bit 61 marks a collective's descriptors (its data has the plain tag).
+  static constexpr uint64_t desc_tag_bit = uint64_t{1} << 61;
+  uint64_t next_tag() { return first_reserved_tag | (n_collectives_++ & (desc_tag_bit - 1)); }
+  void send_to_all(const array& x, uint64_t tag, const char* where);
+  // Sends this rank's descriptor of the collective with `tag` to every other rank.
+  void announce(const collective_desc& mine, uint64_t tag, const char* where);
+  // Receives every other rank's descriptor and returns all, by rank. When they disagree, takes what the
+  // direct algorithms sent ahead out of the mailbox and throws std::invalid_argument naming the difference
+  // (the group stays usable: every rank stops at the same point).
+  std::vector<collective_desc> agree(const collective_desc& mine, uint64_t tag, const char* where);
+  // Reduces the inputs the other ranks sent directly on `tag`.
   void direct_reduce(const array& in, array& out, reduce_op op, uint64_t tag, const char* where);
   // `in` and `out` are flat and of one size; out's old contents do not matter.
   void ring_reduce_scatter(const array& in, array& out, reduce_op op, uint64_t tag, bool then_all_gather,
                            const char* where);
-  void ring_all_gather(const array& in, array& out, uint64_t tag, uint64_t data_tag);
+  void ring_all_gather(const array& in, array& out, uint64_t tag);
   void check_piece(const array& got, const array& expected_like, int64_t n, int src, const char* where) const;
 
   int rank_, size_;

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-extern char** environ;
+#include <unistd.h>  // environ (declared here, not by hand: a unity batch may include it too)
 
 namespace mlxd::comm {
 namespace {

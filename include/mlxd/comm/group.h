@@ -6,8 +6,11 @@
 // distinct peers or tags may overlap through the non-blocking variants.
 //
 // Errors: misuse (a rank out of range, a dtype a reduction does not support) throws std::invalid_argument
-// with a "[function]" prefix; a network failure, a lost peer or a timeout throws comm_error naming the peer
-// and the operation. After a comm_error the group is broken: every later call throws the same error.
+// with a "[function]" prefix. Ranks that call one collective with different arguments (another collective,
+// reduction or root, another dtype or shape) all throw std::invalid_argument at once, naming two ranks and
+// what differs, and the group stays usable. A network failure, a lost peer or a timeout throws comm_error
+// naming the peer and the operation. After a comm_error the group is broken: every later call throws the
+// same error.
 #pragma once
 
 #include <cstdint>
@@ -74,7 +77,8 @@ class group {
   // all_reduce(x) split into size() equal parts along axis 0; rank r gets part r. x.shape(0) must be a
   // multiple of size().
   virtual array reduce_scatter(const array& x, reduce_op op) = 0;
-  // Rank `root`'s `x` on every rank (other ranks' `x` gives nothing but must be passed; it may be empty).
+  // Rank `root`'s `x` on every rank (other ranks' `x` gives nothing but must be passed: empty, or of the
+  // root's dtype and shape).
   virtual array broadcast(const array& x, int root) = 0;
   virtual void barrier() = 0;
   // Sub-groups: ranks with the same `color` form one, ordered by (key, rank). Collective over this group.

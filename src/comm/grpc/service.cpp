@@ -8,6 +8,7 @@
 #include "comm/grpc/admission.h"
 #include "comm/grpc/capabilities.h"
 #include "comm/grpc/frame.h"
+#include "comm/grpc/tsan_sync.h"
 
 namespace mlxd::comm::rpc {
 namespace {
@@ -38,9 +39,10 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
   exchange_reactor(comm_service* svc, int src, grpc::ByteBuffer* summary)
       : svc_(svc), src_(src), summary_(summary), assembler_(svc->id().limits) {
     svc_->stream_opened(src_);
-    StartRead(&message_);
+    read_next();
   }
   void OnReadDone(bool ok) override {
+    tsan_acquire(this);
     if (!ok) return end_of_stream();
     std::string error = envelope_.parse(message_);
     message_.Clear();
@@ -49,7 +51,7 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
     if (envelope_.goodbye) {
       if (assembler_.in_progress()) return refuse("goodbye inside a tensor: " + assembler_.progress());
       goodbye_ = true;
-      return StartRead(&message_);
+      return read_next();
     }
     if (!envelope_.has_chunk) return refuse("envelope without a chunk");
     if (assembler_.in_progress() && (envelope_.group != group_ || envelope_.tag != tag_))
@@ -87,16 +89,29 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
       reserved_ = 0;
       ++n_messages_;
     }
-    if (!svc_->box().pause(src_, this, [this] { StartRead(&message_); })) StartRead(&message_);
+    if (!svc_->box().pause(src_, this, [this] { read_next(); })) read_next();
   }
   // Only a paused stream needs this: otherwise its pending read reports the end.
   void OnCancel() override {
+    tsan_acquire(this);
     if (svc_->box().cancel_pause(src_, this))
       lost("its call was cancelled", grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    tsan_acquire(this);
+    delete this;
+  }
 
  private:
+  // Every hand-over to gRPC (the next read, the end) tells TSan it orders this callback before the next.
+  void read_next() {
+    tsan_release(this);
+    StartRead(&message_);
+  }
+  void finish(const grpc::Status& status) {
+    tsan_release(this);
+    Finish(status);
+  }
   void end_of_stream() {
     if (goodbye_) {
       svc_->stream_closed(src_, true, "");
@@ -104,7 +119,7 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
       summary.set_messages(n_messages_);
       grpc::Slice bytes(summary.SerializeAsString());
       *summary_ = grpc::ByteBuffer(&bytes, 1);
-      return Finish(grpc::Status::OK);
+      return finish(grpc::Status::OK);
     }
     if (assembler_.in_progress()) return refuse("stream ended inside a tensor: " + assembler_.progress());
     lost("its connection closed without a goodbye",
@@ -112,11 +127,11 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
   }
   void lost(const std::string& why, const grpc::Status& status) {
     drop_message(svc_->peer_name(src_) + " was lost: " + why);
-    Finish(status);
+    finish(status);
   }
   void refuse(const std::string& why) {
     drop_message(svc_->peer_name(src_) + " sent a malformed message: " + why);
-    Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
+    finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
   }
   // The stream ends: the message in progress never completes.
   void drop_message(const std::string& reason) {

@@ -13,7 +13,8 @@
 namespace mlxd::comm::wire {
 
 inline constexpr uint32_t protocol_major = 1;
-inline constexpr uint32_t protocol_minor = 0;
+// 1.1: every collective starts with a descriptor message from each rank to every other (collective_desc.h).
+inline constexpr uint32_t protocol_minor = 1;
 inline constexpr const char* protocol_key = "mlxd-protocol";  // metadata: "1.0"
 inline constexpr const char* rank_key = "mlxd-rank";          // metadata of Exchange: the sender's world rank
 inline constexpr int max_ndim = 32;
