@@ -67,7 +67,8 @@ TEST(KvCacheF16, HoldsHalfTheBytesAndRoundsOnWrite) {
 }
 
 // Prefill of 300 positions (two cache blocks) then 20 decode steps on the same tokens: the f16 cache's logits
-// stay within 2e-3 of the f32 cache's, relative to the largest logit (f16 keeps 11 bits of mantissa).
+// stay within 5e-4 of the f32 cache's, relative to the largest logit: about f16's unit roundoff (2^-11), as
+// keys and values are rounded once (measured 7.4e-5).
 TEST(KvCacheF16, DecodeIsCloseToTheF32Cache) {
   const llama_config c = f16_cache_config();
   const llama_model m(c, init_llama_weights(c, 21));
@@ -82,7 +83,7 @@ TEST(KvCacheF16, DecodeIsCloseToTheF32Cache) {
   compare(m.forward(prompt, full), m.forward(prompt, half));
   for (size_t i = 300; i < ids.size(); ++i) compare(m.forward({ids[i]}, full), m.forward({ids[i]}, half));
   std::printf("f16 cache vs f32 cache: largest logit difference %.3g of the largest logit\n", worst);
-  EXPECT_LT(worst, 2e-3f);
+  EXPECT_LT(worst, 5e-4f);
   EXPECT_GT(worst, 0.0f) << "the f16 cache should round something";
 }
 
