@@ -5,7 +5,7 @@
 namespace mlxd::comm {
 
 mailbox::mailbox(int world_size, size_t max_buffered_bytes)
-    : max_buffered_(max_buffered_bytes), sources_(world_size), lost_(world_size), left_(world_size, false) {}
+    : max_buffered_(max_buffered_bytes), sources_(world_size), lost_(world_size), left_(world_size) {}
 
 void mailbox::reserve(int src, size_t bytes) {
   std::lock_guard lock(mu_);
@@ -86,7 +86,7 @@ void mailbox::post(uint64_t group, int src, uint64_t tag, std::shared_ptr<const 
     return;
   }
   std::string lost = lost_reason_locked(*members);
-  if (lost.empty() && valid(src) && left_[src]) lost = "rank " + std::to_string(src) + " has left the group";
+  if (lost.empty() && valid(src)) lost = left_[src];
   if (!lost.empty()) {
     lock.unlock();
     request->fail(request->what + " failed: " + lost);
@@ -148,6 +148,7 @@ void mailbox::mark_lost(int rank, const std::string& reason) {
     std::lock_guard lock(mu_);
     if (!valid(rank) || !lost_[rank].empty()) return;
     lost_[rank] = reason;
+    if (first_loss_.empty()) first_loss_ = reason;
     for (auto it = slots_.begin(); it != slots_.end();) {
       auto& waiting = it->second.waiting;
       const int src = std::get<1>(it->first);
@@ -166,22 +167,24 @@ void mailbox::mark_lost(int rank, const std::string& reason) {
   for (auto& r : failed) r->fail(r->what + " failed: " + reason);
 }
 
-void mailbox::mark_left(int rank) {
+void mailbox::mark_left(int rank, const std::string& why) {
   std::vector<std::shared_ptr<request::state>> failed;
+  const std::string left =
+      "rank " + std::to_string(rank) + " has left the group" + (why.empty() ? "" : " after an error: " + why);
   {
     std::lock_guard lock(mu_);
     if (!valid(rank)) return;
-    left_[rank] = true;
+    left_[rank] = left;
     take_waiters_locked(rank, failed);
   }
-  for (auto& r : failed) r->fail(r->what + " failed: rank " + std::to_string(rank) + " has left the group");
+  for (auto& r : failed) r->fail(r->what + " failed: " + left);
 }
 
 void mailbox::mark_alive(int rank) {
   std::lock_guard lock(mu_);
   if (!valid(rank)) return;
   lost_[rank].clear();
-  left_[rank] = false;
+  left_[rank].clear();
 }
 
 std::string mailbox::lost_reason(const std::vector<int>& members) const {
@@ -195,9 +198,14 @@ std::string mailbox::lost_reason_locked(const std::vector<int>& members) const {
   return "";
 }
 
+std::string mailbox::first_loss() const {
+  std::lock_guard lock(mu_);
+  return first_loss_;
+}
+
 bool mailbox::has_left(int rank) const {
   std::lock_guard lock(mu_);
-  return valid(rank) && left_[rank];
+  return valid(rank) && !left_[rank].empty();
 }
 
 }  // namespace mlxd::comm

@@ -55,12 +55,15 @@ class mailbox {
   // A peer is gone (its stream broke, it sent garbage, keepalive failed): every pending and later request of
   // a group containing it fails with `reason`. The first reason for a rank wins.
   void mark_lost(int rank, const std::string& reason);
-  // A peer left in order: requests for messages from it that never came fail; queued messages stay readable.
-  void mark_left(int rank);
+  // A peer left in order: requests for messages from it that never came fail, naming `why` it left when it
+  // said (a peer it had lost); queued messages stay readable.
+  void mark_left(int rank, const std::string& why);
   // A new stream from `rank` opened (the peer reconnected): clears its lost and left marks.
   void mark_alive(int rank);
   // The reason a member of `members` was lost, or "" when none was.
   std::string lost_reason(const std::vector<int>& members) const;
+  // The reason of the first peer marked lost, or "": why this process leaves, told to the others.
+  std::string first_loss() const;
   bool has_left(int rank) const;
 
  private:
@@ -95,7 +98,8 @@ class mailbox {
   std::map<key, slot> slots_;
   std::vector<source> sources_;    // by rank
   std::vector<std::string> lost_;  // by rank; "" while alive
-  std::vector<bool> left_;
+  std::vector<std::string> left_;  // by rank; why it left ("has left the group..."), "" while in the group
+  std::string first_loss_;
 };
 
 }  // namespace mlxd::comm

@@ -64,7 +64,35 @@ TEST(comm_frame, encoded_chunks_parse_as_protobuf_envelopes) {
   v1::Envelope bye;
   ASSERT_TRUE(bye.ParseFromString(bytes_of_buffer(frame::encode_goodbye())));
   EXPECT_TRUE(bye.goodbye());
+  EXPECT_EQ(bye.goodbye_reason(), "");
   EXPECT_FALSE(bye.has_chunk());
+}
+
+TEST(comm_frame, a_goodbye_reason_is_cut_to_the_limit_and_a_longer_one_refused) {
+  for (size_t n : {size_t{5}, size_t{300}, wire::max_goodbye_reason, wire::max_goodbye_reason + 40}) {
+    const std::string reason(n, 'w');
+    grpc::ByteBuffer b = frame::encode_goodbye(reason);
+    v1::Envelope e;
+    ASSERT_TRUE(e.ParseFromString(bytes_of_buffer(b)));
+    EXPECT_TRUE(e.goodbye());
+    EXPECT_EQ(e.goodbye_reason(), reason.substr(0, wire::max_goodbye_reason));
+    frame::envelope d;
+    ASSERT_EQ(d.parse(b), "");
+    EXPECT_TRUE(d.goodbye);
+    EXPECT_EQ(d.goodbye_reason, e.goodbye_reason());
+  }
+  v1::Envelope e;
+  e.set_goodbye(true);
+  e.set_goodbye_reason(std::string(wire::max_goodbye_reason + 1, 'x'));
+  frame::envelope d;
+  EXPECT_NE(d.parse(buffer_of(e.SerializeAsString(), {7})).find("goodbye reason of 1025 bytes"),
+            std::string::npos);
+  e.set_goodbye_reason("cut");
+  std::string bytes = e.SerializeAsString();
+  EXPECT_EQ(d.parse(buffer_of(bytes, {4})), "");
+  EXPECT_EQ(d.goodbye_reason, "cut");
+  bytes.pop_back();
+  EXPECT_EQ(d.parse(buffer_of(bytes, {})), "truncated goodbye reason");
 }
 
 TEST(comm_frame, protobuf_envelopes_decode_across_slices) {

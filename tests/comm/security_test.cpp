@@ -90,9 +90,10 @@ v1::Envelope chunk_of(uint64_t tag, v1::DType t, std::vector<int64_t> shape, uin
   return e;
 }
 
-v1::Envelope goodbye() {
+v1::Envelope goodbye(std::string reason = "") {
   v1::Envelope e;
   e.set_goodbye(true);
+  e.set_goodbye_reason(std::move(reason));
   return e;
 }
 
@@ -165,6 +166,7 @@ TEST(comm_security, malformed_chunks_are_rejected_and_the_server_keeps_serving) 
       {"truncated stream", {chunk_of(1, v1::DTYPE_U8, {16}, 16, 0, eight)}},
       {"goodbye inside a tensor", {chunk_of(1, v1::DTYPE_U8, {16}, 16, 0, eight), goodbye()}},
       {"envelope without a chunk", {v1::Envelope()}},
+      {"goodbye reason over the limit", {goodbye(std::string(wire::max_goodbye_reason + 1, 'r'))}},
       {"too many dimensions", {chunk_of(1, v1::DTYPE_U8, std::vector<int64_t>(40, 1), 1, 0, "z")}},
   };
   uint64_t tag = 100;
@@ -185,6 +187,30 @@ TEST(comm_security, malformed_chunks_are_rejected_and_the_server_keeps_serving) 
   auto writer = stub->Exchange(&ctx, &summary);
   writer->WritesDone();
   EXPECT_EQ(writer->Finish().error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+// A rank that leaves because it lost another tells why; a recv that waited on it names that cause.
+TEST(comm_security, a_goodbye_after_an_error_names_its_cause_to_those_waiting) {
+  lone_server s("");
+  auto stub = stub_for(s.address());
+  ASSERT_TRUE(exchange(*stub, "", {goodbye()}).ok());
+  try {
+    s.take(1);
+    ADD_FAILURE() << "a recv from a rank that left succeeded";
+  } catch (const comm_error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1 has left the group"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("after an error"), std::string::npos) << e.what();
+  }
+  const std::string cause = "rank 3 (10.0.0.4:8101) was lost: keepalive timed out";
+  ASSERT_TRUE(exchange(*stub, "", {goodbye(cause)}).ok());
+  try {
+    s.take(2);
+    ADD_FAILURE() << "a recv from a rank that left succeeded";
+  } catch (const comm_error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1 has left the group after an error: " + cause),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(comm_security, echo_returns_the_tensor_intact) {

@@ -77,6 +77,16 @@ class reader {
     }
     return true;
   }
+  bool text(std::string& out, uint64_t n, size_t end) {
+    if (n > end - abs_) return false;
+    out.resize(static_cast<size_t>(n));
+    for (char& c : out) {
+      uint8_t b = 0;
+      byte(b, end);
+      c = static_cast<char>(b);
+    }
+    return true;
+  }
   bool skip(uint64_t n, size_t end) {
     if (n > end - abs_) return false;
     size_t left = static_cast<size_t>(n);
@@ -168,15 +178,23 @@ grpc::ByteBuffer encode_chunk(uint64_t group, uint64_t tag, const array& x, size
   return grpc::ByteBuffer(slices, 2);
 }
 
-grpc::ByteBuffer encode_goodbye() {
-  const uint8_t bytes[2] = {key(4, k_varint), 1};
-  grpc::Slice s(bytes, sizeof bytes);
+grpc::ByteBuffer encode_goodbye(const std::string& reason) {
+  const size_t n = std::min(reason.size(), wire::max_goodbye_reason);
+  std::string bytes = {static_cast<char>(key(4, k_varint)), 1};
+  if (n > 0) {
+    bytes.push_back(static_cast<char>(key(5, k_bytes)));
+    uint8_t length[10];
+    bytes.append(reinterpret_cast<const char*>(length), put_varint(length, n) - length);
+    bytes.append(reason, 0, n);
+  }
+  grpc::Slice s(bytes);
   return grpc::ByteBuffer(&s, 1);
 }
 
 std::string envelope::parse(const grpc::ByteBuffer& message) {
   group = tag = 0;
   goodbye = has_chunk = false;
+  goodbye_reason.clear();
   chunk.dtype = 0;
   chunk.shape.clear();
   chunk.total_bytes = chunk.offset = 0;
@@ -196,6 +214,12 @@ std::string envelope::parse(const grpc::ByteBuffer& message) {
     } else if (field == 4 && type == k_varint) {
       if (!r.varint(v, end)) return "truncated goodbye";
       goodbye = v != 0;
+    } else if (field == 5 && type == k_bytes) {
+      if (!r.varint(v, end)) return "truncated goodbye reason";
+      if (v > wire::max_goodbye_reason)
+        return "goodbye reason of " + std::to_string(v) + " bytes (at most " +
+               std::to_string(wire::max_goodbye_reason) + ")";
+      if (!r.text(goodbye_reason, v, end)) return "truncated goodbye reason";
     } else if (field == 3 && type == k_bytes) {
       if (!r.varint(v, end) || v > end - r.at()) return "truncated chunk";
       has_chunk = true;

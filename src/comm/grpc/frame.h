@@ -20,8 +20,9 @@ namespace mlxd::comm::frame {
 // stays alive until gRPC releases the message (x must not change until the write has completed).
 grpc::ByteBuffer encode_chunk(uint64_t group, uint64_t tag, const array& x, size_t offset, size_t n,
                               size_t copy_below);
-// The Envelope that says goodbye.
-grpc::ByteBuffer encode_goodbye();
+// The Envelope that says goodbye, with why the sender leaves ("" for a plain exit; cut to
+// wire::max_goodbye_reason bytes).
+grpc::ByteBuffer encode_goodbye(const std::string& reason = "");
 
 // One received Envelope: its fields, and where its chunk's data lies in the message (not yet copied).
 class envelope {
@@ -33,6 +34,7 @@ class envelope {
 
   uint64_t group = 0, tag = 0;
   bool goodbye = false;
+  std::string goodbye_reason;
   bool has_chunk = false;
   wire::chunk_header chunk;  // valid when has_chunk
   size_t data_size() const { return data_size_; }

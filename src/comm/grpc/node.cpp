@@ -183,8 +183,9 @@ std::string node::peer_name(int world_rank) const {
 }
 
 node::~node() {
+  const std::string why = box_.first_loss();
   for (auto& l : links_)
-    if (l) l->close();
+    if (l) l->close(why);
   if (service_) service_->wait_for_goodbyes(std::chrono::steady_clock::now() + std::chrono::seconds(2));
   if (server_) server_->Shutdown(sys_clock::now() + std::chrono::milliseconds(500));
   links_.clear();

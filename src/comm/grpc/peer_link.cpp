@@ -217,7 +217,7 @@ void peer_link::worker_loop() {
   }
 }
 
-void peer_link::close() {
+void peer_link::close(const std::string& reason) {
   {
     std::unique_lock lock(mu_);
     stopping_ = true;
@@ -231,7 +231,7 @@ void peer_link::close() {
   if (!stream_) return;
   if (failed_.empty() && !finished_) {
     const auto deadline = sys_clock::now() + std::chrono::seconds(2);
-    grpc::ByteBuffer bye = frame::encode_goodbye();
+    grpc::ByteBuffer bye = frame::encode_goodbye(reason);
     if (run_op([&](void* t) { stream_->Write(bye, t); }, deadline))
       run_op([&](void* t) { stream_->WritesDone(t); }, deadline);
   }

@@ -58,8 +58,9 @@ class peer_link {
   void send(uint64_t group, uint64_t tag, const array& x, const char* op);
   // Completes `done` when the bytes are out; x must not change until then.
   void isend(uint64_t group, uint64_t tag, array x, const char* op, std::shared_ptr<request::state> done);
-  // Goodbye, close the stream, stop the worker. Errors are ignored (the peer may be gone already).
-  void close();
+  // Goodbye (with `reason`, why this process leaves, "" for a plain exit), close the stream, stop the worker.
+  // Errors are ignored (the peer may be gone already).
+  void close(const std::string& reason = "");
   const std::string& name() const { return name_; }
 
  private:

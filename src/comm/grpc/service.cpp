@@ -51,6 +51,7 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
     if (envelope_.goodbye) {
       if (assembler_.in_progress()) return refuse("goodbye inside a tensor: " + assembler_.progress());
       goodbye_ = true;
+      goodbye_reason_ = envelope_.goodbye_reason;
       return read_next();
     }
     if (!envelope_.has_chunk) return refuse("envelope without a chunk");
@@ -114,7 +115,7 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
   }
   void end_of_stream() {
     if (goodbye_) {
-      svc_->stream_closed(src_, true, "");
+      svc_->stream_closed(src_, true, goodbye_reason_);
       v1::ExchangeSummary summary;
       summary.set_messages(n_messages_);
       grpc::Slice bytes(summary.SerializeAsString());
@@ -152,6 +153,7 @@ class exchange_reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
   size_t reserved_ = 0;                      // counted in the mailbox for the tensor in progress
   std::shared_ptr<request::state> claimed_;  // the receive whose sink the tensor in progress fills
   bool goodbye_ = false;
+  std::string goodbye_reason_;
 };
 
 // Receives tensors and sends each back, chunk by chunk, until the client closes its side.
@@ -396,11 +398,11 @@ void comm_service::stream_opened(int rank) {
   cv_.notify_all();
 }
 
-void comm_service::stream_closed(int rank, bool goodbye, const std::string& lost_reason) {
+void comm_service::stream_closed(int rank, bool goodbye, const std::string& reason) {
   if (goodbye)
-    box_->mark_left(rank);
+    box_->mark_left(rank, reason);
   else
-    box_->mark_lost(rank, lost_reason);
+    box_->mark_lost(rank, reason);
   std::lock_guard lock(mu_);
   closed_[rank] = true;
   cv_.notify_all();

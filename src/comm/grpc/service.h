@@ -57,7 +57,8 @@ class comm_service final : public v1::Comm::WithRawCallbackMethod_Exchange<v1::C
   std::string peer_name(int rank);
   // Called by the Exchange reactors.
   void stream_opened(int rank);
-  void stream_closed(int rank, bool goodbye, const std::string& lost_reason);
+  // `reason`: why the peer left (its goodbye's reason) or why it was lost.
+  void stream_closed(int rank, bool goodbye, const std::string& reason);
   const identity& id() const { return id_; }
   mailbox& box() { return *box_; }
 

@@ -14,10 +14,12 @@ namespace mlxd::comm::wire {
 
 inline constexpr uint32_t protocol_major = 1;
 // 1.1: every collective starts with a descriptor message from each rank to every other (collective_desc.h).
-inline constexpr uint32_t protocol_minor = 1;
+// 1.2: a goodbye may carry the error that made its sender leave (Envelope.goodbye_reason).
+inline constexpr uint32_t protocol_minor = 2;
 inline constexpr const char* protocol_key = "mlxd-protocol";  // metadata: "1.0"
 inline constexpr const char* rank_key = "mlxd-rank";          // metadata of Exchange: the sender's world rank
 inline constexpr int max_ndim = 32;
+inline constexpr size_t max_goodbye_reason = 1024;
 
 v1::DType to_wire(dtype t);
 // nullopt for a code this node does not know.
