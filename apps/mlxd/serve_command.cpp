@@ -72,36 +72,43 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::Range(0, 65535));
   cmd->add_option("--cluster-host", *cluster_host,
                   "address of --cluster-port (default 0.0.0.0: needs a cluster token)");
-  cmd->callback([o, key_file, max_body_mb, port_file, cluster, kv_dtype, cluster_port, cluster_host] {
-    o->engine.kv_dtype = kv_dtype_of(*kv_dtype);
-    if (*kv_dtype != "f32" && !cluster->workers.empty())
-      throw std::invalid_argument("--kv-dtype is not supported with --workers");
-    o->model_path = models::model_or_default(o->model_path);
-    if (cluster->workers.empty() && *cluster_port >= 0)
-      throw std::invalid_argument("--cluster-port needs --workers (at least one worker to start with)");
-    if (!cluster->workers.empty()) {
-      o->cluster = coordinator_options_of(*cluster);
-      o->cluster->join_port = *cluster_port;
-      o->cluster->join_host = *cluster_host;
-    }
-    if (!key_file->empty()) o->api_key = read_key_file(*key_file);
-    o->max_body_bytes = static_cast<size_t>(*max_body_mb) << 20;
-    serve::server s(*o);
-    running = &s;
-    std::signal(SIGINT, [](int) { running->stop(); });
-    std::signal(SIGTERM, [](int) { running->stop(); });
-    s.run([&](int port) {
-      std::printf("mlxd serve: listening on http://%s:%d (model %s loading)\n", o->host.c_str(), port,
-                  o->model_path.c_str());
-      std::fflush(stdout);
-      if (!port_file->empty()) {
-        const std::string tmp = *port_file + ".tmp";
-        std::ofstream(tmp) << port << "\n";
-        std::filesystem::rename(tmp, *port_file);  // readers never see a partial file
-      }
-    });
-    running = nullptr;
-  });
+  auto join_wait = std::make_shared<double>(10.0);
+  cmd->add_option("--join-wait", *join_wait,
+                  "seconds a joined worker waits for no sequence to run; then running sequences re-prefill "
+                  "on a plan that includes it")
+      ->check(CLI::Range(0.0, 86400.0));
+  cmd->callback(
+      [o, key_file, max_body_mb, port_file, cluster, kv_dtype, cluster_port, cluster_host, join_wait] {
+        o->engine.kv_dtype = kv_dtype_of(*kv_dtype);
+        if (*kv_dtype != "f32" && !cluster->workers.empty())
+          throw std::invalid_argument("--kv-dtype is not supported with --workers");
+        o->model_path = models::model_or_default(o->model_path);
+        if (cluster->workers.empty() && *cluster_port >= 0)
+          throw std::invalid_argument("--cluster-port needs --workers (at least one worker to start with)");
+        if (!cluster->workers.empty()) {
+          o->cluster = coordinator_options_of(*cluster);
+          o->cluster->join_port = *cluster_port;
+          o->cluster->join_host = *cluster_host;
+          o->cluster->join_wait = std::chrono::milliseconds(static_cast<int64_t>(*join_wait * 1000));
+        }
+        if (!key_file->empty()) o->api_key = read_key_file(*key_file);
+        o->max_body_bytes = static_cast<size_t>(*max_body_mb) << 20;
+        serve::server s(*o);
+        running = &s;
+        std::signal(SIGINT, [](int) { running->stop(); });
+        std::signal(SIGTERM, [](int) { running->stop(); });
+        s.run([&](int port) {
+          std::printf("mlxd serve: listening on http://%s:%d (model %s loading)\n", o->host.c_str(), port,
+                      o->model_path.c_str());
+          std::fflush(stdout);
+          if (!port_file->empty()) {
+            const std::string tmp = *port_file + ".tmp";
+            std::ofstream(tmp) << port << "\n";
+            std::filesystem::rename(tmp, *port_file);  // readers never see a partial file
+          }
+        });
+        running = nullptr;
+      });
 }
 
 }  // namespace mlxd::app

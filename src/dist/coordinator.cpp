@@ -77,8 +77,9 @@ struct coordinator::impl {
   mutable std::mutex members_mu;
   std::vector<std::string> members;
   // A worker joined that the plan in force leaves out: re-plan as soon as no request runs (the watcher, or
-  // the next request before it starts).
+  // the next request before it starts), or when it has waited o.join_wait since replan_since.
   std::atomic<bool> replan_wanted{false};
+  clock_type::time_point replan_since;  // guarded by watch_mu
   std::unique_ptr<cluster_service> join_service;
   std::unique_ptr<grpc::Server> join_server;
   int join_port = 0;
@@ -105,7 +106,8 @@ struct coordinator::impl {
     a.workers = members;
     return a;
   }
-  void replan_for_join();
+  // force: re-plan even while requests run (they re-prefill on the new plan).
+  void replan_for_join(bool force = false);
   grpc::Status join(const std::string& address, const std::string& node_id, v1::ClusterJoinReply& reply);
   void start_join_service();
 
@@ -243,13 +245,19 @@ void coordinator::impl::stream_lost(uint64_t plan_id) {
 
 void coordinator::impl::watch() {
   std::unique_lock lock(watch_mu);
+  const auto overdue = [&] { return replan_wanted && clock_type::now() >= replan_since + o.join_wait; };
   for (;;) {
-    watch_cv.wait(
-        lock, [&] { return watch_stop || !lost_plans.empty() || (replan_wanted && in_flight.load() == 0); });
+    while (!watch_stop && lost_plans.empty() && !(replan_wanted && (in_flight.load() == 0 || overdue()))) {
+      if (replan_wanted)
+        watch_cv.wait_until(lock, replan_since + o.join_wait);
+      else
+        watch_cv.wait(lock);
+    }
     if (watch_stop) return;
     const std::vector<uint64_t> lost = std::exchange(lost_plans, {});
+    const bool force = overdue();
     lock.unlock();
-    replan_for_join();
+    replan_for_join(force);
     bool replanned = false;
     {
       std::lock_guard plan_lock(plan_mu);
@@ -300,12 +308,13 @@ grpc::Status coordinator::impl::upload(v1::Stage::Stub& stub, const stage_packag
   return st;
 }
 
-void coordinator::impl::replan_for_join() {
-  if (!replan_wanted || in_flight.load() != 0) return;
+void coordinator::impl::replan_for_join(bool force) {
+  if (!replan_wanted || (!force && in_flight.load() != 0)) return;
   std::lock_guard lock(plan_mu);
-  // A request that starts now waits for this plan in get_active(); one already running keeps its plan and
-  // the last to end wakes the watcher again.
-  if (in_flight.load() != 0 || !replan_wanted.exchange(false)) return;
+  // A request that starts now waits for this plan in get_active(). One already running keeps its plan and
+  // the last to end wakes the watcher again; when forced, its workers end the old plan's stream at its
+  // next step and it re-prefills on this plan.
+  if ((!force && in_flight.load() != 0) || !replan_wanted.exchange(false)) return;
   current.reset();
   try {
     establish(false);
@@ -339,6 +348,7 @@ grpc::Status coordinator::impl::join(const std::string& address, const std::stri
   }
   if (!planned) {
     std::lock_guard lock(watch_mu);
+    if (!replan_wanted) replan_since = clock_type::now();
     replan_wanted = true;
     watch_cv.notify_all();
   }

@@ -394,7 +394,27 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
     upstream_done = true;
     queue_cv.notify_one();
   });
+  // A new assignment forgot this plan's sequences: end its stream (as a lost stage does) so the coordinator
+  // re-prefills on the plan that replaced it, instead of failing its requests on sequences gone here.
+  bool left = false;
+  auto leave_if_replaced = [&] {
+    std::shared_ptr<loaded> now;
+    {
+      std::lock_guard lock(mu_);
+      now = stage_;
+    }
+    if (now == st) return false;
+    if (!std::exchange(left, true)) {
+      v1::StepReply e;
+      e.set_error(node_id_ + " left plan " + std::to_string(plan) + " for " +
+                  (now ? "plan " + std::to_string(now->assignment.plan_id()) : std::string("a new plan")));
+      e.set_error_node(node_id_);
+      write_up(e);
+    }
+    return true;
+  };
   auto deliver = [&](v1::StepRequest& req, v1::StepReply& reply, const std::string& error) {
+    if (left || (!error.empty() && leave_if_replaced())) return;
     if (!error.empty()) {
       drop_sequence(req.sequence_id());
       reply.Clear();
@@ -419,6 +439,7 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       if (queue.empty()) break;
       taken.swap(queue);
     }
+    if (leave_if_replaced()) break;
     // In arrival order: a run of one-row decode steps of distinct sequences forms one batch; any other step
     // (a prefill chunk, logits, an end) ends the run and goes alone, so each sequence's steps keep their
     // order.
@@ -469,6 +490,7 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       deliver(req, reply, error);
     }
     flush();
+    if (left) break;
   }
   bool read_all = false;
   {

@@ -391,6 +391,39 @@ TEST_F(Pipeline, ANewWorkerJoinsTheRunningClusterAndTokensStayTheSame) {
   EXPECT_EQ(layers, 6);
 }
 
+// A server that is never idle still uses a worker that joins: after join_wait the plan changes under the
+// running request, whose workers end the old plan's stream; it re-prefills on the new plan and its tokens
+// stay those of one node.
+TEST_F(Pipeline, AWorkerThatJoinsDuringARequestIsPlannedInAfterTheJoinWait) {
+  auto workers = start(1);
+  coordinator_options o = options(workers);
+  o.join_port = 0;
+  o.join_host = "127.0.0.1";
+  o.join_wait = std::chrono::milliseconds(0);
+  coordinator c(*dir_, o);
+  generation_request r;
+  r.prompt = prompt;
+  r.max_tokens = 12;
+  r.sampling = seeded();
+  int seen = 0;
+  r.on_token = [&](const engine::sample_result&) {
+    if (++seen != 3) return;
+    // Mid-request: a worker joins, and the plan takes it in while this request still runs.
+    workers.push_back(std::make_unique<worker_process>(
+        *dir_, std::vector<std::string>{"--join", "127.0.0.1:" + std::to_string(c.join_port())}));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (c.n_replans() < 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  const generation_result g = c.generate(r);
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_EQ(c.n_replans(), 1u) << c.plan_description();
+  EXPECT_EQ(g.tokens, generate_alone(prompt, 12, r.sampling));
+  EXPECT_EQ(seen, 12);  // no token was reported twice
+  EXPECT_EQ(g.replans, 1);
+  EXPECT_EQ(g.stage_nodes, (std::vector<std::string>{workers[0]->address(), workers[1]->address()}));
+}
+
 TEST_F(Pipeline, AJoinWithTheWrongTokenIsRefusedAndTheWorkerStops) {
   auto workers = start(1, {"--cluster-token", "sesame"});
   coordinator_options o = options(workers);

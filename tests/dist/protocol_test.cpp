@@ -188,15 +188,15 @@ TEST(StageProtocol, AWorkerThatKeepsFailingEndsTheRequestWithItsReason) {
   }
 }
 
-// A raw client of one worker holding the whole golden model as plan 5.
+// A raw client of one worker holding the whole golden model as plan `plan`.
 struct raw_client {
-  explicit raw_client(int port)
+  explicit raw_client(int port, uint64_t plan = 5)
       : stub(v1::Stage::NewStub(
             grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()))) {
     grpc::ClientContext ctx;
     rpc::prepare(ctx, "", std::chrono::seconds(10));
     v1::Assignment as;
-    as.set_plan_id(5);
+    as.set_plan_id(plan);
     as.set_model_path(model);
     as.set_layer_begin(0);
     as.set_layer_end(2);
@@ -205,27 +205,36 @@ struct raw_client {
     v1::AssignReply reply;
     status = stub->Assign(&ctx, as, &reply);
     rpc::prepare(run_ctx, "", std::chrono::milliseconds(0));
-    run_ctx.AddMetadata(rpc::plan_key, "5");
+    run_ctx.AddMetadata(rpc::plan_key, std::to_string(plan));
     run = stub->Run(&run_ctx);
   }
   ~raw_client() {
-    run->WritesDone();
-    run->Finish();
+    if (!ended) run->WritesDone(), run->Finish();
   }
-  v1::StepReply step(uint64_t sequence, int capacity) {
+  // A prefill of two tokens at `position` 0, or a decode step of one token after it.
+  v1::StepReply step(uint64_t sequence, int capacity, int position = 0) {
     v1::StepRequest req;
     req.set_step_id(1);
     req.set_sequence_id(sequence);
     req.set_kind(v1::STEP_FORWARD);
     req.set_capacity(capacity);
+    req.set_position(position);
     req.add_tokens(1);
-    req.add_tokens(2);
+    if (position == 0) req.add_tokens(2);
     req.set_sample(true);
     rpc::to_proto(engine::sampling_params{}, req.mutable_sampling());
     run->Write(req);
     v1::StepReply reply;
     run->Read(&reply);
     return reply;
+  }
+  // Reads on until the worker ends the stream; returns its status.
+  grpc::Status finish() {
+    v1::StepReply r;
+    while (run->Read(&r)) {
+    }
+    ended = true;
+    return run->Finish();
   }
   uint32_t n_sequences() {
     grpc::ClientContext ctx;
@@ -240,7 +249,30 @@ struct raw_client {
   grpc::Status status;
   grpc::ClientContext run_ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepReply>> run;
+  bool ended = false;
 };
+
+// A new assignment forgets the sequences of the plan it replaces, so the old plan's stream ends at its next
+// step with a reply that names both plans (the coordinator then re-prefills on the new plan), while the new
+// plan's stream works.
+TEST(StageProtocol, ANewPlanEndsTheStreamOfTheOldOne) {
+  worker w(local_worker());
+  raw_client old_plan(w.port(), 5);
+  ASSERT_TRUE(old_plan.status.ok()) << old_plan.status.error_message();
+  const v1::StepReply first = old_plan.step(1, 8);
+  ASSERT_TRUE(first.error().empty()) << first.error();
+  EXPECT_TRUE(old_plan.step(1, 8, 2).error().empty());  // decoding works while plan 5 holds
+  raw_client new_plan(w.port(), 6);
+  ASSERT_TRUE(new_plan.status.ok()) << new_plan.status.error_message();
+  const v1::StepReply lost = old_plan.step(1, 8, 3);
+  ASSERT_EQ(lost.step_id(), 0u) << lost.error();  // not an answer to the step: the stream's end
+  EXPECT_NE(lost.error().find("left plan 5 for plan 6"), std::string::npos) << lost.error();
+  EXPECT_FALSE(old_plan.finish().ok());  // cancelled: the worker stops reading it
+  const v1::StepReply fresh = new_plan.step(2, 8);
+  EXPECT_TRUE(fresh.error().empty()) << fresh.error();
+  EXPECT_TRUE(fresh.sampled());
+  EXPECT_TRUE(new_plan.step(2, 8, 2).error().empty());
+}
 
 TEST(StageProtocol, IdleKvCachesAreFreedAfterTheTimeout) {
   worker_options o = local_worker();

@@ -383,7 +383,7 @@ TEST(ClusterServer, AWorkerThatJoinsLaterIsPlannedInAndAnswersStayTheSame) {
   server_process local({"--model-name", "tiny"}, model);  // the name the requests give
   worker_process first(model_dir().parent_path());
   server_process server({"--model-name", "tiny", "--workers", first.address(), "--cluster-port", "0",
-                         "--cluster-host", "127.0.0.1"},
+                         "--cluster-host", "127.0.0.1", "--join-wait", "0.5"},
                         model);
   auto lc = local.client(), c = server.client();
   reply h = get(c, "/health");

@@ -46,10 +46,14 @@ struct coordinator_options {
   // Where workers started with `mlxd worker --join` announce themselves: a Cluster service on this process
   // (proto/mlxd/v1/inference.proto) with the token and TLS files of `access` (the certificate and key serve
   // it; with a CA the joiners must present certificates signed by it). A worker that joins is added to the
-  // node set after a Hello back, and the next plan, made as soon as no sequence is running, includes it.
-  // -1: no such service; 0: a free port (see join_port()).
+  // node set after a Hello back, and the next plan, made as soon as no sequence is running (or after
+  // join_wait), includes it. -1: no such service; 0: a free port (see join_port()).
   int join_port = -1;
   std::string join_host = "0.0.0.0";  // beyond loopback a cluster token is required
+  // How long a joined worker waits for a moment with no sequence running. Then the plan changes anyway:
+  // the running sequences re-prefill from their tokens on the new plan (same tokens, one prefill's time),
+  // so a server that is never idle still uses the new worker.
+  std::chrono::milliseconds join_wait{10000};
 };
 
 struct generation_request {
