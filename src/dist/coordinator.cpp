@@ -108,6 +108,9 @@ struct coordinator::impl {
   }
   // force: re-plan even while requests run (they re-prefill on the new plan).
   void replan_for_join(bool force = false);
+  // Joined workers that did not answer leave the node set: `mlxd worker --join` announces itself again
+  // when it is back. Those of --workers stay, as they are the cluster's configuration.
+  void forget_silent_joiners(const std::vector<node_status>& probes);
   grpc::Status join(const std::string& address, const std::string& node_id, v1::ClusterJoinReply& reply);
   void start_join_service();
 
@@ -139,6 +142,7 @@ void coordinator::impl::establish(bool all_required) {
     else
       down += (down.empty() ? "" : "; ") + p.address + ": " + p.error;
   }
+  forget_silent_joiners(probes);
   if (all_required && !down.empty()) throw std::runtime_error("worker " + down);
   plan_options po;
   // An override names the workers of --workers: it holds while exactly they are planned.
@@ -319,6 +323,15 @@ void coordinator::impl::replan_for_join(bool force) {
   try {
     establish(false);
   } catch (const std::exception&) {  // left unplanned: the next request plans again and reports why
+  }
+}
+
+void coordinator::impl::forget_silent_joiners(const std::vector<node_status>& probes) {
+  std::lock_guard lock(members_mu);
+  for (const node_status& p : probes) {
+    const bool listed =
+        std::find(o.access.workers.begin(), o.access.workers.end(), p.address) != o.access.workers.end();
+    if (!p.healthy && !listed) std::erase(members, p.address);
   }
 }
 

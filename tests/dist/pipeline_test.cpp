@@ -389,6 +389,15 @@ TEST_F(Pipeline, ANewWorkerJoinsTheRunningClusterAndTokensStayTheSame) {
     layers += s.layers.n_layers();
   }
   EXPECT_EQ(layers, 6);
+  // A joined worker that dies is forgotten at the next plan (a listed one would be kept as down).
+  workers[1]->kill_now();
+  r.sampling = seeded();
+  g = c.generate(r);
+  EXPECT_EQ(g.tokens, generate_alone(prompt, 12, r.sampling));
+  EXPECT_LE(g.replans, 1);  // 0 when the watcher re-planned before the request began
+  EXPECT_EQ(c.n_replans(), 2u);
+  EXPECT_EQ(c.workers(), std::vector<std::string>{workers[0]->address()});
+  EXPECT_EQ(g.stage_nodes, std::vector<std::string>{workers[0]->address()});
 }
 
 // A server that is never idle still uses a worker that joins: after join_wait the plan changes under the

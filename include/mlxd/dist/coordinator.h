@@ -47,7 +47,8 @@ struct coordinator_options {
   // (proto/mlxd/v1/inference.proto) with the token and TLS files of `access` (the certificate and key serve
   // it; with a CA the joiners must present certificates signed by it). A worker that joins is added to the
   // node set after a Hello back, and the next plan, made as soon as no sequence is running (or after
-  // join_wait), includes it. -1: no such service; 0: a free port (see join_port()).
+  // join_wait), includes it. A joined worker that does not answer when a plan is made leaves the node set
+  // (it joins again by itself when it is back). -1: no such service; 0: a free port (see join_port()).
   int join_port = -1;
   std::string join_host = "0.0.0.0";  // beyond loopback a cluster token is required
   // How long a joined worker waits for a moment with no sequence running. Then the plan changes anyway:
