@@ -10,6 +10,7 @@ namespace {
 
 struct line_entry {
   uint64_t file, offset, line;
+  bool validation;
 };
 
 uint64_t splitmix64(uint64_t& state) {
@@ -40,8 +41,28 @@ uint64_t fnv1a64(std::string_view bytes) {
 }
 
 nlohmann::json cursor::to_json() const {
-  return {{"epoch", epoch},   {"position", position}, {"file", file},
-          {"offset", offset}, {"line", line},         {"token_offset", token_offset}};
+  return {{"epoch", epoch}, {"position", position},         {"file", file},  {"offset", offset},
+          {"line", line},   {"token_offset", token_offset}, {"dealt", dealt}};
+}
+
+std::vector<int64_t> cursor::to_row() const {
+  return {epoch,
+          static_cast<int64_t>(position),
+          static_cast<int64_t>(file),
+          static_cast<int64_t>(offset),
+          static_cast<int64_t>(line),
+          static_cast<int64_t>(token_offset),
+          static_cast<int64_t>(dealt)};
+}
+
+cursor cursor::from_row(const int64_t* v) {
+  return {v[0],
+          static_cast<uint64_t>(v[1]),
+          static_cast<uint64_t>(v[2]),
+          static_cast<uint64_t>(v[3]),
+          static_cast<uint64_t>(v[4]),
+          static_cast<uint64_t>(v[5]),
+          static_cast<uint64_t>(v[6])};
 }
 
 cursor cursor::from_json(const nlohmann::json& j) {
@@ -57,6 +78,8 @@ cursor cursor::from_json(const nlohmann::json& j) {
   get("offset", c.offset);
   get("line", c.line);
   get("token_offset", c.token_offset);
+  c.dealt = c.position;
+  if (j.contains("dealt")) get("dealt", c.dealt);
   return c;
 }
 
@@ -89,9 +112,15 @@ record_source::record_source(source_options options)
   for (uint64_t f = 0; f < options_.files.size(); ++f) {
     line_reader reader(options_.files[f]);
     while (reader.next(line)) {
-      if (!line.empty()) impl_->index.push_back({f, reader.line_offset(), reader.line_number()});
+      if (!line.empty())
+        impl_->index.push_back({f, reader.line_offset(), reader.line_number(), in_validation(line)});
     }
   }
+}
+
+bool record_source::in_validation(std::string_view line) const {
+  return options_.validation_fraction > 0.0 &&
+         static_cast<double>(fnv1a64(line)) < options_.validation_fraction * 18446744073709551616.0;  // 2^64
 }
 
 record_source::~record_source() = default;
@@ -128,7 +157,12 @@ void record_source::restore(const cursor& c) {
 std::optional<record> record_source::next() {
   auto& s = *impl_;
   const uint64_t world = static_cast<uint64_t>(options_.world_size);
-  const double fraction = options_.validation_fraction;
+  const bool want_validation = options_.which == split::validation;
+  if (want_validation && options_.validation_fraction <= 0.0) return std::nullopt;
+  // Whether the line in split `validation` is this rank's: the split filters before the deal.
+  const auto mine = [&](bool validation) {
+    return validation == want_validation && s.cur.dealt++ % world == static_cast<uint64_t>(options_.rank);
+  };
   while (true) {
     if (options_.max_epochs > 0 && s.cur.epoch >= options_.max_epochs) return std::nullopt;
     record r;
@@ -142,9 +176,8 @@ std::optional<record> record_source::next() {
         continue;
       }
       ensure_order();
-      const uint64_t p = s.cur.position++;
-      if (p % world != static_cast<uint64_t>(options_.rank)) continue;
-      const auto& e = s.index[s.order[p]];
+      const auto& e = s.index[s.order[s.cur.position++]];
+      if (!mine(e.validation)) continue;
       line_reader reader(options_.files[e.file], e.offset, e.line, 4096);
       reader.next(r.text);
       r.file = e.file, r.line = e.line;
@@ -164,16 +197,9 @@ std::optional<record> record_source::next() {
       s.cur.line = s.reader->line_number() + 1;
       if (r.text.empty()) continue;
       s.epoch_had_lines = true;
-      const uint64_t p = s.cur.position++;
-      if (p % world != static_cast<uint64_t>(options_.rank)) continue;
+      ++s.cur.position;
+      if (!mine(in_validation(r.text))) continue;
       r.file = s.cur.file, r.line = s.reader->line_number();
-    }
-    if (fraction > 0.0) {
-      const bool validation =
-          static_cast<double>(fnv1a64(r.text)) < fraction * 18446744073709551616.0;  // 2^64
-      if (validation != (options_.which == split::validation)) continue;
-    } else if (options_.which == split::validation) {
-      return std::nullopt;
     }
     r.path = &options_.files[r.file];
     s.epoch_yielded = true;

@@ -44,25 +44,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // A cursor as six integers, so ranks can gather theirs into one checkpoint.
-array cursor_row(const data::cursor& c) {
-  const std::vector<int64_t> v = {c.epoch,
-                                  static_cast<int64_t>(c.position),
-                                  static_cast<int64_t>(c.file),
-                                  static_cast<int64_t>(c.offset),
-                                  static_cast<int64_t>(c.line),
-                                  static_cast<int64_t>(c.token_offset)};
-  return array::from(v, {6});
-}
-
-data::cursor cursor_from_row(const int64_t* v) {
-  return {v[0],
-          static_cast<uint64_t>(v[1]),
-          static_cast<uint64_t>(v[2]),
-          static_cast<uint64_t>(v[3]),
-          static_cast<uint64_t>(v[4]),
-          static_cast<uint64_t>(v[5])};
-}
-
 // The model and its trainable weights, loaded to fine-tune or drawn to pre-train.
 std::pair<models::llama_config, std::map<std::string, array>> initial_model(const train_config& c) {
   if (!c.model.from.empty())
@@ -448,13 +429,14 @@ struct trainer::impl {
 
   fs::path save() {
     // Every rank's data cursor goes into rank 0's checkpoint.
-    array rows = cursor_row(task->position());
+    array rows = array::from(task->position().to_row(), {static_cast<int64_t>(data::cursor::n_fields)});
     if (options.group) rows = options.group->all_gather(rows);
     fs::path dir = checkpoints_dir(cfg) / train::checkpoint_dir_name(step);
     if (rank == 0) {
       json ranks = json::array();
       const int64_t* v = rows.data<int64_t>();
-      for (int r = 0; r < world; ++r) ranks.push_back(cursor_from_row(v + 6 * r).to_json());
+      for (int r = 0; r < world; ++r)
+        ranks.push_back(data::cursor::from_row(v + data::cursor::n_fields * r).to_json());
       train::checkpoint_state s;
       s.step = step;
       s.schedule_step = step;

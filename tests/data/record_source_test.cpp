@@ -121,6 +121,45 @@ TEST(RecordSource, SplitByHashIsDisjointStableAndNearTheFraction) {
   for (const auto& x : validation) EXPECT_LT(static_cast<double>(fnv1a64(x)), 0.2 * 18446744073709551616.0);
 }
 
+// The split filters before the deal: N ranks taking one record each in turn see one process's sequence, in
+// both splits and orders, so data parallelism with a validation split trains on the same steps.
+TEST(RecordSource, RanksInTurnSeeOneProcessSequenceWithASplit) {
+  corpus c(400, 300);
+  for (bool shuffle : {false, true}) {
+    for (split which : {split::train, split::validation}) {
+      source_options o{.files = c.files,
+                       .shuffle = shuffle,
+                       .seed = 7,
+                       .validation_fraction = 0.3,
+                       .which = which,
+                       .max_epochs = 2};
+      record_source one(o);
+      const auto whole = drain(one);
+      ASSERT_GT(whole.size(), 100u);
+      for (int64_t world : {2, 3}) {
+        std::vector<std::vector<std::string>> parts;
+        for (int64_t rank = 0; rank < world; ++rank) {
+          o.rank = rank;
+          o.world_size = world;
+          record_source s(o);
+          parts.push_back(drain(s));
+        }
+        std::vector<std::string> in_turn;
+        for (size_t k = 0; in_turn.size() < whole.size(); ++k) {
+          const auto& part = parts[k % parts.size()];
+          const size_t i = k / parts.size();
+          if (i >= part.size()) break;
+          in_turn.push_back(part[i]);
+        }
+        EXPECT_EQ(in_turn, whole) << "shuffle " << shuffle << ", world " << world << ", validation "
+                                  << (which == split::validation);
+      }
+      o.rank = 0;
+      o.world_size = 1;
+    }
+  }
+}
+
 TEST(RecordSource, CursorResumesExactly) {
   corpus c;
   for (bool shuffle : {false, true}) {
@@ -171,6 +210,16 @@ TEST(RecordSource, EndlessEpochsAndBadInput) {
   EXPECT_THROW(cursor::from_json(nlohmann::json::parse(
                    R"({"epoch":0,"position":"x","file":0,"offset":0,"line":1,"token_offset":0})")),
                data_error);
+  // A cursor saved before `dealt` existed deals on from its position; a mistyped one is refused.
+  const auto old =
+      nlohmann::json::parse(R"({"epoch":1,"position":9,"file":0,"offset":40,"line":10,"token_offset":2})");
+  EXPECT_EQ(cursor::from_json(old).dealt, 9u);
+  auto typed = old;
+  typed["dealt"] = 4;
+  EXPECT_EQ(cursor::from_json(typed), (cursor{1, 9, 0, 40, 10, 2, 4}));
+  EXPECT_EQ(cursor::from_row(cursor{1, 9, 0, 40, 10, 2, 4}.to_row().data()), (cursor{1, 9, 0, 40, 10, 2, 4}));
+  typed["dealt"] = "four";
+  EXPECT_THROW(cursor::from_json(typed), data_error);
   record_source r({.files = c.files});
   cursor bad;
   bad.file = 5;

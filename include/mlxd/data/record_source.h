@@ -5,11 +5,13 @@
 //
 // Order: epoch e visits every non-empty line once. Unshuffled, in file order, streaming from the cursor's
 // byte offset. Shuffled, in a permutation drawn from (seed, e) with a portable generator (splitmix64 +
-// Fisher-Yates, the same on every platform), over an index of line offsets built by one streaming pass at
-// construction (24 bytes per line; the text itself is read line by line when needed).
-// Sharding: the line at position p of the epoch's order belongs to rank p % world_size, so the ranks' parts
-// are disjoint and together cover every line. Split: a line is in the validation split when
-// fnv1a64(line bytes) / 2^64 < validation_fraction, so a line keeps its split whatever the order or the rank.
+// Fisher-Yates, the same on every platform), over an index of line offsets and splits built by one streaming
+// pass at construction (32 bytes per line; the text itself is read line by line when needed).
+// Split: a line is in the validation split when fnv1a64(line bytes) / 2^64 < validation_fraction, so a line
+// keeps its split whatever the order or the rank. Sharding: the k-th line of the split in the stream (counted
+// over epochs) belongs to rank k % world_size, so the ranks' parts of an epoch are disjoint and together
+// cover the split, and N ranks taking one record each in turn see exactly one process's sequence, with or
+// without a validation split.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,8 @@ struct source_options {
 // Where a stream stands: the next line to consider. epoch and position (in the epoch's order, all ranks'
 // lines counted) say it for both orders; file, offset and line locate it in the files (the unshuffled
 // stream reopens there). token_offset is for the batch loader: tokens of that line's sample already batched.
+// dealt: the lines of the split (all ranks') before this point since the stream began; says whose the next
+// is.
 struct cursor {
   int64_t epoch = 0;
   uint64_t position = 0;
@@ -45,10 +49,16 @@ struct cursor {
   uint64_t offset = 0;
   uint64_t line = 1;
   uint64_t token_offset = 0;
+  uint64_t dealt = 0;
 
   nlohmann::json to_json() const;
-  // Throws data_error naming the key for a missing or mistyped field.
+  // Throws data_error naming the key for a missing or mistyped field. A cursor written before `dealt`
+  // existed (when lines were dealt before the split) gets dealt = position.
   static cursor from_json(const nlohmann::json& j);
+  // As integers, in the order of the fields (for gathering cursors over ranks).
+  static constexpr size_t n_fields = 7;
+  std::vector<int64_t> to_row() const;
+  static cursor from_row(const int64_t* row);
   bool operator==(const cursor&) const = default;
 };
 
@@ -82,6 +92,7 @@ class record_source {
  private:
   struct impl;
   void ensure_order() const;
+  bool in_validation(std::string_view line) const;
   source_options options_;
   std::unique_ptr<impl> impl_;
 };
