@@ -296,7 +296,8 @@ void add_dist_commands(CLI::App& app) {
                        {"weight_bytes", n.weight_bytes},
                        {"kv_bytes", n.kv_bytes},
                        {"sequences", n.n_sequences},
-                       {"loads", n.loads}});
+                       {"loads", n.loads},
+                       {"layers_read", n.layers_read}});
         } else if (n.healthy) {
           std::printf("%-22s %-8s %7.3f ms %6u %6.0f MiB %9.1f %6.1f MiB %5.1f MiB %5u %s\n",
                       n.address.c_str(), "ok", n.latency_ms, n.info.cores, mib(n.info.memory_bytes),

@@ -53,6 +53,7 @@ node_status hello(const std::string& address, const cluster_access& a,
     out.kv_bytes = reply.kv_bytes();
     out.n_sequences = reply.n_sequences();
     out.loads = reply.loads();
+    out.layers_read = reply.layers_read();
   }
   std::sort(times.begin(), times.end());
   out.latency_ms = times[times.size() / 2];

@@ -94,6 +94,7 @@ grpc::Status stage_service::Hello(grpc::ServerContext* ctx, const v1::StageHello
   reply->set_kv_bytes(kv_bytes_);
   reply->set_n_sequences(static_cast<uint32_t>(sequences_.size()));
   reply->set_loads(loads_);
+  reply->set_layers_read(layers_read_);
   return grpc::Status::OK;
 }
 
@@ -133,15 +134,27 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
     st->assignment = *request;
     st->files = files_fingerprint(model_path);
     st->weight_bytes = bytes;
-    const bool keep = held && same_stage(held->assignment, *request) && held->files == st->files;
+    const bool same_files = held && held->files == st->files;
+    const bool keep = same_files && same_stage(held->assignment, *request);
+    // Layers of the held range that the new one keeps (a range that grows in a partial re-plan): shared,
+    // not read again. Without any, the held stage's memory is free before the new range loads.
+    const int shared = same_files
+                           ? std::max(0, std::min(held->assignment.layer_end(), range.layer_end) -
+                                             std::max(held->assignment.layer_begin(), range.layer_begin))
+                           : 0;
     if (keep) {
       st->model = held->model;
     } else {
-      held.reset();  // its memory is free before the new range loads
-      st->model = std::make_shared<const models::llama_model>(models::load_llama_stage(model_path, range));
+      if (shared == 0) held.reset();
+      st->model = std::make_shared<const models::llama_model>(
+          models::load_llama_stage(model_path, range, held ? held->model.get() : nullptr));
+      held.reset();
     }
     std::lock_guard lock(mu_);
-    if (!keep) ++loads_;
+    if (!keep) {
+      ++loads_;
+      layers_read_ += static_cast<uint64_t>(range.n_layers() - shared);
+    }
     stage_ = st;
     reply->set_weight_bytes(bytes);
     return grpc::Status::OK;

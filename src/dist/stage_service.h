@@ -80,7 +80,8 @@ class stage_service final : public v1::Stage::Service {
   std::shared_ptr<loaded> stage_;
   std::map<uint64_t, std::shared_ptr<sequence>> sequences_;
   uint64_t kv_bytes_ = 0;
-  uint64_t loads_ = 0;  // stages loaded since the start
+  uint64_t loads_ = 0;        // stages loaded since the start
+  uint64_t layers_read_ = 0;  // decoder layers read from model files since the start
 };
 
 }  // namespace mlxd::dist

@@ -71,6 +71,31 @@ llama_model::llama_model(llama_config config, const std::map<std::string, array>
   rope_ = llama_rope_options(config_);
 }
 
+std::map<std::string, array> llama_model::weights() const {
+  std::map<std::string, array> w;
+  if (stage_.embedding || (stage_.head && config_.tie_word_embeddings))
+    w["model.embed_tokens.weight"] = stage_.embedding ? embed_ : lm_head_;
+  if (stage_.head) {
+    w["model.norm.weight"] = final_norm_;
+    if (!config_.tie_word_embeddings) w["lm_head.weight"] = lm_head_;
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const llama_layer& l = layers_[i];
+    const std::string p = "model.layers." + std::to_string(stage_.layer_begin + static_cast<int>(i)) + ".";
+    const std::pair<const char*, const array*> named[] = {
+        {"input_layernorm.weight", &l.attn_norm}, {"post_attention_layernorm.weight", &l.mlp_norm},
+        {"self_attn.q_proj.weight", &l.wq},       {"self_attn.k_proj.weight", &l.wk},
+        {"self_attn.v_proj.weight", &l.wv},       {"self_attn.o_proj.weight", &l.wo},
+        {"self_attn.q_proj.bias", &l.bq},         {"self_attn.k_proj.bias", &l.bk},
+        {"self_attn.v_proj.bias", &l.bv},         {"self_attn.q_norm.weight", &l.q_norm},
+        {"self_attn.k_norm.weight", &l.k_norm},   {"mlp.gate_proj.weight", &l.w_gate},
+        {"mlp.up_proj.weight", &l.w_up},          {"mlp.down_proj.weight", &l.w_down}};
+    for (const auto& [name, a] : named)
+      if (a->size() > 0) w[p + name] = *a;
+  }
+  return w;
+}
+
 uint64_t llama_model::decode_weight_bytes() const {
   uint64_t n = lm_head_.nbytes() + final_norm_.nbytes();
   for (const llama_layer& l : layers_) {

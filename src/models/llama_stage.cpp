@@ -29,7 +29,11 @@ llama_config load_llama_config_any(const std::filesystem::path& path) {
   return load_llama_config(path);
 }
 
-llama_model load_llama_stage(const std::filesystem::path& path, const llama_stage& stage) {
+llama_model load_llama_stage(const std::filesystem::path& path, const llama_stage& stage,
+                             const llama_model* held) {
+  // What `held` has is shared; the model below keeps only the tensors of `stage`.
+  std::map<std::string, array> mine;
+  if (held) mine = held->weights();
   llama_config config;
   std::map<std::string, array> all;  // views of the mapped file
   if (is_gguf(path)) {
@@ -42,10 +46,9 @@ llama_model load_llama_stage(const std::filesystem::path& path, const llama_stag
     options.copy = false;
     all = load_model_weights(path, options).tensors;
   }
-  std::map<std::string, array> mine;
   for (const auto& [tensor_name, shape] : stage_tensors(config, stage)) {
     auto it = all.find(tensor_name);
-    if (it != all.end()) mine[tensor_name] = owned_copy(it->second);
+    if (it != all.end() && !mine.contains(tensor_name)) mine[tensor_name] = owned_copy(it->second);
   }
   all.clear();
   return llama_model(std::move(config), mine, stage);

@@ -475,7 +475,9 @@ TEST_F(Pipeline, ALostWorkerIsReplacedByOneNeighbourAndTheOtherLoadsNothing) {
   const std::vector<node_status> s = c.status(1);
   ASSERT_TRUE(s[0].healthy && s[2].healthy);
   EXPECT_EQ(s[0].loads, 2u) << "the first worker loaded its larger range";
+  EXPECT_EQ(s[0].layers_read, 4u) << "layers 0-1, then only 2-3";
   EXPECT_EQ(s[2].loads, 1u) << "the last worker kept the range it had";
+  EXPECT_EQ(s[2].layers_read, 2u);
   r.on_token = nullptr;
   r.sampling = greedy();
   EXPECT_EQ(c.generate(r).tokens, generate_alone(prompt, 16, r.sampling));

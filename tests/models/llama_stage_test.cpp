@@ -108,6 +108,36 @@ TEST(LlamaStage, StageLoadedFromAFolderHoldsOnlyItsTensorsAndMatches) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(bit_equal(got[i], want[i])) << "call " << i;
 }
 
+// A range that grows (a partial re-plan) shares the tensors of the stage it held and reads only the new
+// layers; weights() gives back exactly the tensors the stage was built from.
+TEST(LlamaStage, AGrownRangeSharesTheHeldLayersAndMatches) {
+  const llama_config c = five_layer_config(true);
+  const auto weights = init_llama_weights(c, 11);
+  const auto dir = std::filesystem::temp_directory_path() / ("mlxd_grow_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  save_safetensors(dir / "model.safetensors", weights);
+  std::ofstream(dir / "config.json") << to_json(c);
+  const llama_model held = load_llama_stage(dir, {0, 2, true, false});
+  const std::map<std::string, array> w = held.weights();
+  EXPECT_EQ(w.size(), 1u + 2u * 12u);  // the embedding, and 9 tensors and 3 biases a layer
+  for (const auto& [name, a] : w) EXPECT_TRUE(bit_equal(a, weights.at(name))) << name;
+  const llama_model grown = load_llama_stage(dir, {0, 4, true, false}, &held);
+  const llama_model rest = load_llama_stage(dir, {4, 5, false, true}, &held);  // shares the tied head
+  std::filesystem::remove_all(dir);
+  const std::map<std::string, array> g = grown.weights();
+  EXPECT_EQ(g.size(), 1u + 4u * 12u);
+  for (const auto& [name, a] : w)  // the same memory, not a copy
+    EXPECT_EQ(g.at(name).raw_data(), a.raw_data()) << name;
+  EXPECT_NE(g.at("model.layers.2.mlp.up_proj.weight").raw_data(),
+            weights.at("model.layers.2.mlp.up_proj.weight").raw_data());
+  std::vector<llama_model> stages;
+  stages.push_back(grown);
+  stages.push_back(rest);
+  const auto want = run_whole(llama_model(c, weights), {1, 2, 3}, {4, 5});
+  const auto got = run_pipeline(stages, {1, 2, 3}, {4, 5});
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(bit_equal(got[i], want[i])) << "call " << i;
+}
+
 TEST(LlamaStage, GgufStageMatchesTheWholeGgufModel) {
   const std::string path = std::string(MLXD_GOLDEN_DIR) + "/qwen2_bias_tied/model.gguf";
   const llama_model whole = load_llama(path);

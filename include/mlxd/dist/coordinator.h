@@ -104,6 +104,8 @@ struct node_status {
   uint64_t weight_bytes = 0, kv_bytes = 0;
   uint32_t n_sequences = 0;
   uint64_t loads = 0;  // stages it loaded since it started (protocol 1.2; 0 from older workers)
+  uint64_t layers_read =
+      0;  // decoder layers it read from model files (1.3; a grown range reads only its new)
 };
 
 // Says Hello to every worker (in parallel; `pings` round trips each for the latency).

@@ -49,6 +49,8 @@ class llama_model {
 
   const llama_config& config() const { return config_; }
   const llama_stage& stage() const { return stage_; }
+  // The stage's tensors by HF name, shared (not copied): what the constructor took.
+  std::map<std::string, array> weights() const;
 
   // Prompts longer than this run in consecutive chunks of it, as a pipeline's prefill sends them, so that one
   // node and a cluster compute the same bits for any length (and attention's scores stay [chunk, context]).
@@ -141,8 +143,11 @@ struct hf_model {
 hf_model llama_from_gguf(const std::filesystem::path& path);
 // Loads only the tensors of `stage` from a model folder or GGUF file (the file is mapped and just those
 // tensors are copied into memory the process owns), so a pipeline stage holds its own layers and nothing
-// else. Throws like load_llama, and std::invalid_argument for a stage outside the model.
-llama_model load_llama_stage(const std::filesystem::path& path, const llama_stage& stage);
+// else. Tensors that `held` (a stage loaded from the same unchanged files) has are shared from it instead
+// of read: a range that grows reads only its new layers. Throws like load_llama, and std::invalid_argument
+// for a stage outside the model.
+llama_model load_llama_stage(const std::filesystem::path& path, const llama_stage& stage,
+                             const llama_model* held = nullptr);
 // The config of a model folder or GGUF file, without loading tensors.
 llama_config load_llama_config_any(const std::filesystem::path& path);
 // The HF names and shapes of the tensors `stage` needs.
