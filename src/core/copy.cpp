@@ -1,8 +1,11 @@
 #include "copy.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "detail.h"
+#include "kernels/kernels.h"
 #include "mlxd/core/thread_pool.h"
 
 namespace mlxd::detail {
@@ -44,28 +47,52 @@ void copy_convert(const array& src, const array& dst) {
                   [&](int64_t off) { store_as<Wide>(d, dst_offsets[i++], dt, load_as<Wide>(s, off, st)); });
 }
 
-// Contiguous f32 <-> f16/bf16, the conversions every half-precision op does twice.
-bool copy_half_contiguous(const array& src, const array& dst) {
-  if (!src.is_contiguous() || !dst.is_contiguous()) return false;
-  const int64_t n = src.size();
+// f32 <-> f16/bf16, the conversions every half-precision op does twice, for contiguous arrays and for views
+// whose rows (last axis) are contiguous, such as a block of positions of an f16 KV cache.
+bool copy_half(const array& src, const array& dst) {
   const dtype st = src.type(), dt = dst.type();
-  if (st == dtype::f32 && (dt == dtype::f16 || dt == dtype::bf16)) {
-    const float* s = src.data<float>();
-    uint16_t* d = dst.mutable_data<uint16_t>();
-    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+  const bool narrow = st == dtype::f32 && (dt == dtype::f16 || dt == dtype::bf16);
+  const bool widen = dt == dtype::f32 && (st == dtype::f16 || st == dtype::bf16);
+  if (!narrow && !widen) return false;
+  const bool whole = src.is_contiguous() && dst.is_contiguous();
+  if (!whole && (src.ndim() == 0 || src.strides().back() != 1 || dst.strides().back() != 1)) return false;
+  const int64_t row = whole ? src.size() : src.shape().back();
+  std::vector<int64_t> src_rows, dst_rows;  // offsets of each row's first element
+  if (whole) {
+    src_rows = {src.offset()};
+    dst_rows = {dst.offset()};
+  } else {
+    const shape_t outer(src.shape().begin(), src.shape().end() - 1);
+    for_each_offset(outer, shape_t(src.strides().begin(), src.strides().end() - 1), src.offset(),
+                    [&](int64_t off) { src_rows.push_back(off); });
+    for_each_offset(outer, shape_t(dst.strides().begin(), dst.strides().end() - 1), dst.offset(),
+                    [&](int64_t off) { dst_rows.push_back(off); });
+  }
+  const kernels::table* kt = kernels::active();
+  const auto convert = [&](int64_t r, int64_t b, int64_t e) {
+    if (narrow) {
+      const float* s = static_cast<const float*>(src.buffer()->data()) + src_rows[r];
+      uint16_t* d = static_cast<uint16_t*>(dst.buffer()->data()) + dst_rows[r];
       for (int64_t i = b; i < e; ++i) d[i] = dt == dtype::f16 ? f32_to_f16(s[i]) : f32_to_bf16(s[i]);
-    });
-    return true;
+    } else {
+      const uint16_t* s = static_cast<const uint16_t*>(src.buffer()->data()) + src_rows[r];
+      float* d = static_cast<float*>(dst.buffer()->data()) + dst_rows[r];
+      if (st == dtype::f16 && kt)
+        kt->f16_to_f32_row(s + b, d + b, e - b);
+      else
+        for (int64_t i = b; i < e; ++i) d[i] = st == dtype::f16 ? f16_to_f32(s[i]) : bf16_to_f32(s[i]);
+    }
+  };
+  constexpr int64_t grain = 1 << 15;  // elements per task
+  if (whole) {
+    parallel_for(row, grain, [&](int64_t b, int64_t e) { convert(0, b, e); });
+  } else {
+    parallel_for(static_cast<int64_t>(src_rows.size()), std::max<int64_t>(1, grain / row),
+                 [&](int64_t b, int64_t e) {
+                   for (int64_t r = b; r < e; ++r) convert(r, 0, row);
+                 });
   }
-  if (dt == dtype::f32 && (st == dtype::f16 || st == dtype::bf16)) {
-    const uint16_t* s = src.data<uint16_t>();
-    float* d = dst.mutable_data<float>();
-    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) d[i] = st == dtype::f16 ? f16_to_f32(s[i]) : bf16_to_f32(s[i]);
-    });
-    return true;
-  }
-  return false;
+  return true;
 }
 
 }  // namespace
@@ -94,7 +121,7 @@ void copy_into(const array& src, const array& dst) {
         return;
     }
   }
-  if (copy_half_contiguous(src, dst)) return;
+  if (copy_half(src, dst)) return;
   if (src.type() == dtype::i64 || dst.type() == dtype::i64) {
     copy_convert<int64_t>(src, dst);  // exact for every value an i64 can hold
   } else {

@@ -136,5 +136,41 @@ TEST(Dtype, AstypeConvertsEveryPair) {
   EXPECT_EQ(astype(astype(negative, dtype::i64), dtype::f16).to_vector<float>(), (std::vector<float>{-3, 2}));
 }
 
+// f32 <-> f16/bf16 of views whose rows are contiguous (a KV cache's block of positions) and of views that are
+// not, each element against the scalar conversion; and into a strided destination (concatenate's windows).
+TEST(Dtype, HalfConversionsOfStridedViewsMatchTheScalarOnes) {
+  std::vector<float> v(3 * 10 * 8);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::ldexp(static_cast<float>(i % 97) - 48.3f, int(i % 7) - 3);
+  const array x = array::from(v, {3, 10, 8});
+  for (dtype half : {dtype::f16, dtype::bf16}) {
+    const auto to_half = [&](float f) { return half == dtype::f16 ? f32_to_f16(f) : f32_to_bf16(f); };
+    const auto to_f32 = [&](uint16_t h) { return half == dtype::f16 ? f16_to_f32(h) : bf16_to_f32(h); };
+    const array h = astype(x, half);
+    for (const array& view : {slice_axis(x, 1, 2, 9), transpose(x, {0, 2, 1}), slice_axis(x, 2, 1, 5)}) {
+      const std::vector<float> want = contiguous(view).to_vector<float>();
+      const array narrowed = astype(view, half);
+      const uint16_t* got = contiguous(narrowed).data<uint16_t>();
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], to_half(want[i])) << name(half) << " " << i;
+    }
+    for (const array& view : {slice_axis(h, 1, 2, 9), transpose(h, {0, 2, 1}), slice_axis(h, 2, 1, 5)}) {
+      const array packed = contiguous(view);
+      const uint16_t* bits = packed.data<uint16_t>();
+      const std::vector<float> got = astype(view, dtype::f32).to_vector<float>();
+      for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], to_f32(bits[i])) << name(half) << " " << i;
+    }
+    // Widening into the strided windows of a concatenation along the middle axis.
+    const array joined = concatenate({slice_axis(h, 1, 0, 4), slice_axis(x, 1, 4, 10)}, 1);
+    ASSERT_EQ(joined.type(), dtype::f32);
+    const std::vector<float> got = joined.to_vector<float>();
+    const uint16_t* bits = h.data<uint16_t>();
+    for (int64_t a = 0; a < 3; ++a)
+      for (int64_t b = 0; b < 10; ++b)
+        for (int64_t c = 0; c < 8; ++c) {
+          const size_t i = static_cast<size_t>((a * 10 + b) * 8 + c);
+          ASSERT_EQ(got[i], b < 4 ? to_f32(bits[i]) : v[i]) << name(half) << " " << i;
+        }
+  }
+}
+
 }  // namespace
 }  // namespace mlxd

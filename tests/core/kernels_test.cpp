@@ -1,6 +1,8 @@
 // Every optimised kernel level against the plain reference kernels, on varied and extreme inputs.
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -51,6 +53,31 @@ TEST(Kernels, ExpUnderflowOverflowAndNan) {
     EXPECT_TRUE(std::isnan(y[2]));
     EXPECT_EQ(y[3], 0.0f);
     EXPECT_EQ(y[4], INFINITY);
+  }
+}
+
+// f16 -> f32 is exact: every one of the 65536 bit patterns, whole and as a strided view of rows, at every
+// level, equals the scalar conversion (NaNs stay NaN).
+TEST(Kernels, F16WideningIsExactForEveryValue) {
+  array h = array::empty({256, 256}, dtype::f16);
+  uint16_t* bits = h.mutable_data<uint16_t>();
+  for (uint32_t i = 0; i < 65536; ++i) bits[i] = static_cast<uint16_t>(i);
+  for (kernel_level level : test::fast_levels()) {
+    kernel_level_guard guard(level);
+    const std::vector<float> whole = astype(h, dtype::f32).to_vector<float>();
+    const std::vector<float> strided = astype(slice_axis(h, 1, 3, 250), dtype::f32).to_vector<float>();
+    for (uint32_t i = 0; i < 65536; ++i) {
+      const float want = f16_to_f32(static_cast<uint16_t>(i));
+      if (std::isnan(want)) {
+        ASSERT_TRUE(std::isnan(whole[i])) << i;
+      } else {
+        ASSERT_EQ(std::bit_cast<uint32_t>(whole[i]), std::bit_cast<uint32_t>(want))
+            << kernel_level_name(level) << " " << i;
+      }
+      const uint32_t row = i / 256, col = i % 256;
+      if (col < 3 || col >= 250 || std::isnan(want)) continue;
+      ASSERT_EQ(std::bit_cast<uint32_t>(strided[row * 247 + col - 3]), std::bit_cast<uint32_t>(want)) << i;
+    }
   }
 }
 

@@ -32,6 +32,8 @@ struct table {
   void (*dot4_f32)(const float* w, int64_t ld, const float* x, int64_t n, float* out);
   void (*dot4_f16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
   void (*dot4_bf16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
+  // y = the f16 values of h as f32 (exact): the f16 KV cache's and half-precision ops' widening.
+  void (*f16_to_f32_row)(const uint16_t* h, float* y, int64_t n);
 };
 
 // The table for the active level, or nullptr in reference mode.
