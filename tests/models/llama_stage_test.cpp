@@ -89,13 +89,20 @@ INSTANTIATE_TEST_SUITE_P(Bounds, StagePartitions,
                                            std::vector<int>{0, 1, 2, 3, 5}, std::vector<int>{0, 0, 3, 5},
                                            std::vector<int>{0, 5, 5}));
 
-TEST(LlamaStage, StageLoadedFromAFolderHoldsOnlyItsTensorsAndMatches) {
-  const llama_config c = five_layer_config(false);
-  const auto weights = init_llama_weights(c, 7);
-  const auto dir = std::filesystem::temp_directory_path() / ("mlxd_stage_" + std::to_string(getpid()));
+// A model folder of `weights` in a fresh temporary directory (the caller removes it).
+std::filesystem::path write_folder(const llama_config& c, const std::map<std::string, array>& weights,
+                                   const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   save_safetensors(dir / "model.safetensors", weights);
   std::ofstream(dir / "config.json") << to_json(c);
+  return dir;
+}
+
+TEST(LlamaStage, StageLoadedFromAFolderHoldsOnlyItsTensorsAndMatches) {
+  const llama_config c = five_layer_config(false);
+  const auto weights = init_llama_weights(c, 7);
+  const auto dir = write_folder(c, weights, "mlxd_stage");
   EXPECT_EQ(load_llama_config_any(dir).n_layers, 5);
   std::vector<llama_model> stages;
   for (const llama_stage& s : partition({0, 2, 4, 5})) stages.push_back(load_llama_stage(dir, s));
@@ -113,10 +120,7 @@ TEST(LlamaStage, StageLoadedFromAFolderHoldsOnlyItsTensorsAndMatches) {
 TEST(LlamaStage, AGrownRangeSharesTheHeldLayersAndMatches) {
   const llama_config c = five_layer_config(true);
   const auto weights = init_llama_weights(c, 11);
-  const auto dir = std::filesystem::temp_directory_path() / ("mlxd_grow_" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  save_safetensors(dir / "model.safetensors", weights);
-  std::ofstream(dir / "config.json") << to_json(c);
+  const auto dir = write_folder(c, weights, "mlxd_grow");
   const llama_model held = load_llama_stage(dir, {0, 2, true, false});
   const std::map<std::string, array> w = held.weights();
   EXPECT_EQ(w.size(), 1u + 2u * 12u);  // the embedding, and 9 tensors and 3 biases a layer
