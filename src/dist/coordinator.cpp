@@ -106,6 +106,8 @@ struct coordinator::impl {
     a.workers = members;
     return a;
   }
+  // A worker answers that the plan in force leaves out (it joined, or came back): asks for a re-plan.
+  void want_replan();
   // force: re-plan even while requests run (they re-prefill on the new plan).
   void replan_for_join(bool force = false);
   // Joined workers that did not answer leave the node set: `mlxd worker --join` announces itself again
@@ -359,12 +361,7 @@ grpc::Status coordinator::impl::join(const std::string& address, const std::stri
     planned = current && std::any_of(current->nodes.begin(), current->nodes.end(),
                                      [&](const node_info& n) { return n.address == address; });
   }
-  if (!planned) {
-    std::lock_guard lock(watch_mu);
-    if (!replan_wanted) replan_since = clock_type::now();
-    replan_wanted = true;
-    watch_cv.notify_all();
-  }
+  if (!planned) want_replan();
   return grpc::Status::OK;
 }
 
@@ -392,28 +389,35 @@ void coordinator::impl::start_join_service() {
                              join_listen_address(o.join_host, o.join_port) + " for joins");
 }
 
+void coordinator::impl::want_replan() {
+  std::lock_guard lock(watch_mu);
+  if (!replan_wanted) replan_since = clock_type::now();
+  replan_wanted = true;
+  watch_cv.notify_all();
+}
+
 void coordinator::impl::rejoin_absent() {
   replan_for_join();
-  if (o.rejoin_interval.count() <= 0 || in_flight.load() != 0) return;
-  std::lock_guard lock(plan_mu);
-  if (!current || clock_type::now() - rejoin_checked < o.rejoin_interval) return;
-  rejoin_checked = clock_type::now();
+  if (o.rejoin_interval.count() <= 0) return;
   cluster_access absent = access();
   absent.workers.clear();
-  for (const std::string& w : access().workers) {
-    const bool planned = std::any_of(current->nodes.begin(), current->nodes.end(),
-                                     [&](const node_info& n) { return n.address == w; });
-    if (!planned) absent.workers.push_back(w);
+  {
+    std::lock_guard lock(plan_mu);
+    if (!current || clock_type::now() - rejoin_checked < o.rejoin_interval) return;
+    rejoin_checked = clock_type::now();
+    for (const std::string& w : access().workers) {
+      const bool planned = std::any_of(current->nodes.begin(), current->nodes.end(),
+                                       [&](const node_info& n) { return n.address == w; });
+      if (!planned) absent.workers.push_back(w);
+    }
   }
   if (absent.workers.empty()) return;
+  // Probed without the plan lock, so requests starting meanwhile are not held up by a silent worker.
   const std::vector<node_status> back = probe_cluster(absent);
   if (std::none_of(back.begin(), back.end(), [](const node_status& s) { return s.healthy; })) return;
-  // A request that started meanwhile finds its plan gone and re-prefills on this one, as after a loss.
-  current.reset();
-  try {
-    establish(false);
-  } catch (const std::exception&) {  // left unplanned: the next request plans again and reports why
-  }
+  // As for a joined worker: planned in when nothing runs, or after join_wait (running requests re-prefill).
+  want_replan();
+  replan_for_join();
 }
 
 void coordinator::impl::recover(const std::shared_ptr<active>& failed, const std::string& why) {

@@ -260,6 +260,45 @@ TEST_F(Pipeline, AWorkerThatComesBackRejoinsTheNextPlan) {
   EXPECT_EQ(g.replans, 0);
 }
 
+// Under load too: a worker that comes back while a request runs is planned in after join_wait (the request
+// that notices it starts next to the running one); both end with one node's tokens.
+TEST_F(Pipeline, AWorkerThatComesBackDuringARequestIsPlannedInAfterTheJoinWait) {
+  auto workers = start(2);
+  coordinator_options o = options(workers);
+  o.rejoin_interval = std::chrono::milliseconds(1);
+  o.join_wait = std::chrono::milliseconds(0);
+  coordinator c(*dir_, o);
+  generation_request r;
+  r.prompt = prompt;
+  r.max_tokens = 12;
+  r.sampling = seeded();
+  const std::vector<int32_t> alone = generate_alone(prompt, 12, r.sampling);
+  const int port = workers[1]->port();
+  workers[1]->kill_now();
+  EXPECT_EQ(c.generate(r).stage_nodes.size(), 1u);
+  ASSERT_EQ(c.n_replans(), 1u);
+  generation_result second;
+  std::thread next;
+  int seen = 0;
+  r.on_token = [&](const engine::sample_result&) {
+    if (++seen != 3) return;
+    workers[1] = std::make_unique<worker_process>(*dir_, std::vector<std::string>{}, port);
+    generation_request plain = r;
+    plain.on_token = nullptr;
+    next = std::thread([&c, &second, plain] { second = c.generate(plain); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (c.n_replans() < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  const generation_result first = c.generate(r);
+  next.join();
+  EXPECT_EQ(c.n_replans(), 2u) << c.plan_description();
+  EXPECT_EQ(first.tokens, alone);
+  EXPECT_EQ(first.replans, 1);
+  EXPECT_EQ(first.stage_nodes, (std::vector<std::string>{workers[0]->address(), workers[1]->address()}));
+  EXPECT_EQ(second.tokens, alone);
+}
+
 TEST_F(Pipeline, FrozenWorkerIsNoticedByKeepalive) {
   auto workers = start(2);
   coordinator c(*dir_, options(workers));

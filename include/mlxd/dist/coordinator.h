@@ -37,7 +37,8 @@ struct coordinator_options {
   int prefill_chunk = models::llama_model::prefill_chunk;
   int kv_positions = 0;  // KV room each worker must keep; 0: the context length, at most 4096
   // How often a new request checks whether a worker of the list that the plan left out (it was down)
-  // answers again; when one does and no sequence is running, the pipeline is planned again with it. 0: never.
+  // answers again; when one does, the pipeline is planned again with it as for a joined worker (when no
+  // sequence is running, or after join_wait). 0: never.
   std::chrono::milliseconds rejoin_interval{2000};
   // Send each worker its stage's tensors (config.json and a safetensors file of exactly its layers), which
   // it keeps in its weights cache by their hash, instead of naming a model path it must be able to read. A
