@@ -15,6 +15,30 @@ using nlohmann::json;
   throw std::invalid_argument("[llama_config] " + source + ": " + what);
 }
 
+// Folders whose weights another tool quantized (MLX's packed uint32 with scales and biases, GPTQ, AWQ,
+// bitsandbytes...) hold tensors mlxd cannot multiply: refuse them by the config, saying what to use instead.
+void refuse_quantized_weights(const json& j, const std::string& source) {
+  const std::string instead =
+      ", which mlxd does not read: use the unquantized Hugging Face folder (`mlxd quantize` makes Q8_0, "
+      "Q4_0, Q4_K or Q6_K GGUF from it) or a GGUF file";
+  if (j.contains("quantization") && j["quantization"].is_object()) {
+    const json& q = j["quantization"];
+    const auto number = [&](const char* key) {
+      return q.contains(key) && q[key].is_number_integer() ? std::to_string(q[key].get<int64_t>())
+                                                           : std::string("?");
+    };
+    bad(source, "MLX-quantized weights (" + number("bits") + " bits in groups of " + number("group_size") +
+                    ")" + instead);
+  }
+  if (j.contains("quantization_config") && j["quantization_config"].is_object()) {
+    const json& q = j["quantization_config"];
+    const std::string method = q.contains("quant_method") && q["quant_method"].is_string()
+                                   ? q["quant_method"].get<std::string>()
+                                   : std::string("an unnamed method");
+    bad(source, "weights quantized by " + method + instead);
+  }
+}
+
 template <class T>
 T field(const json& j, const char* key, const std::string& source) {
   if (!j.contains(key) || j[key].is_null()) bad(source, std::string("missing \"") + key + "\"");
@@ -51,6 +75,7 @@ llama_config parse_llama_config(const std::string& json_text, const std::string&
     c.num_labels = optional_field<int>(j, "num_labels", 2, source);
     if (c.num_labels < 1) bad(source, "num_labels must be >= 1");
   }
+  refuse_quantized_weights(j, source);
   static const char* known[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
                                 "Qwen3ForCausalLM"};
   bool ok = false;

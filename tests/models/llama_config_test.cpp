@@ -55,6 +55,19 @@ TEST(LlamaConfig, Llama3RopeScalingAndDefaults) {
           .attention_bias);
 }
 
+// MLX-community folders (packed uint32 weights with scales and biases) and other quantized HF folders are
+// refused by their config, saying why and what to use instead.
+TEST(LlamaConfig, RefusesFoldersOfOtherToolsQuantizedWeights) {
+  const std::string base = qwen3.substr(0, qwen3.size() - 1);  // without the closing brace
+  expect_error(base + R"(, "quantization": {"group_size": 64, "bits": 4}})",
+               "MLX-quantized weights (4 bits in groups of 64), which mlxd does not read");
+  expect_error(base + R"(, "quantization": {"group_size": 32, "bits": 8}})", "8 bits in groups of 32");
+  expect_error(base + R"(, "quantization_config": {"quant_method": "gptq", "bits": 4}})",
+               "weights quantized by gptq, which mlxd does not read: use the unquantized");
+  expect_error(base + R"(, "quantization_config": {"bits": 4}})", "quantized by an unnamed method");
+  EXPECT_NO_THROW(parse_llama_config(base + R"(, "quantization": null})", "cfg.json"));
+}
+
 TEST(LlamaConfig, RejectsBadConfigsNamingTheField) {
   expect_error("{", "not valid JSON");
   expect_error(R"({"architectures": ["GPT2LMHeadModel"]})", "unsupported architecture \"GPT2LMHeadModel\"");
