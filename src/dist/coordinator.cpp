@@ -296,7 +296,7 @@ grpc::Status coordinator::impl::upload(v1::Stage::Stub& stub, const stage_packag
   auto writer = stub.Upload(&ctx, &reply);
   constexpr size_t piece = 1 << 20;  // well under gRPC's 4 MB message limit
   const std::pair<const char*, const std::string*> files[] = {{"config.json", &p.config},
-                                                              {"model.safetensors", &p.safetensors}};
+                                                              {p.model_file.c_str(), &p.model}};
   for (const auto& [name, bytes] : files) {
     for (size_t at = 0; at == 0 || at < bytes->size(); at += piece) {
       v1::WeightsChunk c;

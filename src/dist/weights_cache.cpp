@@ -15,8 +15,6 @@ namespace mlxd::dist {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr const char* shipped_files[] = {"config.json", "model.safetensors"};
-
 std::string read_bytes(const fs::path& p) {
   auto bytes = io::read_file(p);
   if (!bytes) throw io_error("cannot read " + p.string());
@@ -41,37 +39,77 @@ std::string hex64(uint64_t h) {
 }
 
 ship_source open_ship_source(const fs::path& model) {
-  if (!fs::is_directory(model))
-    throw std::invalid_argument(
-        "shipping weights needs a Hugging Face model folder; " + model.string() +
-        " is a file (GGUF stages are not shipped: give the workers a path they can read)");
+  if (!fs::is_directory(model)) {
+    gguf_load_options mapped;
+    mapped.keep_quantized = true;
+    mapped.copy = false;
+    gguf_file f = load_gguf(model, mapped);
+    return {model, models::to_json(models::load_llama_config_any(model)), std::move(f.tensors),
+            std::move(f.metadata)};
+  }
   safetensors_load_options mapped;
   mapped.copy = false;
-  return {model, read_bytes(model / "config.json"), load_model_weights(model, mapped).tensors};
+  return {model, read_bytes(model / config_file), load_model_weights(model, mapped).tensors, std::nullopt};
 }
+
+namespace {
+
+// The GGUF tensors (llama.cpp names) of `range`: its blocks, the embedding and head as the stage needs, and
+// every tensor that belongs to no block (such as rope_freqs).
+std::map<std::string, array> gguf_stage_tensors(const ship_source& source, const models::llama_config& config,
+                                                const models::llama_stage& range) {
+  std::map<std::string, array> stage;
+  for (const auto& [name, a] : source.tensors) {
+    bool wanted = true;
+    if (name.starts_with("blk.")) {
+      const int layer = std::atoi(name.c_str() + 4);
+      wanted = layer >= range.layer_begin && layer < range.layer_end;
+    } else if (name == "token_embd.weight") {
+      wanted = range.embedding || (range.head && config.tie_word_embeddings);
+    } else if (name == "output_norm.weight" || name == "output.weight") {
+      wanted = range.head;
+    }
+    if (wanted) stage.emplace(name, a);
+  }
+  return stage;
+}
+
+}  // namespace
 
 stage_package pack_stage(const ship_source& source, const models::llama_config& config,
                          const models::llama_stage& range) {
   std::map<std::string, array> stage;
-  for (const auto& [name, shape] : models::stage_tensors(config, range)) {
-    auto it = source.tensors.find(name);
-    if (it == source.tensors.end()) throw io_error(source.model.string() + " has no tensor " + name);
-    stage.emplace(name, it->second);
+  if (source.gguf) {
+    stage = gguf_stage_tensors(source, config, range);
+  } else {
+    for (const auto& [name, shape] : models::stage_tensors(config, range)) {
+      auto it = source.tensors.find(name);
+      if (it == source.tensors.end()) throw io_error(source.model.string() + " has no tensor " + name);
+      stage.emplace(name, it->second);
+    }
   }
-  // save_safetensors writes files; a private temporary one holds the stage's bytes.
-  const fs::path tmp = fs::temp_directory_path() / ("mlxd-stage-" + std::to_string(getpid()) + "-" +
-                                                    std::to_string(std::random_device{}()) + ".safetensors");
   stage_package p;
+  p.model_file = source.gguf ? model_files[1] : model_files[0];
+  // The writers write files; a private temporary one holds the stage's bytes.
+  const fs::path tmp =
+      fs::temp_directory_path() / ("mlxd-stage-" + std::to_string(getpid()) + "-" +
+                                   std::to_string(std::random_device{}()) + "-" + p.model_file);
   try {
-    save_safetensors(tmp, stage);
-    p.safetensors = read_bytes(tmp);
+    if (source.gguf) {
+      gguf_metadata m = *source.gguf;
+      m.set(m.get_string("general.architecture") + ".vocab_size", static_cast<uint32_t>(config.vocab_size));
+      m.set(models::gguf_tie_embeddings_key, config.tie_word_embeddings);
+      save_gguf(tmp, m, stage);
+    } else
+      save_safetensors(tmp, stage);
+    p.model = read_bytes(tmp);
   } catch (...) {
     fs::remove(tmp);
     throw;
   }
   fs::remove(tmp);
   p.config = source.config;
-  p.hash = hex64(fnv1a(p.safetensors, fnv1a(p.config)));
+  p.hash = hex64(fnv1a(p.model, fnv1a(p.config)));
   return p;
 }
 
@@ -79,9 +117,10 @@ std::optional<fs::path> weights_cache::find(const std::string& hash) const {
   if (!is_hash(hash)) return std::nullopt;
   const fs::path entry = dir_ / hash;
   std::error_code ec;
-  for (const char* f : shipped_files)
-    if (!fs::is_regular_file(entry / f, ec)) return std::nullopt;
-  return entry;
+  if (!fs::is_regular_file(entry / config_file, ec)) return std::nullopt;
+  if (fs::is_regular_file(entry / model_files[0], ec)) return entry;
+  if (fs::is_regular_file(entry / model_files[1], ec)) return entry / model_files[1];
+  return std::nullopt;
 }
 
 weights_cache::receiver::receiver(const weights_cache& cache, uint64_t max_bytes)
@@ -95,13 +134,18 @@ weights_cache::receiver::~receiver() {
 
 void weights_cache::receiver::open_next(const std::string& file, uint64_t file_bytes) {
   if (file_index_ >= 0 && written_ != file_bytes_)
-    throw std::invalid_argument(std::string(shipped_files[file_index_]) + " ended after " +
-                                std::to_string(written_) + " of " + std::to_string(file_bytes_) + " bytes");
+    throw std::invalid_argument(current() + " ended after " + std::to_string(written_) + " of " +
+                                std::to_string(file_bytes_) + " bytes");
   ++file_index_;
-  if (file_index_ > 1 || file != shipped_files[file_index_])
+  const bool model = file == model_files[0] || file == model_files[1];
+  if (file_index_ > 1 || (file_index_ == 0 ? file != config_file : !model))
     throw std::invalid_argument("expected " +
-                                std::string(file_index_ > 1 ? "nothing more" : shipped_files[file_index_]) +
+                                std::string(file_index_ > 1 ? "nothing more"
+                                            : file_index_ == 0
+                                                ? config_file
+                                                : std::string(model_files[0]) + " or " + model_files[1]) +
                                 ", got a chunk of \"" + file + "\"");
+  if (file_index_ == 1) model_file_ = file;
   total_ += file_bytes;
   if (total_ > max_bytes_)
     throw std::invalid_argument("the weights (" + std::to_string(total_) + " bytes) exceed the " +
@@ -125,10 +169,9 @@ void weights_cache::receiver::add(const std::string& hash, const std::string& fi
   }
   if (hash != hash_) throw std::invalid_argument("an upload names two hashes, " + hash_ + " and " + hash);
   if (offset == 0 && (file_index_ < 0 || written_ == file_bytes_)) open_next(file, file_bytes);
-  if (file != shipped_files[file_index_] || file_bytes != file_bytes_ || offset != written_)
+  if (file != current() || file_bytes != file_bytes_ || offset != written_)
     throw std::invalid_argument("a chunk of " + file + " at offset " + std::to_string(offset) +
-                                " does not continue " + shipped_files[file_index_] + " at " +
-                                std::to_string(written_));
+                                " does not continue " + current() + " at " + std::to_string(written_));
   if (data.size() > file_bytes_ - written_)
     throw std::invalid_argument("a chunk runs past the end of " + file);
   out_.write(data.data(), static_cast<std::streamsize>(data.size()));
@@ -139,7 +182,7 @@ void weights_cache::receiver::add(const std::string& hash, const std::string& fi
 
 uint64_t weights_cache::receiver::commit() {
   if (file_index_ != 1 || written_ != file_bytes_)
-    throw std::invalid_argument("the upload ended before both config.json and model.safetensors were whole");
+    throw std::invalid_argument("the upload ended before both config.json and the model file were whole");
   out_.close();
   if (!out_) throw std::invalid_argument("cannot write the weights to " + partial_.string());
   if (hex64(fnv_) != hash_)

@@ -1,7 +1,8 @@
 // Shipping a pipeline stage's weights to a worker that cannot read the model (coordinator_options::
-// ship_weights): the coordinator packs config.json and a safetensors file of exactly the stage's tensors,
-// named by the FNV-1a hash of their bytes; the worker keeps what it receives in a cache folder, one entry
-// per hash, so the next plan that assigns the same range finds it there.
+// ship_weights): the coordinator packs config.json and a file of exactly the stage's tensors (safetensors
+// from a folder; GGUF, with the file's metadata and its tensors unchanged, quantized ones too, from a GGUF
+// file), named by the FNV-1a hash of their bytes; the worker keeps what it receives in a cache folder, one
+// entry per hash, so the next plan that assigns the same range finds it there.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "mlxd/io/gguf.h"
 #include "mlxd/models/llama.h"
 
 namespace mlxd::dist {
@@ -20,21 +22,27 @@ namespace mlxd::dist {
 uint64_t fnv1a(std::string_view bytes, uint64_t h = 0xcbf29ce484222325ull);
 std::string hex64(uint64_t h);
 
+// The files of a cache entry: config.json, then one of the model files.
+inline constexpr const char* config_file = "config.json";
+inline constexpr const char* model_files[] = {"model.safetensors", "model.gguf"};
+
 struct stage_package {
-  std::string hash;  // hex64 of fnv1a(config) continued over safetensors
+  std::string hash;  // hex64 of fnv1a(config) continued over the model file's bytes
   std::string config;
-  std::string safetensors;
+  std::string model_file;  // one of model_files
+  std::string model;
 };
 
-// The model a coordinator ships stages from, opened once per plan: config.json's bytes and every tensor,
-// mapped rather than read, so packing each stage touches only that stage's bytes.
+// The model a coordinator ships stages from, opened once per plan: config.json's bytes (written from the
+// metadata for a GGUF file) and every tensor, mapped rather than read, so packing each stage touches only
+// that stage's bytes. A GGUF source keeps llama.cpp's tensor names and its metadata.
 struct ship_source {
   std::filesystem::path model;
   std::string config;
   std::map<std::string, array> tensors;
+  std::optional<gguf_metadata> gguf;  // set for a GGUF file
 };
-// Throws std::invalid_argument for a GGUF file (its block-quantized tensors are not shipped) and io_error for
-// unreadable files.
+// Throws io_error for unreadable files, and for a GGUF tensor of a type mlxd does not load.
 ship_source open_ship_source(const std::filesystem::path& model);
 
 // The stage `range` of `source`. Throws io_error for a tensor the model lacks.
@@ -46,7 +54,7 @@ class weights_cache {
  public:
   explicit weights_cache(std::filesystem::path dir) : dir_(std::move(dir)) {}
   const std::filesystem::path& dir() const { return dir_; }
-  // The entry's folder when it is complete here.
+  // What a stage loads from the entry when it is complete here: its folder, or its GGUF file.
   std::optional<std::filesystem::path> find(const std::string& hash) const;
 
   // Receives one upload: feed the chunks in order, then commit. Anything wrong throws std::invalid_argument
@@ -64,11 +72,13 @@ class weights_cache {
 
    private:
     void open_next(const std::string& file, uint64_t file_bytes);
+    std::string current() const { return file_index_ == 0 ? config_file : model_file_; }
     const weights_cache& cache_;
     uint64_t max_bytes_;
     std::filesystem::path partial_;
     std::string hash_;
-    int file_index_ = -1;  // 0: config.json, 1: model.safetensors
+    int file_index_ = -1;  // 0: config.json, 1: the model file
+    std::string model_file_;
     uint64_t file_bytes_ = 0, written_ = 0, total_ = 0;
     uint64_t fnv_ = 0xcbf29ce484222325ull;
     std::ofstream out_;

@@ -212,11 +212,19 @@ llama_gguf_contents read_llama_gguf(const std::filesystem::path& path, bool read
           "the rope_freqs factors do not follow Llama-3 RoPE scaling (the only per-frequency scaling "
           "supported)");
   }
+  // A pipeline stage's file (as mlxd ships them) may hold neither the embedding nor the head nor block 0:
+  // then the metadata says what the tensors would.
   const gguf_tensor_info* embed = info("token_embd.weight");
-  if (!embed || embed->shape.empty()) fail("missing tensor token_embd.weight");
-  c.vocab_size = static_cast<int>(embed->shape[0]);
-  c.tie_word_embeddings = !info("output.weight");
-  c.attention_bias = info("blk.0.attn_q.bias") != nullptr;
+  if (embed && !embed->shape.empty())
+    c.vocab_size = static_cast<int>(embed->shape[0]);
+  else if (has("vocab_size"))
+    c.vocab_size = u32("vocab_size");
+  else
+    fail("missing tensor token_embd.weight");
+  c.tie_word_embeddings =
+      m.contains(gguf_tie_embeddings_key) ? m.get_bool(gguf_tie_embeddings_key) : !info("output.weight");
+  c.attention_bias = std::any_of(file.tensor_infos.begin(), file.tensor_infos.end(),
+                                 [](const gguf_tensor_info& t) { return t.name.ends_with(".attn_q.bias"); });
 
   llama_gguf_contents out;
   std::map<std::string, array>& weights = out.weights;

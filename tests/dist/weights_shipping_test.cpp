@@ -112,7 +112,7 @@ TEST(WeightsShipping, DishonestOrMalformedUploadsAreRefusedAndLeaveNothing) {
       {{chunk(honest, "config.json", config, 2), chunk(honest, "model.safetensors", weights, 4)},
        "runs past the end"},
       {{chunk(honest, "config.json", config, 2), chunk(honest, "../x", weights, 10)},
-       "expected model.safetensors"},
+       "expected model.safetensors or model.gguf"},
   };
   for (const auto& [chunks, message] : cases) {
     const grpc::Status s = upload(chunks);
@@ -141,18 +141,41 @@ TEST(WeightsShipping, DishonestOrMalformedUploadsAreRefusedAndLeaveNothing) {
   EXPECT_EQ(stub->Assign(&ctx, as, &reply).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-TEST(WeightsShipping, AGgufModelIsNotShipped) {
+// A quantized GGUF model ships too: each worker gets a GGUF file of the model's metadata and its layers'
+// tensors unchanged (still quantized), and the cluster gives the single node's logits.
+TEST(WeightsShipping, AQuantizedGgufModelShipsItsLayersAsTheyAre) {
+  const fs::path gguf = fs::path(MLXD_GOLDEN_DIR) / "llama_quant" / "model.gguf";
   const test::temp_dir dir("shipping");
-  worker w(caching_worker(dir.path() / "cache"));
+  worker a(caching_worker(dir.path() / "a")), b(caching_worker(dir.path() / "b"));
   coordinator_options o;
-  o.access.workers = {"127.0.0.1:" + std::to_string(w.port())};
+  o.access.workers = {"127.0.0.1:" + std::to_string(a.port()), "127.0.0.1:" + std::to_string(b.port())};
   o.ship_weights = true;
-  try {
-    coordinator c(fs::path(MLXD_GOLDEN_DIR) / "llama_quant" / "model.gguf", o);
-    FAIL() << "shipped a GGUF model";
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("GGUF stages are not shipped"), std::string::npos) << e.what();
+  const models::llama_model whole = models::load_llama(gguf);
+  const std::vector<int32_t> tokens = {1, 5, 9, 2};
+  models::kv_cache cache = whole.make_cache(8);
+  const array expected = whole.forward(tokens, cache);
+  {
+    coordinator c(gguf, o);
+    EXPECT_GT(c.shipped_bytes(), 0u);
+    EXPECT_LT(c.shipped_bytes(), 2 * fs::file_size(gguf)) << "the metadata travels twice, the tensors once";
+    EXPECT_LE(largest_gap(c.logits(tokens), expected), 1e-5f);
   }
+  size_t quantized = 0;
+  for (const char* w : {"a", "b"}) {
+    const auto e = cache_entries(dir.path() / w);
+    ASSERT_EQ(e.size(), 1u) << w;
+    const fs::path file = dir.path() / w / e[0] / "model.gguf";
+    ASSERT_TRUE(fs::exists(file));
+    const gguf_file g = load_gguf(file, {.read_tensors = false});
+    for (const gguf_tensor_info& t : g.tensor_infos) {
+      quantized += t.type_name.starts_with("Q");
+      EXPECT_TRUE(!t.name.starts_with("blk.") || std::atoi(t.name.c_str() + 4) < 2) << t.name;
+    }
+  }
+  EXPECT_GT(quantized, 0u) << "quantized tensors travel quantized";
+  coordinator again(gguf, o);
+  EXPECT_EQ(again.shipped_bytes(), 0u);
+  EXPECT_LE(largest_gap(again.logits(tokens), expected), 1e-5f);
 }
 
 }  // namespace

@@ -128,6 +128,10 @@ llama_model load_llama_gguf(const std::filesystem::path& path, const llama_load_
 // Mistral) the q/k rows regrouped for interleaved RoPE. `weights` use the HF names (checked as llama_model
 // does); tensors are shared, not copied. Llama-3 RoPE scaling becomes llama.cpp's rope_freqs tensor (one
 // divisor per frequency). Throws std::invalid_argument for weights already in the interleaved layout.
+// The key with which a GGUF file holding part of a model (a shipped pipeline stage) records whether the
+// model ties its embeddings; a whole model's file says it by having output.weight or not. Such a file also
+// sets "<arch>.vocab_size", since it may lack token_embd.weight.
+inline constexpr const char* gguf_tie_embeddings_key = "mlxd.tie_word_embeddings";
 struct gguf_model {
   gguf_metadata metadata;
   std::map<std::string, array> tensors;
