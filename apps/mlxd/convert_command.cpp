@@ -77,8 +77,10 @@ void add_convert_command(CLI::App& app) {
     convert_weights(g.tensors, *type, true);
     std::string tokenizer_note = "with its tokenizer";
     const fs::path tokenizer_folder = tokenizer_dir->empty() ? fs::path(*in) : fs::path(*tokenizer_dir);
-    if (!fs::exists(tokenizer_folder / "tokenizer.json")) {
-      tokenizer_note = "no tokenizer (no tokenizer.json in " + tokenizer_folder.string() + ")";
+    if (!fs::exists(tokenizer_folder / "tokenizer.json") &&
+        !fs::exists(tokenizer_folder / "tokenizer.model")) {
+      tokenizer_note =
+          "no tokenizer (no tokenizer.json or tokenizer.model in " + tokenizer_folder.string() + ")";
     } else {
       try {
         add_gguf_tokenizer(tokenizer_folder, g.metadata);

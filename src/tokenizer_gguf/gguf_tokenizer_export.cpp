@@ -6,6 +6,7 @@
 
 #include "mlxd/io/file_text.h"
 #include "mlxd/tokenizer/tokenizer_error.h"
+#include "sentencepiece_export.h"
 
 namespace mlxd {
 namespace {
@@ -64,10 +65,22 @@ std::optional<std::string> token_text(const json& config, const char* key) {
 }  // namespace
 
 void add_gguf_tokenizer(const std::filesystem::path& folder, gguf_metadata& metadata) {
-  const json tok = read_json(folder / "tokenizer.json");
   const json config = std::filesystem::exists(folder / "tokenizer_config.json")
                           ? read_json(folder / "tokenizer_config.json")
                           : json::object();
+  if (!std::filesystem::exists(folder / "tokenizer.json") &&
+      std::filesystem::exists(folder / "tokenizer.model")) {
+    const std::filesystem::path path = folder / "tokenizer.model";
+    const auto bytes = io::read_file(path);
+    if (!bytes) throw tokenizer_error("cannot read " + path.string());
+    gguf_metadata out = metadata;
+    detail::add_sentencepiece_tokenizer(*bytes, path.string(), out);
+    if (config.contains("chat_template") && config["chat_template"].is_string())
+      out.set("tokenizer.chat_template", config["chat_template"].get<std::string>());
+    metadata = std::move(out);
+    return;
+  }
+  const json tok = read_json(folder / "tokenizer.json");
   const json& model = tok.at("model");
   if (model.value("type", "") != "BPE" || !model.contains("vocab") || !model["vocab"].is_object())
     throw tokenizer_error("only byte-level BPE tokenizers go into GGUF here (model type " +

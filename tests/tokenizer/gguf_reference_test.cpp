@@ -13,6 +13,7 @@
 #include "mlxd/tokenizer_gguf/gguf_tokenizer.h"
 #include "mlxd/tokenizer_gguf/gguf_tokenizer_export.h"
 #include "reference_cases.h"
+#include "support/temp_dir.h"
 
 namespace mlxd {
 namespace {
@@ -128,6 +129,69 @@ TEST(gguf_reference_sentencepiece, ids_match_sentencepiece_outside_literal_contr
     if (plain != want_plain && ++failures >= 10) FAIL() << "stopping after 10 failing inputs";
   }
   EXPECT_GE(compared, 300);
+}
+
+// A folder with only the Llama-2 tokenizer.model, as add_gguf_tokenizer writes it (what `mlxd convert`
+// embeds): every tokenizer.ggml key equals what the independent Python converter wrote, and the result
+// encodes the reference cases as SentencePiece does.
+TEST(gguf_export, a_sentencepiece_model_gives_the_converters_metadata) {
+  const std::string dir = std::string(MLXD_TOKENIZER_REFERENCE_DIR);
+  const test::temp_dir folder("spm_export");
+  std::filesystem::copy_file(dir + "/spm/tokenizer.model", folder.path() / "tokenizer.model");
+  gguf_metadata metadata;
+  metadata.set("general.architecture", "llama");
+  add_gguf_tokenizer(folder.path(), metadata);
+  const gguf_file want = load_gguf(dir + "/gguf/llama2_spm.gguf", {.read_tensors = false});
+  int keys = 0;
+  for (const auto& [key, value] : want.metadata) {
+    if (!key.starts_with("tokenizer.")) continue;
+    ++keys;
+    const gguf_value* got = metadata.find(key);
+    ASSERT_NE(got, nullptr) << key;
+    EXPECT_TRUE(*got == value) << key << ": " << describe(*got) << " vs " << describe(value);
+  }
+  EXPECT_GE(keys, 10);
+  const std::string file = dir + "/gguf/exported_llama2_spm.gguf";
+  save_gguf(file, metadata, {});
+  const tokenizer tok = load_tokenizer(file);
+  int compared = 0;
+  for (const auto& c : reference_expected()["models"]["llama2_spm"]["cases"]) {
+    const std::string text = test::reference_case_text(c);
+    if (text.find("<s>") != std::string::npos || text.find("</s>") != std::string::npos ||
+        text.find("<unk>") != std::string::npos)
+      continue;
+    ++compared;
+    ASSERT_EQ(test::show_ids(tok.encode(text, true)), test::show_ids(c["ids"].get<std::vector<token_id>>()))
+        << text;
+  }
+  EXPECT_GE(compared, 300);
+}
+
+// Malformed or unigram tokenizer.model bytes are refused naming the file and what is wrong.
+TEST(gguf_export, malformed_or_unigram_sentencepiece_models_are_refused) {
+  const test::temp_dir folder("spm_bad");
+  const std::string piece = std::string("\x0a\x03\x0a\x01") + "a";  // ModelProto.pieces {piece: "a"}
+  const std::pair<std::string, const char*> cases[] = {
+      {std::string("\x0a\x05\x0a\x01", 4), "runs past the end"},
+      {std::string("\x0a\x80", 2), "truncated varint"},
+      {piece + std::string("\x12\x02\x18\x01", 4), "model type 1 is not BPE"},
+      {piece, "model type 1 is not BPE"},  // unigram is the default
+      {std::string("\x12\x02\x18\x02", 4), "no pieces"},
+      {piece + std::string("\x12\x04\x18\x02\xc8\x02", 6) + std::string("\x05", 1), "truncated varint"},
+      {std::string("\x0a\x02\x18\x09", 4) + std::string("\x12\x02\x18\x02", 4), "piece type 9"},
+  };
+  for (const auto& [bytes, message] : cases) {
+    folder.write("tokenizer.model", bytes);
+    gguf_metadata metadata;
+    try {
+      add_gguf_tokenizer(folder.path(), metadata);
+      ADD_FAILURE() << "accepted: " << message;
+    } catch (const tokenizer_error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("tokenizer.model"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(metadata.size(), 0u) << "nothing added after: " << message;
+  }
 }
 
 TEST(gguf_reference_config, special_ids_and_template_match_the_tokenizer_json) {
