@@ -35,7 +35,7 @@ void add_convert_command(CLI::App& app);
 void add_fuse_command(CLI::App& app);
 // `mlxd perplexity --model M --file TEXT [--context N] [--stride S]`: the model's perplexity on the text.
 void add_perplexity_command(CLI::App& app);
-// `mlxd quantize IN OUT --type q8_0|q4_0|q4_k|q6_k`: a GGUF file (or HF folder) rewritten as GGUF with its
+// `mlxd quantize IN OUT --type q8_0|q4_0|q4_k|q4_k_m|q6_k`: a GGUF file (or HF folder) rewritten as GGUF with its
 // 2-d weights block-quantized; metadata copied.
 void add_quantize_command(CLI::App& app);
 

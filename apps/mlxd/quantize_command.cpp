@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "commands.h"
@@ -14,9 +15,13 @@ struct quant_type {
   const char* flag;
   dtype type;
   uint32_t file_type;  // llama.cpp's general.file_type (LLAMA_FTYPE_MOSTLY_*)
+  bool mixed = false;  // llama.cpp's Q4_K_M mix: some tensors get Q6_K (mixed_type)
 };
-constexpr quant_type quant_types[] = {
-    {"q8_0", dtype::q8_0, 7}, {"q4_0", dtype::q4_0, 2}, {"q4_k", dtype::q4_k, 14}, {"q6_k", dtype::q6_k, 18}};
+constexpr quant_type quant_types[] = {{"q8_0", dtype::q8_0, 7},
+                                      {"q4_0", dtype::q4_0, 2},
+                                      {"q4_k", dtype::q4_k, 14},
+                                      {"q4_k_m", dtype::q4_k, 15, true},
+                                      {"q6_k", dtype::q6_k, 18}};
 
 // The dtype a tensor gets: 2-d float or quantized matrices take the target type when their rows are whole
 // blocks of it, else q8_0 when they are whole blocks of 32 (llama.cpp also falls back for k-quants), else
@@ -28,6 +33,18 @@ dtype choose(const array& a, dtype target) {
   return a.type();
 }
 
+// The Q4_K_M mix, as llama.cpp's quantizer makes it for Llama-family models: the LM head (the embedding
+// when tied) in Q6_K, attn_v and ffn_down in Q6_K in the first and last eighth of the layers and every third
+// between, everything else Q4_K.
+dtype mixed_type(const std::string& name, int n_layers, bool has_output) {
+  if (name == "output.weight" || (!has_output && name == "token_embd.weight")) return dtype::q6_k;
+  if (!name.starts_with("blk.") || !(name.ends_with(".attn_v.weight") || name.ends_with(".ffn_down.weight")))
+    return dtype::q4_k;
+  const int layer = std::atoi(name.c_str() + 4);
+  const bool more_bits = layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+  return more_bits ? dtype::q6_k : dtype::q4_k;
+}
+
 }  // namespace
 
 void add_quantize_command(CLI::App& app) {
@@ -37,9 +54,9 @@ void add_quantize_command(CLI::App& app) {
   auto type = std::make_shared<std::string>();
   cmd->add_option("IN", *in, "a GGUF file, or a Hugging Face model folder")->required();
   cmd->add_option("OUT", *out, "the GGUF file to write")->required();
-  cmd->add_option("--type", *type, "q8_0, q4_0, q4_k or q6_k")
+  cmd->add_option("--type", *type, "q8_0, q4_0, q4_k, q4_k_m (llama.cpp's mix of Q4_K and Q6_K) or q6_k")
       ->required()
-      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q6_k"}));
+      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q4_k_m", "q6_k"}));
   cmd->callback([in, out, type] {
     const quant_type* target = nullptr;
     for (const quant_type& q : quant_types) {
@@ -55,9 +72,12 @@ void add_quantize_command(CLI::App& app) {
     }
     std::map<std::string, int> counts;
     size_t bytes_in = 0, bytes_out = 0;
+    int n_layers = 0;
+    for (const auto& [name, a] : model.tensors) n_layers += name.ends_with(".attn_v.weight");
+    const bool has_output = model.tensors.contains("output.weight");
     for (auto& [name, a] : model.tensors) {
       bytes_in += a.nbytes();
-      const dtype t = choose(a, target->type);
+      const dtype t = choose(a, target->mixed ? mixed_type(name, n_layers, has_output) : target->type);
       if (t != a.type()) a = astype(a, t);
       ++counts[std::string(mlxd::name(a.type()))];
       bytes_out += a.nbytes();
