@@ -35,8 +35,8 @@ void add_convert_command(CLI::App& app);
 void add_fuse_command(CLI::App& app);
 // `mlxd perplexity --model M --file TEXT [--context N] [--stride S]`: the model's perplexity on the text.
 void add_perplexity_command(CLI::App& app);
-// `mlxd quantize IN OUT --type q8_0|q4_0|q4_k|q4_k_m|q6_k`: a GGUF file (or HF folder) rewritten as GGUF with its
-// 2-d weights block-quantized; metadata copied.
+// `mlxd quantize IN OUT --type q8_0|q4_0|q4_k|q4_k_m|q6_k`: a GGUF file (or HF folder) rewritten as GGUF with
+// its 2-d weights block-quantized; metadata copied.
 void add_quantize_command(CLI::App& app);
 
 // `mlxd train --config FILE.yaml [--set KEY=VALUE]... [--out DIR] [--steps N] [--no-resume]`: a training run
