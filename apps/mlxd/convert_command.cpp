@@ -4,7 +4,6 @@
 #include "commands.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/io/gguf.h"
-#include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
 #include "mlxd/models/llama_folder.h"
 #include "mlxd/tokenizer/tokenizer_error.h"
@@ -72,8 +71,8 @@ void add_convert_command(CLI::App& app) {
     }
     if (fs::path(*out).extension() != ".gguf")
       throw std::invalid_argument("OUT must end in .gguf when IN is a model folder");
-    models::gguf_model g =
-        models::llama_to_gguf(models::load_llama_config(*in), load_model_weights(*in).tensors);
+    const models::llama_config config = models::load_llama_config(*in);
+    models::gguf_model g = models::llama_to_gguf(config, models::load_llama_folder_weights(*in, config));
     convert_weights(g.tensors, *type, true);
     std::string tokenizer_note = "with its tokenizer";
     const fs::path tokenizer_folder = tokenizer_dir->empty() ? fs::path(*in) : fs::path(*tokenizer_dir);

@@ -5,8 +5,8 @@
 #include "commands.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/io/gguf.h"
-#include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/models/llama_folder.h"
 
 namespace mlxd::app {
 namespace {
@@ -68,7 +68,8 @@ void add_quantize_command(CLI::App& app) {
       model.metadata = std::move(file.metadata);
       model.tensors = std::move(file.tensors);
     } else {
-      model = models::llama_to_gguf(models::load_llama_config(*in), load_model_weights(*in).tensors);
+      const models::llama_config config = models::load_llama_config(*in);
+      model = models::llama_to_gguf(config, models::load_llama_folder_weights(*in, config));
     }
     std::map<std::string, int> counts;
     size_t bytes_in = 0, bytes_out = 0;

@@ -10,6 +10,7 @@
 #include "mlxd/io/file_text.h"
 #include "mlxd/io/io_error.h"
 #include "mlxd/io/safetensors.h"
+#include "mlxd/models/llama_folder.h"
 
 namespace mlxd::dist {
 namespace fs = std::filesystem;
@@ -49,7 +50,11 @@ ship_source open_ship_source(const fs::path& model) {
   }
   safetensors_load_options mapped;
   mapped.copy = false;
-  return {model, read_bytes(model / config_file), load_model_weights(model, mapped).tensors, std::nullopt};
+  const models::llama_config config = models::load_llama_config(model);
+  std::map<std::string, array> tensors = models::load_llama_folder_weights(model, config, mapped);
+  // An MLX folder's stages travel dequantized, so their config must not say "quantization".
+  std::string text = config.mlx_quantized ? models::to_json(config) : read_bytes(model / config_file);
+  return {model, std::move(text), std::move(tensors), std::nullopt};
 }
 
 namespace {

@@ -25,8 +25,18 @@ detail::safetensors_header read_header(int fd, uint64_t file_size, std::string_v
   return detail::parse_safetensors_header_json(json, file_size - 8 - n, origin);
 }
 
-void check_supported(const detail::safetensors_header& header, std::string_view origin) {
-  for (const auto& t : header.tensors) {
+// With u32_as_bytes, U32 entries become U8 entries over the same byte range.
+void check_supported(detail::safetensors_header& header, std::string_view origin,
+                     const safetensors_load_options& options) {
+  for (auto& t : header.tensors) {
+    if (!t.type && options.u32_as_bytes && t.dtype_name == "U32") {
+      t.type = dtype::u8;
+      if (t.shape.empty()) t.shape.push_back(1);
+      // Only an empty tensor (a zero dimension elsewhere) can have a last dimension near the int64 limit.
+      if (__builtin_mul_overflow(t.shape.back(), int64_t{4}, &t.shape.back())) {
+        throw_safetensors_error(origin, "tensor " + detail::quote(t.name) + ": U32 dimension too large");
+      }
+    }
     if (!t.type) {
       throw_safetensors_error(origin, "unsupported dtype " + t.dtype_name + " for tensor " +
                                           detail::quote(t.name) +
@@ -95,7 +105,7 @@ safetensors_file load_safetensors(const std::filesystem::path& path,
   const detail::unique_fd fd = detail::open_for_read(path, context);
   const uint64_t size = detail::file_size(fd.get(), context);
   detail::safetensors_header header = read_header(fd.get(), size, origin, context);
-  check_supported(header, origin);
+  check_supported(header, origin, options);
 
   std::shared_ptr<const detail::mapped_file> mapping;
   if (!options.copy && header.data_size > 0) mapping = detail::mapped_file::map(fd.get(), size, context);

@@ -15,28 +15,53 @@ using nlohmann::json;
   throw std::invalid_argument("[llama_config] " + source + ": " + what);
 }
 
-// Folders whose weights another tool quantized (MLX's packed uint32 with scales and biases, GPTQ, AWQ,
-// bitsandbytes...) hold tensors mlxd cannot multiply: refuse them by the config, saying what to use instead.
-void refuse_quantized_weights(const json& j, const std::string& source) {
-  const std::string instead =
-      ", which mlxd does not read: use the unquantized Hugging Face folder (`mlxd quantize` makes Q8_0, "
-      "Q4_0, Q4_K or Q6_K GGUF from it) or a GGUF file";
-  if (j.contains("quantization") && j["quantization"].is_object()) {
-    const json& q = j["quantization"];
-    const auto number = [&](const char* key) {
-      return q.contains(key) && q[key].is_number_integer() ? std::to_string(q[key].get<int64_t>())
-                                                           : std::string("?");
-    };
-    bad(source, "MLX-quantized weights (" + number("bits") + " bits in groups of " + number("group_size") +
-                    ")" + instead);
+template <class T>
+T field(const json& j, const char* key, const std::string& source);
+
+// MLX's "quantization" object: "bits", "group_size", optionally "mode" (only "affine" is read), and
+// per-module entries (an object with bits and group_size, or false for a module left unquantized).
+mlx_quantization::params mlx_params(const json& j, const std::string& where, const std::string& source) {
+  mlx_quantization::params p{field<int>(j, "bits", source), field<int>(j, "group_size", source)};
+  if (p.bits < 2 || p.bits > 8 || p.bits == 7) {
+    bad(source, where + "bits " + std::to_string(p.bits) + " is not one MLX packs (2, 3, 4, 5, 6 or 8)");
   }
-  if (j.contains("quantization_config") && j["quantization_config"].is_object()) {
-    const json& q = j["quantization_config"];
-    const std::string method = q.contains("quant_method") && q["quant_method"].is_string()
-                                   ? q["quant_method"].get<std::string>()
-                                   : std::string("an unnamed method");
-    bad(source, "weights quantized by " + method + instead);
+  if (p.group_size != 32 && p.group_size != 64 && p.group_size != 128) {
+    bad(source, where + "group_size " + std::to_string(p.group_size) + " is not 32, 64 or 128");
   }
+  return p;
+}
+
+mlx_quantization parse_mlx_quantization(const json& q, const std::string& source) {
+  if (q.contains("mode") && q["mode"] != "affine") {
+    bad(source, "MLX weights quantized in mode " + q["mode"].dump() +
+                    ", which mlxd does not read (it reads MLX's \"affine\" mode)");
+  }
+  mlx_quantization out;
+  out.defaults = mlx_params(q, "quantization: ", source);
+  for (const auto& [key, value] : q.items()) {
+    if (value.is_object()) {
+      out.modules[key] = mlx_params(value, "quantization of " + key + ": ", source);
+    } else if (value.is_boolean()) {
+      if (value.get<bool>()) bad(source, "quantization of " + key + ": true is not an override");
+      out.modules[key] = std::nullopt;
+    }
+  }
+  return out;
+}
+
+// Weights that GPTQ, AWQ, bitsandbytes... quantized are refused by the config, saying what to use instead.
+// MLX writes its "quantization" object a second time as "quantization_config", without a quant_method.
+void refuse_foreign_quantization(const json& j, const std::string& source) {
+  if (!j.contains("quantization_config") || !j["quantization_config"].is_object()) return;
+  if (j.contains("quantization") && j["quantization"].is_object()) return;
+  const json& q = j["quantization_config"];
+  const std::string method = q.contains("quant_method") && q["quant_method"].is_string()
+                                 ? q["quant_method"].get<std::string>()
+                                 : std::string("an unnamed method");
+  bad(source,
+      "weights quantized by " + method +
+          ", which mlxd does not read: use the unquantized Hugging Face folder (`mlxd quantize` makes "
+          "Q8_0, Q4_0, Q4_K or Q6_K GGUF from it) or a GGUF file");
 }
 
 template <class T>
@@ -55,6 +80,15 @@ T optional_field(const json& j, const char* key, T fallback, const std::string& 
 }
 
 }  // namespace
+
+std::optional<mlx_quantization::params> mlx_quantization::of(const std::string& weight_name) const {
+  const std::string suffix = ".weight";
+  if (weight_name.size() > suffix.size() && weight_name.ends_with(suffix)) {
+    auto it = modules.find(weight_name.substr(0, weight_name.size() - suffix.size()));
+    if (it != modules.end()) return it->second;
+  }
+  return defaults;
+}
 
 llama_config parse_llama_config(const std::string& json_text, const std::string& source) {
   json j;
@@ -75,7 +109,9 @@ llama_config parse_llama_config(const std::string& json_text, const std::string&
     c.num_labels = optional_field<int>(j, "num_labels", 2, source);
     if (c.num_labels < 1) bad(source, "num_labels must be >= 1");
   }
-  refuse_quantized_weights(j, source);
+  refuse_foreign_quantization(j, source);
+  if (j.contains("quantization") && j["quantization"].is_object())
+    c.mlx_quantized = parse_mlx_quantization(j["quantization"], source);
   static const char* known[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
                                 "Qwen3ForCausalLM"};
   bool ok = false;

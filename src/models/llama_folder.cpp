@@ -4,10 +4,25 @@
 
 #include "mlxd/io/io_error.h"
 #include "mlxd/io/safetensors.h"
+#include "models/mlx_dequantize.h"
 
 namespace mlxd::models {
 
 namespace fs = std::filesystem;
+
+std::map<std::string, array> load_llama_folder_weights(
+    const fs::path& dir, const llama_config& config, const safetensors_load_options& options,
+    const std::function<bool(const std::string&)>& wanted) {
+  safetensors_load_options read = options;
+  read.u32_as_bytes = config.mlx_quantized.has_value();
+  std::map<std::string, array> weights = load_model_weights(dir, read).tensors;
+  if (config.mlx_quantized) {
+    dequantize_mlx_weights(weights, *config.mlx_quantized, wanted);
+  } else if (wanted) {
+    std::erase_if(weights, [&](const auto& entry) { return !wanted(entry.first); });
+  }
+  return weights;
+}
 
 void save_llama_folder(const fs::path& dir, const llama_config& config,
                        const std::map<std::string, array>& weights, const fs::path& tokenizer_from) {

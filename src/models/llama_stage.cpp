@@ -1,9 +1,11 @@
 #include <cstring>
+#include <set>
 #include <stdexcept>
 
 #include "mlxd/core/ops.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/models/llama_folder.h"
 #include "models/llama_gguf_read.h"
 
 namespace mlxd::models {
@@ -44,7 +46,10 @@ llama_model load_llama_stage(const std::filesystem::path& path, const llama_stag
     config = load_llama_config(path);
     safetensors_load_options options;
     options.copy = false;
-    all = load_model_weights(path, options).tensors;
+    std::set<std::string> needed;
+    for (const auto& entry : stage_tensors(config, stage)) needed.insert(entry.first);
+    all = load_llama_folder_weights(
+        path, config, options, [&](const std::string& n) { return needed.contains(n) && !mine.contains(n); });
   }
   for (const auto& [tensor_name, shape] : stage_tensors(config, stage)) {
     auto it = all.find(tensor_name);

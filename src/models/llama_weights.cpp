@@ -4,6 +4,7 @@
 #include "mlxd/core/random.h"
 #include "mlxd/io/safetensors.h"
 #include "mlxd/models/llama.h"
+#include "mlxd/models/llama_folder.h"
 
 namespace mlxd::models {
 namespace {
@@ -64,7 +65,8 @@ llama_model load_llama(const std::filesystem::path& model_dir, const llama_load_
   llama_config config = load_llama_config(model_dir);
   safetensors_load_options read;
   read.copy = !options.mmap;
-  return llama_model(std::move(config), load_model_weights(model_dir, read).tensors);
+  std::map<std::string, array> weights = load_llama_folder_weights(model_dir, config, read);
+  return llama_model(std::move(config), weights);
 }
 
 llama_stage whole_model(const llama_config& config) {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "mlxd/core/autograd.h"
-#include "mlxd/io/safetensors.h"
+#include "mlxd/models/llama_folder.h"
 #include "reference_cache.h"
 
 namespace mlxd::trainer {
@@ -14,7 +14,7 @@ frozen_reference::frozen_reference(const train_config& c, const fs::path& dir, c
   if (c.lora && shared.base && dir == c.model.from) {
     weights_ = shared.base;  // the base without its adapters
   } else {
-    owned_ = std::make_unique<std::map<std::string, array>>(load_model_weights(dir).tensors);
+    owned_ = std::make_unique<std::map<std::string, array>>(models::load_llama_folder_weights(dir, config_));
     weights_ = owned_.get();
   }
 }

@@ -5,14 +5,14 @@
 
 #include "mlxd/core/autograd.h"
 #include "mlxd/io/io_error.h"
-#include "mlxd/io/safetensors.h"
+#include "mlxd/models/llama_folder.h"
 #include "mlxd/models/lora.h"
 #include "objectives.h"
 
 namespace mlxd::trainer {
 
 reward_model::reward_model(const std::filesystem::path& dir)
-    : config_(models::load_llama_config(dir)), weights_(load_model_weights(dir).tensors) {
+    : config_(models::load_llama_config(dir)), weights_(models::load_llama_folder_weights(dir, config_)) {
   if (config_.num_labels != 1)
     throw std::invalid_argument(dir.string() +
                                 " is not a reward model: its config.json needs architectures "

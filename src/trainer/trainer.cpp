@@ -46,8 +46,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // A cursor as six integers, so ranks can gather theirs into one checkpoint.
 // The model and its trainable weights, loaded to fine-tune or drawn to pre-train.
 std::pair<models::llama_config, std::map<std::string, array>> initial_model(const train_config& c) {
-  if (!c.model.from.empty())
-    return {models::load_llama_config(c.model.from), load_model_weights(c.model.from).tensors};
+  if (!c.model.from.empty()) {
+    models::llama_config config = models::load_llama_config(c.model.from);
+    std::map<std::string, array> weights = models::load_llama_folder_weights(c.model.from, config);
+    return {std::move(config), std::move(weights)};
+  }
   models::llama_config config;
   try {
     config = models::parse_llama_config(c.model.config.dump(), "model.config");

@@ -180,3 +180,38 @@ TEST(WeightsShipping, AQuantizedGgufModelShipsItsLayersAsTheyAre) {
 
 }  // namespace
 }  // namespace mlxd::dist
+
+namespace mlxd::dist {
+namespace {
+
+// An MLX-community folder is served both ways: workers that read it load their layers' quantized tensors and
+// dequantize only those; workers that cannot get them shipped, already dequantized, with a config that no
+// longer says "quantization". Either way the cluster gives the single node's logits.
+TEST(WeightsShipping, AnMlxQuantizedFolderIsReadOrShippedDequantized) {
+  const fs::path mlx = fs::path(MLXD_GOLDEN_DIR) / "mlx_qwen2_mixed";
+  const models::llama_model whole = models::load_llama(mlx);
+  const std::vector<int32_t> tokens = {1, 5, 9, 2};
+  models::kv_cache cache = whole.make_cache(8);
+  const array expected = whole.forward(tokens, cache);
+  for (const bool ship : {false, true}) {
+    SCOPED_TRACE(ship ? "shipped" : "read by the workers");
+    const test::temp_dir dir("shipping");
+    worker a(caching_worker(dir.path() / "a")), b(caching_worker(dir.path() / "b"));
+    coordinator_options o;
+    o.access.workers = {"127.0.0.1:" + std::to_string(a.port()), "127.0.0.1:" + std::to_string(b.port())};
+    o.ship_weights = ship;
+    coordinator c(mlx, o);
+    EXPECT_EQ(c.shipped_bytes() > 0, ship);
+    EXPECT_EQ(largest_gap(c.logits(tokens), expected), 0.0f);
+    if (!ship) continue;
+    for (const char* w : {"a", "b"}) {
+      const auto e = cache_entries(dir.path() / w);
+      ASSERT_EQ(e.size(), 1u) << w;
+      const models::llama_config shipped = models::load_llama_config(dir.path() / w / e[0]);
+      EXPECT_FALSE(shipped.mlx_quantized) << w;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mlxd::dist

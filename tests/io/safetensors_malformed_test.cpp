@@ -106,6 +106,34 @@ TEST_F(io_safetensors_malformed, valid_dtypes_mlxd_lacks_are_unsupported) {
                         "shape [3] of F4 is not a whole number of bytes");
 }
 
+// MLX's packed weights: U32 words read as their little-endian bytes when asked, and refused otherwise.
+TEST_F(io_safetensors_malformed, u32_loads_as_bytes_only_when_asked) {
+  const auto path = dir_ / "packed.safetensors";
+  const std::string words("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", 16);
+  test::write_bytes(path, safetensors_bytes(R"({"w":{"dtype":"U32","shape":[2,2],"data_offsets":[0,16]},)"
+                                            R"("s":{"dtype":"U32","shape":[],"data_offsets":[16,20]}})",
+                                            words + std::string("\xff\x00\x00\x80", 4)));
+  for (const bool copy : {true, false}) {
+    const safetensors_file f = load_safetensors(path, {.copy = copy, .u32_as_bytes = true});
+    const array& w = f.tensors.at("w");
+    EXPECT_EQ(w.type(), dtype::u8);
+    EXPECT_EQ(w.shape(), (shape_t{2, 8}));
+    EXPECT_EQ(std::string(w.data<char>(), 16), words);
+    EXPECT_EQ(f.tensors.at("s").shape(), (shape_t{4}));
+    EXPECT_EQ(f.tensors.at("s").to_vector<int64_t>(), (std::vector<int64_t>{255, 0, 0, 128}));
+  }
+  EXPECT_NE(test::io_error_of([&] { load_safetensors(path); }).find("unsupported dtype U32 for tensor 's'"),
+            std::string::npos);
+  // An empty tensor may have a last dimension that times 4 leaves int64.
+  test::write_bytes(path, safetensors_bytes(R"({"w":{"dtype":"U32","shape":[0,4611686018427387904],)"
+                                            R"("data_offsets":[0,0]}})",
+                                            ""));
+  EXPECT_NE(test::io_error_of([&] {
+              load_safetensors(path, {.u32_as_bytes = true});
+            }).find("tensor 'w': U32 dimension too large"),
+            std::string::npos);
+}
+
 TEST_F(io_safetensors_malformed, bad_shape_dims) {
   expect_entry_rejected(R"({"dtype":"U8","shape":[-2],"data_offsets":[0,0]})", 0, "shape dim 0 is -2");
   expect_entry_rejected(R"({"dtype":"U8","shape":[1,2.5],"data_offsets":[0,0]})", 0, "shape dim 1 is 2.5");

@@ -59,13 +59,41 @@ TEST(LlamaConfig, Llama3RopeScalingAndDefaults) {
 // refused by their config, saying why and what to use instead.
 TEST(LlamaConfig, RefusesFoldersOfOtherToolsQuantizedWeights) {
   const std::string base = qwen3.substr(0, qwen3.size() - 1);  // without the closing brace
-  expect_error(base + R"(, "quantization": {"group_size": 64, "bits": 4}})",
-               "MLX-quantized weights (4 bits in groups of 64), which mlxd does not read");
-  expect_error(base + R"(, "quantization": {"group_size": 32, "bits": 8}})", "8 bits in groups of 32");
   expect_error(base + R"(, "quantization_config": {"quant_method": "gptq", "bits": 4}})",
                "weights quantized by gptq, which mlxd does not read: use the unquantized");
   expect_error(base + R"(, "quantization_config": {"bits": 4}})", "quantized by an unnamed method");
   EXPECT_NO_THROW(parse_llama_config(base + R"(, "quantization": null})", "cfg.json"));
+}
+
+TEST(LlamaConfig, ReadsMlxQuantizationWithItsOverridesAndRefusesWhatMlxDoesNotPack) {
+  const std::string base = qwen3.substr(0, qwen3.size() - 1);
+  const std::string q = R"({"group_size": 64, "bits": 4, "model.layers.0.mlp.down_proj": {"group_size": 32,
+      "bits": 8}, "lm_head": false})";
+  // MLX repeats the object as "quantization_config", without a quant_method: that is not a foreign tool's.
+  const llama_config c =
+      parse_llama_config(base + R"(, "quantization": )" + q + R"(, "quantization_config": )" + q + "}", "c");
+  ASSERT_TRUE(c.mlx_quantized);
+  EXPECT_EQ(c.mlx_quantized->defaults.bits, 4);
+  EXPECT_EQ(c.mlx_quantized->defaults.group_size, 64);
+  EXPECT_EQ(c.mlx_quantized->of("model.layers.0.mlp.down_proj.weight")->bits, 8);
+  EXPECT_EQ(c.mlx_quantized->of("model.layers.0.mlp.down_proj.weight")->group_size, 32);
+  EXPECT_EQ(c.mlx_quantized->of("model.layers.0.mlp.up_proj.weight")->bits, 4);
+  EXPECT_FALSE(c.mlx_quantized->of("lm_head.weight"));
+  EXPECT_EQ(to_json(c).find("quantization"), std::string::npos);  // a loaded model holds plain weights
+  EXPECT_FALSE(parse_llama_config(qwen3, "c").mlx_quantized);
+
+  expect_error(base + R"(, "quantization": {"group_size": 64, "bits": 4, "mode": "mxfp4"}})",
+               "MLX weights quantized in mode \"mxfp4\", which mlxd does not read");
+  expect_error(base + R"(, "quantization": {"group_size": 64, "bits": 7}})",
+               "quantization: bits 7 is not one MLX packs (2, 3, 4, 5, 6 or 8)");
+  expect_error(base + R"(, "quantization": {"group_size": 48, "bits": 4}})",
+               "group_size 48 is not 32, 64 or 128");
+  expect_error(base + R"(, "quantization": {"bits": 4}})", "missing \"group_size\"");
+  expect_error(base + R"(, "quantization": {"group_size": 64, "bits": 4, "lm_head": {"bits": 1,
+      "group_size": 64}}})",
+               "quantization of lm_head: bits 1 is not one MLX packs");
+  expect_error(base + R"(, "quantization": {"group_size": 64, "bits": 4, "lm_head": true}})",
+               "quantization of lm_head: true is not an override");
 }
 
 TEST(LlamaConfig, RejectsBadConfigsNamingTheField) {

@@ -9,7 +9,8 @@
 // What is accepted:
 //   - dtypes F32, F16, BF16, I32, I64, U8 and BOOL load as mlxd arrays. Other dtypes of the format (F64, I8,
 //     I16, U16, U32, U64, F8_*, ...) are recognised and validated, then rejected as unsupported; unknown
-//     dtype names are format errors. BOOL bytes must be 0 or 1.
+//     dtype names are format errors. BOOL bytes must be 0 or 1. U32 loads as bytes when asked (see
+//     safetensors_load_options::u32_as_bytes).
 //   - Tensor byte ranges must lie inside the data section, match product(shape) * element size, and not
 //     overlap. Unused bytes between or after tensors ("holes") are accepted, although the reference writer
 //     never makes them.
@@ -45,6 +46,9 @@ struct safetensors_load_options {
   // section is empty (there is nothing to map). Truncating the file while it is mapped raises SIGBUS on
   // access.
   bool copy = true;
+  // true: U32 tensors load as U8 arrays of the same little-endian bytes, their last dimension times 4 (a
+  // scalar becomes [4]). For packed integer formats read byte by byte, such as MLX's quantized weights.
+  bool u32_as_bytes = false;
 };
 
 // Loads every tensor and the metadata of the safetensors file at `path`. Throws io_error when the file cannot

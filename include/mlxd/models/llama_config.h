@@ -3,11 +3,27 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <string>
 
 namespace mlxd::models {
 
 enum class rope_scaling_type { none, linear, llama3 };
+
+// MLX's affine quantization as an MLX-community config.json states it under "quantization": each group of
+// group_size values of a row is w = scale * q + bias with q of `bits` bits. Modules may override it.
+struct mlx_quantization {
+  struct params {
+    int bits = 0;        // 2, 3, 4, 5, 6 or 8
+    int group_size = 0;  // 32, 64 or 128
+  };
+  params defaults;
+  // By module path ("model.layers.0.mlp.down_proj"); nullopt: the config leaves the module unquantized.
+  std::map<std::string, std::optional<params>> modules;
+  // The params of the module whose weight is `weight_name` ("<module>.weight"), or nullopt.
+  std::optional<params> of(const std::string& weight_name) const;
+};
 
 struct llama_config {
   std::string architecture;  // e.g. "LlamaForCausalLM"; "...ForSequenceClassification" reads as the CausalLM
@@ -33,6 +49,9 @@ struct llama_config {
   // RoPE on interleaved pairs (x[2i], x[2i+1]) instead of halves: llama.cpp's layout for "llama" GGUF files,
   // whose converter permuted the q/k rows to match.
   bool rope_interleaved = false;
+  // Set for an MLX-community folder; its quantized weights are dequantized at load (llama_folder.h), so a
+  // loaded model holds plain weights and to_json leaves this out.
+  std::optional<mlx_quantization> mlx_quantized;
 };
 
 // Parses config.json text; `source` names the file in errors. Throws std::invalid_argument naming the field
