@@ -167,6 +167,49 @@ TEST(grpc_group, explicit_peer_list) {
       });
 }
 
+// Processes that form one group after another on one master port: a rank that leaves the first group early
+// and joins the second while the master still holds the first (formed) waits for the second to form instead
+// of failing with "the group is already formed". (comm.launch_8_ranks met this race.)
+TEST(grpc_group, a_rank_joining_a_master_that_still_holds_the_previous_group_waits_for_the_next) {
+  const int port = test::free_port();
+  std::shared_ptr<group> first0;
+  std::thread t0([&] { first0 = make_group("grpc", test::loopback_options(0, 2, port)); });
+  std::shared_ptr<group> first1 = make_group("grpc", test::loopback_options(1, 2, port));
+  t0.join();
+  first1.reset();  // rank 1 is done with the first group; rank 0 is not yet
+  std::shared_ptr<group> second1;
+  std::exception_ptr error;
+  std::thread joiner([&] {
+    try {
+      second1 = make_group("grpc", test::loopback_options(1, 2, port));
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the join meets the formed first group
+  first0.reset();
+  std::shared_ptr<group> second0;
+  std::exception_ptr error0;
+  try {
+    second0 = make_group("grpc", test::loopback_options(0, 2, port));
+  } catch (...) {
+    error0 = std::current_exception();
+  }
+  joiner.join();
+  if (error) std::rethrow_exception(error);
+  if (error0) std::rethrow_exception(error0);
+  ASSERT_TRUE(second1);
+  // The second group works: a sum over both of its ranks.
+  int64_t at1 = 0;
+  std::thread other([&] {
+    at1 = second1->all_reduce(array::from(std::vector<int64_t>{7}, {1}), reduce_op::sum).item<int64_t>();
+  });
+  EXPECT_EQ(second0->all_reduce(array::from(std::vector<int64_t>{5}, {1}), reduce_op::sum).item<int64_t>(),
+            12);
+  other.join();
+  EXPECT_EQ(at1, 12);
+}
+
 TEST(grpc_group, misuse_is_refused_with_clear_errors) {
   run_ranks(2, [](group& g) {
     EXPECT_THROW(g.send(array(1.0f), 2, 0), std::invalid_argument);

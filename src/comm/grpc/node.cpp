@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 #include "comm/grpc/capabilities.h"
 #include "mlxd/comm/rendezvous.h"
@@ -14,6 +15,8 @@ namespace mlxd::comm::rpc {
 namespace {
 
 using sys_clock = std::chrono::system_clock;
+
+constexpr auto join_retry_pause = std::chrono::milliseconds(20);
 
 std::string join_host_port(const std::string& host, int port) {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -153,17 +156,24 @@ std::vector<std::string> node::rendezvous(const std::string& own_address) {
       master, channel_credentials(tls_),
       channel_arguments(options_.keepalive, options_.keepalive_timeout, options_.max_message_bytes));
   auto stub = v1::Comm::NewStub(channel);
-  grpc::ClientContext ctx;
-  add_call_metadata(ctx, options_.cluster_token);
-  ctx.set_deadline(deadline);
-  ctx.set_wait_for_ready(true);
   v1::JoinRequest request;
   request.set_rank(rank_);
   request.set_world_size(world_size_);
   request.set_address(own_address);
   request.set_node_id(options_.node_id);
   v1::JoinReply reply;
-  grpc::Status s = stub->Join(&ctx, request, &reply);
+  grpc::Status s;
+  // A master that answers "already formed" may still hold the previous group of the same processes (which
+  // form groups one after another on one master port): ask again until the new one forms or time runs out.
+  for (;;) {
+    grpc::ClientContext ctx;
+    add_call_metadata(ctx, options_.cluster_token);
+    ctx.set_deadline(deadline);
+    ctx.set_wait_for_ready(true);
+    s = stub->Join(&ctx, request, &reply);
+    if (s.error_code() != grpc::StatusCode::ABORTED || sys_clock::now() + join_retry_pause >= deadline) break;
+    std::this_thread::sleep_for(join_retry_pause);
+  }
   if (!s.ok())
     throw comm_error("rendezvous with the master " + master + " failed: " +
                      (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED

@@ -297,8 +297,8 @@ grpc::ServerUnaryReactor* comm_service::Join(grpc::CallbackServerContext* ctx, c
     const int r = request->rank();
     if (s.ok() && !join_enabled_)
       s = {grpc::StatusCode::FAILED_PRECONDITION, "this node is not the rendezvous master"};
-    else if (s.ok() && join_complete_)
-      s = {grpc::StatusCode::FAILED_PRECONDITION, "the group is already formed"};
+    else if (s.ok() && join_complete_)  // ABORTED: the joiner retries, as this may be a group on its way out
+      s = {grpc::StatusCode::ABORTED, "the group is already formed"};
     else if (s.ok() && (request->world_size() != id_.world_size || r <= 0 || r >= id_.world_size))
       s = {grpc::StatusCode::INVALID_ARGUMENT,
            "rank " + std::to_string(r) + " of " + std::to_string(request->world_size()) +
