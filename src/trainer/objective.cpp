@@ -16,6 +16,14 @@ std::unique_ptr<objective> make_objective(const train_config& c, data::source_op
   return make_lm_objective(c, std::move(source), encoder);
 }
 
+void objective::restore_all(const std::vector<data::cursor>& c) {
+  if (c.size() != 1) {
+    throw config_error("the checkpoint holds " + std::to_string(c.size()) +
+                       " data streams a rank and this run reads one: resume with the same data.row_streams");
+  }
+  restore(c[0]);
+}
+
 std::vector<std::pair<std::string, array>> task_params(const train_config& c, const models::llama_config& m) {
   // The value head starts at 0, so the first values are 0 and its first gradients are the returns'.
   if (c.task == "ppo")

@@ -68,8 +68,13 @@ class objective {
   virtual ~objective() = default;
   // The next micro-batch of the stream; nullopt when it ended (a validation pass).
   virtual std::optional<micro_batch> next(const policy_view& policy) = 0;
+  // Where the next micro-batch's data starts (for messages; the first of several streams).
   virtual data::cursor position() const = 0;
   virtual void restore(const data::cursor& c) = 0;
+  // Every stream's cursor, for checkpoints: one unless the objective reads several (data.row_streams).
+  // restore_all takes as many as cursors() gives and throws config_error for another count.
+  virtual std::vector<data::cursor> cursors() const { return {position()}; }
+  virtual void restore_all(const std::vector<data::cursor>& c);
   // What the step divides by ("target tokens", "pairs"), for messages.
   virtual const char* unit_name() const = 0;
   virtual std::vector<stat_spec> stats() const = 0;

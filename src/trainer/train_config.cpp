@@ -125,6 +125,7 @@ void read_data(const json& doc, const fs::path& base, data_settings& d) {
   s.read("seq_len", d.seq_len);
   s.read("batch_size", d.batch_size);
   s.read("pack", d.pack);
+  s.read("row_streams", d.row_streams);
   s.read("kind", d.kind);
   s.finish();
   require(!d.train.empty(), "data.train must name at least one file");
@@ -388,6 +389,7 @@ train_config parse_train_config(const json& doc, const fs::path& base) {
   }
   require(c.task != "dpo" || !c.dpo.reference.empty(),
           "dpo needs a reference model: set dpo.reference or fine-tune from model.from");
+  require(!c.data.row_streams || c.task == "lm", "data.row_streams is for the lm task");
   return c;
 }
 

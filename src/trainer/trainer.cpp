@@ -73,7 +73,7 @@ struct trainer::impl {
   std::unique_ptr<data::sample_encoder> encoder;
   std::unique_ptr<objective> task;
   std::unique_ptr<objective> validation;  // made at the first evaluation
-  data::cursor validation_start;
+  std::vector<data::cursor> validation_start;
   std::vector<std::string> names;
   std::vector<array> params;  // the trained arrays, f32, in names' order
   std::unique_ptr<train::optimizer> optim;
@@ -146,7 +146,14 @@ struct trainer::impl {
     if (static_cast<int>(ranks.size()) != world)
       throw config_error(dir->string() + " was written by " + std::to_string(ranks.size()) +
                          " ranks; resume it with as many");
-    task->restore(data::cursor::from_json(ranks.at(rank)));
+    // A rank's entry is its cursor, or the list of its streams' cursors (data.row_streams).
+    std::vector<data::cursor> cursors;
+    if (ranks.at(rank).is_array()) {
+      for (const json& c : ranks.at(rank)) cursors.push_back(data::cursor::from_json(c));
+    } else {
+      cursors.push_back(data::cursor::from_json(ranks.at(rank)));
+    }
+    task->restore_all(cursors);
     task->restore_state(manifest.value("task", json()));
     step = s.step;
     rng = s.rng;
@@ -405,10 +412,13 @@ struct trainer::impl {
     if (!validation) {
       const auto source = validation_source(cfg, rank, world);
       if (!source) return e;
-      validation = make_objective(cfg, *source, *encoder, {cfg.lora ? &frozen : nullptr}, rank);
-      validation_start = validation->position();
+      // Validation batches are not steps: with row streams, each holds one row of each of ranks x batch_size.
+      train_config eval_cfg = cfg;
+      eval_cfg.optim.accumulation = 1;
+      validation = make_objective(eval_cfg, *source, *encoder, {cfg.lora ? &frozen : nullptr}, rank);
+      validation_start = validation->cursors();
     }
-    validation->restore(validation_start);
+    validation->restore_all(validation_start);
     autograd::no_grad no_tape;
     double loss_sum = 0, units = 0;
     std::vector<double> stats = initial_stats(*validation);
@@ -431,15 +441,25 @@ struct trainer::impl {
   }
 
   fs::path save() {
-    // Every rank's data cursor goes into rank 0's checkpoint.
-    array rows = array::from(task->position().to_row(), {static_cast<int64_t>(data::cursor::n_fields)});
+    // Every rank's data cursors go into rank 0's checkpoint; every rank has as many (the config says).
+    const std::vector<data::cursor> mine = task->cursors();
+    std::vector<int64_t> row;
+    for (const data::cursor& c : mine) {
+      const std::vector<int64_t> fields = c.to_row();
+      row.insert(row.end(), fields.begin(), fields.end());
+    }
+    array rows = array::from(row, {static_cast<int64_t>(row.size())});
     if (options.group) rows = options.group->all_gather(rows);
     fs::path dir = checkpoints_dir(cfg) / train::checkpoint_dir_name(step);
     if (rank == 0) {
       json ranks = json::array();
       const int64_t* v = rows.data<int64_t>();
-      for (int r = 0; r < world; ++r)
-        ranks.push_back(data::cursor::from_row(v + data::cursor::n_fields * r).to_json());
+      for (int r = 0; r < world; ++r) {
+        json streams = json::array();
+        for (size_t i = 0; i < mine.size(); ++i, v += data::cursor::n_fields)
+          streams.push_back(data::cursor::from_row(v).to_json());
+        ranks.push_back(mine.size() == 1 ? streams[0] : streams);
+      }
       train::checkpoint_state s;
       s.step = step;
       s.schedule_step = step;

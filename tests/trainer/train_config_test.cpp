@@ -92,6 +92,12 @@ TEST_F(train_config_test, names_the_setting_that_is_wrong) {
   EXPECT_NE(error_with("schedule.kind=wavy").find("schedule.kind"), std::string::npos);
   EXPECT_NE(error_with("model.from=somewhere").find("exactly one of"), std::string::npos);
   EXPECT_NE(error_with("run.save_dtype=f8").find("run.save_dtype"), std::string::npos);
+  EXPECT_NE(error_with("data.row_streams=3").find("data.row_streams must be true or false"),
+            std::string::npos);
+  const std::string dpo = message_of([&] {
+    load_train_config(write(minimal), {"task=dpo", "dpo.reference=ref", "data.row_streams=true"});
+  });
+  EXPECT_NE(dpo.find("data.row_streams is for the lm task"), std::string::npos) << dpo;
   EXPECT_NE(message_of([&] { load_train_config(dir_.path() / "missing.yaml"); }).find("cannot read"),
             std::string::npos);
 }

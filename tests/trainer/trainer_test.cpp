@@ -101,6 +101,56 @@ TEST_F(trainer_test, accumulation_splits_give_the_same_update) {
   }
 }
 
+// With data.row_streams each of a step's rows packs from its own stream, so the splits agree here too, and a
+// resumed run restores every stream's cursor (4 a rank here) exactly.
+TEST_F(trainer_test, row_streams_give_the_same_update_for_every_split_and_resume_exactly) {
+  auto streams = [&](const std::string& out, int64_t rows, int64_t accumulation, int64_t steps) {
+    nlohmann::json doc = config_doc(out, steps);
+    doc["optim"] = {{"name", "sgd"}, {"lr", 0.5}, {"grad_clip", 0.0}, {"accumulation", accumulation}};
+    doc["schedule"] = {{"kind", "constant"}};
+    doc["data"]["batch_size"] = rows;
+    doc["data"]["row_streams"] = true;
+    return parse_train_config(doc, dir_.path());
+  };
+  trainer whole(streams("whole", 4, 1, 4)), split(streams("split", 1, 4, 4)),
+      halves(streams("halves", 2, 2, 4));
+  const std::vector<array> start = whole.params();
+  std::vector<double> losses;
+  for (int s = 0; s < 4; ++s) {
+    const step_result a = whole.step(), b = split.step(), c = halves.step();
+    losses.push_back(c.loss);
+    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_EQ(a.tokens, c.tokens);
+    EXPECT_NEAR(a.loss, b.loss, 1e-5 * a.loss);
+    EXPECT_NEAR(a.loss, c.loss, 1e-5 * a.loss);
+  }
+  for (size_t i = 0; i < start.size(); ++i) {
+    // Relative to the update, plus two f32 ulps of the norms' weights near 1, which moved least.
+    const double moved = max_abs_diff(whole.params()[i], start[i]), tolerance = 1e-4 * moved + 2.4e-7;
+    ASSERT_GT(moved, 1e-5) << whole.param_names()[i];
+    EXPECT_LT(max_abs_diff(whole.params()[i], split.params()[i]), tolerance) << whole.param_names()[i];
+    EXPECT_LT(max_abs_diff(whole.params()[i], halves.params()[i]), tolerance) << whole.param_names()[i];
+  }
+  {
+    trainer first(streams("resumed", 2, 2, 4));
+    for (int s = 0; s < 2; ++s) EXPECT_EQ(first.step().loss, losses[static_cast<size_t>(s)]);
+    first.save_checkpoint();
+  }
+  trainer second(streams("resumed", 2, 2, 4));
+  ASSERT_TRUE(second.resumed_from().has_value());
+  for (int s = 2; s < 4; ++s)
+    EXPECT_EQ(second.step().loss, losses[static_cast<size_t>(s)]) << "step " << s + 1;
+  expect_bit_equal(second.params(), halves.params());
+  // The checkpoint's streams do not fit a run that reads another number of them.
+  EXPECT_THROW(trainer(streams("resumed", 4, 2, 6)), config_error);
+  // Rows packed from the streams are not the rows of one sequential stream: the option changes the data.
+  nlohmann::json plain = config_doc("plain", 1);
+  plain["optim"] = {{"name", "sgd"}, {"lr", 0.5}, {"grad_clip", 0.0}};
+  plain["schedule"] = {{"kind", "constant"}};
+  trainer sequential(parse_train_config(plain, dir_.path()));
+  EXPECT_NE(sequential.step().loss, losses[0]);
+}
+
 TEST_F(trainer_test, skips_a_step_whose_loss_is_not_finite) {
   nlohmann::json doc = config_doc("explode", 4);
   doc["optim"] = {{"name", "sgd"}, {"lr", 1e30}, {"grad_clip", 0.0}};

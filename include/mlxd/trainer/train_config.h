@@ -4,7 +4,7 @@
 //             to pre-train from seeded random weights (seed: N)
 //   tokenizer: DIR (default: model.from)
 //   data:     {train: [FILES], validation: [FILES] | validation_fraction: F, shuffle, seed, seq_len,
-//              batch_size (rows per micro-batch), pack, kind: auto|text|completion|chat}
+//              batch_size (rows per micro-batch), pack, row_streams, kind: auto|text|completion|chat}
 //   optim:    {name: adamw|adam|sgd|lion, lr, weight_decay, no_decay: [GLOBS], grad_clip (0: none),
 //              accumulation (micro-batches per step)}
 //   schedule: {kind: constant|warmup_cosine|linear, warmup_steps, min_lr}
@@ -62,6 +62,11 @@ struct data_settings {
   int64_t seq_len = 256;
   int64_t batch_size = 8;
   bool pack = true;
+  // Each of a step's rows (over ranks, micro-batches and batch_size) packs from its own stream of records,
+  // record k going to stream k mod rows-per-step, so how the rows are split over ranks and accumulation
+  // does not change them (the language-model task). Each stream is its own record_source: shuffled, each
+  // indexes the files once at start (32 bytes a line).
+  bool row_streams = false;
   std::string kind = "auto";
 };
 
