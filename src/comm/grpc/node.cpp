@@ -163,15 +163,20 @@ std::vector<std::string> node::rendezvous(const std::string& own_address) {
   request.set_node_id(options_.node_id);
   v1::JoinReply reply;
   grpc::Status s;
-  // A master that answers "already formed" may still hold the previous group of the same processes (which
-  // form groups one after another on one master port): ask again until the new one forms or time runs out.
+  // A master that answers "already formed", or cancels the call or drops the connection, may be the
+  // previous group of the same processes (which form groups one after another on one master port) on its
+  // way out: ask again until the new group forms or time runs out.
+  auto transient = [](const grpc::Status& st) {
+    return st.error_code() == grpc::StatusCode::ABORTED || st.error_code() == grpc::StatusCode::CANCELLED ||
+           st.error_code() == grpc::StatusCode::UNAVAILABLE;
+  };
   for (;;) {
     grpc::ClientContext ctx;
     add_call_metadata(ctx, options_.cluster_token);
     ctx.set_deadline(deadline);
     ctx.set_wait_for_ready(true);
     s = stub->Join(&ctx, request, &reply);
-    if (s.error_code() != grpc::StatusCode::ABORTED || sys_clock::now() + join_retry_pause >= deadline) break;
+    if (!transient(s) || sys_clock::now() + join_retry_pause >= deadline) break;
     std::this_thread::sleep_for(join_retry_pause);
   }
   if (!s.ok())

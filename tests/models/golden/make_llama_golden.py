@@ -17,11 +17,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOKENS = [3, 17, 5, 29, 0, 11, 38]
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, kinds=None):
+    """tensors: name -> array, written as F32; with kinds (name -> safetensors dtype), each array's own bytes."""
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
+        data = np.ascontiguousarray(tensors[name], dtype=None if kinds else "<f4").tobytes()
+        kind = kinds[name] if kinds else "F32"
+        header[name] = {"dtype": kind, "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode()

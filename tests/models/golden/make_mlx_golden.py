@@ -12,11 +12,10 @@ tests/models/llama_mlx_test.cpp loads the folder with mlxd and compares.
 """
 import json
 import os
-import struct
 
 import numpy as np
 
-from make_llama_golden import HERE, TOKENS, forward, make_weights
+from make_llama_golden import HERE, TOKENS, forward, make_weights, write_safetensors
 
 CFG = {"architectures": ["Qwen2ForCausalLM"], "vocab_size": 40, "hidden_size": 64, "intermediate_size": 128,
        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
@@ -63,21 +62,6 @@ def quantize(w, bits, group):
     return packed, bf16_bits(scales), bf16_bits(biases), bf16_bits(deq.astype(np.float32))
 
 
-def write_safetensors(path, tensors):
-    """tensors: name -> (dtype name, numpy array of its little-endian element type)."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors, key=lambda n: (-tensors[n][1].dtype.itemsize, n)):
-        kind, a = tensors[name]
-        data = np.ascontiguousarray(a).tobytes()
-        header[name] = {"dtype": kind, "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
 def main():
     folder = os.path.join(HERE, "mlx_qwen2_mixed")
     os.makedirs(folder, exist_ok=True)
@@ -98,8 +82,9 @@ def main():
     config = dict(CFG, quantization=dict(DEFAULT, **OVERRIDES), quantization_config=dict(DEFAULT, **OVERRIDES))
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
-    write_safetensors(os.path.join(folder, "model.safetensors"), files)
-    write_safetensors(os.path.join(folder, "dequantized.safetensors"), plain)
+    for name, tensors in (("model", files), ("dequantized", plain)):
+        write_safetensors(os.path.join(folder, name + ".safetensors"), {n: a for n, (_, a) in tensors.items()},
+                          {n: kind for n, (kind, _) in tensors.items()})
     logits = forward(CFG, {n: bf16_values(a) for n, (_, a) in plain.items()}, TOKENS)
     with open(os.path.join(folder, "expected.json"), "w") as f:
         json.dump({"tokens": TOKENS, "shape": list(logits.shape), "logits": [float(v) for v in logits.ravel()]}, f)
