@@ -106,6 +106,16 @@ engine::sampling_params seeded() {
   return sp;
 }
 
+// A request for `max_tokens` tokens after `tokens`, sampled with `sp`.
+generation_request request(const std::vector<int32_t>& tokens, int max_tokens,
+                           const engine::sampling_params& sp) {
+  generation_request r;
+  r.prompt = tokens;
+  r.max_tokens = max_tokens;
+  r.sampling = sp;
+  return r;
+}
+
 engine::sampling_params greedy() {
   engine::sampling_params sp;
   sp.temperature = 0;
@@ -131,10 +141,7 @@ TEST_P(PipelinePartitions, LogitsAndTokensEqualOneNode) {
   EXPECT_TRUE(bit_equal(c.logits(prompt), logits_alone(prompt)));
   EXPECT_TRUE(bit_equal(c.final_hidden(prompt), final_hidden_alone(prompt)));
   for (const auto& sp : {greedy(), seeded()}) {
-    generation_request r;
-    r.prompt = prompt;
-    r.max_tokens = 12;
-    r.sampling = sp;
+    generation_request r = request(prompt, 12, sp);
     const generation_result g = c.generate(r);
     EXPECT_EQ(g.tokens, generate_alone(prompt, 12, sp));
     EXPECT_EQ(g.replans, 0);
@@ -168,10 +175,7 @@ TEST_F(Pipeline, PromptOfSeveralPrefillChunksEqualsOneNode) {
   auto workers = start(2);
   coordinator c(*dir_, options(workers));
   const array logits = c.logits(long_prompt), hidden = c.final_hidden(long_prompt);
-  generation_request r;
-  r.prompt = long_prompt;
-  r.max_tokens = 6;
-  r.sampling = seeded();
+  generation_request r = request(long_prompt, 6, seeded());
   const std::vector<int32_t> tokens = c.generate(r).tokens;
   const int threads = num_threads();
   set_num_threads(1);
@@ -214,10 +218,7 @@ TEST_F(Pipeline, ConcurrentSequencesEachGetWhatTheyWouldAlone) {
 TEST_F(Pipeline, WorkerKilledMidGenerationGivesTheSameTokens) {
   auto workers = start(3);
   coordinator c(*dir_, options(workers));
-  generation_request r;
-  r.prompt = prompt;
-  r.max_tokens = 24;
-  r.sampling = seeded();
+  generation_request r = request(prompt, 24, seeded());
   std::vector<std::chrono::steady_clock::time_point> arrivals;
   r.on_token = [&](const engine::sample_result&) {
     arrivals.push_back(std::chrono::steady_clock::now());
@@ -239,10 +240,7 @@ TEST_F(Pipeline, AWorkerThatComesBackRejoinsTheNextPlan) {
   coordinator_options o = options(workers);
   o.rejoin_interval = std::chrono::milliseconds(100);
   coordinator c(*dir_, o);
-  generation_request r;
-  r.prompt = prompt;
-  r.max_tokens = 8;
-  r.sampling = seeded();
+  generation_request r = request(prompt, 8, seeded());
   const std::vector<int32_t> alone = generate_alone(prompt, 8, r.sampling);
   const int port = workers[1]->port();
   workers[1]->kill_now();
@@ -268,10 +266,7 @@ TEST_F(Pipeline, AWorkerThatComesBackDuringARequestIsPlannedInAfterTheJoinWait) 
   o.rejoin_interval = std::chrono::milliseconds(1);
   o.join_wait = std::chrono::milliseconds(0);
   coordinator c(*dir_, o);
-  generation_request r;
-  r.prompt = prompt;
-  r.max_tokens = 12;
-  r.sampling = seeded();
+  generation_request r = request(prompt, 12, seeded());
   const std::vector<int32_t> alone = generate_alone(prompt, 12, r.sampling);
   const int port = workers[1]->port();
   workers[1]->kill_now();
@@ -302,10 +297,7 @@ TEST_F(Pipeline, AWorkerThatComesBackDuringARequestIsPlannedInAfterTheJoinWait) 
 TEST_F(Pipeline, FrozenWorkerIsNoticedByKeepalive) {
   auto workers = start(2);
   coordinator c(*dir_, options(workers));
-  generation_request r;
-  r.prompt = prompt;
-  r.max_tokens = 10;
-  r.sampling = greedy();
+  generation_request r = request(prompt, 10, greedy());
   int seen = 0;
   auto frozen_at = std::chrono::steady_clock::now();
   r.on_token = [&](const engine::sample_result&) {
@@ -327,10 +319,7 @@ TEST_F(Pipeline, NoFittingPlanIsAClearErrorAndLaterRequestsWork) {
   // does not.
   auto workers = start(3, {"--memory-mb", "3"});
   coordinator c(*dir_, options(workers));
-  generation_request r;
-  r.prompt = prompt;
-  r.max_tokens = 6;
-  r.sampling = greedy();
+  generation_request r = request(prompt, 6, greedy());
   const auto want = generate_alone(prompt, 6, r.sampling);
   EXPECT_EQ(c.generate(r).tokens, want);
   const int port1 = workers[1]->port(), port2 = workers[2]->port();
@@ -399,10 +388,7 @@ TEST_F(Pipeline, ANewWorkerJoinsTheRunningClusterAndTokensStayTheSame) {
   o.join_port = 0;
   o.join_host = "127.0.0.1";
   coordinator c(*dir_, o);
-  generation_request r;
-  r.prompt = prompt;
-  r.max_tokens = 12;
-  r.sampling = seeded();
+  generation_request r = request(prompt, 12, seeded());
   generation_result g = c.generate(r);
   EXPECT_EQ(g.tokens, generate_alone(prompt, 12, r.sampling));
   EXPECT_EQ(g.stage_nodes, std::vector<std::string>{workers[0]->address()});
@@ -449,10 +435,7 @@ TEST_F(Pipeline, AWorkerThatJoinsDuringARequestIsPlannedInAfterTheJoinWait) {
   o.join_host = "127.0.0.1";
   o.join_wait = std::chrono::milliseconds(0);
   coordinator c(*dir_, o);
-  generation_request r;
-  r.prompt = prompt;
-  r.max_tokens = 12;
-  r.sampling = seeded();
+  generation_request r = request(prompt, 12, seeded());
   int seen = 0;
   r.on_token = [&](const engine::sample_result&) {
     if (++seen != 3) return;
@@ -498,10 +481,7 @@ TEST_F(Pipeline, ALostWorkerIsReplacedByOneNeighbourAndTheOtherLoadsNothing) {
   coordinator_options o = options(workers);
   o.layers = parse_layer_ranges("0-1,2-3,4-5");
   coordinator c(*dir_, o);
-  generation_request r;
-  r.prompt = prompt;
-  r.max_tokens = 16;
-  r.sampling = seeded();
+  generation_request r = request(prompt, 16, seeded());
   int seen = 0;
   r.on_token = [&](const engine::sample_result&) {
     if (++seen == 5) workers[1]->kill_now();
