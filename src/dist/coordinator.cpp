@@ -206,11 +206,19 @@ void coordinator::impl::establish(bool all_required) {
         }
         as.set_weights_hash(package->hash);
       }
+      // A fresh channel's first connect can fail transiently (seen once in CI just after the worker's probe
+      // answered): an UNAVAILABLE Assign, which the worker never ran or may run again, is tried twice more.
       const auto assign = [&] {
-        grpc::ClientContext ctx;
-        rpc::prepare(ctx, o.access.cluster_token, std::chrono::minutes(10));
-        v1::AssignReply reply;
-        return stub->Assign(&ctx, as, &reply);
+        grpc::Status st;
+        for (int attempt = 0; attempt < 3; ++attempt) {
+          if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          grpc::ClientContext ctx;
+          rpc::prepare(ctx, o.access.cluster_token, std::chrono::minutes(10));
+          v1::AssignReply reply;
+          st = stub->Assign(&ctx, as, &reply);
+          if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+        }
+        return st;
       };
       grpc::Status st = assign();
       if (package && st.error_code() == grpc::StatusCode::NOT_FOUND) {
