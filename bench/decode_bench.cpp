@@ -5,15 +5,20 @@
 //   decode_vs_f32: tokens/s of a block-quantized model against the same model in f32 (ratio = speed-up);
 //   kv_f16_vs_f32: decode tokens/s at context 896 with an f16 KV cache against an f32 one on the same f32
 //           model (ratio = speed of the f16 cache, which halves the cache's bytes);
+//   attention896: one layer's decode attention (one token) at context 896: cached_attention over an f32
+//           or f16 cache, against the matmul, mask and softmax ops that decode ran before, on the f32
+//           cache (ratio = speed-up; calls_per_s counts calls);
 //   prefill: model GFLOP/s for 512 tokens (2 x matmul params x tokens), against cblas_sgemm on the
 //           [512, hidden] x [hidden, ffn] product of the same model.
 // Quantized models quantize every matrix whose rows are whole blocks of the type (as `mlxd quantize`, which
 // falls back to q8_0 for the 15M model's 288-value rows under the k-quants); norms stay f32.
 #include <cblas.h>
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
+#include "mlxd/core/cached_attention.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/random.h"
 #include "mlxd/core/read_bandwidth.h"
@@ -135,6 +140,25 @@ void kv_f16_vs_f32(benchmark::State& state, const model_size& s) {
   run_paired(state, "tokens_per_s", {"f16_kv", 1e9, step(dtype::f16)}, {{"f32_kv", 1e9, step(dtype::f32)}});
 }
 
+void attention896(benchmark::State& state, const model_size& s, dtype kv) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  static constexpr int64_t context = 896;
+  const int64_t dim = s.hidden / s.heads, group = s.heads / s.kv_heads;
+  const array q = random::normal({4}, {s.kv_heads, group, dim});
+  const array k32 = random::normal({5}, {s.kv_heads, context, dim});
+  const array v32 = random::normal({6}, {s.kv_heads, context, dim});
+  const array k = astype(k32, kv), v = astype(v32, kv), mask = zeros({1, context});
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  run_paired(state, "calls_per_s",
+             {"direct", 1e9, [&] { benchmark::DoNotOptimize(cached_attention(q, k, v, group, scale)); }},
+             {{"matmul", 1e9, [&] {
+                 array scores = multiply(matmul(q, swapaxes(k32, 1, 2)), array(scale));
+                 scores = add(reshape(scores, {s.kv_heads, group, 1, context}), mask);
+                 const array probs = reshape(softmax(scores, -1), {s.kv_heads, group, context});
+                 benchmark::DoNotOptimize(matmul(probs, v32));
+               }}});
+}
+
 void prefill(benchmark::State& state, const model_size& s, dtype t) {
   const int threads = static_cast<int>(state.range(0));
   set_num_threads(threads);
@@ -179,6 +203,10 @@ void register_all() {
           [s, t](benchmark::State& st) { decode_vs_f32(st, s, t); });
     }
     add("kv_f16_vs_f32/" + size, [s](benchmark::State& st) { kv_f16_vs_f32(st, s); });
+    for (dtype kv : {dtype::f32, dtype::f16}) {
+      add("attention896/" + size + "/" + std::string(name(kv)),
+          [s, kv](benchmark::State& st) { attention896(st, s, kv); });
+    }
     for (dtype t : {dtype::f32, dtype::q8_0, dtype::q4_0, dtype::q4_k, dtype::q6_k}) {
       add("prefill512/" + size + "/" + std::string(name(t)),
           [s, t](benchmark::State& st) { prefill(st, s, t); });

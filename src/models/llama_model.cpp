@@ -5,6 +5,7 @@
 
 #include "kv_attention.h"
 #include "llama_rope.h"
+#include "mlxd/core/cached_attention.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/models/llama.h"
 
@@ -141,21 +142,26 @@ array llama_model::attend(const array& q_rows, const array& k_rows, const array&
   // Query heads sharing a kv head are stacked: [kv, group * T, head_dim].
   const array qg = reshape(q, {c.n_kv_heads, group * n_tokens, c.head_dim});
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  if (cache.type() != dtype::f32) {
-    const array out =
-        detail::attend_blocks(qg, cache, index, n_keys, group, causal_mask(n_tokens, pos0), scale);
+  // [kv, group * T, head_dim] -> [T, heads * head_dim]
+  auto tokens_first = [&](const array& out) {
     return reshape(transpose(reshape(out, {c.n_heads, n_tokens, c.head_dim}), {1, 0, 2}),
                    {n_tokens, int64_t{c.n_heads} * c.head_dim});
+  };
+  const auto end = static_cast<int>(n_keys);
+  if (n_tokens <= detail::direct_attention_tokens) {
+    return tokens_first(cached_attention(qg, cache.keys(index, end), cache.values(index, end), group, scale));
   }
-  const array keys = cache.keys(index, static_cast<int>(n_keys));      // [kv, S, head_dim]
-  const array values = cache.values(index, static_cast<int>(n_keys));  // [kv, S, head_dim]
-  array scores = matmul(qg, swapaxes(keys, 1, 2));                     // [kv, group * T, S]
+  if (cache.type() != dtype::f32) {
+    return tokens_first(
+        detail::attend_blocks(qg, cache, index, n_keys, group, causal_mask(n_tokens, pos0), scale));
+  }
+  const array keys = cache.keys(index, end);        // [kv, S, head_dim]
+  const array values = cache.values(index, end);    // [kv, S, head_dim]
+  array scores = matmul(qg, swapaxes(keys, 1, 2));  // [kv, group * T, S]
   scores = multiply(scores, array(scale));
   scores = add(reshape(scores, {c.n_kv_heads, group, n_tokens, n_keys}), causal_mask(n_tokens, pos0));
   const array probs = reshape(softmax(scores, -1), {c.n_kv_heads, group * n_tokens, n_keys});
-  const array out =
-      reshape(matmul(probs, values), {c.n_heads, n_tokens, c.head_dim});  // [heads, T, head_dim]
-  return reshape(transpose(out, {1, 0, 2}), {n_tokens, int64_t{c.n_heads} * c.head_dim});
+  return tokens_first(matmul(probs, values));
 }
 
 namespace {

@@ -34,6 +34,11 @@ struct table {
   void (*dot4_bf16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
   // y = the f16 values of h as f32 (exact): the f16 KV cache's and half-precision ops' widening.
   void (*f16_to_f32_row)(const uint16_t* h, float* y, int64_t n);
+  // y[j] += sum over i < n of p[i] * v[i * ld + j] for j < width: attention's probabilities times the
+  // cached values (f32 or f16 rows), each row read once.
+  void (*weighted_rows_f32)(const float* v, int64_t ld, const float* p, int64_t n, int64_t width, float* y);
+  void (*weighted_rows_f16)(const uint16_t* v, int64_t ld, const float* p, int64_t n, int64_t width,
+                            float* y);
 };
 
 // The table for the active level, or nullptr in reference mode.
