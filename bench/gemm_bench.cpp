@@ -34,7 +34,6 @@ struct gemm_inputs {
 
 void bench_gemm(benchmark::State& state, const gemm_shape& s, int n_threads) {
   mlxd::set_num_threads(n_threads);
-  openblas_set_num_threads(n_threads);
   const std::string key = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
                           (s.weight_transposed ? "t" : "n");
   const gemm_inputs& in = mlxd::bench::cached<gemm_inputs>(key, [&] {
@@ -49,9 +48,12 @@ void bench_gemm(benchmark::State& state, const gemm_shape& s, int n_threads) {
   mlxd::bench::run_paired(
       state, "GFLOPS", {"mlxd", flops, [&] { benchmark::DoNotOptimize(mlxd::matmul(in.a, b)); }},
       {{"cblas", flops, [&] {
+          // OpenBLAS's own threads for the baseline only: mlxd keeps it single-threaded (src/core/sgemm.h).
+          openblas_set_num_threads(n_threads);
           cblas_sgemm(CblasRowMajor, CblasNoTrans, s.weight_transposed ? CblasTrans : CblasNoTrans, m, n, k,
                       1.0f, in.a.data<float>(), k, in.w.data<float>(), s.weight_transposed ? k : n, 0.0f,
                       in.c.mutable_data<float>(), n);
+          openblas_set_num_threads(1);
           benchmark::ClobberMemory();
         }}});
 }

@@ -15,7 +15,10 @@ mkdir -p "$out/raw"
 # This environment sets OPENBLAS_CORETYPE=Haswell, which makes OpenBLAS use its AVX2 sgemm kernel (about 100
 # GFLOP/s per core here, against about 186 for the AVX-512 one). The GEMM comparison is meant against the best
 # OpenBLAS kernel, so the benchmark commands, and only they, run with SkylakeX; tests and CI keep Haswell.
-blas_env=(env OPENBLAS_CORETYPE=SkylakeX)
+# mlxd keeps OpenBLAS single-threaded and splits products over its own pool; the cblas baselines use
+# OpenBLAS's threads, which spin for a while after each call and would take a core from the next mlxd call
+# unless they sleep at once (OPENBLAS_THREAD_TIMEOUT=4, its minimum).
+blas_env=(env OPENBLAS_CORETYPE=SkylakeX OPENBLAS_THREAD_TIMEOUT=4)
 
 # Minimum seconds per benchmark; every iteration also runs the baselines, so wall time is a few times this.
 declare -A min_time=([gemm]=1 [matvec]=0.5 [qmatvec]=0.5 [ops]=0.5 [decode]=1 [optim]=1)

@@ -1,5 +1,3 @@
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -12,6 +10,7 @@
 #include "mlxd/core/autograd.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/thread_pool.h"
+#include "sgemm.h"
 
 namespace mlxd {
 namespace {
@@ -30,13 +29,6 @@ struct attention_plan {
     return k0;
   }
 };
-
-void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda),
-              b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
 
 // Softmax over the visible keys of row t (scores scaled already, held at p[k0..t1)); 0 elsewhere in the row.
 void softmax_visible(const attention_plan& pl, const kernels::table* kt, int64_t b, int64_t t, int64_t k0,
@@ -67,23 +59,23 @@ void attention_forward(const attention_plan& pl, const float* q, const float* k,
                        float* probs) {
   const kernels::table* kt = kernels::active();
   const int64_t T = pl.seq, D = pl.head_dim;
-  for (int64_t b = 0; b < pl.n_rows; ++b) {
-    for (int64_t h = 0; h < pl.n_heads; ++h) {
+  // Each (row, head) writes its own outputs and probabilities.
+  parallel_for(pl.n_rows * pl.n_heads, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / pl.n_heads, h = i % pl.n_heads;
       const int64_t qh = (b * pl.n_heads + h) * T, kh = (b * pl.n_kv + h / pl.group) * T;
       float* p = probs + qh * T;
       for (int64_t t0 = 0; t0 < T; t0 += kBlock) {
         const int64_t t1 = std::min(T, t0 + kBlock), k0 = pl.key_begin(b, t0, t1);
         float* pb = p + t0 * T + k0;  // [t1 - t0, t1 - k0], leading dimension T
-        sgemm(false, true, t1 - t0, t1 - k0, D, pl.scale, q + (qh + t0) * D, D, k + (kh + k0) * D, D, 0.0f,
-              pb, T);
-        parallel_for(t1 - t0, 8, [&](int64_t r0, int64_t r1) {
-          for (int64_t r = r0; r < r1; ++r) softmax_visible(pl, kt, b, t0 + r, k0, t1, pb + r * T);
-        });
-        sgemm(false, false, t1 - t0, D, t1 - k0, 1.0f, pb, T, v + (kh + k0) * D, D, 0.0f, out + (qh + t0) * D,
-              D);
+        detail::sgemm(false, true, t1 - t0, t1 - k0, D, pl.scale, q + (qh + t0) * D, D, k + (kh + k0) * D, D,
+                      0.0f, pb, T);
+        for (int64_t r = 0; r < t1 - t0; ++r) softmax_visible(pl, kt, b, t0 + r, k0, t1, pb + r * T);
+        detail::sgemm(false, false, t1 - t0, D, t1 - k0, 1.0f, pb, T, v + (kh + k0) * D, D, 0.0f,
+                      out + (qh + t0) * D, D);
       }
     }
-  }
+  });
 }
 
 // Cotangents of q, k and v from the cotangent `dout` of the output.
@@ -93,32 +85,38 @@ void attention_backward(const attention_plan& pl, const float* q, const float* k
   const int64_t T = pl.seq, D = pl.head_dim;
   std::fill(dk, dk + pl.n_rows * pl.n_kv * T * D, 0.0f);
   std::fill(dv, dv + pl.n_rows * pl.n_kv * T * D, 0.0f);
-  std::vector<float> ds(static_cast<size_t>(kBlock * T)), delta(static_cast<size_t>(T));
-  for (int64_t b = 0; b < pl.n_rows; ++b) {
-    for (int64_t h = 0; h < pl.n_heads; ++h) {
-      const int64_t qh = (b * pl.n_heads + h) * T, kh = (b * pl.n_kv + h / pl.group) * T;
-      const float* p = probs + qh * T;
-      // rowsum(dP * P) = dout . out for each query.
-      for (int64_t t = 0; t < T; ++t) {
-        float s = 0;
-        for (int64_t i = 0; i < D; ++i) s += dout[(qh + t) * D + i] * out[(qh + t) * D + i];
-        delta[t] = s;
-      }
-      for (int64_t t0 = 0; t0 < T; t0 += kBlock) {
-        const int64_t t1 = std::min(T, t0 + kBlock), k0 = pl.key_begin(b, t0, t1), n = t1 - t0, m = t1 - k0;
-        const float* pb = p + t0 * T + k0;
-        sgemm(false, true, n, m, D, 1.0f, dout + (qh + t0) * D, D, v + (kh + k0) * D, D, 0.0f, ds.data(), m);
-        for (int64_t r = 0; r < n; ++r) {
-          for (int64_t s = 0; s < m; ++s) ds[r * m + s] = pb[r * T + s] * (ds[r * m + s] - delta[t0 + r]);
+  // Each (row, kv head) task owns its dk and dv; its query heads add into them in order.
+  parallel_for(pl.n_rows * pl.n_kv, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> ds(static_cast<size_t>(kBlock * T)), delta(static_cast<size_t>(T));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / pl.n_kv, kv = i % pl.n_kv, kh = (b * pl.n_kv + kv) * T;
+      for (int64_t h = kv * pl.group; h < (kv + 1) * pl.group; ++h) {
+        const int64_t qh = (b * pl.n_heads + h) * T;
+        const float* p = probs + qh * T;
+        // rowsum(dP * P) = dout . out for each query.
+        for (int64_t t = 0; t < T; ++t) {
+          float s = 0;
+          for (int64_t d = 0; d < D; ++d) s += dout[(qh + t) * D + d] * out[(qh + t) * D + d];
+          delta[t] = s;
         }
-        sgemm(false, false, n, D, m, pl.scale, ds.data(), m, k + (kh + k0) * D, D, 0.0f, dq + (qh + t0) * D,
-              D);
-        sgemm(true, false, m, D, n, pl.scale, ds.data(), m, q + (qh + t0) * D, D, 1.0f, dk + (kh + k0) * D,
-              D);
-        sgemm(true, false, m, D, n, 1.0f, pb, T, dout + (qh + t0) * D, D, 1.0f, dv + (kh + k0) * D, D);
+        for (int64_t t0 = 0; t0 < T; t0 += kBlock) {
+          const int64_t t1 = std::min(T, t0 + kBlock), k0 = pl.key_begin(b, t0, t1), n = t1 - t0, m = t1 - k0;
+          const float* pb = p + t0 * T + k0;
+          detail::sgemm(false, true, n, m, D, 1.0f, dout + (qh + t0) * D, D, v + (kh + k0) * D, D, 0.0f,
+                        ds.data(), m);
+          for (int64_t r = 0; r < n; ++r) {
+            for (int64_t s = 0; s < m; ++s) ds[r * m + s] = pb[r * T + s] * (ds[r * m + s] - delta[t0 + r]);
+          }
+          detail::sgemm(false, false, n, D, m, pl.scale, ds.data(), m, k + (kh + k0) * D, D, 0.0f,
+                        dq + (qh + t0) * D, D);
+          detail::sgemm(true, false, m, D, n, pl.scale, ds.data(), m, q + (qh + t0) * D, D, 1.0f,
+                        dk + (kh + k0) * D, D);
+          detail::sgemm(true, false, m, D, n, 1.0f, pb, T, dout + (qh + t0) * D, D, 1.0f, dv + (kh + k0) * D,
+                        D);
+        }
       }
     }
-  }
+  });
 }
 
 }  // namespace

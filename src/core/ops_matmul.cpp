@@ -1,5 +1,3 @@
-#include <cblas.h>
-
 #include "detail.h"
 #include "elementwise.h"
 #include "kernels/kernels.h"
@@ -7,6 +5,7 @@
 #include "mlxd/core/kernel_level.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/thread_pool.h"
+#include "sgemm.h"
 
 namespace mlxd {
 namespace {
@@ -148,10 +147,8 @@ array matmul_nd(const array& a_in, const array& b_in) {
         } else if (!kt) {
           gemm_reference(pa + ao[i], la, pb + bo[i], lb, ci, m, n, k);
         } else {
-          cblas_sgemm(CblasRowMajor, la.transposed ? CblasTrans : CblasNoTrans,
-                      lb.transposed ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-                      static_cast<int>(k), 1.0f, pa + ao[i], static_cast<int>(la.ld), pb + bo[i],
-                      static_cast<int>(lb.ld), 0.0f, ci, static_cast<int>(n));
+          detail::sgemm(la.transposed, lb.transposed, m, n, k, 1.0f, pa + ao[i], la.ld, pb + bo[i], lb.ld,
+                        0.0f, ci, n);
         }
       }
     }

@@ -117,9 +117,8 @@ class pool {
 
 pool& the_pool() {
   static pool* p = [] {
-    const int n = default_threads();
-    openblas_set_num_threads(n);
-    return new pool(n);  // leaked on purpose: kernels may run during static destruction
+    openblas_set_num_threads(1);         // products are split over this pool instead (sgemm.h says why)
+    return new pool(default_threads());  // leaked on purpose: kernels may run during static destruction
   }();
   return *p;
 }
@@ -133,7 +132,6 @@ int num_threads() {
 void set_num_threads(int n) {
   if (n < 1)
     throw std::invalid_argument("[set_num_threads] need at least 1 thread, got " + std::to_string(n));
-  openblas_set_num_threads(n);
   if (n != the_pool().size()) the_pool().resize(n);
 }
 

@@ -43,7 +43,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// A cursor as six integers, so ranks can gather theirs into one checkpoint.
 // The model and its trainable weights, loaded to fine-tune or drawn to pre-train.
 std::pair<models::llama_config, std::map<std::string, array>> initial_model(const train_config& c) {
   if (!c.model.from.empty()) {

@@ -46,6 +46,23 @@ TEST(Determinism, OpsGiveTheSameBitsForAnyThreadCount) {
   expect_same_bits([&] {
     return matmul(slice_axis(x, 0, 0, 1), transpose(test::randn(4, {700, 4096}, dtype::f16)));
   });
+  // Pieces of a large product (src/core/sgemm.h) on both sides of the split rule: rows and columns.
+  expect_same_bits([&] { return matmul(test::randn(5, {700, 300}), test::randn(6, {300, 260})); });
+  expect_same_bits([&] { return matmul(test::randn(5, {40, 300}), test::randn(6, {300, 900})); });
+  // Attention runs its (row, head) blocks in parallel; the backward's kv-head blocks sum query heads in
+  // order.
+  const array q = test::randn(7, {2, 4, 150, 16}), k = test::randn(8, {2, 2, 150, 16}),
+              v = test::randn(9, {2, 2, 150, 16});
+  expect_same_bits([&] { return causal_attention(q, k, v, array(), 0.25f); });
+  for (int i = 0; i < 3; ++i) {
+    expect_same_bits([&] {
+      return grad(
+          [&](const std::vector<array>& a) {
+            return sum(causal_attention(a[0], a[1], a[2], array(), 0.25f) * a[0]);
+          },
+          {q, k, v})[i];
+    });
+  }
   expect_same_bits([&] { return random::normal({9}, {100000}); });
   expect_same_bits([&] { return cumsum(x, 1); });
   expect_same_bits(

@@ -96,9 +96,13 @@ TEST_P(LlamaTrainGolden, FirstSgdLosses) {
   const auto want = json_.at("sgd_losses").get<std::vector<double>>();
   const float lr = json_.at("lr").get<float>();
   std::vector<array> params = params_;
+  // f32 rounding compounds over the steps and depends on OpenBLAS's kernel: the qwen3 case's step 7 is off by
+  // 0.9e-6 relative with the SkylakeX kernels and by 1.1e-5 with the Haswell ones
+  // (OPENBLAS_CORETYPE=Haswell).
+  constexpr double rtol = 3e-5;
   for (size_t step = 0; step < want.size(); ++step) {  // step i trains on batch i % n_batches
     auto [loss, grads] = mean_loss(step % batches_.size(), params);
-    EXPECT_NEAR(loss.item<float>(), want[step], 1e-5 * want[step]) << "step " << step;
+    EXPECT_NEAR(loss.item<float>(), want[step], rtol * want[step]) << "step " << step;
     for (size_t i = 0; i < params.size(); ++i) params[i] = subtract(params[i], multiply(grads[i], array(lr)));
   }
   EXPECT_LT(want.back(), 0.5 * want.front());  // the reference run does learn

@@ -10,7 +10,7 @@ namespace mlxd {
 
 // Threads used by kernels, including the caller. Defaults to MLXD_NUM_THREADS or the hardware concurrency.
 int num_threads();
-// Also sets OpenBLAS's thread count. n >= 1.
+// n >= 1. OpenBLAS stays single-threaded; large products are split over this pool (src/core/sgemm.h).
 void set_num_threads(int n);
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n); chunks hold `grain` items (the last may hold
