@@ -319,18 +319,23 @@ void stage_service::run_forward(const loaded& st, std::vector<v1::StepRequest*>&
     for (size_t i : ready) errors[i] = e.what();
     ready.clear();
   }
-  const double ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
+  // The head and the sampling (finish) are the stage's compute too, so that a hop's cost is what is left.
+  std::vector<std::optional<array>> hidden(reqs.size());
   for (size_t i : ready) {
     try {
-      std::optional<array> hidden = finish(st, *reqs[i], *inputs[i].seq, outputs[i], replies[i]);
-      reqs[i]->add_stage_ms(ms);
-      reqs[i]->add_stage_batch(static_cast<uint32_t>(ready.size()));
-      if (hidden) {
-        reqs[i]->clear_tokens();
-        rpc::to_chunk(*hidden, reqs[i]->mutable_hidden());
-      }
+      hidden[i] = finish(st, *reqs[i], *inputs[i].seq, outputs[i], replies[i]);
     } catch (const std::exception& e) {
       errors[i] = e.what();
+    }
+  }
+  const double ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
+  for (size_t i : ready) {
+    if (!errors[i].empty()) continue;
+    reqs[i]->add_stage_ms(ms);
+    reqs[i]->add_stage_batch(static_cast<uint32_t>(ready.size()));
+    if (hidden[i]) {
+      reqs[i]->clear_tokens();
+      rpc::to_chunk(*hidden[i], reqs[i]->mutable_hidden());
     }
   }
 }
