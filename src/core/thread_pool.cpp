@@ -1,6 +1,7 @@
 #include "mlxd/core/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -26,6 +27,29 @@ int default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// How long an idle worker, or a caller waiting for the workers, polls before it sleeps. A decode step makes
+// hundreds of parallel_for calls microseconds apart, and waking a sleeping thread costs tens of microseconds
+// here (a VM): with sleeps only, two threads decoded slower than one. Kept short because pipeline stages on
+// one machine share its cores: at 100 us, idle stages' polling took them from the busy one.
+constexpr std::chrono::microseconds spin_time{20};
+
+// Polls `ready` for up to spin_time, pausing between polls and yielding the core now and then; returns
+// whether it became true.
+template <class Ready>
+bool spin_until(Ready ready) {
+  const auto end = std::chrono::steady_clock::now() + spin_time;
+  for (unsigned i = 1;; ++i) {
+    if (ready()) return true;
+    if (i % 64 == 0) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+      std::this_thread::yield();
+    }
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
 // One job at a time: workers and the caller pull chunk indices from an atomic counter.
 class pool {
  public:
@@ -47,18 +71,21 @@ class pool {
   void run(int64_t n_chunks, const std::function<void(int64_t)>& chunk_fn) {
     std::lock_guard job_lock(job_mu_);
     {
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(mu_);  // sleeping workers check generation_ under it
       job_ = &chunk_fn;
       n_chunks_ = n_chunks;
       next_chunk_.store(0);
-      pending_workers_ = static_cast<int>(workers_.size());
+      pending_workers_.store(static_cast<int>(workers_.size()));
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1);
     }
     wake_.notify_all();
     drain();
-    std::unique_lock lock(mu_);
-    done_.wait(lock, [this] { return pending_workers_ == 0; });
+    auto done = [this] { return pending_workers_.load() == 0; };
+    if (!spin_until(done)) {
+      std::unique_lock lock(mu_);
+      done_.wait(lock, done);
+    }
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -79,15 +106,18 @@ class pool {
 
   void work_loop(uint64_t seen) {
     for (;;) {
-      {
+      auto woken = [&] { return quit_.load() || generation_.load() != seen; };
+      if (!spin_until(woken)) {
         std::unique_lock lock(mu_);
-        wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
-        if (quit_) return;
-        seen = generation_;
+        wake_.wait(lock, woken);
       }
+      if (quit_) return;
+      seen = generation_.load();
       drain();
-      std::lock_guard lock(mu_);
-      if (--pending_workers_ == 0) done_.notify_one();
+      if (pending_workers_.fetch_sub(1) == 1) {
+        std::lock_guard lock(mu_);  // the caller checks pending_workers_ under it before it sleeps
+        done_.notify_one();
+      }
     }
   }
 
@@ -108,9 +138,9 @@ class pool {
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t n_chunks_ = 0;
   std::atomic<int64_t> next_chunk_{0};
-  int pending_workers_ = 0;
-  uint64_t generation_ = 0;
-  bool quit_ = false;
+  std::atomic<int> pending_workers_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> quit_{false};
   int n_threads_ = 1;
   std::exception_ptr error_;
 };
