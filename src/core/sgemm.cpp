@@ -9,8 +9,10 @@
 namespace mlxd::detail {
 namespace {
 
-// Rows or columns per piece: OpenBLAS re-packs the other operand for each piece, which costs 1-3% at 256.
-constexpr int64_t piece = 256;
+// OpenBLAS re-packs the other operand for each piece, which costs less the longer the piece: about 512 rows
+// or columns per piece, at least 2 pieces (so that two threads share a [512, 512] output) and at most 16 (a
+// [2048, 288] x [288, 32000] head would otherwise re-pack its 2.4 MB input 62 times).
+constexpr int64_t piece_target = 512, max_pieces = 16;
 // Products below this many multiply-adds run as one piece.
 constexpr int64_t min_split_macs = int64_t{1} << 20;
 
@@ -26,13 +28,16 @@ void call(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   (void)num_threads();  // starting the pool sets OpenBLAS to one thread before its first product
-  if (m * n * k < min_split_macs || std::max(m, n) <= piece) {
+  if (m * n * k < min_split_macs || std::max(m, n) < piece_target) {
     call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   // Pieces along the longer of the two output sides.
   const bool by_rows = m >= n;
-  const int64_t len = by_rows ? m : n, n_pieces = (len + piece - 1) / piece;
+  const int64_t len = by_rows ? m : n;
+  const int64_t wanted = std::clamp<int64_t>(len / piece_target, 2, max_pieces);
+  const int64_t piece = ((len + wanted - 1) / wanted + 63) / 64 * 64;  // a multiple of 64
+  const int64_t n_pieces = (len + piece - 1) / piece;
   parallel_for(n_pieces, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t i = p * piece, size = std::min(piece, len - i);

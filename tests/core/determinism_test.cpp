@@ -49,6 +49,7 @@ TEST(Determinism, OpsGiveTheSameBitsForAnyThreadCount) {
   // Pieces of a large product (src/core/sgemm.h) on both sides of the split rule: rows and columns.
   expect_same_bits([&] { return matmul(test::randn(5, {700, 300}), test::randn(6, {300, 260})); });
   expect_same_bits([&] { return matmul(test::randn(5, {40, 300}), test::randn(6, {300, 900})); });
+  expect_same_bits([&] { return matmul(test::randn(5, {8, 64}), test::randn(6, {64, 9000})); });  // 16 pieces
   // Attention runs its (row, head) blocks in parallel; the backward's kv-head blocks sum query heads in
   // order.
   const array q = test::randn(7, {2, 4, 150, 16}), k = test::randn(8, {2, 2, 150, 16}),
