@@ -84,6 +84,12 @@ std::unique_ptr<grpc::Server> start_server(comm_service& service, const std::str
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);  // peers ping as often as they like
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // gRPC's bandwidth-delay probing held 16 MB messages to 0.2-0.9 GB/s here; without it they move at the TCP
+  // stream's 2-3 GB/s (peer_link.cpp turns it off on the sending side too). Without the probe a stream's
+  // window stays at its initial size, so that is 8 MB: a ring step's send must fit in the receiver's window
+  // while the receiver is sending too (under a small max_buffered_bytes, the default 64 KB hung a ring).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   auto server = builder.BuildAndStart();
   if (!server || *bound_port == 0) throw comm_error("cannot listen on " + address);
   return server;
