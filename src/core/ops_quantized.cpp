@@ -158,7 +158,7 @@ void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x
   // Small chunks balance the threads for one x row; bigger ones amortise streaming many x rows over them.
   const size_t chunk_bytes = m == 1 ? (32u << 10) : (192u << 10);
   const int64_t grain =
-      std::max<int64_t>(4, static_cast<int64_t>(chunk_bytes / std::max<size_t>(row_bytes, 1)));
+      std::max<int64_t>(16, static_cast<int64_t>(chunk_bytes / std::max<size_t>(row_bytes, 1)) / 16 * 16);
   parallel_for(n, grain, [&](int64_t b, int64_t e) {
     for (int64_t i = 0; i < m; i += kernels::max_dot_rows) {
       const int n_x = static_cast<int>(std::min<int64_t>(kernels::max_dot_rows, m - i));
