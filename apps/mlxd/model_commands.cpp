@@ -178,6 +178,7 @@ void add_model_commands(CLI::App& app) {
                               {"logprobs", g.logprobs},
                               {"plan", c.plan_description()},
                               {"replans", g.replans},
+                              {"direct_replies", g.direct_replies},
                               {"timings",
                                {{"prefill_s", g.prefill_s},
                                 {"decode_s", g.decode_s},

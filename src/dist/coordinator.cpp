@@ -239,10 +239,15 @@ void coordinator::impl::establish(bool all_required) {
     throw std::runtime_error(errors[i]);
   }
   const plan_stage& first = plan[plan.front().node < 0 ? 1 : 0];
-  const std::string address = alive[first.node].address;
-  a->stream = std::make_unique<pipeline_stream>(
-      rpc::make_channel(address, creds), o.access.cluster_token, a->plan_id, address,
-      [this, id = a->plan_id](const std::string&) { stream_lost(id); });
+  const auto endpoint = [&](const plan_stage& s) {
+    const std::string& address = alive[s.node].address;
+    return pipeline_stream::endpoint{rpc::make_channel(address, creds), address};
+  };
+  std::optional<pipeline_stream::endpoint> last;
+  if (&plan.back() != &first) last = endpoint(plan.back());
+  a->stream =
+      std::make_unique<pipeline_stream>(endpoint(first), last, o.access.cluster_token, a->plan_id,
+                                        [this, id = a->plan_id](const std::string&) { stream_lost(id); });
   current = a;
   last_plan = a->plan;
   last_nodes = a->nodes;
@@ -660,6 +665,7 @@ generation_result coordinator::generate(const generation_request& r) {
           out.max_stage_batch = std::max(out.max_stage_batch, static_cast<int>(b));
       }
       c.end_sequence(*a, id);
+      out.direct_replies = a->stream->direct_replies();
       out.stage_nodes.clear();
       for (const plan_stage& st : a->plan)
         out.stage_nodes.push_back(st.node < 0 ? std::string("coordinator") : a->nodes[st.node].address);

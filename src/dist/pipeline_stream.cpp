@@ -4,10 +4,12 @@
 
 namespace mlxd::dist {
 
-pipeline_stream::pipeline_stream(const std::shared_ptr<grpc::Channel>& channel, const std::string& token,
-                                 uint64_t plan_id, std::string address,
+pipeline_stream::pipeline_stream(const endpoint& first, const std::optional<endpoint>& last,
+                                 const std::string& token, uint64_t plan_id,
                                  std::function<void(const std::string&)> on_lost)
-    : address_(std::move(address)), on_lost_(std::move(on_lost)), stub_(v1::Stage::NewStub(channel)) {
+    : address_(first.address), on_lost_(std::move(on_lost)), stub_(v1::Stage::NewStub(first.channel)) {
+  // Before the Run stream, so the last stage knows where to answer from the first step on.
+  if (last && open_replies(*last, token, plan_id)) replies_reader_ = std::thread([this] { read_replies(); });
   rpc::prepare(ctx_, token, std::chrono::milliseconds(0));
   ctx_.AddMetadata(rpc::plan_key, std::to_string(plan_id));
   stream_ = stub_->Run(&ctx_);
@@ -16,7 +18,26 @@ pipeline_stream::pipeline_stream(const std::shared_ptr<grpc::Channel>& channel, 
 
 pipeline_stream::~pipeline_stream() {
   ctx_.TryCancel();
+  replies_ctx_.TryCancel();
   reader_.join();
+  if (replies_reader_.joinable()) replies_reader_.join();
+}
+
+bool pipeline_stream::open_replies(const endpoint& last, const std::string& token, uint64_t plan_id) {
+  last_address_ = last.address;
+  last_stub_ = v1::Stage::NewStub(last.channel);
+  rpc::prepare(replies_ctx_, token, std::chrono::milliseconds(0));
+  replies_ctx_.AddMetadata(rpc::plan_key, std::to_string(plan_id));
+  replies_ = last_stub_->Replies(&replies_ctx_);
+  v1::StepReply opened;
+  if (replies_->Read(&opened) && opened.step_id() == 0 && opened.error().empty()) return true;
+  // An older worker (UNIMPLEMENTED) or one that refused: its replies come up the Run streams.
+  replies_ctx_.TryCancel();
+  while (replies_->Read(&opened)) {
+  }
+  replies_->Finish();
+  replies_.reset();
+  return false;
 }
 
 std::future<v1::StepReply> pipeline_stream::send(v1::StepRequest& req) {
@@ -32,42 +53,71 @@ std::future<v1::StepReply> pipeline_stream::send(v1::StepRequest& req) {
   return out;
 }
 
+bool pipeline_stream::deliver(v1::StepReply& r) {
+  std::lock_guard lock(mu_);
+  auto it = pending_.find(r.step_id());
+  if (it == pending_.end()) return false;
+  it->second.set_value(std::move(r));
+  pending_.erase(it);
+  r = v1::StepReply();
+  return true;
+}
+
 void pipeline_stream::read_loop() {
   v1::StepReply r;
   std::string why;
   while (stream_->Read(&r)) {
     if (r.step_id() == 0) {  // a stage reports that the one after it was lost
       why = r.error().empty() ? "a stage sent a reply without a step id" : r.error();
-      ctx_.TryCancel();
       break;
     }
-    std::lock_guard lock(mu_);
-    auto it = pending_.find(r.step_id());
-    if (it == pending_.end()) {
+    if (!deliver(r)) {
       why = address_ + " sent a reply for step " + std::to_string(r.step_id()) + ", which is not waiting";
-      ctx_.TryCancel();
       break;
     }
-    it->second.set_value(std::move(r));
-    pending_.erase(it);
-    r = v1::StepReply();
   }
+  if (!why.empty()) ctx_.TryCancel();
   while (stream_->Read(&r)) {
   }
   const grpc::Status s = stream_->Finish();
   if (why.empty())
     why = "the stream to the first stage " + address_ +
           " ended: " + (s.ok() ? std::string("closed by the worker") : s.error_message());
-  fail_all(why);
-  if (on_lost_) on_lost_(why);
+  lose(why);
 }
 
-void pipeline_stream::fail_all(const std::string& why) {
-  std::lock_guard lock(mu_);
-  lost_ = true;
-  why_ = why;
-  for (auto& [id, p] : pending_) p.set_exception(std::make_exception_ptr(pipeline_lost(why)));
-  pending_.clear();
+void pipeline_stream::read_replies() {
+  v1::StepReply r;
+  std::string why;
+  while (replies_->Read(&r)) {
+    if (!deliver(r)) {
+      why = "the last stage " + last_address_ + " sent a reply for step " + std::to_string(r.step_id()) +
+            ", which is not waiting";
+      break;
+    }
+  }
+  if (!why.empty()) replies_ctx_.TryCancel();
+  while (replies_->Read(&r)) {
+  }
+  const grpc::Status s = replies_->Finish();
+  if (why.empty())
+    why = "the replies of the last stage " + last_address_ +
+          " ended: " + (s.ok() ? std::string("closed by the worker") : s.error_message());
+  lose(why);
+}
+
+void pipeline_stream::lose(const std::string& why) {
+  {
+    std::lock_guard lock(mu_);
+    if (lost_) return;
+    lost_ = true;
+    why_ = why;
+    for (auto& [id, p] : pending_) p.set_exception(std::make_exception_ptr(pipeline_lost(why)));
+    pending_.clear();
+  }
+  ctx_.TryCancel();
+  replies_ctx_.TryCancel();
+  if (on_lost_) on_lost_(why);
 }
 
 }  // namespace mlxd::dist

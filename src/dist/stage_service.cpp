@@ -61,7 +61,23 @@ bool same_stage(const v1::Assignment& a, const v1::Assignment& b) {
          a.embedding() == b.embedding() && a.head() == b.head();
 }
 
+// The plan id a Run or Replies call names in its metadata; 0 when it names none or is malformed.
+uint64_t plan_of(const grpc::ServerContext& ctx) {
+  auto it = ctx.client_metadata().find(rpc::plan_key);
+  if (it == ctx.client_metadata().end()) return 0;
+  const std::string text(it->second.data(), it->second.size());
+  uint64_t plan = 0;
+  char extra = 0;
+  return std::sscanf(text.c_str(), "%" SCNu64 "%c", &plan, &extra) == 1 ? plan : 0;
+}
+
 }  // namespace
+
+bool stage_service::reply_sink::write(const v1::StepReply& r) {
+  std::lock_guard lock(mu);
+  if (open) open = stream->Write(r);
+  return open;
+}
 
 stage_service::stage_service(const worker_options& o, std::string node_id, worker_capabilities caps)
     : options_(o),
@@ -344,17 +360,16 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
                                 grpc::ServerReaderWriter<v1::StepReply, v1::StepRequest>* up) {
   grpc::Status s = rpc::admit(*ctx, options_.cluster_token);
   if (!s.ok()) return s;
-  uint64_t plan = 0;
-  auto it = ctx->client_metadata().find(rpc::plan_key);
-  if (it != ctx->client_metadata().end()) {
-    const std::string text(it->second.data(), it->second.size());
-    char extra = 0;
-    if (std::sscanf(text.c_str(), "%" SCNu64 "%c", &plan, &extra) != 1) plan = 0;
-  }
+  const uint64_t plan = plan_of(*ctx);
   std::shared_ptr<loaded> st;
+  std::shared_ptr<reply_sink> direct;  // the last stage's way to the coordinator, when it opened one
   {
     std::lock_guard lock(mu_);
     st = stage_;
+    if (st && st->assignment.next_address().empty()) {
+      auto it = sinks_.find(plan);
+      if (it != sinks_.end()) direct = it->second;
+    }
   }
   if (!st || st->assignment.plan_id() != plan)
     return {grpc::StatusCode::FAILED_PRECONDITION,
@@ -366,6 +381,10 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
   auto write_up = [&](const v1::StepReply& r) {
     std::lock_guard lock(write_mu);
     up->Write(r);
+  };
+  // A step's answer: straight to the coordinator when it listens on a Replies stream.
+  auto answer = [&](const v1::StepReply& r) {
+    if (!direct || !direct->write(r)) write_up(r);
   };
   const std::string next = st->assignment.next_address();
   grpc::ClientContext down_ctx;
@@ -440,13 +459,13 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       reply.set_sequence_id(req.sequence_id());
       reply.set_error(error);
       reply.set_error_node(node_id_);
-      write_up(reply);
+      answer(reply);
     } else if (down) {
       down->Write(req);
     } else {
       reply.mutable_stage_ms()->CopyFrom(req.stage_ms());
       reply.mutable_stage_batch()->CopyFrom(req.stage_batch());
-      write_up(reply);
+      answer(reply);
     }
   };
   while (!down_lost) {
@@ -523,6 +542,40 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
     down_ctx.TryCancel();
     relay.join();
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status stage_service::Replies(grpc::ServerContext* ctx,
+                                    grpc::ServerReaderWriter<v1::StepReply, v1::RepliesRequest>* stream) {
+  grpc::Status s = rpc::admit(*ctx, options_.cluster_token);
+  if (!s.ok()) return s;
+  const uint64_t plan = plan_of(*ctx);
+  auto sink = std::make_shared<reply_sink>();
+  sink->stream = stream;
+  {
+    // Registered and announced under the sink's lock, so the announcement is the stream's first message.
+    std::lock_guard sink_lock(sink->mu);
+    {
+      std::lock_guard lock(mu_);
+      if (!stage_ || stage_->assignment.plan_id() != plan || !stage_->assignment.next_address().empty())
+        return {grpc::StatusCode::FAILED_PRECONDITION,
+                node_id_ + " is not the last stage of plan " + std::to_string(plan)};
+      if (!sinks_.emplace(plan, sink).second)
+        return {grpc::StatusCode::ALREADY_EXISTS,
+                "plan " + std::to_string(plan) + " has a Replies stream on " + node_id_ + " already"};
+    }
+    sink->open = stream->Write(v1::StepReply());
+  }
+  v1::RepliesRequest ignored;
+  while (stream->Read(&ignored)) {
+  }
+  {
+    std::lock_guard lock(mu_);
+    auto it = sinks_.find(plan);
+    if (it != sinks_.end() && it->second == sink) sinks_.erase(it);
+  }
+  std::lock_guard sink_lock(sink->mu);  // no Run handler writes to the stream once this returns
+  sink->open = false;
   return grpc::Status::OK;
 }
 

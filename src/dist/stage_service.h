@@ -31,6 +31,8 @@ class stage_service final : public v1::Stage::Service {
                    grpc::ServerReaderWriter<v1::StepReply, v1::StepRequest>* stream) override;
   grpc::Status Upload(grpc::ServerContext* ctx, grpc::ServerReader<v1::WeightsChunk>* chunks,
                       v1::UploadReply* reply) override;
+  grpc::Status Replies(grpc::ServerContext* ctx,
+                       grpc::ServerReaderWriter<v1::StepReply, v1::RepliesRequest>* stream) override;
 
   // Frees the KV caches of sequences idle for longer than the timeout; called periodically.
   void evict_idle();
@@ -68,6 +70,16 @@ class stage_service final : public v1::Stage::Service {
   // filled; a step that fails gets its error in `errors`.
   void run_forward(const loaded& st, std::vector<v1::StepRequest*>& reqs, std::vector<v1::StepReply>& replies,
                    std::vector<std::string>& errors);
+  // A plan's Replies stream, written by the Run handler of the last stage while the Replies handler waits for
+  // its caller to end it. `stream` is only used under `mu` while `open`.
+  struct reply_sink {
+    std::mutex mu;
+    grpc::ServerReaderWriter<v1::StepReply, v1::RepliesRequest>* stream = nullptr;
+    bool open = true;
+    // False when the stream is gone (the reply must go another way).
+    bool write(const v1::StepReply& r);
+  };
+
   std::shared_ptr<sequence> open_sequence(const loaded& st, const v1::StepRequest& req);
   void drop_sequence(uint64_t id);
 
@@ -79,6 +91,7 @@ class stage_service final : public v1::Stage::Service {
   std::mutex mu_;         // guards what follows
   std::shared_ptr<loaded> stage_;
   std::map<uint64_t, std::shared_ptr<sequence>> sequences_;
+  std::map<uint64_t, std::shared_ptr<reply_sink>> sinks_;  // by plan id
   uint64_t kv_bytes_ = 0;
   uint64_t loads_ = 0;        // stages loaded since the start
   uint64_t layers_read_ = 0;  // decoder layers read from model files since the start

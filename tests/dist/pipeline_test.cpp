@@ -146,6 +146,8 @@ TEST_P(PipelinePartitions, LogitsAndTokensEqualOneNode) {
     EXPECT_EQ(g.tokens, generate_alone(prompt, 12, sp));
     EXPECT_EQ(g.replans, 0);
     EXPECT_EQ(g.decode_steps, 11);
+    // With two remote stages or more, the last answers the coordinator directly (protocol 1.4).
+    EXPECT_EQ(g.direct_replies, pc.n_workers > 1);
   }
 }
 
@@ -215,22 +217,27 @@ TEST_F(Pipeline, ConcurrentSequencesEachGetWhatTheyWouldAlone) {
   for (const node_status& s : c.status(1)) EXPECT_EQ(s.n_sequences, 0u) << s.address;
 }
 
+// A middle stage, then the last one, which answers on its own Replies stream.
 TEST_F(Pipeline, WorkerKilledMidGenerationGivesTheSameTokens) {
-  auto workers = start(3);
-  coordinator c(*dir_, options(workers));
-  generation_request r = request(prompt, 24, seeded());
-  std::vector<std::chrono::steady_clock::time_point> arrivals;
-  r.on_token = [&](const engine::sample_result&) {
-    arrivals.push_back(std::chrono::steady_clock::now());
-    if (arrivals.size() == 6) workers[1]->kill_now();
-  };
-  const generation_result g = c.generate(r);
-  EXPECT_EQ(g.tokens, generate_alone(prompt, 24, r.sampling));
-  EXPECT_EQ(g.replans, 1);
-  EXPECT_EQ(arrivals.size(), 24u);  // no token reported twice
-  const double gap = std::chrono::duration<double>(arrivals[6] - arrivals[5]).count();
-  EXPECT_LT(gap, 2.0) << "the lost worker took " << gap << " s to notice and re-plan around";
-  EXPECT_EQ(c.plan_description().find(workers[1]->address()), std::string::npos) << c.plan_description();
+  for (const size_t victim : {1, 2}) {
+    SCOPED_TRACE("worker " + std::to_string(victim) + " killed");
+    auto workers = start(3);
+    coordinator c(*dir_, options(workers));
+    generation_request r = request(prompt, 24, seeded());
+    std::vector<std::chrono::steady_clock::time_point> arrivals;
+    r.on_token = [&](const engine::sample_result&) {
+      arrivals.push_back(std::chrono::steady_clock::now());
+      if (arrivals.size() == 6) workers[victim]->kill_now();
+    };
+    const generation_result g = c.generate(r);
+    EXPECT_EQ(g.tokens, generate_alone(prompt, 24, r.sampling));
+    EXPECT_EQ(g.replans, 1);
+    ASSERT_EQ(arrivals.size(), 24u);  // no token reported twice
+    const double gap = std::chrono::duration<double>(arrivals[6] - arrivals[5]).count();
+    EXPECT_LT(gap, 2.0) << "the lost worker took " << gap << " s to notice and re-plan around";
+    EXPECT_EQ(c.plan_description().find(workers[victim]->address()), std::string::npos)
+        << c.plan_description();
+  }
 }
 
 // A worker that was down and answers again on its address rejoins: a later request, with nothing running,

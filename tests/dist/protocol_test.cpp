@@ -188,22 +188,48 @@ TEST(StageProtocol, AWorkerThatKeepsFailingEndsTheRequestWithItsReason) {
   }
 }
 
+std::unique_ptr<v1::Stage::Stub> stub_of(int port) {
+  return v1::Stage::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+}
+
+// Assigns the golden model's layers [begin, end) as plan `plan`; the first stage embeds, the last samples.
+grpc::Status assign(v1::Stage::Stub& stub, uint64_t plan, int begin, int end, const std::string& next = "",
+                    const std::string& token = "") {
+  grpc::ClientContext ctx;
+  rpc::prepare(ctx, token, std::chrono::seconds(10));
+  v1::Assignment as;
+  as.set_plan_id(plan);
+  as.set_model_path(model);
+  as.set_layer_begin(begin);
+  as.set_layer_end(end);
+  as.set_embedding(begin == 0);
+  as.set_head(next.empty());
+  as.set_next_address(next);
+  v1::AssignReply reply;
+  return stub.Assign(&ctx, as, &reply);
+}
+
+// A prefill of two tokens at `position` 0, or a decode step of `token` after it.
+v1::StepRequest forward_step(uint64_t step, uint64_t sequence, int capacity, int position,
+                             int32_t token = 1) {
+  v1::StepRequest req;
+  req.set_step_id(step);
+  req.set_sequence_id(sequence);
+  req.set_kind(v1::STEP_FORWARD);
+  req.set_capacity(capacity);
+  req.set_position(position);
+  req.add_tokens(position == 0 ? 1 : token);
+  if (position == 0) req.add_tokens(2);
+  req.set_sample(true);
+  rpc::to_proto(engine::sampling_params{}, req.mutable_sampling());
+  return req;
+}
+
 // A raw client of one worker holding the whole golden model as plan `plan`.
 struct raw_client {
-  explicit raw_client(int port, uint64_t plan = 5)
-      : stub(v1::Stage::NewStub(
-            grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()))) {
-    grpc::ClientContext ctx;
-    rpc::prepare(ctx, "", std::chrono::seconds(10));
-    v1::Assignment as;
-    as.set_plan_id(plan);
-    as.set_model_path(model);
-    as.set_layer_begin(0);
-    as.set_layer_end(2);
-    as.set_embedding(true);
-    as.set_head(true);
-    v1::AssignReply reply;
-    status = stub->Assign(&ctx, as, &reply);
+  explicit raw_client(int port, uint64_t plan = 5) : stub(stub_of(port)) {
+    status = assign(*stub, plan, 0, 2);
     rpc::prepare(run_ctx, "", std::chrono::milliseconds(0));
     run_ctx.AddMetadata(rpc::plan_key, std::to_string(plan));
     run = stub->Run(&run_ctx);
@@ -213,17 +239,7 @@ struct raw_client {
   }
   // A prefill of two tokens at `position` 0, or a decode step of one token after it.
   v1::StepReply step(uint64_t sequence, int capacity, int position = 0) {
-    v1::StepRequest req;
-    req.set_step_id(1);
-    req.set_sequence_id(sequence);
-    req.set_kind(v1::STEP_FORWARD);
-    req.set_capacity(capacity);
-    req.set_position(position);
-    req.add_tokens(1);
-    if (position == 0) req.add_tokens(2);
-    req.set_sample(true);
-    rpc::to_proto(engine::sampling_params{}, req.mutable_sampling());
-    run->Write(req);
+    run->Write(forward_step(1, sequence, capacity, position));
     v1::StepReply reply;
     run->Read(&reply);
     return reply;
@@ -300,6 +316,62 @@ TEST(StageProtocol, KvCachesAreBoundedByTheMemoryBudget) {
   const v1::StepReply refused = c.step(2, 16);  // 8 + 16 positions do not fit
   EXPECT_NE(refused.error().find("no KV cache space"), std::string::npos) << refused.error();
   EXPECT_TRUE(c.step(3, 12).error().empty());  // 8 + 12 do
+}
+
+// (1.4) The last stage answers on the coordinator's Replies stream. Only the last stage of the plan opens
+// one, once, for a caller with the token; once that stream is gone, its answers go up the Run streams again.
+TEST(StageProtocol, TheLastStageAnswersOnTheRepliesStream) {
+  worker first(local_worker("secret")), last(local_worker("secret")), whole(local_worker());
+  auto first_stub = stub_of(first.port()), last_stub = stub_of(last.port());
+  ASSERT_TRUE(assign(*first_stub, 9, 0, 1, "127.0.0.1:" + std::to_string(last.port()), "secret").ok());
+  ASSERT_TRUE(assign(*last_stub, 9, 1, 2, "", "secret").ok());
+  const auto open = [](v1::Stage::Stub& stub, grpc::ClientContext& ctx, uint64_t plan,
+                       const std::string& token) {
+    rpc::prepare(ctx, token, std::chrono::milliseconds(0));
+    ctx.AddMetadata(rpc::plan_key, std::to_string(plan));
+    return stub.Replies(&ctx);
+  };
+  const auto refusal = [&](v1::Stage::Stub& stub, uint64_t plan, const std::string& token) {
+    grpc::ClientContext ctx;
+    auto replies = open(stub, ctx, plan, token);
+    v1::StepReply r;
+    EXPECT_FALSE(replies->Read(&r));
+    return replies->Finish();
+  };
+  EXPECT_EQ(refusal(*first_stub, 9, "secret").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(refusal(*last_stub, 8, "secret").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(refusal(*last_stub, 9, "guess").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  grpc::ClientContext replies_ctx, run_ctx;
+  auto replies = open(*last_stub, replies_ctx, 9, "secret");
+  v1::StepReply opened;
+  ASSERT_TRUE(replies->Read(&opened));
+  EXPECT_EQ(opened.step_id(), 0u);
+  EXPECT_EQ(refusal(*last_stub, 9, "secret").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  rpc::prepare(run_ctx, "secret", std::chrono::milliseconds(0));
+  run_ctx.AddMetadata(rpc::plan_key, "9");
+  auto run = first_stub->Run(&run_ctx);
+  ASSERT_TRUE(run->Write(forward_step(1, 1, 8, 0)));
+  v1::StepReply direct;
+  ASSERT_TRUE(replies->Read(&direct));
+  EXPECT_EQ(direct.step_id(), 1u);
+  EXPECT_EQ(direct.stage_ms_size(), 2);
+  raw_client alone(whole.port());
+  const v1::StepReply expected = alone.step(1, 8);
+  ASSERT_TRUE(expected.sampled() && direct.sampled()) << direct.error();
+  EXPECT_EQ(direct.token(), expected.token());
+
+  replies->WritesDone();
+  EXPECT_TRUE(replies->Finish().ok());
+  ASSERT_TRUE(run->Write(forward_step(2, 1, 8, 2, direct.token())));
+  v1::StepReply relayed;  // the first reply to come up the Run stream: step 1's never did
+  ASSERT_TRUE(run->Read(&relayed));
+  EXPECT_EQ(relayed.step_id(), 2u);
+  EXPECT_TRUE(relayed.sampled()) << relayed.error();
+  run->WritesDone();
+  EXPECT_FALSE(run->Read(&relayed));
+  EXPECT_TRUE(run->Finish().ok());
 }
 
 }  // namespace

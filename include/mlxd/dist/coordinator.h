@@ -90,6 +90,8 @@ struct generation_result {
   // Who ran each stage of the plan that finished the request, first stage first: a worker's address, or
   // "coordinator" for --coordinator-layers; decode_stage_ms[i] is stage_nodes[i]'s time.
   std::vector<std::string> stage_nodes;
+  // The last stage answered on a stream of its own (protocol 1.4), not back through every stage.
+  bool direct_replies = false;
 };
 
 // A worker as seen by a Hello.
