@@ -1,6 +1,7 @@
 #include "dist/stage_rpc.h"
 
 #include "comm/grpc/admission.h"
+#include "comm/grpc/message_memory.h"
 #include "comm/grpc/wire.h"
 #include "mlxd/core/ops.h"
 
@@ -20,6 +21,7 @@ void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::mi
 
 std::shared_ptr<grpc::Channel> make_channel(const std::string& address,
                                             const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+  comm::rpc::keep_message_buffers();  // prefill chunks and weight uploads are megabytes each
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes + 4096));
   args.SetMaxSendMessageSize(static_cast<int>(max_message_bytes + 4096));

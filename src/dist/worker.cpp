@@ -10,6 +10,7 @@
 
 #include "comm/grpc/capabilities.h"
 #include "comm/grpc/credentials.h"
+#include "comm/grpc/message_memory.h"
 #include "dist/stage_rpc.h"
 #include "dist/stage_service.h"
 #include "mlxd/core/ops.h"
@@ -84,6 +85,7 @@ worker::worker(const worker_options& o) : impl_(std::make_unique<impl>()) {
   w.caps.memory_bytes = o.memory_bytes ? o.memory_bytes : available_memory() / 10 * 9;
   w.caps.gflops = measure_gflops();
   w.service = std::make_unique<stage_service>(o, w.node_id, w.caps);
+  comm::rpc::keep_message_buffers();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(join_host_port(o.host, o.port),
                            comm::rpc::server_credentials({o.tls_cert, o.tls_key, o.tls_ca}), &w.port);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "comm/grpc/capabilities.h"
+#include "comm/grpc/message_memory.h"
 #include "mlxd/comm/rendezvous.h"
 
 namespace mlxd::comm::rpc {
@@ -71,6 +72,7 @@ const group_options& validated(const group_options& o) {
 
 std::unique_ptr<grpc::Server> start_server(comm_service& service, const std::string& host, int port,
                                            const group_options& o, int* bound_port) {
+  keep_message_buffers();
   grpc::ServerBuilder builder;
   const std::string address = join_host_port(host, port);
   builder.AddListeningPort(address, server_credentials({o.tls_cert, o.tls_key, o.tls_ca}), bound_port);
