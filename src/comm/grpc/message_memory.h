@@ -1,7 +1,7 @@
 // Where gRPC's buffers for large messages live. glibc serves a malloc above its mmap threshold with a fresh
 // mapping and gives freed heap tops back to the system, so each large message faults its pages in again, and
 // every unmap interrupts all cores to flush their TLBs. Under this machine's hypervisor that made a 1 MB
-// message 17-21x slower than the same bytes over a TCP socket (bench/comm/p2p_bench.cpp).
+// message 17-21x slower than the same bytes over a TCP socket (`mlxd bench comm`).
 #pragma once
 
 namespace mlxd::comm::rpc {
