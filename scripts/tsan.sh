@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Builds the comm tests and the core's thread-pool tests with ThreadSanitizer and runs them; exits non-zero on a
-# failed test or a reported race.
+# Builds the comm tests, the core's thread-pool tests and the stage protocol's tests with ThreadSanitizer and
+# runs them; exits non-zero on a failed test or a reported race.
 # Usage: scripts/tsan.sh [BUILD_DIR]   (default build-tsan). Only these targets are built: under TSan
 # everything compiles and runs several times slower (about 11 min to build and 11 min to run on 2 cores).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build-tsan}"
 tests=(comm_unit_test comm_frame_test comm_flow_control_test comm_grpc_test comm_mismatch_test comm_security_test
-       comm_failure_test core_test)
+       comm_failure_test core_test dist_protocol_test)
 targets=("${tests[@]}" comm_worker)
 # core_test only runs what exercises the pool: the determinism tests (pool resizes, parallel_for, every op at
 # 1 and 2 threads, the parallel sgemm pieces), cached attention and the quantized kernels.
