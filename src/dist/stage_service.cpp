@@ -255,7 +255,7 @@ void stage_service::evict_idle() {
   std::lock_guard lock(mu_);
   const auto now = clock::now();
   for (auto it = sequences_.begin(); it != sequences_.end();) {
-    if (now - it->second->last_used > options_.kv_idle_timeout) {
+    if (now - it->second->last_used.load() > options_.kv_idle_timeout) {
       kv_bytes_ -= it->second->bytes;
       it = sequences_.erase(it);
     } else {

@@ -2,6 +2,7 @@
 // (the loaded stage and one KV cache per sequence). Thread-safe; every handler catches what it throws.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -47,9 +48,9 @@ class stage_service final : public v1::Stage::Service {
   struct sequence {
     explicit sequence(models::kv_cache c) : cache(std::move(c)) {}
     models::kv_cache cache;
-    std::optional<engine::sampler> sampler;  // the last stage's
-    std::vector<int32_t> history;            // ids sampled so far (for the penalties)
-    clock::time_point last_used;
+    std::optional<engine::sampler> sampler;                  // the last stage's
+    std::vector<int32_t> history;                            // ids sampled so far (for the penalties)
+    std::atomic<clock::time_point> last_used{clock::now()};  // set by steps, read by evict_idle
     uint64_t bytes = 0;
   };
 

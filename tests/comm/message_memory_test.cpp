@@ -5,7 +5,8 @@
 
 #include "comm/grpc/message_memory.h"
 
-#if defined(__GLIBC__)
+// Sanitizers bring their own allocator, which neither mallopt nor mallinfo2 describe.
+#if defined(__GLIBC__) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 #include <malloc.h>
 
 namespace mlxd::comm::rpc {
