@@ -188,6 +188,14 @@ void read_run(const json& doc, const fs::path& base, run_settings& r) {
           "run.save_dtype must be f32, f16 or bf16");
 }
 
+void read_data_parallel(const json& doc, data_parallel_settings& d) {
+  section s(doc, "data_parallel");
+  s.read("bucket_mb", d.bucket_mb);
+  s.read("overlap", d.overlap);
+  s.finish();
+  require(d.bucket_mb >= 1 && d.bucket_mb <= 1024, "data_parallel.bucket_mb must be in 1..1024");
+}
+
 // Sets doc[a][b]... = value for a dotted key.
 void set_dotted(json& doc, const std::string& key, json value) {
   json* node = &doc;
@@ -363,6 +371,7 @@ train_config parse_train_config(const json& doc, const fs::path& base) {
   read_schedule(sub("schedule"), c.schedule);
   read_run(sub("run"), base, c.run);
   if (const json* l = top.find("lora")) c.lora = read_lora(*l);
+  read_data_parallel(sub("data_parallel"), c.data_parallel);
   top.read("threads", c.threads);
   top.read("task", c.task);
   read_dpo(sub("dpo"), base, c.dpo);

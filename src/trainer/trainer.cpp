@@ -85,7 +85,7 @@ struct trainer::impl {
   impl(train_config c, trainer_options o) : cfg(std::move(c)), options(std::move(o)) {
     if (options.group) {
       rank = options.group->rank(), world = options.group->size();
-      reducer.emplace(options.group);
+      reducer.emplace(options.group, static_cast<size_t>(cfg.data_parallel.bucket_mb) << 20);
     }
     tokenizer tok = tokenizer::load(cfg.tokenizer);
     auto [config, weights] = initial_model(cfg);
@@ -315,7 +315,8 @@ struct trainer::impl {
       const std::string where = batch_where();
       std::optional<micro_batch> b = task->next(view(first_micro + m, true));
       if (!b) throw data::data_error("the training data holds no sample for rank " + std::to_string(rank));
-      if (reducer && m + 1 == cfg.optim.accumulation) summing.emplace(*reducer, param_shapes());
+      if (reducer && cfg.data_parallel.overlap && m + 1 == cfg.optim.accumulation)
+        summing.emplace(*reducer, param_shapes());
       const loss_fn f = [&](const std::vector<array>& p) { return b->loss_sum(p, stats); };
       array loss;
       if (summing) {
@@ -338,6 +339,7 @@ struct trainer::impl {
     }
     // The gradient buckets travel before the scalar sums, on every rank alike.
     std::vector<array> grads = summing ? summing->finish() : accum.take(1.0);
+    if (reducer && !summing) grads = reducer->sum(grads);
     const std::vector<double> totals =
         sum_scalars({u.loss_sum, u.units, static_cast<double>(u.tokens), first_bad.empty() ? 0.0 : 1.0});
     u.stats = reduce_stats(*task, stats);

@@ -5,7 +5,8 @@
 # rows. MODE packed: 32-token rows packed from several verses with data.row_streams, where each row of a
 # step (and of a validation batch) packs from its own stream of verses whatever the split. Either way the
 # weights and the training and validation losses agree to f32 summation order. (trainer_test holds row
-# streams to the same across accumulation splits.)
+# streams to the same across accumulation splits.) Unpacked, the ranks also run with the gradient sum after the
+# backward pass instead of during it (data_parallel.overlap=false): the weights must be the same bytes.
 # Usage: data_parallel.sh MLXD WORK_DIR N [unpacked|packed]
 set -euo pipefail
 mlxd=$1
@@ -27,6 +28,12 @@ fi
 "$mlxd" launch -n "$n" -- "$mlxd" train "${common[@]}" --set data.batch_size=1 --out "$work/ranks" \
   >"$work/ranks.log" 2>&1 || { cat "$work/ranks.log"; exit 1; }
 "$here/compare_models.py" "$work/one/model/model.safetensors" "$work/ranks/model/model.safetensors" 1e-4 1e-6
+if [ "$mode" = unpacked ]; then
+  "$mlxd" launch -n "$n" -- "$mlxd" train "${common[@]}" --set data.batch_size=1 --set data_parallel.overlap=false \
+    --out "$work/after" >"$work/after.log" 2>&1 || { cat "$work/after.log"; exit 1; }
+  cmp "$work/ranks/model/model.safetensors" "$work/after/model/model.safetensors" ||
+    { echo "summing after the backward pass changed the weights"; exit 1; }
+fi
 # KEY's values in a run's metrics, one a line: "loss" for every step, "val_loss" at each evaluation.
 values() { grep "\"$2\"" "$1" | sed -E "s/.*\"$2\":([-0-9.e+]+).*/\1/"; }
 for key in loss val_loss; do

@@ -69,6 +69,12 @@ TEST_F(train_config_test, reads_settings_and_resolves_paths_against_the_file) {
   EXPECT_EQ(c.optim.name, "adamw");
   EXPECT_EQ(c.run.out, dir_.path() / "runs/one");
   EXPECT_EQ(c.run.steps, 10);
+  EXPECT_EQ(c.data_parallel.bucket_mb, 8);  // defaults
+  EXPECT_TRUE(c.data_parallel.overlap);
+  const train_config d =
+      load_train_config(write(minimal), {"data_parallel.bucket_mb=2", "data_parallel.overlap=false"});
+  EXPECT_EQ(d.data_parallel.bucket_mb, 2);
+  EXPECT_FALSE(d.data_parallel.overlap);
 }
 
 TEST_F(train_config_test, overrides_replace_settings_and_keep_paths_relative_to_the_working_directory) {
@@ -93,6 +99,10 @@ TEST_F(train_config_test, names_the_setting_that_is_wrong) {
   EXPECT_NE(error_with("model.from=somewhere").find("exactly one of"), std::string::npos);
   EXPECT_NE(error_with("run.save_dtype=f8").find("run.save_dtype"), std::string::npos);
   EXPECT_NE(error_with("data.row_streams=3").find("data.row_streams must be true or false"),
+            std::string::npos);
+  EXPECT_NE(error_with("data_parallel.bucket_mb=0").find("data_parallel.bucket_mb must be in 1..1024"),
+            std::string::npos);
+  EXPECT_NE(error_with("data_parallel.overlap=2").find("data_parallel.overlap must be true or false"),
             std::string::npos);
   const std::string dpo = message_of([&] {
     load_train_config(write(minimal), {"task=dpo", "dpo.reference=ref", "data.row_streams=true"});

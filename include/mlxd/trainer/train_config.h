@@ -11,6 +11,8 @@
 //   run:      {out: DIR, steps, log_every, eval_every, eval_batches, checkpoint_every, keep_last,
 //              save_dtype: f32|f16|bf16, resume}
 //   lora:     {rank, alpha, dropout, targets: [q_proj, v_proj, ...]}: train adapters only, the base frozen
+//   data_parallel: {bucket_mb (gradients summed in buckets of about this size), overlap: true (sum during
+//              the backward pass; false: after it, the same bytes)}: only read when ranks run
 //   threads:  N (0: the kernel pool's default)
 //   task:     lm (next-token loss, the default) | dpo | reward | grpo | ppo: what a step optimises
 //   (objective.h) dpo:      {beta, loss: sigmoid|conservative|robust|hinge|ipo, label_smoothing, reference:
@@ -97,6 +99,11 @@ struct run_settings {
   bool resume = true;
 };
 
+struct data_parallel_settings {
+  int bucket_mb = 8;
+  bool overlap = true;
+};
+
 struct dpo_settings {
   double beta = 0.1;
   std::string loss = "sigmoid";
@@ -156,6 +163,7 @@ struct train_config {
   schedule_settings schedule;
   run_settings run;
   std::optional<models::lora_config> lora;  // set: LoRA fine-tuning
+  data_parallel_settings data_parallel;
   int threads = 0;
   dpo_settings dpo;
   reward_settings reward;
