@@ -3,6 +3,23 @@
 #include "dist/stage_rpc.h"
 
 namespace mlxd::dist {
+namespace {
+
+// Reads what is left of a stream this side stopped reading (`why` set: cancelled first) or whose worker
+// ended it, and returns why it ended; `name` names the stream.
+template <class Stream>
+std::string drain(Stream& stream, grpc::ClientContext& ctx, std::string why, const std::string& name) {
+  if (!why.empty()) ctx.TryCancel();
+  v1::StepReply r;
+  while (stream.Read(&r)) {
+  }
+  const grpc::Status s = stream.Finish();
+  if (why.empty())
+    why = name + " ended: " + (s.ok() ? std::string("closed by the worker") : s.error_message());
+  return why;
+}
+
+}  // namespace
 
 pipeline_stream::pipeline_stream(const endpoint& first, const std::optional<endpoint>& last,
                                  const std::string& token, uint64_t plan_id,
@@ -76,14 +93,7 @@ void pipeline_stream::read_loop() {
       break;
     }
   }
-  if (!why.empty()) ctx_.TryCancel();
-  while (stream_->Read(&r)) {
-  }
-  const grpc::Status s = stream_->Finish();
-  if (why.empty())
-    why = "the stream to the first stage " + address_ +
-          " ended: " + (s.ok() ? std::string("closed by the worker") : s.error_message());
-  lose(why);
+  lose(drain(*stream_, ctx_, why, "the stream to the first stage " + address_));
 }
 
 void pipeline_stream::read_replies() {
@@ -96,14 +106,7 @@ void pipeline_stream::read_replies() {
       break;
     }
   }
-  if (!why.empty()) replies_ctx_.TryCancel();
-  while (replies_->Read(&r)) {
-  }
-  const grpc::Status s = replies_->Finish();
-  if (why.empty())
-    why = "the replies of the last stage " + last_address_ +
-          " ended: " + (s.ok() ? std::string("closed by the worker") : s.error_message());
-  lose(why);
+  lose(drain(*replies_, replies_ctx_, why, "the replies of the last stage " + last_address_));
 }
 
 void pipeline_stream::lose(const std::string& why) {
