@@ -153,21 +153,28 @@ TEST(Kernels, MatvecEveryWeightDtype) {
   }
 }
 
-// A few rows (several sequences decoding together) against the reference, and each row bit-identical to the
-// same row multiplied alone: batching sequences never changes what one of them gets.
+// A few rows (several sequences decoding together) against the reference, and at every level each row
+// bit-identical to the same row multiplied alone: batching sequences never changes what one of them gets.
+// The widths cover every tail of the vector loops.
 TEST(Kernels, FewRowMatmulMatchesReferenceAndSingleRows) {
-  for (const int64_t rows : {2, 3, 8, 16, 17}) {
-    const array x = test::randn(9, {rows, 100});
-    for (const dtype t : {dtype::f32, dtype::f16, dtype::bf16}) {
-      const array w = test::randn(10, {70, 100}, t);
-      compare_levels([&] { return matmul(x, transpose(w)); }, 1e-5, 1e-4);
-      if (rows > 16) continue;  // beyond the few-row path a GEMM sums in its own order
-      const array all = matmul(x, transpose(w));
-      for (int64_t i = 0; i < rows; ++i) {
-        const array one = matmul(slice(x, {i, 0}, {i + 1, 100}), transpose(w));
-        const array row = contiguous(slice(all, {i, 0}, {i + 1, 70}));
-        ASSERT_EQ(0, std::memcmp(one.data<float>(), row.data<float>(), 70 * sizeof(float)))
-            << "row " << i << " of " << rows << ", " << name(t);
+  for (const int64_t k : {100, 116, 7}) {
+    for (const int64_t rows : {2, 3, 8, 16, 17}) {
+      const array x = test::randn(9, {rows, k});
+      for (const dtype t : {dtype::f32, dtype::f16, dtype::bf16}) {
+        const array w = test::randn(10, {70, k}, t);
+        compare_levels([&] { return matmul(x, transpose(w)); }, 1e-5, 1e-4);
+        if (rows > 16) continue;  // beyond the few-row path a GEMM sums in its own order
+        for (kernel_level level : test::fast_levels()) {
+          kernel_level_guard guard(level);
+          const array all = matmul(x, transpose(w));
+          for (int64_t i = 0; i < rows; ++i) {
+            const array one = matmul(slice(x, {i, 0}, {i + 1, k}), transpose(w));
+            const array row = contiguous(slice(all, {i, 0}, {i + 1, 70}));
+            ASSERT_EQ(0, std::memcmp(one.data<float>(), row.data<float>(), 70 * sizeof(float)))
+                << "row " << i << " of " << rows << ", width " << k << ", " << name(t) << ", level "
+                << kernel_level_name(level);
+          }
+        }
       }
     }
   }
