@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "kernels/gemm.h"
+#include "mlxd/core/kernel_level.h"
 #include "mlxd/core/thread_pool.h"
 
 namespace mlxd::detail {
@@ -15,6 +17,9 @@ namespace {
 constexpr int64_t piece_target = 512, max_pieces = 16;
 // Products below this many multiply-adds run as one piece.
 constexpr int64_t min_split_macs = int64_t{1} << 20;
+// From this many multiply-adds an AVX-512 CPU runs mlxd's own GEMM (kernels/gemm.h): about 1.8x OpenBLAS's
+// Haswell kernels, which this environment selects, and each output's bits do not depend on the shape's split.
+constexpr int64_t min_own_macs = int64_t{1} << 15;
 
 void call(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -27,6 +32,10 @@ void call(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (beta == 0.0f && k > 0 && m * n * k >= min_own_macs && active_kernel_level() >= kernel_level::avx512) {
+    kernels::gemm_avx512(m, n, k, alpha, a, lda, trans_a, kernels::pack_f32(b, ldb, trans_b), c, ldc);
+    return;
+  }
   (void)num_threads();  // starting the pool sets OpenBLAS to one thread before its first product
   if (m * n * k < min_split_macs || std::max(m, n) < piece_target) {
     call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -1,0 +1,32 @@
+// mlxd's own f32 GEMM for CPUs with AVX-512 (gemm_avx512.cpp), in the BLIS layout: operands are packed into
+// panels that stay in cache and a 14 x 32 register tile multiplies them. Each output is one chain of fused
+// multiply-adds over k in order 0..k-1, whatever the shape, tiling or thread count, so a row of the product
+// has the same bits whether it is computed alone or with any number of other rows.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace mlxd::kernels {
+
+inline constexpr int64_t gemm_mr = 14;   // rows of the register tile
+inline constexpr int64_t gemm_nr = 32;   // columns of the register tile: two vectors of 16
+inline constexpr int64_t gemm_kc = 256;  // depth of a packed block (a multiple of every quantized block size)
+
+// Writes b(p0 + p, j0 + c) for p < kc and c < nc into panels of gemm_nr columns: panel q holds column
+// j0 + q * gemm_nr + c at out[q * kc * gemm_nr + p * gemm_nr + c], with zeros past nc. p0 is a multiple of
+// gemm_kc. It is how B's storage (f32 either way round, f16, bf16, quantized rows) reaches the kernel.
+using gemm_pack_b = std::function<void(int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out)>;
+
+// c = alpha * op(a) b for row-major c [m, n] and a [m, k] (or [k, m] when trans_a), b given by its packer.
+// Needs an AVX-512 CPU (kernel level avx512 or above).
+void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a,
+                 const gemm_pack_b& pack_b, float* c, int64_t ldc);
+
+// Packers for an f32 b [k, n] (ld ldb) or, when trans_b, b = w^T for w [n, k] (rows ldb apart), and for
+// weights stored as rows w [n, k] of f16 or bf16 bits (b = w^T).
+gemm_pack_b pack_f32(const float* b, int64_t ldb, bool trans_b);
+gemm_pack_b pack_f16_rows(const uint16_t* w, int64_t ld);
+gemm_pack_b pack_bf16_rows(const uint16_t* w, int64_t ld);
+
+}  // namespace mlxd::kernels
