@@ -1,5 +1,6 @@
 #include "detail.h"
 #include "elementwise.h"
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "mlxd/core/autograd.h"
 #include "mlxd/core/kernel_level.h"
@@ -128,7 +129,19 @@ array matmul_nd(const array& a_in, const array& b_in) {
     operand_layout la{}, lb{};
     if (!gemm_layout(a, la)) a = contiguous(a), gemm_layout(a, la);
     float* c = out.mutable_data<float>();
-    if (weight_rows) {
+    // A prompt times half-precision weight rows: the AVX-512 GEMM widens them panel by panel instead of
+    // converting the whole matrix.
+    const bool half_rows = !weight_rows && m > few_rows && k > 0 && n > 0 && batch.empty() &&
+                           b_in.strides()[0] == 1 &&
+                           (b_in.type() == dtype::f16 || b_in.type() == dtype::bf16) &&
+                           active_kernel_level() >= kernel_level::avx512;
+    if (half_rows) {
+      const auto* w = static_cast<const uint16_t*>(b_in.raw_data());
+      const int64_t ld = b_in.strides()[1];
+      kernels::gemm_avx512(
+          m, n, k, 1.0f, a.data<float>(), la.ld, la.transposed,
+          b_in.type() == dtype::f16 ? kernels::pack_f16_rows(w, ld) : kernels::pack_bf16_rows(w, ld), c, n);
+    } else if (weight_rows) {
       // Decode path: weights stay in their own dtype and are streamed once for all rows.
       const array x = contiguous(a);
       const int64_t ld = b_in.strides()[1];

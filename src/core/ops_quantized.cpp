@@ -4,9 +4,11 @@
 #include <vector>
 
 #include "copy.h"
+#include "core/kernels/gemm.h"
 #include "core/kernels/quant_kernels.h"
 #include "detail.h"
 #include "mlxd/core/autograd.h"
+#include "mlxd/core/kernel_level.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/quantized.h"
 #include "mlxd/core/thread_pool.h"
@@ -169,6 +171,15 @@ void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x
   });
 }
 
+// From this many rows (a prompt rather than a few decoding sequences) an AVX-512 CPU dequantizes the weights
+// panel by panel into the f32 GEMM: with x in f32 rather than 8 bits, each output is the exact product of the
+// stored weights rounded once per fma, and its bits do not depend on the other rows.
+constexpr int64_t gemm_rows = 17;
+
+bool use_gemm(int64_t m) {
+  return m >= gemm_rows && active_kernel_level() >= kernel_level::avx512;
+}
+
 }  // namespace
 
 array quantized_matmul(const array& x, const array& w) {
@@ -187,7 +198,11 @@ array quantized_matmul(const array& x, const array& w) {
     autograd::no_grad guard;
     const array xf = detail::prepare(x, dtype::f32);
     float* y = out.mutable_data<float>();
-    if (const kernels::quant_table* qt = kernels::active_quant()) {
+    if (use_gemm(m)) {
+      const int64_t row_bytes = k / block_size(w.type()) * block_bytes(w.type());
+      kernels::gemm_avx512(m, n, k, 1.0f, xf.data<float>(), k, false,
+                           kernels::pack_quantized_rows(w.type(), w.raw_data(), row_bytes), y, n);
+    } else if (const kernels::quant_table* qt = kernels::active_quant()) {
       qmatmul_fast(*qt, w, xf.data<float>(), y, m, n, k);
     } else {
       qmatmul_reference(w, xf.data<float>(), y, m, n, k);

@@ -100,9 +100,32 @@ TEST(Gemm, HalfPrecisionWeightRowsMatchTheirF32Values) {
     const kernels::gemm_pack_b pack =
         t == dtype::f16 ? kernels::pack_f16_rows(bits, ld) : kernels::pack_bf16_rows(bits, ld);
     kernels::gemm_avx512(m, n, k, 1.0f, x.data(), k, false, pack, got.data(), n);
-    kernels::gemm_avx512(m, n, k, 1.0f, x.data(), k, false, kernels::pack_f32(wf.data(), ld, true), want.data(),
-                         n);
+    kernels::gemm_avx512(m, n, k, 1.0f, x.data(), k, false, kernels::pack_f32(wf.data(), ld, true),
+                         want.data(), n);
     ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << name(t);
+  }
+}
+
+TEST(Gemm, QuantizedWeightRowsPackTheirDequantizedValues) {
+  if (!has_avx512()) GTEST_SKIP() << "this CPU has no AVX-512";
+  const int64_t m = 19, n = 37, k = 512 + 256;  // three depth blocks
+  const auto x = values(10, m * k);
+  for (const dtype t : {dtype::q8_0, dtype::q4_0, dtype::q4_k, dtype::q6_k}) {
+    const array w = astype(test::randn(11, {n, k}), t);
+    const auto wf = astype(w, dtype::f32).to_vector<float>();
+    std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
+    const int64_t row_bytes = k / block_size(t) * block_bytes(t);
+    kernels::gemm_avx512(m, n, k, 1.0f, x.data(), k, false,
+                         kernels::pack_quantized_rows(t, w.raw_data(), row_bytes), got.data(), n);
+    kernels::gemm_avx512(m, n, k, 1.0f, x.data(), k, false, kernels::pack_f32(wf.data(), k, true),
+                         want.data(), n);
+    ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << name(t);
+    // Through the op: a prompt of 19 rows takes the GEMM, within an fma chain's error of the exact product.
+    const array xa = array::from(x, {m, k});
+    const array fast = quantized_matmul(xa, w);
+    kernel_level_guard guard(kernel_level::reference);
+    EXPECT_TRUE(test::close(fast, quantized_matmul(xa, w), 0, 2e-4 * std::sqrt(static_cast<double>(k))))
+        << name(t);
   }
 }
 
@@ -112,8 +135,8 @@ TEST(Gemm, ARowHasTheSameBitsAloneInAnyBatchAndAtAnyThreadCount) {
   const auto x = values(5, rows * k), w = values(6, n * k);
   auto product = [&](int64_t first, int64_t count) {
     std::vector<float> c(static_cast<size_t>(count * n));
-    kernels::gemm_avx512(count, n, k, 1.0f, x.data() + first * k, k, false, kernels::pack_f32(w.data(), k, true),
-                         c.data(), n);
+    kernels::gemm_avx512(count, n, k, 1.0f, x.data() + first * k, k, false,
+                         kernels::pack_f32(w.data(), k, true), c.data(), n);
     return c;
   };
   const int saved = num_threads();

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <functional>
 
+#include "mlxd/core/dtype.h"
+
 namespace mlxd::kernels {
 
 inline constexpr int64_t gemm_mr = 14;   // rows of the register tile
@@ -28,5 +30,8 @@ void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
 gemm_pack_b pack_f32(const float* b, int64_t ldb, bool trans_b);
 gemm_pack_b pack_f16_rows(const uint16_t* w, int64_t ld);
 gemm_pack_b pack_bf16_rows(const uint16_t* w, int64_t ld);
+// Weights stored as rows of blocks of a quantized dtype t (row_bytes apart), b = w^T; each value is
+// dequantized exactly as dequantize_blocks does.
+gemm_pack_b pack_quantized_rows(dtype t, const void* w, int64_t row_bytes);
 
 }  // namespace mlxd::kernels

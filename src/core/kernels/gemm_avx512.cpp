@@ -5,7 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "core/quant/blocks.h"
 #include "gemm.h"
+#include "mlxd/core/quantized.h"
 #include "mlxd/core/thread_pool.h"
 
 namespace mlxd::kernels {
@@ -75,8 +77,8 @@ __mmask16 lanes(int64_t n) {
 }
 
 // One thread's share: rows [i0, i1) and columns [j0, j1) of c, all of k.
-void block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k, float alpha, const float* a, int64_t lda,
-           bool trans_a, const gemm_pack_b& pack_b, float* c, int64_t ldc) {
+void block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k, float alpha, const float* a,
+           int64_t lda, bool trans_a, const gemm_pack_b& pack_b, float* c, int64_t ldc) {
   const int64_t nw = j1 - j0, panels = (nw + nr - 1) / nr;
   thread_local std::vector<float, std::allocator<float>> a_buf, b_buf;
   // 64-byte alignment for the b panels' aligned loads: over-allocate and round the pointer up.
@@ -115,7 +117,8 @@ void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst
     u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
   }
   for (int j = 0; j < 4; ++j) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+    const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88),
+                 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
     const __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
     const __m512 v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
     _mm512_storeu_ps(dst + j * ld_dst, _mm512_shuffle_f32x4(v0, v2, 0x88));
@@ -171,7 +174,8 @@ void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
   parallel_for(tiles(), 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t i0 = t / col_tiles * rows, j0 = t % col_tiles * cols;
-      block(i0, std::min(m, i0 + rows), j0, std::min(n, j0 + cols), k, alpha, a, lda, trans_a, pack_b, c, ldc);
+      block(i0, std::min(m, i0 + rows), j0, std::min(n, j0 + cols), k, alpha, a, lda, trans_a, pack_b, c,
+            ldc);
     }
   });
 }
@@ -179,7 +183,8 @@ void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
 gemm_pack_b pack_f32(const float* b, int64_t ldb, bool trans_b) {
   if (trans_b) {
     return [b, ldb](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
-      pack_rows(p0, kc, j0, nc, out, [b, ldb](int64_t j, int64_t p, int64_t, float*) { return b + j * ldb + p; });
+      pack_rows(p0, kc, j0, nc, out,
+                [b, ldb](int64_t j, int64_t p, int64_t, float*) { return b + j * ldb + p; });
     };
   }
   return [b, ldb](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
@@ -216,6 +221,42 @@ gemm_pack_b pack_bf16_rows(const uint16_t* w, int64_t ld) {
       for (int64_t i = 0; i < len; i += 16) {
         const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes(len - i), src + i));
         _mm512_storeu_ps(tmp + i, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+      }
+      return static_cast<const float*>(tmp);
+    });
+  };
+}
+
+gemm_pack_b pack_quantized_rows(dtype t, const void* w, int64_t row_bytes) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  const int64_t block = block_size(t), bytes = block_bytes(t);
+  return [=](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+    pack_rows(p0, kc, j0, nc, out, [=](int64_t j, int64_t p, int64_t len, float* tmp) {
+      const uint8_t* blocks = base + j * row_bytes + p / block * bytes;
+      if (t == dtype::q8_0) {
+        const auto* b = reinterpret_cast<const quant::block_q8_0*>(blocks);
+        for (int64_t i = 0; i < len / quant::qk; ++i) {
+          const __m512 d = _mm512_set1_ps(_cvtsh_ss(b[i].d));
+          for (int h = 0; h < 2; ++h) {
+            const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].q + 16 * h));
+            _mm512_storeu_ps(tmp + i * quant::qk + 16 * h,
+                             _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))));
+          }
+        }
+      } else if (t == dtype::q4_0) {
+        const auto* b = reinterpret_cast<const quant::block_q4_0*>(blocks);
+        const __m512i low = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
+        for (int64_t i = 0; i < len / quant::qk; ++i) {
+          const __m512 d = _mm512_set1_ps(_cvtsh_ss(b[i].d));
+          const __m512i bytes16 =
+              _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs)));
+          const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(bytes16, low), eight);
+          const __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(bytes16, 4), eight);
+          _mm512_storeu_ps(tmp + i * quant::qk, _mm512_mul_ps(d, _mm512_cvtepi32_ps(lo)));
+          _mm512_storeu_ps(tmp + i * quant::qk + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(hi)));
+        }
+      } else {
+        dequantize_blocks(t, blocks, tmp, len);
       }
       return static_cast<const float*>(tmp);
     });
