@@ -14,7 +14,16 @@ namespace mlxd::kernels {
 namespace {
 
 constexpr int64_t mr = gemm_mr, nr = gemm_nr, kc_max = gemm_kc;
-constexpr int64_t mc_max = 8 * mr;  // rows of a packed A block: 8 register tiles, about 112 KB
+
+__mmask16 lanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// gemm_kc zeros: the source of the rows and columns that pad a partial panel.
+const float* zero_row() {
+  static const std::vector<float> zeros(kc_max, 0.0f);
+  return zeros.data();
+}
 
 // The register tile: c[rows, 32] (masked to the valid columns) = alpha * (c + a_panel b_panel) when `finish`,
 // else the unscaled sum, which the next depth block loads again; so each output is one fma chain over k.
@@ -47,63 +56,9 @@ void tile(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, i
   }
 }
 
-// Rows i0 .. i0 + mc of op(a), depth p0 .. p0 + kc, as panels of mr rows: [r][p][i], zero rows past mc.
-void pack_a(const float* a, int64_t lda, bool trans_a, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
-            float* out) {
-  for (int64_t r = 0; r < mc; r += mr) {
-    float* panel = out + r * kc;
-    const int64_t rows = std::min(mr, mc - r);
-    if (trans_a) {
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = a + (p0 + p) * lda + i0 + r;
-        float* dst = panel + p * mr;
-        for (int64_t i = 0; i < rows; ++i) dst[i] = src[i];
-        for (int64_t i = rows; i < mr; ++i) dst[i] = 0.0f;
-      }
-    } else {
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* src = a + (i0 + r + i) * lda + p0;
-        for (int64_t p = 0; p < kc; ++p) panel[p * mr + i] = src[p];
-      }
-      for (int64_t i = rows; i < mr; ++i) {
-        for (int64_t p = 0; p < kc; ++p) panel[p * mr + i] = 0.0f;
-      }
-    }
-  }
-}
-
-__mmask16 lanes(int64_t n) {
-  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
-
-// One thread's share: rows [i0, i1) and columns [j0, j1) of c, all of k.
-void block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k, float alpha, const float* a,
-           int64_t lda, bool trans_a, const gemm_pack_b& pack_b, float* c, int64_t ldc) {
-  const int64_t nw = j1 - j0, panels = (nw + nr - 1) / nr;
-  thread_local std::vector<float, std::allocator<float>> a_buf, b_buf;
-  // 64-byte alignment for the b panels' aligned loads: over-allocate and round the pointer up.
-  b_buf.resize(static_cast<size_t>(panels * kc_max * nr + 16));
-  a_buf.resize(static_cast<size_t>(mc_max * kc_max));
-  float* bp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b_buf.data()) + 63) & ~uintptr_t{63});
-  for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
-    const int64_t kc = std::min(kc_max, k - p0);
-    pack_b(p0, kc, j0, nw, bp);
-    for (int64_t ic = i0; ic < i1; ic += mc_max) {
-      const int64_t mc = std::min(mc_max, i1 - ic);
-      pack_a(a, lda, trans_a, ic, mc, p0, kc, a_buf.data());
-      for (int64_t r = 0; r < mc; r += mr) {
-        for (int64_t q = 0; q < panels; ++q) {
-          const int64_t cols = std::min(nr, nw - q * nr);
-          tile(kc, a_buf.data() + r * kc, bp + q * kc * nr, c + (ic + r) * ldc + j0 + q * nr, ldc,
-               std::min(mr, mc - r), lanes(cols), lanes(cols - 16), p0 > 0, p0 + kc == k, alpha);
-        }
-      }
-    }
-  }
-}
-
-// dst[c * ld_dst + r] = src[r][c] for a 16 x 16 block: unpack pairs, then 4 x 4 groups, then 128-bit lanes.
-void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst) {
+// dst[c * ld_dst + r] = src[r][c] for a 16 x 16 block (r in `keep`): unpack pairs, then 4 x 4 groups, then
+// 128-bit lanes.
+void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst, __mmask16 keep) {
   __m512 t[16], u[16];
   for (int i = 0; i < 16; i += 2) {
     const __m512 a = _mm512_loadu_ps(src[i] + c0), b = _mm512_loadu_ps(src[i + 1] + c0);
@@ -121,10 +76,58 @@ void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst
                  v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
     const __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
     const __m512 v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-    _mm512_storeu_ps(dst + j * ld_dst, _mm512_shuffle_f32x4(v0, v2, 0x88));
-    _mm512_storeu_ps(dst + (4 + j) * ld_dst, _mm512_shuffle_f32x4(v1, v3, 0x88));
-    _mm512_storeu_ps(dst + (8 + j) * ld_dst, _mm512_shuffle_f32x4(v0, v2, 0xDD));
-    _mm512_storeu_ps(dst + (12 + j) * ld_dst, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+    _mm512_mask_storeu_ps(dst + j * ld_dst, keep, _mm512_shuffle_f32x4(v0, v2, 0x88));
+    _mm512_mask_storeu_ps(dst + (4 + j) * ld_dst, keep, _mm512_shuffle_f32x4(v1, v3, 0x88));
+    _mm512_mask_storeu_ps(dst + (8 + j) * ld_dst, keep, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+    _mm512_mask_storeu_ps(dst + (12 + j) * ld_dst, keep, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+  }
+}
+
+// Rows i0 .. i0 + rows (at most mr) of op(a), depth p0 .. p0 + kc, as one panel [p][i], zero rows past rows.
+void pack_a_panel(const float* a, int64_t lda, bool trans_a, int64_t i0, int64_t rows, int64_t p0, int64_t kc,
+                  float* panel) {
+  if (trans_a) {
+    const __mmask16 valid = lanes(rows), keep = lanes(mr);
+    for (int64_t p = 0; p < kc; ++p) {
+      _mm512_mask_storeu_ps(panel + p * mr, keep, _mm512_maskz_loadu_ps(valid, a + (p0 + p) * lda + i0));
+    }
+    return;
+  }
+  const float* src[16];
+  for (int64_t i = 0; i < 16; ++i) src[i] = i < rows ? a + (i0 + i) * lda + p0 : zero_row();
+  int64_t p = 0;
+  for (; p + 16 <= kc; p += 16) transpose16(src, p, panel + p * mr, mr, lanes(mr));
+  for (; p < kc; ++p) {
+    for (int64_t i = 0; i < mr; ++i) panel[p * mr + i] = src[i][p];
+  }
+}
+
+// All of op(a), packed once and read by every tile: depth block b (p0 = b * gemm_kc) holds the row panels
+// one after another, panel r at b * m_pad * gemm_kc + r * mr * kc.
+struct packed_a {
+  float* data;
+  int64_t m_pad;  // m rounded up to whole panels
+  float* panel(int64_t p0, int64_t kc, int64_t i) const { return data + p0 * m_pad + i * kc; }
+};
+
+// One thread's share: rows [i0, i1) (i0 a multiple of mr) and columns [j0, j1) of c, all of k.
+void block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k, float alpha, const packed_a& a,
+           const gemm_pack_b& pack_b, float* c, int64_t ldc) {
+  const int64_t nw = j1 - j0, panels = (nw + nr - 1) / nr;
+  thread_local std::vector<float> b_buf;
+  // 64-byte alignment for the b panels' aligned loads: over-allocate and round the pointer up.
+  b_buf.resize(static_cast<size_t>(panels * kc_max * nr + 16));
+  float* bp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b_buf.data()) + 63) & ~uintptr_t{63});
+  for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
+    const int64_t kc = std::min(kc_max, k - p0);
+    pack_b(p0, kc, j0, nw, bp);
+    for (int64_t i = i0; i < i1; i += mr) {
+      for (int64_t q = 0; q < panels; ++q) {
+        const int64_t cols = std::min(nr, nw - q * nr);
+        tile(kc, a.panel(p0, kc, i), bp + q * kc * nr, c + i * ldc + j0 + q * nr, ldc, std::min(mr, i1 - i),
+             lanes(cols), lanes(cols - 16), p0 > 0, p0 + kc == k, alpha);
+      }
+    }
   }
 }
 
@@ -132,7 +135,6 @@ void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst
 // tmp (room for gemm_kc values) when it has to convert them. Columns past nc read a row of zeros.
 template <class Row>
 void pack_rows(int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out, const Row& row) {
-  static const std::vector<float> zeros(kc_max, 0.0f);
   thread_local std::vector<float> tmp(16 * kc_max);
   const float* src[16];
   for (int64_t q = 0; q * nr < nc; ++q) {
@@ -140,10 +142,10 @@ void pack_rows(int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out, const
       float* dst = out + q * kc * nr + h;
       for (int64_t r = 0; r < 16; ++r) {
         const int64_t c = q * nr + h + r;
-        src[r] = c < nc ? row(j0 + c, p0, kc, tmp.data() + r * kc_max) : zeros.data();
+        src[r] = c < nc ? row(j0 + c, p0, kc, tmp.data() + r * kc_max) : zero_row();
       }
       int64_t p = 0;
-      for (; p + 16 <= kc; p += 16) transpose16(src, p, dst + p * nr, nr);
+      for (; p + 16 <= kc; p += 16) transpose16(src, p, dst + p * nr, nr, 0xFFFF);
       for (; p < kc; ++p) {
         for (int64_t r = 0; r < 16; ++r) dst[p * nr + r] = src[r][p];
       }
@@ -157,7 +159,7 @@ void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
                  const gemm_pack_b& pack_b, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   // Tiles of up to 896 x 256, halved (columns first, to 128) until every thread has a few: each tile packs
-  // its own rows of a and columns of b once per depth block. No output's bits depend on the tiling.
+  // its own columns of b once per depth block. No output's bits depend on the tiling.
   auto round_up = [](int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; };
   int64_t rows = std::min(round_up(m, mr), 64 * mr), cols = std::min(round_up(n, nr), 8 * nr);
   auto tiles = [&] { return ((m + rows - 1) / rows) * ((n + cols - 1) / cols); };
@@ -170,12 +172,23 @@ void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
       break;
     }
   }
+  // op(a) packed once, in parallel, into the calling thread's buffer (kept: a prompt makes many products).
+  const int64_t m_pad = round_up(m, mr), row_panels = m_pad / mr, depth_blocks = (k + kc_max - 1) / kc_max;
+  thread_local std::vector<float> a_buf;
+  a_buf.resize(static_cast<size_t>(m_pad * k));
+  const packed_a pa{a_buf.data(), m_pad};
+  parallel_for(row_panels * depth_blocks, 16, [&](int64_t b, int64_t e) {
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t i = u % row_panels * mr, p0 = u / row_panels * kc_max;
+      const int64_t kc = std::min(kc_max, k - p0);
+      pack_a_panel(a, lda, trans_a, i, std::min(mr, m - i), p0, kc, pa.panel(p0, kc, i));
+    }
+  });
   const int64_t col_tiles = (n + cols - 1) / cols;
   parallel_for(tiles(), 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t i0 = t / col_tiles * rows, j0 = t % col_tiles * cols;
-      block(i0, std::min(m, i0 + rows), j0, std::min(n, j0 + cols), k, alpha, a, lda, trans_a, pack_b, c,
-            ldc);
+      block(i0, std::min(m, i0 + rows), j0, std::min(n, j0 + cols), k, alpha, pa, pack_b, c, ldc);
     }
   });
 }
