@@ -8,7 +8,8 @@
 //   attention896: one layer's decode attention (one token) at context 896: cached_attention over an f32
 //           or f16 cache, against the matmul, mask and softmax ops that decode ran before, on the f32
 //           cache (ratio = speed-up; calls_per_s counts calls);
-//   prefill: model GFLOP/s for 512 tokens (2 x matmul params x tokens), against cblas_sgemm on the
+//   prefill: model GFLOP/s of a 512-token prompt as generation runs it (forward_last: the layers on every
+//           token, the LM head on the last, as llama-bench's pp512), against cblas_sgemm on the
 //           [512, hidden] x [hidden, ffn] product of the same model.
 // Quantized models quantize every matrix whose rows are whole blocks of the type (as `mlxd quantize`, which
 // falls back to q8_0 for the 15M model's 288-value rows under the k-quants); norms stay f32.
@@ -55,6 +56,7 @@ struct loaded {
   std::vector<array> streamed;  // every weight a decode step reads in full (all but the embedding table)
   double streamed_bytes = 0;
   double matmul_params = 0;
+  double head_params = 0;  // the LM head's share of matmul_params
 };
 
 // The dtype a weight gets in a model of type t.
@@ -68,12 +70,13 @@ loaded build(const model_size& s, dtype t) {
   const models::llama_config c = config_of(s);
   std::map<std::string, array> w = models::init_llama_weights(c, 1);
   for (auto& [k, v] : w) v = astype(v, weight_type(v, t));
-  loaded out{models::llama_model(c, w), {}, 0, 0};
+  loaded out{models::llama_model(c, w), {}, 0, 0, 0};
   for (const auto& [k, v] : w) {
     if (k == "model.embed_tokens.weight") continue;
     out.streamed.push_back(v);
     out.streamed_bytes += static_cast<double>(v.nbytes());
     if (v.ndim() == 2) out.matmul_params += static_cast<double>(v.size());
+    if (k == "lm_head.weight") out.head_params = static_cast<double>(v.size());
   }
   return out;
 }
@@ -167,11 +170,12 @@ void prefill(benchmark::State& state, const model_size& s, dtype t) {
   for (int i = 0; i < 512; ++i) prompt[i] = (i * 37) % s.vocab;
   const array x = random::normal({2}, {512, s.hidden}), w = random::normal({3}, {s.ffn, s.hidden});
   array y = zeros({512, s.ffn});
+  const double flops = 2.0 * ((m.matmul_params - m.head_params) * 512 + m.head_params);
   run_paired(state, "GFLOPS",
-             {"prefill", 2.0 * m.matmul_params * 512 * 1e0,
+             {"prefill", flops,
               [&] {
                 models::kv_cache cache = m.model.make_cache(512);
-                m.model.forward(prompt, cache);
+                m.model.forward_last(prompt, cache);
               }},
              {{"cblas", 2.0 * 512 * s.hidden * s.ffn, [&] {
                  openblas_set_num_threads(threads);
@@ -180,7 +184,7 @@ void prefill(benchmark::State& state, const model_size& s, dtype t) {
                              y.mutable_data<float>(), s.ffn);
                  openblas_set_num_threads(1);  // mlxd's own products keep OpenBLAS single-threaded
                }}});
-  state.counters["tokens_per_s"] = state.counters["GFLOPS"] * 1e9 / (2.0 * m.matmul_params);
+  state.counters["tokens_per_s"] = state.counters["GFLOPS"] * 1e9 * 512 / flops;
 }
 
 void register_all() {
@@ -208,7 +212,7 @@ void register_all() {
       add("attention896/" + size + "/" + std::string(name(kv)),
           [s, kv](benchmark::State& st) { attention896(st, s, kv); });
     }
-    for (dtype t : {dtype::f32, dtype::q8_0, dtype::q4_0, dtype::q4_k, dtype::q6_k}) {
+    for (dtype t : {dtype::f32, dtype::f16, dtype::q8_0, dtype::q4_0, dtype::q4_k, dtype::q6_k}) {
       add("prefill512/" + size + "/" + std::string(name(t)),
           [s, t](benchmark::State& st) { prefill(st, s, t); });
     }

@@ -65,7 +65,7 @@ nlohmann::json run(const model_bench_args& a) {
 
   const figures pp = measure(a.repetitions, a.prompt_tokens, [&] {
     models::kv_cache cache = m.make_cache(a.prompt_tokens);
-    m.forward(prompt, cache);
+    m.forward_last(prompt, cache);
   });
   const figures tg = measure(a.repetitions, a.gen_tokens, [&] {
     models::kv_cache cache = m.make_cache(a.gen_tokens + 1);

@@ -219,7 +219,7 @@ void add_model_commands(CLI::App& app) {
       std::vector<int32_t> generated;
       std::vector<float> logprobs;
       const auto start = std::chrono::steady_clock::now();
-      array logits = m.forward(prompt, cache);
+      array logits = m.forward_last(prompt, cache);
       const double prefill = seconds_since(start);
       for (int i = 0; i < *max_tokens; ++i) {
         const auto last = contiguous(slice_axis(logits, 0, logits.shape(0) - 1, logits.shape(0)));

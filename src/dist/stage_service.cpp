@@ -290,8 +290,8 @@ std::optional<array> stage_service::finish(const loaded& st, const v1::StepReque
   if (req.want_logits()) rpc::to_chunk(m.head(y), reply.mutable_logits());
   if (req.want_hidden()) rpc::to_chunk(m.final_norm(y), reply.mutable_final_hidden());
   if (req.sample()) {
-    const array logits = m.head(y);  // every row, as the single-node forward computes them
-    const array last = contiguous(slice_axis(logits, 0, logits.shape(0) - 1, logits.shape(0)));
+    // The last row alone, as the single-node generation (llama_model::forward_last) computes it.
+    const array last = contiguous(m.head(slice_axis(y, 0, y.shape(0) - 1, y.shape(0))));
     const engine::sample_result r =
         seq.sampler->sample({last.data<float>(), static_cast<size_t>(last.size())}, seq.history);
     seq.history.push_back(r.id);

@@ -69,9 +69,8 @@ chat_turn chat_session::reply(const std::string& user, const std::function<void(
   chat_turn turn;
   turn.prompt_tokens = static_cast<int>(prompt.size());
   turn.reused_tokens = static_cast<int>(keep);
-  array logits =
-      model_.forward(std::vector<int32_t>(prompt.begin() + static_cast<int64_t>(keep), prompt.end()),
-                     cache_);  // [T, vocab]
+  array logits = model_.forward_last(
+      std::vector<int32_t>(prompt.begin() + static_cast<int64_t>(keep), prompt.end()), cache_);  // [1, vocab]
   cached_ = prompt;
   sampler draw(options_.sampling, model_.config().vocab_size);
   stream_decoder stream(tok_, true);

@@ -188,6 +188,16 @@ array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) 
       tokens, [&](const std::vector<int32_t>& chunk) { return head(forward_layers(embed(chunk), cache)); });
 }
 
+array llama_model::forward_last(const std::vector<int32_t>& tokens, kv_cache& cache) const {
+  if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
+    throw std::invalid_argument("[llama] forward needs the whole model; this one holds a pipeline stage");
+  const array last_rows = by_chunks(tokens, [&](const std::vector<int32_t>& chunk) {
+    const array y = forward_layers(embed(chunk), cache);
+    return slice_axis(y, 0, y.shape(0) - 1, y.shape(0));
+  });
+  return head(slice_axis(last_rows, 0, last_rows.shape(0) - 1, last_rows.shape(0)));
+}
+
 array llama_model::final_hidden(const std::vector<int32_t>& tokens, kv_cache& cache) const {
   if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
     throw std::invalid_argument(

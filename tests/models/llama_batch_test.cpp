@@ -130,6 +130,25 @@ TEST(LlamaBatch, StageLayersOverSeveralSequencesEqualEachAloneBitForBit) {
                std::invalid_argument);
 }
 
+// Generation's prefill: the layers over the whole prompt, the LM head on the last row alone (40 rows: beyond
+// the few-row products, so forward's head multiplies them as a GEMM and forward_last's as one row).
+TEST(LlamaBatch, ForwardLastIsForwardsLastRowWithTheHeadOnThatRowAlone) {
+  const llama_config c = bias_config();
+  const llama_model m(c, init_llama_weights(c, 3));
+  std::vector<int32_t> prompt(40);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7) % 50);
+  kv_cache last_cache = m.make_cache(64), full_cache = m.make_cache(64), layer_cache = m.make_cache(64);
+  const array last = m.forward_last(prompt, last_cache);
+  ASSERT_EQ(last.shape(), (shape_t{1, c.vocab_size}));
+  EXPECT_EQ(last_cache.length(), 40);
+  const array full = m.forward(prompt, full_cache);
+  EXPECT_LE(max_abs_diff(last, slice_axis(full, 0, 39, 40)), 1e-5f);
+  const array y = m.forward_layers(m.embed(prompt), layer_cache);
+  EXPECT_EQ(max_abs_diff(last, m.head(slice_axis(y, 0, 39, 40))), 0.0f);
+  // The next step continues from the same cache.
+  EXPECT_LE(max_abs_diff(m.forward({3}, last_cache), m.forward({3}, full_cache)), 1e-5f);
+}
+
 TEST(LlamaBatch, RefusesBadArguments) {
   const llama_config c = bias_config();
   const llama_model m(c, init_llama_weights(c, 3));

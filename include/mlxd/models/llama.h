@@ -59,6 +59,10 @@ class llama_model {
   // Logits [n_tokens, vocab] for `tokens` placed at positions cache.length()...; appends their keys and
   // values. Needs the whole model: forward == head(forward_layers(embed(chunk), cache)) chunk by chunk.
   array forward(const std::vector<int32_t>& tokens, kv_cache& cache) const;
+  // The logits [1, vocab] of the last of `tokens`, placed, chunked and cached as forward places them: what
+  // generation needs after a prompt. The LM head multiplies that one row only (as llama.cpp's prompt
+  // processing does), so its bits are those of forward({last}, ...) on the same cache, not of forward's row.
+  array forward_last(const std::vector<int32_t>& tokens, kv_cache& cache) const;
   // Several sequences in one pass: tokens[i] at positions caches[i]->length()... of its own cache. The linear
   // layers run once on the rows of every sequence (each weight is read once per step); attention runs per
   // sequence. Returns the logits [n_seqs, vocab] of each sequence's last token. Needs the whole model.
