@@ -66,8 +66,11 @@ void gemm_reference(const float* a, operand_layout la, const float* b, operand_l
 // whatever m is, so a sequence decoded in a batch gets the bits it would get alone.
 void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, const float* x, float* y,
                  int64_t m, int64_t n, int64_t k) {
-  // Chunks of 64 rows start at multiples of 4, so the rows summed by dot4 never depend on the thread count.
-  parallel_for(n, 64, [&](int64_t begin, int64_t end) {
+  // One contiguous share of the weights per thread, which the hardware prefetcher follows as one stream
+  // (64-row chunks taken in turn were slower here). Shares start at multiples of 4, so the rows summed by
+  // dot4 never depend on the thread count.
+  const int64_t share = std::max<int64_t>(64, ((n + num_threads() - 1) / num_threads() + 15) / 16 * 16);
+  parallel_for(n, share, [&](int64_t begin, int64_t end) {
     int64_t j = begin;
     for (; j + 4 <= end; j += 4) {
       for (int64_t i = 0; i < m; ++i) {
@@ -97,9 +100,6 @@ void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, 
   });
 }
 
-// Up to this many rows the few-row product beats converting and packing the weights for a GEMM.
-constexpr int64_t few_rows = 16;
-
 array matmul_nd(const array& a_in, const array& b_in) {
   const int64_t m = a_in.shape(-2), k = a_in.shape(-1), n = b_in.shape(-1);
   if (b_in.shape(-2) != k) {
@@ -123,15 +123,15 @@ array matmul_nd(const array& a_in, const array& b_in) {
   {
     autograd::no_grad guard;
     const kernels::table* kt = kernels::active();
-    const bool weight_rows = kt && m >= 1 && m <= few_rows && batch.empty() && b_in.strides()[0] == 1 &&
-                             is_floating(b_in.type()) && b_in.shape(-1) > 0;
+    const bool weight_rows = kt && m >= 1 && m <= kernels::few_rows && batch.empty() &&
+                             b_in.strides()[0] == 1 && is_floating(b_in.type()) && b_in.shape(-1) > 0;
     array a = a_in.type() == dtype::f32 ? a_in : astype(a_in, dtype::f32);
     operand_layout la{}, lb{};
     if (!gemm_layout(a, la)) a = contiguous(a), gemm_layout(a, la);
     float* c = out.mutable_data<float>();
     // A prompt times half-precision weight rows: the AVX-512 GEMM widens them panel by panel instead of
     // converting the whole matrix.
-    const bool half_rows = !weight_rows && m > few_rows && k > 0 && n > 0 && batch.empty() &&
+    const bool half_rows = !weight_rows && m > kernels::few_rows && k > 0 && n > 0 && batch.empty() &&
                            b_in.strides()[0] == 1 &&
                            (b_in.type() == dtype::f16 || b_in.type() == dtype::bf16) &&
                            active_kernel_level() >= kernel_level::avx512;

@@ -157,10 +157,14 @@ void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x
   const kernels::quant_dot_fn dot = dot_for(qt, t);
   const size_t row_bytes = static_cast<size_t>(n_blocks) * block_bytes(t);
   const auto* pw = static_cast<const uint8_t*>(w.raw_data());
-  // Small chunks balance the threads for one x row; bigger ones amortise streaming many x rows over them.
-  const size_t chunk_bytes = m == 1 ? (32u << 10) : (192u << 10);
+  // A few x rows (decode) are bound by reading the weights: each thread streams one contiguous share, which
+  // the hardware prefetcher follows as one stream (32 KB chunks taken in turn decoded a 1B model at half the
+  // speed here, slower than one thread). More rows amortise each weight chunk over them instead.
   const int64_t grain =
-      std::max<int64_t>(16, static_cast<int64_t>(chunk_bytes / std::max<size_t>(row_bytes, 1)) / 16 * 16);
+      m <= kernels::few_rows
+          ? std::max<int64_t>(16, (n + num_threads() - 1) / num_threads() + 15) / 16 * 16
+          : std::max<int64_t>(16,
+                              static_cast<int64_t>((192u << 10) / std::max<size_t>(row_bytes, 1)) / 16 * 16);
   parallel_for(n, grain, [&](int64_t b, int64_t e) {
     for (int64_t i = 0; i < m; i += kernels::max_dot_rows) {
       const int n_x = static_cast<int>(std::min<int64_t>(kernels::max_dot_rows, m - i));
@@ -171,13 +175,11 @@ void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x
   });
 }
 
-// From this many rows (a prompt rather than a few decoding sequences) an AVX-512 CPU dequantizes the weights
-// panel by panel into the f32 GEMM: with x in f32 rather than 8 bits, each output is the exact product of the
-// stored weights rounded once per fma, and its bits do not depend on the other rows.
-constexpr int64_t gemm_rows = 17;
-
+// Beyond a few rows (a prompt rather than decoding sequences) an AVX-512 CPU dequantizes the weights panel by
+// panel into the f32 GEMM: with x in f32 rather than 8 bits, each output is the exact product of the stored
+// weights rounded once per fma, and its bits do not depend on the other rows.
 bool use_gemm(int64_t m) {
-  return m >= gemm_rows && active_kernel_level() >= kernel_level::avx512;
+  return m > kernels::few_rows && active_kernel_level() >= kernel_level::avx512;
 }
 
 }  // namespace

@@ -14,6 +14,9 @@ namespace mlxd::kernels {
 inline constexpr int64_t gemm_mr = 14;   // rows of the register tile
 inline constexpr int64_t gemm_nr = 32;   // columns of the register tile: two vectors of 16
 inline constexpr int64_t gemm_kc = 256;  // depth of a packed block (a multiple of every quantized block size)
+// Products of at most this many rows are decode steps, served by kernels that stream the weights once for all
+// rows; longer ones (prompts) take the GEMM.
+inline constexpr int64_t few_rows = 16;
 
 // Writes b(p0 + p, j0 + c) for p < kc and c < nc into panels of gemm_nr columns: panel q holds column
 // j0 + q * gemm_nr + c at out[q * kc * gemm_nr + p * gemm_nr + c], with zeros past nc. p0 is a multiple of
