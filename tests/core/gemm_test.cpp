@@ -88,6 +88,22 @@ TEST(Gemm, EveryLayoutAndEdgeMatchesTheOracle) {
   }
 }
 
+// An a of more than 8M values (a training step's [vocab, tokens] products) is packed in slabs of rows.
+TEST(Gemm, ALargeAIsPackedInSlabsOfRows) {
+  if (!has_avx512()) GTEST_SKIP() << "this CPU has no AVX-512";
+  const int64_t m = 2100, n = 5, k = 4100;  // slabs of 2044 and 56 rows
+  for (const bool ta : {false, true}) {
+    const int64_t lda = ta ? m : k;
+    const auto a = values(12, m * k), b = values(13, k * n);
+    std::vector<float> c(static_cast<size_t>(m * n));
+    kernels::gemm_avx512(m, n, k, 1.0f, a.data(), lda, ta, kernels::pack_f32(b.data(), n, false), c.data(),
+                         n);
+    std::vector<double> mag;
+    const auto want = oracle(a, lda, ta, b, n, false, m, n, k, 1.0f, &mag);
+    expect_near(c, n, want, mag, m, n, k, ta ? "a^T" : "a");
+  }
+}
+
 TEST(Gemm, HalfPrecisionWeightRowsMatchTheirF32Values) {
   if (!has_avx512()) GTEST_SKIP() << "this CPU has no AVX-512";
   const int64_t m = 23, n = 45, k = 300, ld = k + 4;

@@ -153,11 +153,10 @@ void pack_rows(int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out, const
   }
 }
 
-}  // namespace
-
-void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a,
-                 const gemm_pack_b& pack_b, float* c, int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
+// The rows of one slab: op(a) [m, k] packed once, in parallel, into the calling thread's buffer (kept: a
+// prompt makes many products), then tiles of c.
+void slab(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a,
+          const gemm_pack_b& pack_b, float* c, int64_t ldc) {
   // Tiles of up to 896 x 256, halved (columns first, to 128) until every thread has a few: each tile packs
   // its own columns of b once per depth block. No output's bits depend on the tiling.
   auto round_up = [](int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; };
@@ -172,7 +171,6 @@ void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
       break;
     }
   }
-  // op(a) packed once, in parallel, into the calling thread's buffer (kept: a prompt makes many products).
   const int64_t m_pad = round_up(m, mr), row_panels = m_pad / mr, depth_blocks = (k + kc_max - 1) / kc_max;
   thread_local std::vector<float> a_buf;
   a_buf.resize(static_cast<size_t>(m_pad * k));
@@ -191,6 +189,21 @@ void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
       block(i0, std::min(m, i0 + rows), j0, std::min(n, j0 + cols), k, alpha, pa, pack_b, c, ldc);
     }
   });
+}
+
+}  // namespace
+
+void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a,
+                 const gemm_pack_b& pack_b, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  // Slabs of rows whose packed a stays under 32 MB (a prompt's whole a; a training step's [vocab, tokens]
+  // gradient product in several), each packing b again: 1 / (slab rows) of the multiply-adds.
+  const int64_t slab_rows =
+      std::max<int64_t>(64 * mr, (int64_t{8} << 20) / std::max<int64_t>(k, 1) / mr * mr);
+  for (int64_t r = 0; r < m; r += slab_rows) {
+    slab(std::min(slab_rows, m - r), n, k, alpha, trans_a ? a + r : a + r * lda, lda, trans_a, pack_b,
+         c + r * ldc, ldc);
+  }
 }
 
 gemm_pack_b pack_f32(const float* b, int64_t ldb, bool trans_b) {
