@@ -1,10 +1,10 @@
 // The one way core multiplies f32 matrices. On an AVX-512 CPU, products of 2^15 multiply-adds or more with
-// beta = 0 run mlxd's own GEMM (kernels/gemm.h), whose outputs do not depend on the split or the thread count;
-// the rest call cblas_sgemm. OpenBLAS runs single-threaded (thread_pool.cpp sets it); a large product is cut
-// into pieces fixed by its shape alone and the pieces run on mlxd's thread pool, so every output has the same
-// bits whatever the thread count. OpenBLAS's own threading does not promise that: with its Haswell kernels
-// (OPENBLAS_CORETYPE=Haswell, as this environment sets) on an AMD EPYC, 2 threads changed about a fifth of a
-// [64, 4096] x [4096, 512] product's outputs.
+// beta = 0 run mlxd's own GEMM (kernels/gemm.h), whose outputs do not depend on the split or the thread
+// count; the rest call cblas_sgemm. OpenBLAS runs single-threaded (thread_pool.cpp sets it); a large product
+// is cut into pieces fixed by its shape alone and the pieces run on mlxd's thread pool, so every output has
+// the same bits whatever the thread count. OpenBLAS's own threading does not promise that: with its Haswell
+// kernels (OPENBLAS_CORETYPE=Haswell, as this environment sets) on an AMD EPYC, 2 threads changed about a
+// fifth of a [64, 4096] x [4096, 512] product's outputs.
 #pragma once
 
 #include <cstdint>
