@@ -69,7 +69,7 @@ void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, 
   // One contiguous share of the weights per thread, which the hardware prefetcher follows as one stream
   // (64-row chunks taken in turn were slower here). Shares start at multiples of 4, so the rows summed by
   // dot4 never depend on the thread count.
-  const int64_t share = std::max<int64_t>(64, ((n + num_threads() - 1) / num_threads() + 15) / 16 * 16);
+  const int64_t share = std::max<int64_t>(64, per_thread_grain(n, 16));
   parallel_for(n, share, [&](int64_t begin, int64_t end) {
     int64_t j = begin;
     for (; j + 4 <= end; j += 4) {

@@ -162,7 +162,7 @@ void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x
   // speed here, slower than one thread). More rows amortise each weight chunk over them instead.
   const int64_t grain =
       m <= kernels::few_rows
-          ? std::max<int64_t>(16, (n + num_threads() - 1) / num_threads() + 15) / 16 * 16
+          ? per_thread_grain(n, 16)
           : std::max<int64_t>(16,
                               static_cast<int64_t>((192u << 10) / std::max<size_t>(row_bytes, 1)) / 16 * 16);
   parallel_for(n, grain, [&](int64_t b, int64_t e) {

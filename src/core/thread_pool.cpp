@@ -1,5 +1,6 @@
 #include "mlxd/core/thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -163,6 +164,11 @@ void set_num_threads(int n) {
   if (n < 1)
     throw std::invalid_argument("[set_num_threads] need at least 1 thread, got " + std::to_string(n));
   if (n != the_pool().size()) the_pool().resize(n);
+}
+
+int64_t per_thread_grain(int64_t n, int64_t multiple) {
+  const int64_t share = (n + num_threads() - 1) / num_threads();
+  return std::max<int64_t>(multiple, (share + multiple - 1) / multiple * multiple);
 }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {

@@ -18,4 +18,9 @@ void set_num_threads(int n);
 // Exceptions thrown by fn are rethrown in the caller (the first one wins).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+// The grain that gives each thread one contiguous share of n items, rounded up to a multiple of `multiple`:
+// for work bound by streaming memory, where one long stream per thread keeps the hardware prefetcher going
+// (chunks taken in turn restart it).
+int64_t per_thread_grain(int64_t n, int64_t multiple);
+
 }  // namespace mlxd
