@@ -33,7 +33,7 @@ void call(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (beta == 0.0f && k > 0 && m * n * k >= min_own_macs && active_kernel_level() >= kernel_level::avx512) {
-    kernels::gemm_avx512(m, n, k, alpha, a, lda, trans_a, kernels::pack_f32(b, ldb, trans_b), c, ldc);
+    kernels::sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
     return;
   }
   (void)num_threads();  // starting the pool sets OpenBLAS to one thread before its first product

@@ -66,7 +66,7 @@ TEST(Gemm, EveryLayoutAndEdgeMatchesTheOracle) {
   struct dims {
     int64_t m, n, k;
   };
-  // Partial tiles in every direction, depth across several packed blocks (256) with a ragged last one, a
+  // Partial tiles in every direction, depth across several packed blocks with a ragged last one, a
   // single row and a single column.
   for (const dims d : {dims{1, 1, 1}, dims{15, 33, 7}, dims{29, 100, 300}, dims{100, 29, 513},
                        dims{14, 32, 256}, dims{1, 65, 1000}, dims{130, 1, 17}, dims{57, 290, 31}}) {
@@ -113,7 +113,7 @@ TEST(Gemm, HalfPrecisionWeightRowsMatchTheirF32Values) {
     const auto wf = astype(w, dtype::f32).to_vector<float>();  // exact: every half value is an f32
     std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
     const auto* bits = static_cast<const uint16_t*>(w.raw_data());
-    const kernels::gemm_pack_b pack =
+    const kernels::gemm_b_packer pack =
         t == dtype::f16 ? kernels::pack_f16_rows(bits, ld) : kernels::pack_bf16_rows(bits, ld);
     kernels::gemm_avx512(m, n, k, 1.0f, x.data(), k, false, pack, got.data(), n);
     kernels::gemm_avx512(m, n, k, 1.0f, x.data(), k, false, kernels::pack_f32(wf.data(), ld, true),
@@ -167,6 +167,33 @@ TEST(Gemm, ARowHasTheSameBitsAloneInAnyBatchAndAtAnyThreadCount) {
       const auto part = product(first, count);
       ASSERT_EQ(0, std::memcmp(part.data(), all.data() + first * n, part.size() * sizeof(float)))
           << "rows " << first << ".." << first + count;
+    }
+  }
+}
+
+// A large op(a) beside a narrow b is computed as c^T = op(b)^T op(a)^T: the same fma chains, so the same bits
+// as packing a, in every layout, with c's row stride kept.
+TEST(Gemm, ALargeABesideANarrowBIsComputedTransposedWithTheSameBits) {
+  if (!has_avx512()) GTEST_SKIP() << "this CPU has no AVX-512";
+  const int64_t m = 600, n = 9, k = 14000, ldc = n + 3;  // m * k above the 8M values of a slab
+  for (const bool ta : {false, true}) {
+    for (const bool tb : {false, true}) {
+      const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+      const auto a = values(14, m * k), b = values(15, k * n);
+      std::vector<float> got(static_cast<size_t>(m * ldc), -7.0f), want(static_cast<size_t>(m * n));
+      kernels::sgemm_avx512(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, got.data(), ldc);
+      kernels::gemm_avx512(m, n, k, 0.5f, a.data(), lda, ta, kernels::pack_f32(b.data(), ldb, tb),
+                           want.data(), n);
+      for (int64_t i = 0; i < m; ++i) {
+        ASSERT_EQ(0, std::memcmp(got.data() + i * ldc, want.data() + i * n, n * sizeof(float)))
+            << "row " << i << (ta ? " a^T" : " a") << (tb ? " b^T" : " b");
+        ASSERT_EQ(got[i * ldc + n], -7.0f) << "wrote past row " << i;
+      }
+      if (ta || tb) continue;
+      std::vector<double> mag;  // and near the oracle, checked in one layout (the oracle is slow)
+      const auto exact = oracle(a, lda, ta, b, ldb, tb, m, n, k, 0.5f, &mag);
+      std::vector<float> packed(want);
+      expect_near(packed, n, exact, mag, m, n, k, "a b");
     }
   }
 }

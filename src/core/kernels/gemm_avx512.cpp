@@ -3,23 +3,27 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/quant/blocks.h"
 #include "gemm.h"
+#include "mlxd/core/allocator.h"
 #include "mlxd/core/quantized.h"
 #include "mlxd/core/thread_pool.h"
 
 namespace mlxd::kernels {
 namespace {
 
-constexpr int64_t mr = gemm_mr, nr = gemm_nr, kc_max = gemm_kc;
+constexpr int64_t mr = gemm_mr, nr = gemm_nr, kc_max = gemm_kc_max;
+// Above this many values op(a) is packed in slabs of rows (32 MB).
+constexpr int64_t slab_values = int64_t{8} << 20;
 
 __mmask16 lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
-// gemm_kc zeros: the source of the rows and columns that pad a partial panel.
+// gemm_kc_max zeros: the source of the rows and columns that pad a partial panel.
 const float* zero_row() {
   static const std::vector<float> zeros(kc_max, 0.0f);
   return zeros.data();
@@ -83,6 +87,28 @@ void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst
   }
 }
 
+// A thread's buffer, grown when a product needs more and otherwise kept as it is: fresh memory costs page
+// faults on these VMs, and a vector regrown after a smaller product would be zeroed again.
+class scratch {
+ public:
+  float* get(size_t n) {  // 64-byte aligned, for the panels' aligned loads
+    if (n > size_) data_.reset(new float[n + 16]), size_ = n;
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(data_.get()) + 63) & ~uintptr_t{63});
+  }
+
+ private:
+  std::unique_ptr<float[]> data_;
+  size_t size_ = 0;
+};
+
+// Depth of the packed blocks: as few blocks as fit kc_max, of equal depth in multiples of `unit`, so that no
+// block is too shallow to pay for loading and storing its tiles of c (k = 288 is one block, not 256 + 32).
+int64_t depth_block(int64_t k, int64_t unit) {
+  const int64_t cap = std::max(unit, kc_max / unit * unit);
+  const int64_t units = (k + unit - 1) / unit, blocks = (k + cap - 1) / cap;
+  return (units + blocks - 1) / blocks * unit;
+}
+
 // Rows i0 .. i0 + rows (at most mr) of op(a), depth p0 .. p0 + kc, as one panel [p][i], zero rows past rows.
 void pack_a_panel(const float* a, int64_t lda, bool trans_a, int64_t i0, int64_t rows, int64_t p0, int64_t kc,
                   float* panel) {
@@ -102,25 +128,24 @@ void pack_a_panel(const float* a, int64_t lda, bool trans_a, int64_t i0, int64_t
   }
 }
 
-// All of op(a), packed once and read by every tile: depth block b (p0 = b * gemm_kc) holds the row panels
-// one after another, panel r at b * m_pad * gemm_kc + r * mr * kc.
+// All of op(a), packed once and read by every tile: depth block b (p0 = b * depth) holds the row panels one
+// after another, panel r at b * m_pad * depth + r * mr * kc.
 struct packed_a {
   float* data;
   int64_t m_pad;  // m rounded up to whole panels
+  int64_t depth;  // of every block but the last
   float* panel(int64_t p0, int64_t kc, int64_t i) const { return data + p0 * m_pad + i * kc; }
 };
 
 // One thread's share: rows [i0, i1) (i0 a multiple of mr) and columns [j0, j1) of c, all of k.
 void block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k, float alpha, const packed_a& a,
-           const gemm_pack_b& pack_b, float* c, int64_t ldc) {
+           const gemm_b_packer& b, float* c, int64_t ldc) {
   const int64_t nw = j1 - j0, panels = (nw + nr - 1) / nr;
-  thread_local std::vector<float> b_buf;
-  // 64-byte alignment for the b panels' aligned loads: over-allocate and round the pointer up.
-  b_buf.resize(static_cast<size_t>(panels * kc_max * nr + 16));
-  float* bp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b_buf.data()) + 63) & ~uintptr_t{63});
-  for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
-    const int64_t kc = std::min(kc_max, k - p0);
-    pack_b(p0, kc, j0, nw, bp);
+  thread_local scratch b_buf;
+  float* bp = b_buf.get(static_cast<size_t>(panels * a.depth * nr));
+  for (int64_t p0 = 0; p0 < k; p0 += a.depth) {
+    const int64_t kc = std::min(a.depth, k - p0);
+    b.pack(p0, kc, j0, nw, bp);
     for (int64_t i = i0; i < i1; i += mr) {
       for (int64_t q = 0; q < panels; ++q) {
         const int64_t cols = std::min(nr, nw - q * nr);
@@ -132,7 +157,7 @@ void block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k, float alph
 }
 
 // Packs columns of b that are rows of w: row(j, p0, kc, tmp) returns kc f32 values of row j from p0, in
-// tmp (room for gemm_kc values) when it has to convert them. Columns past nc read a row of zeros.
+// tmp (room for gemm_kc_max values) when it has to convert them. Columns past nc read a row of zeros.
 template <class Row>
 void pack_rows(int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out, const Row& row) {
   thread_local std::vector<float> tmp(16 * kc_max);
@@ -156,37 +181,39 @@ void pack_rows(int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out, const
 // The rows of one slab: op(a) [m, k] packed once, in parallel, into the calling thread's buffer (kept: a
 // prompt makes many products), then tiles of c.
 void slab(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a,
-          const gemm_pack_b& pack_b, float* c, int64_t ldc) {
-  // Tiles of up to 896 x 256, halved (columns first, to 128) until every thread has a few: each tile packs
-  // its own columns of b once per depth block. No output's bits depend on the tiling.
-  auto round_up = [](int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; };
-  int64_t rows = std::min(round_up(m, mr), 64 * mr), cols = std::min(round_up(n, nr), 8 * nr);
-  auto tiles = [&] { return ((m + rows - 1) / rows) * ((n + cols - 1) / cols); };
-  while (tiles() < 4 * num_threads()) {
-    if (cols >= 8 * nr) {
-      cols = round_up(cols / 2, nr);
-    } else if (rows >= 8 * mr) {
-      rows = round_up(rows / 2, mr);
+          const gemm_b_packer& b, float* c, int64_t ldc) {
+  // Tiles of up to 64 x 8 register tiles (896 x 256), of even size (n = 288 is 160 + 128, not 256 + 32, so
+  // that no tile reads its packed a for one panel of b), split until every thread has a few, columns first
+  // down to 4 panels. Each tile packs its own columns of b once per depth block; no bits depend on tiling.
+  auto ceil_div = [](int64_t x, int64_t d) { return (x + d - 1) / d; };
+  const int64_t row_panels = ceil_div(m, mr), col_panels = ceil_div(n, nr);
+  int64_t row_tiles = ceil_div(row_panels, 64), col_tiles = ceil_div(col_panels, 8);
+  while (row_tiles * col_tiles < 4 * num_threads()) {
+    if (ceil_div(col_panels, col_tiles) >= 8) {
+      col_tiles *= 2;
+    } else if (ceil_div(row_panels, row_tiles) >= 8) {
+      row_tiles *= 2;
     } else {
       break;
     }
   }
-  const int64_t m_pad = round_up(m, mr), row_panels = m_pad / mr, depth_blocks = (k + kc_max - 1) / kc_max;
-  thread_local std::vector<float> a_buf;
-  a_buf.resize(static_cast<size_t>(m_pad * k));
-  const packed_a pa{a_buf.data(), m_pad};
-  parallel_for(row_panels * depth_blocks, 16, [&](int64_t b, int64_t e) {
-    for (int64_t u = b; u < e; ++u) {
-      const int64_t i = u % row_panels * mr, p0 = u / row_panels * kc_max;
-      const int64_t kc = std::min(kc_max, k - p0);
+  const int64_t rows = ceil_div(row_panels, row_tiles) * mr, cols = ceil_div(col_panels, col_tiles) * nr;
+  const int64_t m_pad = row_panels * mr, depth = depth_block(k, b.unit);
+  const int64_t depth_blocks = ceil_div(k, depth);
+  thread_local scratch a_buf;
+  const packed_a pa{a_buf.get(static_cast<size_t>(m_pad * k)), m_pad, depth};
+  parallel_for(row_panels * depth_blocks, 16, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t i = u % row_panels * mr, p0 = u / row_panels * depth;
+      const int64_t kc = std::min(depth, k - p0);
       pack_a_panel(a, lda, trans_a, i, std::min(mr, m - i), p0, kc, pa.panel(p0, kc, i));
     }
   });
-  const int64_t col_tiles = (n + cols - 1) / cols;
-  parallel_for(tiles(), 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t i0 = t / col_tiles * rows, j0 = t % col_tiles * cols;
-      block(i0, std::min(m, i0 + rows), j0, std::min(n, j0 + cols), k, alpha, pa, pack_b, c, ldc);
+  const int64_t col_blocks = ceil_div(n, cols);
+  parallel_for(ceil_div(m, rows) * col_blocks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = t / col_blocks * rows, j0 = t % col_blocks * cols;
+      block(i0, std::min(m, i0 + rows), j0, std::min(n, j0 + cols), k, alpha, pa, b, c, ldc);
     }
   });
 }
@@ -194,26 +221,46 @@ void slab(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t 
 }  // namespace
 
 void gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a,
-                 const gemm_pack_b& pack_b, float* c, int64_t ldc) {
+                 const gemm_b_packer& b, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   // Slabs of rows whose packed a stays under 32 MB (a prompt's whole a; a training step's [vocab, tokens]
   // gradient product in several), each packing b again: 1 / (slab rows) of the multiply-adds.
-  const int64_t slab_rows =
-      std::max<int64_t>(64 * mr, (int64_t{8} << 20) / std::max<int64_t>(k, 1) / mr * mr);
+  const int64_t slab_rows = std::max<int64_t>(64 * mr, slab_values / std::max<int64_t>(k, 1) / mr * mr);
   for (int64_t r = 0; r < m; r += slab_rows) {
-    slab(std::min(slab_rows, m - r), n, k, alpha, trans_a ? a + r : a + r * lda, lda, trans_a, pack_b,
-         c + r * ldc, ldc);
+    slab(std::min(slab_rows, m - r), n, k, alpha, trans_a ? a + r : a + r * lda, lda, trans_a, b, c + r * ldc,
+         ldc);
   }
 }
 
-gemm_pack_b pack_f32(const float* b, int64_t ldb, bool trans_b) {
+void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                  int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+  // A training step's [tokens, vocab] x [vocab, dim]: packing op(a) would write and read back hundreds of MB
+  // (its slabs cannot be shorter than a tile). fma(x, y, s) = fma(y, x, s), so c^T has the same bits.
+  if (n < m && m * k > slab_values) {
+    float* ct = static_cast<float*>(allocator::allocate(static_cast<size_t>(n * m) * sizeof(float)));
+    gemm_avx512(n, m, k, alpha, b, ldb, !trans_b, pack_f32(a, lda, !trans_a), ct, m);
+    parallel_for(m, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t j0 = 0; j0 < n; j0 += 64) {
+        for (int64_t i = i0; i < i1; ++i) {
+          for (int64_t j = j0; j < std::min(n, j0 + 64); ++j) c[i * ldc + j] = ct[j * m + i];
+        }
+      }
+    });
+    allocator::release(ct, static_cast<size_t>(n * m) * sizeof(float));
+    return;
+  }
+  gemm_avx512(m, n, k, alpha, a, lda, trans_a, pack_f32(b, ldb, trans_b), c, ldc);
+}
+
+gemm_b_packer pack_f32(const float* b, int64_t ldb, bool trans_b) {
   if (trans_b) {
-    return [b, ldb](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+    auto pack = [b, ldb](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
       pack_rows(p0, kc, j0, nc, out,
                 [b, ldb](int64_t j, int64_t p, int64_t, float*) { return b + j * ldb + p; });
     };
+    return {pack, 16};
   }
-  return [b, ldb](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+  auto pack = [b, ldb](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
     for (int64_t q = 0; q * nr < nc; ++q) {
       float* panel = out + q * kc * nr;
       const int64_t cols = std::min(nr, nc - q * nr);
@@ -225,10 +272,11 @@ gemm_pack_b pack_f32(const float* b, int64_t ldb, bool trans_b) {
       }
     }
   };
+  return {pack, 16};
 }
 
-gemm_pack_b pack_f16_rows(const uint16_t* w, int64_t ld) {
-  return [w, ld](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+gemm_b_packer pack_f16_rows(const uint16_t* w, int64_t ld) {
+  auto pack = [w, ld](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
     pack_rows(p0, kc, j0, nc, out, [w, ld](int64_t j, int64_t p, int64_t len, float* tmp) {
       const uint16_t* src = w + j * ld + p;
       for (int64_t i = 0; i < len; i += 16) {
@@ -238,10 +286,11 @@ gemm_pack_b pack_f16_rows(const uint16_t* w, int64_t ld) {
       return static_cast<const float*>(tmp);
     });
   };
+  return {pack, 16};
 }
 
-gemm_pack_b pack_bf16_rows(const uint16_t* w, int64_t ld) {
-  return [w, ld](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+gemm_b_packer pack_bf16_rows(const uint16_t* w, int64_t ld) {
+  auto pack = [w, ld](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
     pack_rows(p0, kc, j0, nc, out, [w, ld](int64_t j, int64_t p, int64_t len, float* tmp) {
       const uint16_t* src = w + j * ld + p;
       for (int64_t i = 0; i < len; i += 16) {
@@ -251,12 +300,13 @@ gemm_pack_b pack_bf16_rows(const uint16_t* w, int64_t ld) {
       return static_cast<const float*>(tmp);
     });
   };
+  return {pack, 16};
 }
 
-gemm_pack_b pack_quantized_rows(dtype t, const void* w, int64_t row_bytes) {
+gemm_b_packer pack_quantized_rows(dtype t, const void* w, int64_t row_bytes) {
   const auto* base = static_cast<const uint8_t*>(w);
   const int64_t block = block_size(t), bytes = block_bytes(t);
-  return [=](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+  auto pack = [=](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
     pack_rows(p0, kc, j0, nc, out, [=](int64_t j, int64_t p, int64_t len, float* tmp) {
       const uint8_t* blocks = base + j * row_bytes + p / block * bytes;
       if (t == dtype::q8_0) {
@@ -287,6 +337,7 @@ gemm_pack_b pack_quantized_rows(dtype t, const void* w, int64_t row_bytes) {
       return static_cast<const float*>(tmp);
     });
   };
+  return {pack, block};
 }
 
 }  // namespace mlxd::kernels
