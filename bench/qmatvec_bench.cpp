@@ -77,9 +77,13 @@ void register_all() {
         ->Unit(benchmark::kMicrosecond);
   };
   // 4096^2: a 7B model's attention projection; 4.5-8.5 bits per weight puts it at 9-18 MiB, inside the 35.8
-  // MiB last-level cache, so 11008x4096 (its MLP, 24-46 MiB) is timed too.
+  // MiB last-level cache, so 11008x4096 (its MLP, 24-46 MiB) is timed too. The short rows of issue 4's small
+  // models, where per-row work rather than reading weights can bound decode: the 15M and 110M models' LM
+  // heads (32000 rows of 288 and 768) and the 110M model's MLP down projection (768 rows of 2048).
   for (const dtype t : types) {
-    for (const auto& [n, k] : {std::pair<int64_t, int64_t>{4096, 4096}, {11008, 4096}}) {
+    for (const auto& [n, k] :
+         {std::pair<int64_t, int64_t>{4096, 4096}, {11008, 4096}, {32000, 288}, {32000, 768}, {768, 2048}}) {
+      if (k % block_size(t) != 0) continue;  // k-quants need rows of whole 256-value blocks
       const std::string shape = std::to_string(n) + "x" + std::to_string(k);
       add("qmatvec/" + std::string(name(t)) + "/" + shape,
           [n, k, t](benchmark::State& st) { qmatvec(st, n, k, t); });
