@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch baseline for llama_train_bench: the same Llama training step (forward, mean token loss, backward)
-in float32 on random tokens. Prints one JSON object {"threads", "tokens_per_s", "step_s"}.
+"""PyTorch baseline for llama_train_bench: the same Llama training step (forward, mean token loss, backward,
+AdamW update) in float32 on random tokens. Prints one JSON object {"threads", "tokens_per_s", "step_s"}.
 
 Usage: llama_train_torch.py THREADS STEPS VOCAB DIM LAYERS HEADS FFN ROWS SEQ
 """
@@ -48,7 +48,11 @@ def main():
         logits = rms(x, norm) @ emb.T
         loss = torch.nn.functional.cross_entropy(logits.view(-1, vocab), labels.view(-1))
         loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
 
+    params = [emb, norm] + [t for L in layers for t in L.values()]
+    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.1, foreach=True)
     tokens = torch.randint(0, vocab, (rows, seq))
     labels = torch.randint(0, vocab, (rows, seq))
     step(tokens, labels)
