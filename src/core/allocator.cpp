@@ -40,11 +40,14 @@ cache& the_cache() {
   return *c;
 }
 
-void* system_allocate(size_t cls) {
+// Huge pages cover only the whole 2 MiB pages of the `nbytes` asked for: a huge page over the class's
+// rounding would be resident in full once its first bytes are touched, which for a 1B model's weights (a 4.5
+// MB matrix in a 6 MiB class) added 7% to the process's memory.
+void* system_allocate(size_t cls, size_t nbytes) {
   const size_t alignment = cls >= huge_page ? huge_page : 64;
   void* p = std::aligned_alloc(alignment, cls);
   if (!p) throw std::bad_alloc();
-  if (cls >= huge_page) madvise(p, cls, MADV_HUGEPAGE);
+  if (const size_t whole = nbytes / huge_page * huge_page; whole > 0) madvise(p, whole, MADV_HUGEPAGE);
   return p;
 }
 
@@ -68,7 +71,7 @@ void* allocate(size_t nbytes) {
     c.counters.active_bytes += cls;
   }
   try {
-    return system_allocate(cls);
+    return system_allocate(cls, nbytes);
   } catch (...) {
     std::lock_guard lock(c.mu);
     c.counters.active_bytes -= cls;

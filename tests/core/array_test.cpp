@@ -1,5 +1,10 @@
 // Views share storage, copies happen only when needed, and layouts address the right elements.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
 
 #include "mlxd/core/allocator.h"
 #include "test_util.h"
@@ -124,6 +129,22 @@ TEST(Allocator, ReusesFreedBuffers) {
   EXPECT_EQ(after.misses, before.misses);
   allocator::clear_cache();
   EXPECT_EQ(allocator::get_stats().cached_bytes, 0u);
+}
+
+// A 4.5 MB buffer sits in a 6 MiB class; once written, nothing past its last 4 KiB page may be resident (a
+// huge page over the class's tail would be, where transparent huge pages are on).
+TEST(Allocator, TheClassTailPastTheBytesAskedForStaysUnbacked) {
+  allocator::clear_cache();
+  const size_t nbytes = 4500000, page = 4096, cls = size_t{6} << 20;
+  void* p = allocator::allocate(nbytes);
+  std::memset(p, 1, nbytes);
+  const size_t tail = (nbytes + page - 1) / page * page;
+  std::vector<unsigned char> resident((cls - tail) / page);
+  ASSERT_EQ(mincore(static_cast<char*>(p) + tail, cls - tail, resident.data()), 0) << std::strerror(errno);
+  for (size_t i = 0; i < resident.size(); ++i)
+    ASSERT_EQ(resident[i] & 1, 0) << "page " << i << " of the tail";
+  allocator::release(p, nbytes);
+  allocator::clear_cache();
 }
 
 TEST(Allocator, LargeBuffersAreHugePageAligned) {
