@@ -395,6 +395,7 @@ void coordinator::impl::start_join_service() {
   builder.AddListeningPort(
       join_listen_address(o.join_host, o.join_port),
       comm::rpc::server_credentials({o.access.tls_cert, o.access.tls_key, o.access.tls_ca}), &join_port);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a port in use is an error (worker.cpp)
   builder.RegisterService(join_service.get());
   join_server = builder.BuildAndStart();
   if (!join_server || join_port == 0)

@@ -89,6 +89,9 @@ worker::worker(const worker_options& o) : impl_(std::make_unique<impl>()) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(join_host_port(o.host, o.port),
                            comm::rpc::server_credentials({o.tls_cert, o.tls_key, o.tls_ca}), &w.port);
+  // gRPC sets SO_REUSEPORT by default: a second worker on a taken port would bind too and take part of the
+  // first one's connections. Off, the port in use is an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(w.service.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(rpc::max_message_bytes + 4096));
   builder.SetMaxSendMessageSize(static_cast<int>(rpc::max_message_bytes + 4096));

@@ -51,6 +51,23 @@ TEST(StageProtocol, WorkerRefusesAnotherMajorVersionAndAWrongToken) {
   EXPECT_EQ(raw_hello(w.port(), "1.0", "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+// gRPC's default SO_REUSEPORT let a second worker bind a taken port and take part of the first one's
+// connections; the second worker now fails to start, naming the address.
+TEST(StageProtocol, AWorkerOnAPortInUseFailsToStart) {
+  worker first(local_worker());
+  worker_options o = local_worker();
+  o.port = first.port();
+  try {
+    worker second(o);
+    FAIL() << "a second worker listened on port " << o.port;
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1:" + std::to_string(o.port)),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(raw_hello(first.port(), "1.0", "").ok());  // the first one still serves
+}
+
 TEST(StageProtocol, WorkerBeyondLoopbackNeedsAToken) {
   worker_options o = local_worker();
   o.host = "0.0.0.0";

@@ -76,6 +76,7 @@ std::unique_ptr<grpc::Server> start_server(comm_service& service, const std::str
   grpc::ServerBuilder builder;
   const std::string address = join_host_port(host, port);
   builder.AddListeningPort(address, server_credentials({o.tls_cert, o.tls_key, o.tls_ca}), bound_port);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a port in use is an error (worker.cpp)
   builder.RegisterService(&service);
   const int max_message = static_cast<int>(o.max_message_bytes + 4096);
   builder.SetMaxReceiveMessageSize(max_message);
