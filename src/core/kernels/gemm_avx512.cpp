@@ -92,7 +92,10 @@ void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst
 class scratch {
  public:
   float* get(size_t n) {  // 64-byte aligned, for the panels' aligned loads
-    if (n > size_) data_.reset(new float[n + 16]), size_ = n;
+    if (n > size_) {
+      data_.reset(new float[n + 16]);
+      size_ = n;
+    }
     return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(data_.get()) + 63) & ~uintptr_t{63});
   }
 
@@ -237,16 +240,20 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
   // A training step's [tokens, vocab] x [vocab, dim]: packing op(a) would write and read back hundreds of MB
   // (its slabs cannot be shorter than a tile). fma(x, y, s) = fma(y, x, s), so c^T has the same bits.
   if (n < m && m * k > slab_values) {
-    float* ct = static_cast<float*>(allocator::allocate(static_cast<size_t>(n * m) * sizeof(float)));
-    gemm_avx512(n, m, k, alpha, b, ldb, !trans_b, pack_f32(a, lda, !trans_a), ct, m);
+    struct release {
+      size_t bytes;
+      void operator()(float* p) const { allocator::release(p, bytes); }
+    };
+    const size_t bytes = static_cast<size_t>(n * m) * sizeof(float);
+    const std::unique_ptr<float, release> ct(static_cast<float*>(allocator::allocate(bytes)), release{bytes});
+    gemm_avx512(n, m, k, alpha, b, ldb, !trans_b, pack_f32(a, lda, !trans_a), ct.get(), m);
     parallel_for(m, 16, [&](int64_t i0, int64_t i1) {
       for (int64_t j0 = 0; j0 < n; j0 += 64) {
         for (int64_t i = i0; i < i1; ++i) {
-          for (int64_t j = j0; j < std::min(n, j0 + 64); ++j) c[i * ldc + j] = ct[j * m + i];
+          for (int64_t j = j0; j < std::min(n, j0 + 64); ++j) c[i * ldc + j] = ct.get()[j * m + i];
         }
       }
     });
-    allocator::release(ct, static_cast<size_t>(n * m) * sizeof(float));
     return;
   }
   gemm_avx512(m, n, k, alpha, a, lda, trans_a, pack_f32(b, ldb, trans_b), c, ldc);
