@@ -7,19 +7,32 @@
 
 namespace mlxd::models::detail {
 
-array attend_blocks(const array& qg, const kv_cache& cache, int layer, int64_t n_keys, int64_t group,
-                    const array& mask, float scale) {
-  const int64_t n_kv = qg.shape(0), rows = qg.shape(1), n_tokens = rows / group;
+array attend_by_rows(const array& qg, int64_t group, const array& mask,
+                     const std::function<array(const array& q, const array& mask)>& attend) {
+  const int64_t rows = qg.shape(1), n_tokens = rows / group;
+  if (rows <= query_rows)
+    return attend(qg, group == 1 ? mask : concatenate(std::vector<array>(group, mask), 0));
+  std::vector<array> parts;
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += query_rows) {
+      const int64_t t1 = std::min(n_tokens, t0 + query_rows);
+      parts.push_back(
+          attend(slice_axis(qg, 1, g * n_tokens + t0, g * n_tokens + t1), slice_axis(mask, 0, t0, t1)));
+    }
+  }
+  return concatenate(parts, 1);
+}
+
+array attend_blocks(const array& q, const kv_cache& cache, int layer, int64_t n_keys, const array& mask,
+                    float scale) {
   std::vector<array> scores;  // per block [n_kv, rows, block]
   for (int64_t s0 = 0; s0 < n_keys; s0 += kv_block) {
     const int64_t s1 = std::min(n_keys, s0 + kv_block);
     const array k = astype(cache.keys(layer, static_cast<int>(s1), static_cast<int>(s0)), dtype::f32);
-    scores.push_back(matmul(qg, swapaxes(k, 1, 2)));
+    scores.push_back(matmul(q, swapaxes(k, 1, 2)));
   }
   array s = scores.size() == 1 ? scores[0] : concatenate(scores, 2);  // [n_kv, rows, n_keys]
-  s = multiply(s, array(scale));
-  s = add(reshape(s, {n_kv, group, n_tokens, n_keys}), mask);
-  const array probs = reshape(softmax(s, -1), {n_kv, rows, n_keys});
+  const array probs = softmax(add(multiply(s, array(scale)), mask), -1);
   array out;  // [n_kv, rows, head_dim]
   for (int64_t s0 = 0; s0 < n_keys; s0 += kv_block) {
     const int64_t s1 = std::min(n_keys, s0 + kv_block);

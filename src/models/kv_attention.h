@@ -1,9 +1,11 @@
-// Attention over the KV cache. Decode-sized chunks read it directly (cached_attention); longer chunks over an
-// f16 cache read a block of positions at a time, each block of keys and values converted to f32 on its own,
-// so a step never makes an f32 copy of the whole cache.
+// Attention over the KV cache. Decode-sized chunks read it directly (cached_attention); longer chunks (a
+// prompt) use matrix products, by chunks of query rows so that the scores stay bounded, and over an f16
+// cache a block of positions at a time, each block of keys and values converted to f32 on its own, so a step
+// never makes an f32 copy of the whole cache.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "mlxd/core/array.h"
 #include "mlxd/models/kv_cache.h"
@@ -17,10 +19,19 @@ inline constexpr int64_t direct_attention_tokens = 8;
 // Positions per block: the f32 scratch of one block is [n_kv_heads, kv_block, head_dim].
 inline constexpr int64_t kv_block = 256;
 
-// softmax(scale * q K^T + mask) V for the stacked queries qg [n_kv, group * T, head_dim] (f32) over the
-// positions [0, n_keys) of `layer` of `cache`; mask [T, n_keys] is added to every group's scores. Returns
-// [n_kv, group * T, head_dim].
-array attend_blocks(const array& qg, const kv_cache& cache, int layer, int64_t n_keys, int64_t group,
-                    const array& mask, float scale);
+// Query rows attended at once: the scores are [n_kv_heads, query_rows, n_keys] f32, where a whole prompt's
+// would be [n_kv_heads, group * T, n_keys] (512 MiB for 2048 tokens of a 1B model with 8 kv heads).
+inline constexpr int64_t query_rows = 512;
+
+// softmax(scale * q K^T + mask) V, given attend(q, mask) for q [n_kv, r, head_dim] and mask [r, n_keys]
+// (returning [n_kv, r, head_dim]), for the stacked queries qg [n_kv, group * T, head_dim] and the mask
+// [T, n_keys] that every group shares. Up to query_rows rows are one call; more are called in chunks of at
+// most query_rows rows of one group. Every output row is computed by the same operations either way.
+array attend_by_rows(const array& qg, int64_t group, const array& mask,
+                     const std::function<array(const array& q, const array& mask)>& attend);
+
+// attend() over an f16 cache: the positions [0, n_keys) of `layer` of `cache`, a block at a time.
+array attend_blocks(const array& q, const kv_cache& cache, int layer, int64_t n_keys, const array& mask,
+                    float scale);
 
 }  // namespace mlxd::models::detail

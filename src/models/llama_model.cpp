@@ -151,17 +151,18 @@ array llama_model::attend(const array& q_rows, const array& k_rows, const array&
   if (n_tokens <= detail::direct_attention_tokens) {
     return tokens_first(cached_attention(qg, cache.keys(index, end), cache.values(index, end), group, scale));
   }
+  const array mask = causal_mask(n_tokens, pos0);
   if (cache.type() != dtype::f32) {
-    return tokens_first(
-        detail::attend_blocks(qg, cache, index, n_keys, group, causal_mask(n_tokens, pos0), scale));
+    return tokens_first(detail::attend_by_rows(qg, group, mask, [&](const array& q_part, const array& m) {
+      return detail::attend_blocks(q_part, cache, index, n_keys, m, scale);
+    }));
   }
-  const array keys = cache.keys(index, end);        // [kv, S, head_dim]
-  const array values = cache.values(index, end);    // [kv, S, head_dim]
-  array scores = matmul(qg, swapaxes(keys, 1, 2));  // [kv, group * T, S]
-  scores = multiply(scores, array(scale));
-  scores = add(reshape(scores, {c.n_kv_heads, group, n_tokens, n_keys}), causal_mask(n_tokens, pos0));
-  const array probs = reshape(softmax(scores, -1), {c.n_kv_heads, group * n_tokens, n_keys});
-  return tokens_first(matmul(probs, values));
+  const array keys = cache.keys(index, end);      // [kv, S, head_dim]
+  const array values = cache.values(index, end);  // [kv, S, head_dim]
+  return tokens_first(detail::attend_by_rows(qg, group, mask, [&](const array& q_part, const array& m) {
+    const array scores = add(multiply(matmul(q_part, swapaxes(keys, 1, 2)), array(scale)), m);
+    return matmul(softmax(scores, -1), values);
+  }));
 }
 
 namespace {

@@ -149,6 +149,30 @@ TEST(LlamaBatch, ForwardLastIsForwardsLastRowWithTheHeadOnThatRowAlone) {
   EXPECT_LE(max_abs_diff(m.forward({3}, last_cache), m.forward({3}, full_cache)), 1e-5f);
 }
 
+// 600 prompt rows with 4 query heads per kv head stack 2400 query rows: attention runs in chunks of at most
+// detail::query_rows rows of one group and tokens [0, 512) or [512, 600), the mask sliced to match. (forward
+// feeds the layers 512 tokens at a time; forward_layers takes them all.) The hidden states equal those of
+// the rows fed 100 at a time (400 query rows, one product each) and one by one, on both caches.
+TEST(LlamaBatch, ALongPromptAttendsInChunksOfQueryRows) {
+  llama_config c = bias_config();
+  c.n_kv_heads = 1;
+  c.max_position_embeddings = 600;
+  const llama_model m(c, init_llama_weights(c, 4));
+  std::vector<int32_t> prompt(600);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 13 + 5) % 50);
+  const array x = m.embed(prompt);
+  for (const dtype kv : {dtype::f32, dtype::f16}) {
+    kv_cache whole = m.make_cache(600, kv), pieces = m.make_cache(600, kv), steps = m.make_cache(600, kv);
+    const array all = m.forward_layers(x, whole);
+    std::vector<array> parts, rows;
+    for (int64_t b = 0; b < 600; b += 100)
+      parts.push_back(m.forward_layers(slice_axis(x, 0, b, b + 100), pieces));
+    for (int64_t t = 0; t < 600; ++t) rows.push_back(m.forward_layers(slice_axis(x, 0, t, t + 1), steps));
+    EXPECT_LE(max_abs_diff(all, concatenate(parts, 0)), 1e-5f) << name(kv);
+    EXPECT_LE(max_abs_diff(all, concatenate(rows, 0)), 1e-4f) << name(kv);
+  }
+}
+
 TEST(LlamaBatch, RefusesBadArguments) {
   const llama_config c = bias_config();
   const llama_model m(c, init_llama_weights(c, 3));
