@@ -40,14 +40,19 @@ cache& the_cache() {
   return *c;
 }
 
-// Huge pages cover only the whole 2 MiB pages of the `nbytes` asked for: a huge page over the class's
-// rounding would be resident in full once its first bytes are touched, which for a 1B model's weights (a 4.5
-// MB matrix in a 6 MiB class) added 7% to the process's memory.
+// Huge pages cover only the whole 2 MiB pages of the `nbytes` asked for, and the rest of a large class is
+// kept off them (for systems whose huge pages are always on): a huge page over the class's rounding would be
+// resident in full once its first bytes are touched, which for a 1B model's weights (a 4.5 MB matrix in a 6
+// MiB class) added 7% to the process's memory.
 void* system_allocate(size_t cls, size_t nbytes) {
   const size_t alignment = cls >= huge_page ? huge_page : 64;
   void* p = std::aligned_alloc(alignment, cls);
   if (!p) throw std::bad_alloc();
-  if (const size_t whole = nbytes / huge_page * huge_page; whole > 0) madvise(p, whole, MADV_HUGEPAGE);
+  if (cls >= huge_page) {
+    const size_t whole = nbytes / huge_page * huge_page;
+    if (whole > 0) madvise(p, whole, MADV_HUGEPAGE);
+    if (whole < cls) madvise(static_cast<char*>(p) + whole, cls - whole, MADV_NOHUGEPAGE);
+  }
   return p;
 }
 
