@@ -31,8 +31,11 @@ array attend_blocks(const array& q, const kv_cache& cache, int layer, int64_t n_
     const array k = astype(cache.keys(layer, static_cast<int>(s1), static_cast<int>(s0)), dtype::f32);
     scores.push_back(matmul(q, swapaxes(k, 1, 2)));
   }
-  array s = scores.size() == 1 ? scores[0] : concatenate(scores, 2);  // [n_kv, rows, n_keys]
-  const array probs = softmax(add(multiply(s, array(scale)), mask), -1);
+  array probs = scores.size() == 1 ? scores[0] : concatenate(scores, 2);  // [n_kv, rows, n_keys]
+  scores.clear();  // a statement per step: two score arrays alive at a time
+  probs = multiply(probs, array(scale));
+  probs = add(probs, mask);
+  probs = softmax(probs, -1);
   array out;  // [n_kv, rows, head_dim]
   for (int64_t s0 = 0; s0 < n_keys; s0 += kv_block) {
     const int64_t s1 = std::min(n_keys, s0 + kv_block);

@@ -104,6 +104,18 @@ class scratch {
   size_t size_ = 0;
 };
 
+// n floats from the caching allocator for one product: between products the block is reused by any array
+// or product of its size class instead of staying with one thread.
+struct release_block {
+  size_t bytes;
+  void operator()(float* p) const { allocator::release(p, bytes); }
+};
+using pooled_floats = std::unique_ptr<float, release_block>;
+pooled_floats pooled(size_t n) {
+  return pooled_floats(static_cast<float*>(allocator::allocate(n * sizeof(float))),
+                       release_block{n * sizeof(float)});
+}
+
 // Depth of the packed blocks: as few blocks as fit kc_max, of equal depth in multiples of `unit`, so that no
 // block is too shallow to pay for loading and storing its tiles of c (k = 288 is one block, not 256 + 32).
 int64_t depth_block(int64_t k, int64_t unit) {
@@ -181,8 +193,8 @@ void pack_rows(int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out, const
   }
 }
 
-// The rows of one slab: op(a) [m, k] packed once, in parallel, into the calling thread's buffer (kept: a
-// prompt makes many products), then tiles of c.
+// The rows of one slab: op(a) [m, k] packed once, in parallel, into a block of the caching allocator, then
+// tiles of c.
 void slab(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a,
           const gemm_b_packer& b, float* c, int64_t ldc) {
   // Tiles of up to 64 x 8 register tiles (896 x 256), of even size (n = 288 is 160 + 128, not 256 + 32, so
@@ -203,8 +215,8 @@ void slab(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t 
   const int64_t rows = ceil_div(row_panels, row_tiles) * mr, cols = ceil_div(col_panels, col_tiles) * nr;
   const int64_t m_pad = row_panels * mr, depth = depth_block(k, b.unit);
   const int64_t depth_blocks = ceil_div(k, depth);
-  thread_local scratch a_buf;
-  const packed_a pa{a_buf.get(static_cast<size_t>(m_pad * k)), m_pad, depth};
+  const pooled_floats a_buf = pooled(static_cast<size_t>(m_pad * k));
+  const packed_a pa{a_buf.get(), m_pad, depth};
   parallel_for(row_panels * depth_blocks, 16, [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t i = u % row_panels * mr, p0 = u / row_panels * depth;
@@ -240,12 +252,7 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
   // A training step's [tokens, vocab] x [vocab, dim]: packing op(a) would write and read back hundreds of MB
   // (its slabs cannot be shorter than a tile). fma(x, y, s) = fma(y, x, s), so c^T has the same bits.
   if (n < m && m * k > slab_values) {
-    struct release {
-      size_t bytes;
-      void operator()(float* p) const { allocator::release(p, bytes); }
-    };
-    const size_t bytes = static_cast<size_t>(n * m) * sizeof(float);
-    const std::unique_ptr<float, release> ct(static_cast<float*>(allocator::allocate(bytes)), release{bytes});
+    const pooled_floats ct = pooled(static_cast<size_t>(n * m));
     gemm_avx512(n, m, k, alpha, b, ldb, !trans_b, pack_f32(a, lda, !trans_a), ct.get(), m);
     parallel_for(m, 16, [&](int64_t i0, int64_t i1) {
       for (int64_t j0 = 0; j0 < n; j0 += 64) {
