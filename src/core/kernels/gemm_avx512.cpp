@@ -87,25 +87,9 @@ void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst
   }
 }
 
-// A thread's buffer, grown when a product needs more and otherwise kept as it is: fresh memory costs page
-// faults on these VMs, and a vector regrown after a smaller product would be zeroed again.
-class scratch {
- public:
-  float* get(size_t n) {  // 64-byte aligned, for the panels' aligned loads
-    if (n > size_) {
-      data_.reset(new float[n + 16]);
-      size_ = n;
-    }
-    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(data_.get()) + 63) & ~uintptr_t{63});
-  }
-
- private:
-  std::unique_ptr<float[]> data_;
-  size_t size_ = 0;
-};
-
-// n floats from the caching allocator for one product: between products the block is reused by any array
-// or product of its size class instead of staying with one thread.
+// n floats (64-byte aligned) from the caching allocator, for one product's packed operands: kept between
+// products by the allocator, so there are no fresh pages to fault in, and reused by any array or product of
+// the same size class instead of staying with one thread.
 struct release_block {
   size_t bytes;
   void operator()(float* p) const { allocator::release(p, bytes); }
@@ -156,8 +140,8 @@ struct packed_a {
 void block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k, float alpha, const packed_a& a,
            const gemm_b_packer& b, float* c, int64_t ldc) {
   const int64_t nw = j1 - j0, panels = (nw + nr - 1) / nr;
-  thread_local scratch b_buf;
-  float* bp = b_buf.get(static_cast<size_t>(panels * a.depth * nr));
+  const pooled_floats b_buf = pooled(static_cast<size_t>(panels * a.depth * nr));
+  float* bp = b_buf.get();
   for (int64_t p0 = 0; p0 < k; p0 += a.depth) {
     const int64_t kc = std::min(a.depth, k - p0);
     b.pack(p0, kc, j0, nw, bp);
