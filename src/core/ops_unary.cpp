@@ -5,6 +5,7 @@
 #include "kernels/kernels.h"
 #include "mlxd/core/autograd.h"
 #include "mlxd/core/ops.h"
+#include "mlxd/core/row_ops.h"
 #include "mlxd/core/thread_pool.h"
 
 namespace mlxd {
@@ -243,6 +244,15 @@ array square(const array& a) {
 }
 array operator-(const array& a) {
   return neg(a);
+}
+
+void exp_row(std::span<const float> x, std::span<float> y) {
+  if (x.size() != y.size())
+    detail::fail("exp_row", "input and output sizes differ: ", x.size(), " and ", y.size());
+  const auto n = static_cast<int64_t>(x.size());
+  if (const kernels::table* fast = kernels::active())
+    return fast->unary(kernels::unary_kind::exp, x.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) y[i] = detail::unary_ref(unary_fn::exp, x[i]);
 }
 
 }  // namespace mlxd

@@ -7,7 +7,10 @@
 #include <string>
 #include <unordered_map>
 
+#include "mlxd/core/allocator.h"
 #include "mlxd/core/random.h"
+#include "mlxd/core/row_ops.h"
+#include "token_draw.h"
 
 namespace mlxd::engine {
 namespace {
@@ -16,12 +19,20 @@ namespace {
   throw std::invalid_argument("[sampling] " + what);
 }
 
-// log-softmax of the raw logits, in double for the normaliser.
-std::vector<float> log_probs(std::span<const float> logits) {
+// log of the softmax's normaliser of the raw logits (the sum in double).
+float log_normaliser(std::span<const float> logits) {
   const float m = *std::max_element(logits.begin(), logits.end());
+  const allocator::buffer<float> e(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) e.data()[i] = logits[i] - m;
+  exp_row(e.span(), e.span());
   double s = 0;
-  for (float v : logits) s += std::exp(static_cast<double>(v) - m);
-  const auto log_z = static_cast<float>(m + std::log(s));
+  for (const float v : e.span()) s += v;
+  return static_cast<float>(m + std::log(s));
+}
+
+// log-softmax of the raw logits.
+std::vector<float> log_probs(std::span<const float> logits) {
+  const float log_z = log_normaliser(logits);
   std::vector<float> out(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) out[i] = logits[i] - log_z;
   return out;
@@ -57,7 +68,9 @@ sample_result sampler::sample(std::span<const float> logits, std::span<const int
         std::to_string(vocab_size_));
   }
   const uint64_t step = step_++;
-  std::vector<float> x(logits.begin(), logits.end());
+  const allocator::buffer<float> scratch(logits.size());  // no fresh pages to fault in, token after token
+  const std::span<float> x = scratch.span();
+  std::copy(logits.begin(), logits.end(), x.begin());
   for (const auto& [id, bias] : params_.logit_bias) x[id] += bias;
   std::unordered_map<int32_t, int> counts;
   for (int32_t id : history) {
@@ -70,56 +83,22 @@ sample_result sampler::sample(std::span<const float> logits, std::span<const int
     v -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(n);
   }
 
-  int32_t chosen = 0;
   const auto best = std::max_element(x.begin(), x.end());
   if (*best == -INFINITY) bad("every token is banned (all logits are -inf)");
-  if (params_.temperature == 0.0f || params_.top_k == 1) {
-    chosen = static_cast<int32_t>(best - x.begin());
-  } else {
-    // Candidates sorted by logit, descending (ties: lower id first), cut by top-k.
-    std::vector<int32_t> order(x.size());
-    std::iota(order.begin(), order.end(), 0);
-    const size_t k = params_.top_k > 0 ? std::min<size_t>(params_.top_k, order.size()) : order.size();
-    auto higher = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
-    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), higher);
-    order.resize(k);
-    std::vector<double> p(k);
-    const double top = x[order[0]];
-    double z = 0;
-    for (size_t i = 0; i < k; ++i) z += p[i] = std::exp((x[order[i]] - top) / params_.temperature);
-    size_t keep = k;
-    double mass = 0;
-    for (size_t i = 0; i < k; ++i) {  // nucleus: the smallest prefix whose mass reaches top_p
-      mass += p[i] / z;
-      if (mass >= params_.top_p) {
-        keep = i + 1;
-        break;
-      }
-    }
-    const double floor = params_.min_p * p[0];
-    while (keep > 1 && p[keep - 1] < floor) --keep;
-    double kept = 0;
-    for (size_t i = 0; i < keep; ++i) kept += p[i];
+  int32_t chosen = static_cast<int32_t>(best - x.begin());
+  if (params_.temperature != 0.0f && params_.top_k != 1) {
     uint32_t words[4];
     const uint32_t counter[4] = {static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32), 0x53414d50u,
                                  0};
     random::philox(counter, params_.seed, words);
-    const double u =
-        (static_cast<double>(words[0]) + static_cast<double>(words[1] >> 11) * 0x1p-21) * 0x1p-32 * kept;
-    double acc = 0;
-    chosen = order[keep - 1];
-    for (size_t i = 0; i < keep; ++i) {
-      acc += p[i];
-      if (u < acc) {
-        chosen = order[i];
-        break;
-      }
-    }
+    const double r =
+        (static_cast<double>(words[0]) + static_cast<double>(words[1] >> 11) * 0x1p-21) * 0x1p-32;
+    chosen = detail::draw_token(x, params_, r);
   }
 
-  const std::vector<float> lp = log_probs(logits);
-  sample_result result{chosen, lp[chosen], {}};
+  sample_result result{chosen, logits[chosen] - log_normaliser(logits), {}};
   if (params_.top_logprobs > 0) {
+    const std::vector<float> lp = log_probs(logits);
     std::vector<int32_t> ids(lp.size());
     std::iota(ids.begin(), ids.end(), 0);
     const size_t n = std::min<size_t>(params_.top_logprobs, ids.size());

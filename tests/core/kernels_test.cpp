@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 
+#include "mlxd/core/row_ops.h"
 #include "test_util.h"
 
 namespace mlxd {
@@ -41,6 +42,27 @@ TEST(Kernels, UnaryMatchReference) {
   compare_levels([&] { return silu(x); }, 3e-7, 1e-30);
   compare_levels([&] { return tanh(x); }, 4e-7, 1e-30);
   compare_levels([&] { return gelu(x); }, 4e-7, 1e-7);
+}
+
+// exp_row (the sampler's exp on the calling thread) gives the array op's values at every level, in place too.
+TEST(Kernels, ExpRowEqualsTheExpOp) {
+  const array x = concatenate({multiply(test::randn(2, {40000}), array(6.0f)), extreme_row()});
+  const std::vector<float> in = x.to_vector<float>();
+  std::vector<kernel_level> levels = test::fast_levels();
+  levels.push_back(kernel_level::reference);
+  for (kernel_level level : levels) {
+    kernel_level_guard guard(level);
+    const std::vector<float> want = exp(x).to_vector<float>();
+    std::vector<float> y(in.size()), same = in;
+    exp_row(in, y);
+    exp_row(same, same);
+    for (size_t i = 0; i < in.size(); ++i) {
+      ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(want[i])) << "x = " << in[i];
+      ASSERT_EQ(std::bit_cast<uint32_t>(same[i]), std::bit_cast<uint32_t>(want[i])) << "x = " << in[i];
+    }
+  }
+  std::vector<float> shorter(3);
+  EXPECT_THROW(exp_row(in, shorter), std::invalid_argument);
 }
 
 TEST(Kernels, ExpUnderflowOverflowAndNan) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 namespace mlxd::allocator {
 
@@ -25,5 +26,22 @@ stats get_stats();
 void clear_cache();
 // Upper bound on cached bytes (default 4 GiB, or MLXD_ALLOC_CACHE_MB); blocks beyond it are freed at release.
 void set_cache_limit(size_t nbytes);
+
+// n values of T (trivially copyable, left uninitialised) in a block from allocate(), released when the
+// buffer goes: scratch memory that faults in no fresh pages once its size class has been used.
+template <class T>
+class buffer {
+ public:
+  explicit buffer(size_t n) : n_(n), p_(static_cast<T*>(allocate(n * sizeof(T)))) {}
+  ~buffer() { release(p_, n_ * sizeof(T)); }
+  buffer(const buffer&) = delete;
+  buffer& operator=(const buffer&) = delete;
+  T* data() const { return p_; }
+  std::span<T> span() const { return {p_, n_}; }
+
+ private:
+  size_t n_;
+  T* p_;
+};
 
 }  // namespace mlxd::allocator

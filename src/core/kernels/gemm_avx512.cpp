@@ -87,19 +87,6 @@ void transpose16(const float* const* src, int64_t c0, float* dst, int64_t ld_dst
   }
 }
 
-// n floats (64-byte aligned) from the caching allocator, for one product's packed operands: kept between
-// products by the allocator, so there are no fresh pages to fault in, and reused by any array or product of
-// the same size class instead of staying with one thread.
-struct release_block {
-  size_t bytes;
-  void operator()(float* p) const { allocator::release(p, bytes); }
-};
-using pooled_floats = std::unique_ptr<float, release_block>;
-pooled_floats pooled(size_t n) {
-  return pooled_floats(static_cast<float*>(allocator::allocate(n * sizeof(float))),
-                       release_block{n * sizeof(float)});
-}
-
 // Depth of the packed blocks: as few blocks as fit kc_max, of equal depth in multiples of `unit`, so that no
 // block is too shallow to pay for loading and storing its tiles of c (k = 288 is one block, not 256 + 32).
 int64_t depth_block(int64_t k, int64_t unit) {
@@ -140,8 +127,9 @@ struct packed_a {
 void block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k, float alpha, const packed_a& a,
            const gemm_b_packer& b, float* c, int64_t ldc) {
   const int64_t nw = j1 - j0, panels = (nw + nr - 1) / nr;
-  const pooled_floats b_buf = pooled(static_cast<size_t>(panels * a.depth * nr));
-  float* bp = b_buf.get();
+  // Packed operands come from the caching allocator: kept between products, so no fresh pages fault in.
+  const allocator::buffer<float> b_buf(static_cast<size_t>(panels * a.depth * nr));
+  float* bp = b_buf.data();
   for (int64_t p0 = 0; p0 < k; p0 += a.depth) {
     const int64_t kc = std::min(a.depth, k - p0);
     b.pack(p0, kc, j0, nw, bp);
@@ -199,8 +187,8 @@ void slab(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t 
   const int64_t rows = ceil_div(row_panels, row_tiles) * mr, cols = ceil_div(col_panels, col_tiles) * nr;
   const int64_t m_pad = row_panels * mr, depth = depth_block(k, b.unit);
   const int64_t depth_blocks = ceil_div(k, depth);
-  const pooled_floats a_buf = pooled(static_cast<size_t>(m_pad * k));
-  const packed_a pa{a_buf.get(), m_pad, depth};
+  const allocator::buffer<float> a_buf(static_cast<size_t>(m_pad * k));
+  const packed_a pa{a_buf.data(), m_pad, depth};
   parallel_for(row_panels * depth_blocks, 16, [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t i = u % row_panels * mr, p0 = u / row_panels * depth;
@@ -236,12 +224,12 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
   // A training step's [tokens, vocab] x [vocab, dim]: packing op(a) would write and read back hundreds of MB
   // (its slabs cannot be shorter than a tile). fma(x, y, s) = fma(y, x, s), so c^T has the same bits.
   if (n < m && m * k > slab_values) {
-    const pooled_floats ct = pooled(static_cast<size_t>(n * m));
-    gemm_avx512(n, m, k, alpha, b, ldb, !trans_b, pack_f32(a, lda, !trans_a), ct.get(), m);
+    const allocator::buffer<float> ct(static_cast<size_t>(n * m));
+    gemm_avx512(n, m, k, alpha, b, ldb, !trans_b, pack_f32(a, lda, !trans_a), ct.data(), m);
     parallel_for(m, 16, [&](int64_t i0, int64_t i1) {
       for (int64_t j0 = 0; j0 < n; j0 += 64) {
         for (int64_t i = i0; i < i1; ++i) {
-          for (int64_t j = j0; j < std::min(n, j0 + 64); ++j) c[i * ldc + j] = ct.get()[j * m + i];
+          for (int64_t j = j0; j < std::min(n, j0 + 64); ++j) c[i * ldc + j] = ct.data()[j * m + i];
         }
       }
     });
