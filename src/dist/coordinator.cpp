@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <condition_variable>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "comm/grpc/credentials.h"
 #include "dist/cluster_service.h"
+#include "dist/decode_gate.h"
 #include "dist/pipeline_stream.h"
 #include "dist/stage_rpc.h"
 #include "dist/survivor_plan.h"
@@ -47,6 +49,7 @@ struct coordinator::impl {
     std::vector<node_info> nodes;
     std::string description;
     std::unique_ptr<pipeline_stream> stream;
+    std::unique_ptr<decode_gate> gate;  // the decode steps of the sequences on this plan
   };
 
   std::filesystem::path model_path;
@@ -125,6 +128,8 @@ struct coordinator::impl {
   void stream_lost(uint64_t plan_id);
   std::future<v1::StepReply> submit(active& a, v1::StepRequest req);
   v1::StepReply finish(std::future<v1::StepReply> f, bool expect_token);
+  // Throws step_failed for an error reply or (expect_token) one without a token of the vocabulary.
+  v1::StepReply check(v1::StepReply r, bool expect_token) const;
   void end_sequence(active& a, uint64_t id);
   void drop_local(uint64_t id);
   v1::StepRequest step(uint64_t id, int position, std::vector<int32_t> tokens) const;
@@ -248,6 +253,13 @@ void coordinator::impl::establish(bool all_required) {
   a->stream =
       std::make_unique<pipeline_stream>(endpoint(first), last, o.access.cluster_token, a->plan_id,
                                         [this, id = a->plan_id](const std::string&) { stream_lost(id); });
+  // One group in the pipeline per machine it runs on: stages sharing a machine's cores gain nothing from
+  // computing two groups at once, stages on machines of their own keep each other busy.
+  std::set<std::string> hosts;
+  for (const plan_stage& s : plan) hosts.insert(s.node < 0 ? std::string() : host_of(alive[s.node].address));
+  a->gate =
+      std::make_unique<decode_gate>([this, raw = a.get()](v1::StepRequest& req) { return submit(*raw, req); },
+                                    static_cast<int>(hosts.size()));
   current = a;
   last_plan = a->plan;
   last_nodes = a->nodes;
@@ -488,7 +500,10 @@ std::future<v1::StepReply> coordinator::impl::submit(active& a, v1::StepRequest 
 }
 
 v1::StepReply coordinator::impl::finish(std::future<v1::StepReply> f, bool expect_token) {
-  v1::StepReply r = f.get();  // throws pipeline_lost
+  return check(f.get(), expect_token);  // get() throws pipeline_lost
+}
+
+v1::StepReply coordinator::impl::check(v1::StepReply r, bool expect_token) const {
   if (!r.error().empty()) throw step_failed(r.error_node() + ": " + r.error());
   if (expect_token && (!r.sampled() || r.token() < 0 || r.token() >= config.vocab_size))
     throw step_failed("the last stage sent an inconsistent reply (" +
@@ -641,29 +656,32 @@ generation_result coordinator::generate(const generation_request& r) {
       for (size_t i = 0; i < pending.size(); ++i)
         reply = c.finish(std::move(pending[i]), i + 1 == pending.size());
       if (k == 0) out.prefill_s = std::chrono::duration<double>(clock_type::now() - start).count();
-      for (;;) {
-        engine::sample_result sr{reply.token(), reply.logprob(), {}};
-        for (const auto& t : reply.top()) sr.top.push_back({t.token(), t.logprob()});
-        out.tokens.push_back(sr.id);
-        out.logprobs.push_back(sr.logprob);
-        if (r.on_token) r.on_token(sr);
-        if (static_cast<int>(out.tokens.size()) >= r.max_tokens ||
-            std::find(r.stop_ids.begin(), r.stop_ids.end(), sr.id) != r.stop_ids.end())
-          break;
-        if (stop()) {
-          out.stopped = true;
-          break;
+      {  // in step with the other sequences until this one's last token
+        decode_gate::member in_step(*a->gate);
+        for (;;) {
+          engine::sample_result sr{reply.token(), reply.logprob(), {}};
+          for (const auto& t : reply.top()) sr.top.push_back({t.token(), t.logprob()});
+          out.tokens.push_back(sr.id);
+          out.logprobs.push_back(sr.logprob);
+          if (r.on_token) r.on_token(sr);
+          if (static_cast<int>(out.tokens.size()) >= r.max_tokens ||
+              std::find(r.stop_ids.begin(), r.stop_ids.end(), sr.id) != r.stop_ids.end())
+            break;
+          if (stop()) {
+            out.stopped = true;
+            break;
+          }
+          v1::StepRequest s = c.step(id, n_prompt + static_cast<int>(out.tokens.size()) - 1, {sr.id});
+          s.set_sample(true);
+          const auto sent = clock_type::now();
+          reply = c.check(in_step.run(std::move(s)), true);
+          ++out.decode_steps;
+          out.decode_round_trip_ms += ms_since(sent);
+          out.decode_stage_ms.resize(std::max<size_t>(out.decode_stage_ms.size(), reply.stage_ms_size()));
+          for (int i = 0; i < reply.stage_ms_size(); ++i) out.decode_stage_ms[i] += reply.stage_ms(i);
+          for (uint32_t b : reply.stage_batch())
+            out.max_stage_batch = std::max(out.max_stage_batch, static_cast<int>(b));
         }
-        v1::StepRequest s = c.step(id, n_prompt + static_cast<int>(out.tokens.size()) - 1, {sr.id});
-        s.set_sample(true);
-        const auto sent = clock_type::now();
-        reply = c.finish(c.submit(*a, std::move(s)), true);
-        ++out.decode_steps;
-        out.decode_round_trip_ms += ms_since(sent);
-        out.decode_stage_ms.resize(std::max<size_t>(out.decode_stage_ms.size(), reply.stage_ms_size()));
-        for (int i = 0; i < reply.stage_ms_size(); ++i) out.decode_stage_ms[i] += reply.stage_ms(i);
-        for (uint32_t b : reply.stage_batch())
-          out.max_stage_batch = std::max(out.max_stage_batch, static_cast<int>(b));
       }
       c.end_sequence(*a, id);
       out.direct_replies = a->stream->direct_replies();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <sstream>
@@ -49,7 +50,40 @@ void check_fits(const models::llama_config& c, const pipeline_plan& plan, const 
   }
 }
 
+// Each node's speed for sharing out the work: its measured speed, or 1 for all when any is unknown. Nodes
+// reached at one host share its cores, so they get the best speed measured there: workers that started
+// together measured while competing (134 and 175 GFLOP/s here), and the split would follow that noise.
+std::vector<double> node_speeds(const std::vector<node_info>& nodes) {
+  const bool known = std::all_of(nodes.begin(), nodes.end(), [](const node_info& x) { return x.gflops > 0; });
+  std::map<std::string, double> best;
+  for (const node_info& x : nodes) best[host_of(x.address)] = std::max(best[host_of(x.address)], x.gflops);
+  std::vector<double> w;
+  for (const node_info& x : nodes) w.push_back(known ? best[host_of(x.address)] : 1.0);
+  return w;
+}
+
+// Layers per node (not yet whole) that give every node the same time per token: the work (the layers plus
+// `head` layers' worth on the last node) split in proportion to speed. A head heavier than the last node's
+// share leaves it no layers, and the others share them all.
+std::vector<double> work_shares(int layers, double head, const std::vector<double>& w) {
+  const size_t n = w.size();
+  const double total = std::accumulate(w.begin(), w.end(), 0.0);
+  std::vector<double> exact(n);
+  for (size_t i = 0; i < n; ++i) exact[i] = (layers + head) * w[i] / total - (i + 1 == n ? head : 0.0);
+  if (exact.back() < 0 && n > 1) {
+    exact.back() = 0;
+    for (size_t i = 0; i + 1 < n; ++i) exact[i] = layers * w[i] / (total - w.back());
+  }
+  return exact;
+}
+
 }  // namespace
+
+std::string host_of(const std::string& address) {
+  if (!address.empty() && address.front() == '[') return address.substr(1, address.find(']') - 1);
+  const size_t colon = address.find(':');
+  return colon == std::string::npos || address.rfind(':') != colon ? address : address.substr(0, colon);
+}
 
 std::vector<layer_range> parse_layer_ranges(const std::string& text) {
   std::vector<layer_range> out;
@@ -138,17 +172,16 @@ pipeline_plan plan_pipeline(const models::llama_config& c, const std::vector<nod
                        mib(per_layer) + " each (weights and KV room for " + std::to_string(o.kv_positions) +
                        " positions) plus the embedding and head; the workers offer " + offered);
     }
-    const bool known =
-        std::all_of(nodes.begin(), nodes.end(), [](const node_info& x) { return x.gflops > 0; });
-    std::vector<double> w(n);
-    for (int i = 0; i < n; ++i) w[i] = known ? nodes[i].gflops : 1.0;
-    const double total = std::accumulate(w.begin(), w.end(), 0.0);
-    // Largest remainder of the speed-proportional shares, then capped by memory; the surplus goes to the
-    // node with room whose next layer keeps the shares most even.
-    std::vector<double> exact(n);
+    const std::vector<double> w = node_speeds(nodes);
+    // What a stage computes per token, in layers: its layers, plus the LM head on the last one (the
+    // embedding is one row read per token, free by comparison).
+    const double head = static_cast<double>(stage_weight_bytes(c, {0, 0, false, true})) /
+                        static_cast<double>(stage_weight_bytes(c, {0, 1, false, false}));
+    const std::vector<double> exact = work_shares(remaining, head, w);
+    // Largest remainder of the speed-proportional shares of the work, then capped by memory; the surplus
+    // goes to the node with room whose next layer keeps its time per token the lowest.
     int placed = 0;
     for (int i = 0; i < n; ++i) {
-      exact[i] = remaining * w[i] / total;
       counts[i] = static_cast<int>(exact[i]);
       placed += counts[i];
     }
@@ -162,10 +195,12 @@ pipeline_plan plan_pipeline(const models::llama_config& c, const std::vector<nod
       surplus += std::max(0, counts[i] - cap[i]);
       counts[i] = std::min(counts[i], cap[i]);
     }
+    const auto stage_time = [&](int i, int layers) { return (layers + (i == n - 1 ? head : 0.0)) / w[i]; };
     for (; surplus > 0; --surplus) {
       int best = -1;
       for (int i = 0; i < n; ++i)
-        if (counts[i] < cap[i] && (best < 0 || w[i] / (counts[i] + 1) > w[best] / (counts[best] + 1)))
+        if (counts[i] < cap[i] &&
+            (best < 0 || stage_time(i, counts[i] + 1) < stage_time(best, counts[best] + 1)))
           best = i;
       ++counts[best];
     }

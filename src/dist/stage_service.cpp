@@ -26,6 +26,18 @@ std::string mib(uint64_t bytes) {
 // bits it gets alone (more rows would take the GEMM path).
 constexpr int64_t max_batch_rows = 16;
 
+// How long a stage waits for the rest of a group of decode steps (protocol 1.5).
+constexpr std::chrono::milliseconds group_wait{50};
+
+// Steps of the last group in `taken` that have not arrived yet (0 when the last step is not grouped).
+int64_t missing_of_last_group(const std::deque<v1::StepRequest>& taken) {
+  const v1::StepRequest& last = taken.back();
+  if (last.group_size() <= 1) return 0;
+  const auto have = std::count_if(taken.begin(), taken.end(),
+                                  [&](const v1::StepRequest& r) { return r.group_id() == last.group_id(); });
+  return static_cast<int64_t>(last.group_size()) - have;
+}
+
 // The input rows a forward step carries: its token ids, or the rows of its hidden states.
 int64_t step_rows(const v1::StepRequest& req) {
   if (req.tokens_size() > 0) return req.tokens_size();
@@ -292,19 +304,35 @@ std::optional<array> stage_service::finish(const loaded& st, const v1::StepReque
   if (req.sample()) {
     // The last row alone, as the single-node generation (llama_model::forward_last) computes it.
     const array last = contiguous(m.head(slice_axis(y, 0, y.shape(0) - 1, y.shape(0))));
-    const engine::sample_result r =
-        seq.sampler->sample({last.data<float>(), static_cast<size_t>(last.size())}, seq.history);
-    seq.history.push_back(r.id);
-    reply.set_sampled(true);
-    reply.set_token(r.id);
-    reply.set_logprob(r.logprob);
-    for (const auto& t : r.top) {
-      v1::TopLogprob* p = reply.add_top();
-      p->set_token(t.id);
-      p->set_logprob(t.logprob);
-    }
+    sample_into(seq, last.data<float>(), last.size(), reply);
   }
   return std::nullopt;
+}
+
+void stage_service::sample_into(sequence& seq, const float* logits, int64_t vocab, v1::StepReply& reply) {
+  const engine::sample_result r = seq.sampler->sample({logits, static_cast<size_t>(vocab)}, seq.history);
+  seq.history.push_back(r.id);
+  reply.set_sampled(true);
+  reply.set_token(r.id);
+  reply.set_logprob(r.logprob);
+  for (const auto& t : r.top) {
+    v1::TopLogprob* p = reply.add_top();
+    p->set_token(t.id);
+    p->set_logprob(t.logprob);
+  }
+}
+
+void stage_service::sample_batch(const loaded& st, const std::vector<step_input>& inputs,
+                                 const std::vector<array>& outputs, const std::vector<size_t>& rows,
+                                 std::vector<v1::StepReply>& replies) {
+  std::vector<array> last;
+  for (size_t i : rows)
+    last.push_back(slice_axis(outputs[i], 0, outputs[i].shape(0) - 1, outputs[i].shape(0)));
+  const array logits = contiguous(st.model->head(concatenate(last, 0)));
+  const int64_t vocab = logits.shape(1);
+  for (size_t k = 0; k < rows.size(); ++k)
+    sample_into(*inputs[rows[k]].seq, logits.data<float>() + static_cast<int64_t>(k) * vocab, vocab,
+                replies[rows[k]]);
 }
 
 void stage_service::run_forward(const loaded& st, std::vector<v1::StepRequest*>& reqs,
@@ -336,8 +364,23 @@ void stage_service::run_forward(const loaded& st, std::vector<v1::StepRequest*>&
     ready.clear();
   }
   // The head and the sampling (finish) are the stage's compute too, so that a hop's cost is what is left.
-  std::vector<std::optional<array>> hidden(reqs.size());
+  // Decode steps that only sample share one head product: the last stage reads its head once for all.
+  std::vector<size_t> sampled, alone;
   for (size_t i : ready) {
+    const v1::StepRequest& r = *reqs[i];
+    const bool shared =
+        st.model->stage().head && ready.size() > 1 && r.sample() && !r.want_logits() && !r.want_hidden();
+    (shared ? sampled : alone).push_back(i);
+  }
+  if (!sampled.empty()) {
+    try {
+      sample_batch(st, inputs, outputs, sampled, replies);
+    } catch (const std::exception& e) {
+      for (size_t i : sampled) errors[i] = e.what();
+    }
+  }
+  std::vector<std::optional<array>> hidden(reqs.size());
+  for (size_t i : alone) {
     try {
       hidden[i] = finish(st, *reqs[i], *inputs[i].seq, outputs[i], replies[i]);
     } catch (const std::exception& e) {
@@ -475,6 +518,15 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       queue_cv.wait(lock, [&] { return !queue.empty() || upstream_done; });
       if (queue.empty()) break;
       taken.swap(queue);
+      // (1.5) A group of decode steps runs as one batch: wait for the rest of the last one begun. Its steps
+      // were sent back to back, so this is a wait for bytes in flight; the bound only covers a sender that
+      // failed part of a group without lowering its size.
+      const auto deadline = clock::now() + group_wait;
+      while (missing_of_last_group(taken) > 0 && !upstream_done &&
+             queue_cv.wait_until(lock, deadline, [&] { return !queue.empty() || upstream_done; })) {
+        std::move(queue.begin(), queue.end(), std::back_inserter(taken));
+        queue.clear();
+      }
     }
     if (leave_if_replaced()) break;
     // In arrival order: a run of one-row decode steps of distinct sequences forms one batch; any other step
@@ -492,6 +544,10 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
         replies[i].set_sequence_id(group[i]->sequence_id());
       }
       run_forward(*st, group, replies, errors);
+      // The steps that go on stay one group, of the size that arrives.
+      const auto ok = static_cast<uint32_t>(std::count(errors.begin(), errors.end(), std::string()));
+      for (v1::StepRequest* r : group)
+        if (r->group_size() > ok) r->set_group_size(ok);
       for (size_t i = 0; i < group.size(); ++i) deliver(*group[i], replies[i], errors[i]);
       group.clear();
       in_group.clear();

@@ -65,6 +65,13 @@ class stage_service final : public v1::Stage::Service {
   // the sampled token or the logits.
   std::optional<array> finish(const loaded& st, const v1::StepRequest& req, sequence& seq, const array& y,
                               v1::StepReply& reply);
+  // Samples the next token from one row of logits into the reply, appending it to the sequence's history.
+  static void sample_into(sequence& seq, const float* logits, int64_t vocab, v1::StepReply& reply);
+  // The last stage's decode steps `rows` (one row each, sampling only): one head product for all of them
+  // (matmul computes up to 16 rows row by row, so each gets the bits it gets alone), then each one sampled.
+  static void sample_batch(const loaded& st, const std::vector<step_input>& inputs,
+                           const std::vector<array>& outputs, const std::vector<size_t>& rows,
+                           std::vector<v1::StepReply>& replies);
   // Runs forward steps: the decode steps of different sequences (one row each, 16 rows at most) in one
   // forward_layers_batch, so each stage reads its weights once for all of them; the others alone. Each
   // request is updated for the next stage (hidden states, its stage time and batch size) or its reply

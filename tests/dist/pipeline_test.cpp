@@ -217,6 +217,36 @@ TEST_F(Pipeline, ConcurrentSequencesEachGetWhatTheyWouldAlone) {
   for (const node_status& s : c.status(1)) EXPECT_EQ(s.n_sequences, 0u) << s.address;
 }
 
+// With the coordinator grouping the running sequences' decode steps (protocol 1.5; the grouping rules are
+// decode_gate_test's, the stage's wait protocol_test's): eight sequences started together each get the tokens
+// they get alone, every one shared some step with another, and at some step all eight ran as one batch.
+TEST_F(Pipeline, ConcurrentSequencesRunInGroupsAndGetWhatTheyWouldAlone) {
+  auto workers = start(2);
+  coordinator c(*dir_, options(workers));
+  const int n = 8, tokens = 40;
+  std::vector<generation_request> requests(n);
+  std::vector<std::vector<int32_t>> got(n);
+  std::vector<int> batched(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    requests[i].prompt = {static_cast<int32_t>(i + 3), 41, static_cast<int32_t>(80 - i), 7};
+    requests[i].max_tokens = tokens;
+    requests[i].sampling = seeded();
+    requests[i].sampling.seed = static_cast<uint64_t>(100 + i);
+    threads.emplace_back([&, i] {
+      const generation_result r = c.generate(requests[i]);
+      got[i] = r.tokens;
+      batched[i] = r.max_stage_batch;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(got[i], generate_alone(requests[i].prompt, tokens, requests[i].sampling)) << "sequence " << i;
+    EXPECT_GT(batched[i], 1) << "sequence " << i << " always ran alone";
+  }
+  EXPECT_EQ(*std::max_element(batched.begin(), batched.end()), n);
+}
+
 // A middle stage, then the last one, which answers on its own Replies stream.
 TEST_F(Pipeline, WorkerKilledMidGenerationGivesTheSameTokens) {
   for (const size_t victim : {1, 2}) {

@@ -70,6 +70,34 @@ TEST(PlanPipeline, SharesFollowSpeedAndMemoryCapsMoveTheSurplus) {
   expect_contiguous(p, 8);
 }
 
+// The last stage computes the LM head too, so it gets fewer layers: here the head weighs 4 layers, and 12
+// layers over two equal nodes are 8 + (4 + head) rather than 6 + (6 + head).
+TEST(PlanPipeline, TheHeadCountsAsWorkOfTheLastStage) {
+  models::llama_config c = config(12);
+  c.vocab_size =
+      static_cast<int>(4 * stage_weight_bytes(c, {0, 1, false, false}) / sizeof(float) / c.hidden_size);
+  const double head = static_cast<double>(stage_weight_bytes(c, {0, 0, false, true})) /
+                      static_cast<double>(stage_weight_bytes(c, {0, 1, false, false}));
+  ASSERT_NEAR(head, 4.0, 0.05);
+  std::vector<node_info> nodes(2, node_info{"n", 4, 0, 50});
+  EXPECT_EQ(layer_counts(plan_pipeline(c, nodes, {})), (std::vector<int>{8, 4}));
+  // A head heavier than the last node's share of the work leaves it only the head.
+  c.vocab_size *= 4;
+  EXPECT_EQ(layer_counts(plan_pipeline(c, nodes, {})), (std::vector<int>{12, 0}));
+}
+
+// Workers reached at one host share its cores: they share its work as equals, at the best speed measured
+// there, whatever each measured while the others were measuring too.
+TEST(PlanPipeline, NodesOfOneHostAreEquallyFast) {
+  const models::llama_config c = config(8);
+  std::vector<node_info> nodes = {{"10.0.0.2:8101", 4, 0, 10}, {"10.0.0.2:8102", 4, 0, 30}};
+  EXPECT_EQ(layer_counts(plan_pipeline(c, nodes, {})), (std::vector<int>{4, 4}));
+  nodes[1].address = "10.0.0.3:8101";  // two hosts: the faster one takes more
+  EXPECT_EQ(layer_counts(plan_pipeline(c, nodes, {})), (std::vector<int>{2, 6}));
+  nodes = {{"[::1]:8101", 4, 0, 10}, {"[::1]:8102", 4, 0, 30}, {"[::2]:8101", 4, 0, 10}};
+  EXPECT_EQ(layer_counts(plan_pipeline(c, nodes, {})), (std::vector<int>{4, 3, 1}));
+}
+
 TEST(PlanPipeline, KvRoomCountsAgainstMemory) {
   const models::llama_config c = config(4);
   const uint64_t layer = stage_weight_bytes(c, {0, 1, false, false});

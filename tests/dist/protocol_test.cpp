@@ -321,6 +321,42 @@ TEST(StageProtocol, IdleKvCachesAreFreedAfterTheTimeout) {
   EXPECT_EQ(c.n_sequences(), 0u);
 }
 
+// (1.5) A group of decode steps runs as one batch however its steps are spaced out on the wire; a step of no
+// group runs as soon as it is there; a group's step that is never sent is waited for only briefly.
+TEST(StageProtocol, AGroupOfDecodeStepsRunsAsOneBatch) {
+  worker w(local_worker());
+  raw_client c(w.port());
+  ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+  for (uint64_t seq : {1, 2, 3}) ASSERT_TRUE(c.step(seq, 8).error().empty());
+  const auto decode = [](uint64_t seq, uint64_t group, uint32_t size, int position = 2) {
+    v1::StepRequest r = forward_step(10 + seq, seq, 8, position);
+    r.set_group_id(group);
+    r.set_group_size(size);
+    return r;
+  };
+  for (uint64_t seq : {1, 2, 3}) {
+    c.run->Write(decode(seq, 7, 3));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // each alone would have run by now
+  }
+  for (int i = 0; i < 3; ++i) {
+    v1::StepReply r;
+    ASSERT_TRUE(c.run->Read(&r));
+    EXPECT_TRUE(r.error().empty()) << r.error();
+    ASSERT_EQ(r.stage_batch_size(), 1);
+    EXPECT_EQ(r.stage_batch(0), 3u) << "sequence " << r.sequence_id();
+  }
+  // Sequence 1 alone at its next position; then a group of two of which one step never comes.
+  const v1::StepReply alone = c.step(1, 8, 3);
+  ASSERT_EQ(alone.stage_batch_size(), 1);
+  EXPECT_EQ(alone.stage_batch(0), 1u);
+  const auto start = std::chrono::steady_clock::now();
+  c.run->Write(decode(2, 8, 2, 3));
+  v1::StepReply r;
+  ASSERT_TRUE(c.run->Read(&r));
+  EXPECT_TRUE(r.error().empty()) << r.error();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
 TEST(StageProtocol, KvCachesAreBoundedByTheMemoryBudget) {
   const models::llama_config cfg = models::load_llama_config_any(model);
   worker_options o = local_worker();

@@ -66,4 +66,8 @@ pipeline_plan plan_pipeline(const models::llama_config& c, const std::vector<nod
 // "coordinator 0-3 (embedding) | 127.0.0.1:9001 4-11 (head)".
 std::string describe(const pipeline_plan& plan, const std::vector<node_info>& nodes);
 
+// "host" of "host:port", "v6" of "[v6]:port"; an address without a port is its own host. Nodes reached at
+// one host share its cores.
+std::string host_of(const std::string& address);
+
 }  // namespace mlxd::dist
