@@ -73,16 +73,12 @@ void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, 
   parallel_for(n, share, [&](int64_t begin, int64_t end) {
     int64_t j = begin;
     for (; j + 4 <= end; j += 4) {
-      for (int64_t i = 0; i < m; ++i) {
-        const float* xi = x + i * k;
-        float* yi = y + i * n + j;
-        if (wt == dtype::f32) {
-          kt.dot4_f32(static_cast<const float*>(w) + j * ld, ld, xi, k, yi);
-        } else if (wt == dtype::f16) {
-          kt.dot4_f16(static_cast<const uint16_t*>(w) + j * ld, ld, xi, k, yi);
-        } else {
-          kt.dot4_bf16(static_cast<const uint16_t*>(w) + j * ld, ld, xi, k, yi);
-        }
+      if (wt == dtype::f32) {
+        kt.dot4_rows_f32(static_cast<const float*>(w) + j * ld, ld, x, k, m, k, y + j, n);
+      } else if (wt == dtype::f16) {
+        kt.dot4_rows_f16(static_cast<const uint16_t*>(w) + j * ld, ld, x, k, m, k, y + j, n);
+      } else {
+        kt.dot4_rows_bf16(static_cast<const uint16_t*>(w) + j * ld, ld, x, k, m, k, y + j, n);
       }
     }
     for (; j < end; ++j) {

@@ -32,6 +32,15 @@ struct table {
   void (*dot4_f32)(const float* w, int64_t ld, const float* x, int64_t n, float* out);
   void (*dot4_f16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
   void (*dot4_bf16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
+  // out[i * ldo + r] = dot(w + r * ld, x + i * ldx) for r = 0..3 and the m rows i of x: batched decode's
+  // core. Each output has the bits dot4 gives its row alone, so a sequence's result does not depend on its
+  // batch.
+  void (*dot4_rows_f32)(const float* w, int64_t ld, const float* x, int64_t ldx, int64_t m, int64_t n,
+                        float* out, int64_t ldo);
+  void (*dot4_rows_f16)(const uint16_t* w, int64_t ld, const float* x, int64_t ldx, int64_t m, int64_t n,
+                        float* out, int64_t ldo);
+  void (*dot4_rows_bf16)(const uint16_t* w, int64_t ld, const float* x, int64_t ldx, int64_t m, int64_t n,
+                         float* out, int64_t ldo);
   // y = the f16 values of h as f32 (exact): the f16 KV cache's and half-precision ops' widening.
   void (*f16_to_f32_row)(const uint16_t* h, float* y, int64_t n);
   // y[j] += sum over i < n of p[i] * v[i * ld + j] for j < width: attention's probabilities times the
