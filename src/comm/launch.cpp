@@ -11,11 +11,30 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <fstream>
+#include <random>
 #include <stdexcept>
 #include <system_error>
 
 namespace mlxd::comm {
 namespace {
+
+// Binds a TCP socket to 127.0.0.1:port (0: any) and releases it; the port bound, or -1.
+int bind_loopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  socklen_t len = sizeof a;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  const int saved = errno;
+  close(fd);
+  errno = saved;
+  return ok ? ntohs(a.sin_port) : -1;
+}
 
 volatile std::sig_atomic_t g_signal = 0;
 void on_signal(int sig) {
@@ -61,18 +80,23 @@ void describe_failure(size_t rank, int status, size_t n_ranks) {
 }  // namespace
 
 int pick_free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    if (fd >= 0) close(fd);
-    throw std::system_error(errno, std::generic_category(), "launch: cannot find a free port");
+  // Below the kernel's ephemeral range (32768-60999 by default) no outgoing connection and no other bind to
+  // port 0 can take the port between this check and the master's bind; a port handed out by binding 0 was
+  // sometimes taken in that gap under a parallel test run, and the ranks then waited out their connect
+  // timeout for a master that could not listen.
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  constexpr int lowest = 10000;
+  if (ephemeral_low - lowest >= 1000) {
+    std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      const int port = lowest + static_cast<int>(rng() % static_cast<unsigned>(ephemeral_low - lowest));
+      if (bind_loopback(port) == port) return port;
+    }
   }
-  close(fd);
-  return ntohs(a.sin_port);
+  const int port = bind_loopback(0);
+  if (port < 0) throw std::system_error(errno, std::generic_category(), "launch: cannot find a free port");
+  return port;
 }
 
 int launch_local(const std::vector<std::string>& command, const launch_options& o) {

@@ -1,10 +1,6 @@
 // Helpers for the comm tests: free loopback ports, groups of in-process ranks, seeded inputs, references.
 #pragma once
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -15,26 +11,16 @@
 #include <vector>
 
 #include "mlxd/comm/group.h"
+#include "mlxd/comm/launch.h"
 #include "mlxd/comm/options.h"
 #include "mlxd/comm/registry.h"
 #include "mlxd/core/array.h"
 
 namespace mlxd::comm::test {
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+// A TCP port on 127.0.0.1 that was free a moment ago, out of the way of outgoing connections.
 inline int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("free_port: cannot bind");
-  const int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
+  return pick_free_port();
 }
 
 // Options for rank `rank` of `world` with rank 0 as master on `port`; short timeouts for tests.

@@ -1,6 +1,12 @@
 // The parts of comm that need no network: reductions, the mailbox, rendezvous parsing, the size-1 group,
 // the registry, and the chunk assembler.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
 
 #include "comm/grpc/wire.h"
 #include "comm/mailbox.h"
@@ -108,6 +114,28 @@ TEST(comm_rendezvous, environment_of_launchers_and_slurm) {
   EXPECT_EQ(split_host_port("[::1]:80"), (std::pair<std::string, int>{"::1", 80}));
   EXPECT_TRUE(is_loopback_host("127.0.0.2"));
   EXPECT_FALSE(is_loopback_host("10.0.0.1"));
+}
+
+// Ports for a master come from below the ephemeral range, where no outgoing connection can take them, and
+// are free: a listener can bind them at once.
+TEST(comm_launch, free_ports_are_bindable_and_clear_of_outgoing_connections) {
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  std::set<int> seen;
+  for (int i = 0; i < 20; ++i) {
+    const int port = pick_free_port();
+    EXPECT_GE(port, 10000);
+    EXPECT_LT(port, ephemeral_low);
+    seen.insert(port);
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << "port " << port;
+    close(fd);
+  }
+  EXPECT_GT(seen.size(), 15u);  // chosen at random, not one port over and over
 }
 
 TEST(comm_local, a_group_of_one) {

@@ -25,7 +25,8 @@ struct launch_options {
 // sent to the launcher are passed on. Throws std::invalid_argument for an empty command or n_ranks < 1.
 int launch_local(const std::vector<std::string>& command, const launch_options& options);
 
-// A TCP port on 127.0.0.1 that was free when asked.
+// A TCP port on 127.0.0.1 that was free when asked, chosen below the kernel's ephemeral port range when
+// there is room, so that no outgoing connection takes it before it is bound.
 int pick_free_port();
 
 }  // namespace mlxd::comm
