@@ -21,9 +21,9 @@ mkdir -p "$out/raw"
 blas_env=(env OPENBLAS_CORETYPE=SkylakeX OPENBLAS_THREAD_TIMEOUT=4)
 
 # Minimum seconds per benchmark; every iteration also runs the baselines, so wall time is a few times this.
-declare -A min_time=([gemm]=1 [matvec]=0.5 [qmatvec]=0.5 [ops]=0.5 [decode]=1 [optim]=1)
+declare -A min_time=([gemm]=1 [matvec]=0.5 [qmatvec]=0.5 [ops]=0.5 [decode]=1 [optim]=1 [sampler]=0.3)
 
-for suite in gemm matvec qmatvec ops decode optim; do
+for suite in gemm matvec qmatvec ops decode optim sampler; do
   bin="$build/bin/${suite}_bench"
   if [[ ! -x $bin ]]; then
     echo "missing $bin: build first (cmake --preset release && cmake --build build -j2)" >&2
@@ -35,5 +35,5 @@ for suite in gemm matvec qmatvec ops decode optim; do
 done
 
 /usr/bin/env python3 "$here/summarize.py" "$out" "$out/raw/gemm.json" "$out/raw/matvec.json" \
-  "$out/raw/qmatvec.json" "$out/raw/ops.json" "$out/raw/decode.json" "$out/raw/optim.json" \
+  "$out/raw/qmatvec.json" "$out/raw/ops.json" "$out/raw/decode.json" "$out/raw/optim.json" "$out/raw/sampler.json" \
   | tee "$out/summary.md"

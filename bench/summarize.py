@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Turns Google Benchmark JSON from the mlxd benchmarks into figures beside their same-run baselines.
 
-Each benchmark reports its figure as a counter named by its unit (GFLOPS, GBps or tokens_per_s), each baseline as
-<baseline>_<unit> and the ratio as ratio_<baseline> (see paired_timing.h). For every raw file NAME.json this
-writes OUT_DIR/NAME.json with one record per benchmark and prints a Markdown table.
+Each benchmark reports its figure as a counter named by its unit (GFLOPS, GBps, tokens_per_s or Mlogits_per_s),
+each baseline as <baseline>_<unit> and the ratio as ratio_<baseline> (see paired_timing.h). For every raw file
+NAME.json this writes OUT_DIR/NAME.json with one record per benchmark and prints a Markdown table.
 
 Usage: summarize.py OUT_DIR RAW.json [RAW.json ...]
 """
@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-UNITS = ("GFLOPS", "GBps", "tokens_per_s")
+UNITS = ("GFLOPS", "GBps", "tokens_per_s", "Mlogits_per_s")
 
 # (benchmark name pattern, baseline, minimum ratio): the targets the benchmarks were written against.
 TARGETS = [
