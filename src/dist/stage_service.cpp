@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -544,10 +545,13 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
         replies[i].set_sequence_id(group[i]->sequence_id());
       }
       run_forward(*st, group, replies, errors);
-      // The steps that go on stay one group, of the size that arrives.
-      const auto ok = static_cast<uint32_t>(std::count(errors.begin(), errors.end(), std::string()));
-      for (v1::StepRequest* r : group)
-        if (r->group_size() > ok) r->set_group_size(ok);
+      // The steps of a group that go on stay one group, of the size that goes on together (a batch may hold
+      // steps of several groups, or part of one).
+      std::map<uint64_t, uint32_t> going_on;
+      for (size_t i = 0; i < group.size(); ++i)
+        if (errors[i].empty()) ++going_on[group[i]->group_id()];
+      for (size_t i = 0; i < group.size(); ++i)
+        if (group[i]->group_size() > 1) group[i]->set_group_size(going_on[group[i]->group_id()]);
       for (size_t i = 0; i < group.size(); ++i) deliver(*group[i], replies[i], errors[i]);
       group.clear();
       in_group.clear();
