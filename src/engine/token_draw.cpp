@@ -1,7 +1,11 @@
 #include "token_draw.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
+#include <stdexcept>
+#include <vector>
 
 #include "mlxd/core/allocator.h"
 #include "mlxd/core/row_ops.h"
@@ -9,8 +13,12 @@
 namespace mlxd::engine::detail {
 namespace {
 
-// Ranges this short are sorted and walked one token at a time.
-constexpr size_t walk_length = 32;
+// Buckets of probability for the draw: p in (0, 1] by its float's bits without the low 19 (a positive
+// float's bits grow with its value).
+constexpr size_t n_buckets = (0x3F800000u >> 19) + 1;
+size_t bucket(float p) {
+  return std::min<size_t>(std::bit_cast<uint32_t>(p) >> 19, n_buckets - 1);
+}
 
 struct token {
   float x;  // logit after bias and penalties
@@ -21,12 +29,6 @@ struct token {
 // Descending logit, ties to the lower id: a strict total order, so every selection below is deterministic.
 bool before(const token& a, const token& b) {
   return a.x > b.x || (a.x == b.x && a.id < b.id);
-}
-
-double mass(std::span<const token> t) {
-  double s = 0;
-  for (const token& e : t) s += e.p;
-  return s;
 }
 
 class candidates {
@@ -56,14 +58,44 @@ class candidates {
     exp_row(p.span(), p.span());
     for (size_t i = 0; i < end_; ++i) tokens_[i].p = p.data()[i];
     keep([](const token& t) { return t.p > 0; });
+    if (end_ == 0)
+      throw std::invalid_argument("[sampling] no token has a finite probability (NaN or infinite logits)");
   }
-  // Keeps the shortest prefix whose mass passes `fraction` of the kept mass.
-  void keep_mass(double fraction) { end_ = crossing(fraction * mass(kept())) + 1; }
+  // Keeps the shortest prefix whose mass passes `fraction` of the kept mass: the higher buckets, and the
+  // crossing bucket's tokens up to the crossing.
+  void keep_mass(double fraction) {
+    const point at = locate(fraction);
+    const auto first = tokens_.begin();
+    const auto higher_end =
+        std::partition(first, kept_end(), [&](const token& t) { return bucket(t.p) > at.bucket; });
+    const auto in_end =
+        std::partition(higher_end, kept_end(), [&](const token& t) { return bucket(t.p) == at.bucket; });
+    std::sort(higher_end, in_end, before);
+    double u = at.rest;
+    auto it = higher_end;
+    for (; it + 1 < in_end && !(u < it->p); ++it) u -= it->p;
+    end_ = static_cast<size_t>(it - first) + 1;
+  }
   // Keeps the tokens of probability at least `floor` (the top token's is 1).
   void keep_above(float floor) {
     keep([floor](const token& t) { return t.p >= floor; });
   }
-  int32_t draw(double r) { return tokens_[crossing(r * mass(kept()))].id; }
+  // The token at which the walk's running mass passes r of the kept mass: only the bucket holding it is
+  // sorted.
+  int32_t draw(double r) {
+    const point at = locate(r);
+    std::vector<token> in_bucket;
+    in_bucket.reserve(at.count);
+    for (const token& t : kept())
+      if (bucket(t.p) == at.bucket) in_bucket.push_back(t);
+    std::sort(in_bucket.begin(), in_bucket.end(), before);
+    double u = at.rest;
+    for (const token& t : in_bucket) {
+      if (u < t.p) return t.id;
+      u -= t.p;
+    }
+    return in_bucket.back().id;  // rounding carried u past the total: the last token of the walk
+  }
 
  private:
   std::span<const token> kept() const { return {tokens_.data(), end_}; }
@@ -72,35 +104,32 @@ class candidates {
   void keep(Pred pred) {
     end_ = static_cast<size_t>(std::partition(tokens_.begin(), kept_end(), pred) - tokens_.begin());
   }
-  // Rearranges the kept tokens so that the walk in descending order, up to the token at which its running
-  // mass passes u, comes first (in some order); returns that token's index (the last one when rounding
-  // leaves u beyond the total).
-  size_t crossing(double u) {
-    size_t lo = 0, hi = end_;
-    while (hi - lo > walk_length) {
-      // The median of three tokens as the pivot; it joins the higher side, so both sides hold a token.
-      token a = tokens_[lo], b = tokens_[lo + (hi - lo) / 2], c = tokens_[hi - 1];
-      if (before(b, a)) std::swap(a, b);
-      if (before(c, b)) std::swap(b, c);
-      if (before(b, a)) std::swap(a, b);
-      const auto first = tokens_.begin() + static_cast<std::ptrdiff_t>(lo);
-      const auto mid = std::partition(first, tokens_.begin() + static_cast<std::ptrdiff_t>(hi),
-                                      [&](const token& t) { return !before(b, t); });
-      const double m = mass({&*first, static_cast<size_t>(mid - first)});
-      if (u < m) {
-        hi = static_cast<size_t>(mid - tokens_.begin());
-      } else {
-        u -= m;
-        lo = static_cast<size_t>(mid - tokens_.begin());
-      }
+  // Where the walk down the kept tokens passes `fraction` of their mass, to a bucket: one pass sums the
+  // mass of each bucket, then the buckets are walked from the highest. `rest` is the mass left to walk in
+  // that bucket; past the total (rounding), the lowest bucket that holds a token, with all its mass.
+  struct point {
+    size_t bucket;
+    double rest;
+    uint32_t count;  // tokens in the bucket
+  };
+  point locate(double fraction) const {
+    std::array<double, n_buckets> mass{};
+    std::array<uint32_t, n_buckets> count{};
+    for (const token& t : kept()) {
+      mass[bucket(t.p)] += t.p;
+      ++count[bucket(t.p)];
     }
-    std::sort(tokens_.begin() + static_cast<std::ptrdiff_t>(lo),
-              tokens_.begin() + static_cast<std::ptrdiff_t>(hi), before);
-    for (size_t i = lo; i < hi; ++i) {
-      if (u < tokens_[i].p) return i;
-      u -= tokens_[i].p;
+    double total = 0;
+    for (size_t b = n_buckets; b-- > 0;) total += mass[b];
+    point at{0, fraction * total, 0};
+    for (size_t b = n_buckets; b-- > 0;) {
+      if (count[b] == 0) continue;
+      at.bucket = b;
+      at.count = count[b];
+      if (at.rest < mass[b]) break;
+      at.rest -= mass[b];
     }
-    return hi - 1;
+    return at;
   }
 
   // Vocabulary-sized scratch from the caching allocator: fresh pages cost 13-20 us each to fault in here.

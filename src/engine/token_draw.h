@@ -3,9 +3,10 @@
 // The candidates are the tokens in descending order of logit (ties: lower id first); top-k keeps the first k,
 // top-p the shortest prefix whose mass passes top_p of the candidates' mass, min-p those with probability at
 // least min_p times the largest. The token drawn is the one at which the running mass of the kept candidates,
-// in that order, passes r times their total. No step sorts the whole vocabulary: selections split the tokens
-// around pivots and sum each side, so a step takes time linear in the vocabulary (the whole order was sorted
-// before, 2-5 ms a token at a vocabulary of 32000 and worse at 150000).
+// in that order, passes r times their total. No step sorts the whole vocabulary: one pass sums the mass by
+// bucket of probability (the top bits of each p's float, 16 buckets to an octave), the walk goes down the
+// buckets, and only the bucket where it stops is sorted; a step takes time linear in the vocabulary (the
+// whole order was sorted before: 6 ms a token at a vocabulary of 32000, 33 ms at 151936).
 #pragma once
 
 #include <cstdint>

@@ -86,6 +86,14 @@ TEST(TokenDraw, MatchesSortingALargeVocabulary) {
   expect_same_draws(50000, 4.0f, p, 40);
 }
 
+TEST(TokenDraw, LogitsOfNoFiniteProbabilityAreAClearError) {
+  sampling_params p;
+  for (const float bad : {NAN, INFINITY}) {
+    std::vector<float> x(10, bad);
+    EXPECT_THROW(detail::draw_token(x, p, 0.5), std::invalid_argument);
+  }
+}
+
 TEST(TokenDraw, NeverDrawsABannedToken) {
   std::vector<float> x(100, -INFINITY);
   x[42] = 0.0f;
