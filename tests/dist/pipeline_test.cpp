@@ -247,6 +247,40 @@ TEST_F(Pipeline, ConcurrentSequencesRunInGroupsAndGetWhatTheyWouldAlone) {
   EXPECT_EQ(*std::max_element(batched.begin(), batched.end()), n);
 }
 
+// A worker killed while four sequences run in groups: each is re-prefilled on the new plan, falls into step
+// with the others again, and ends with the tokens it gets alone.
+TEST_F(Pipeline, WorkerKilledWhileSequencesRunInGroupsGivesEachItsTokens) {
+  auto workers = start(3);
+  coordinator c(*dir_, options(workers));
+  const int n = 4, tokens = 24;
+  std::vector<generation_request> requests(n);
+  std::vector<std::vector<int32_t>> got(n);
+  std::vector<int> replans(n);
+  std::atomic<int> produced = 0;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    requests[i].prompt = {static_cast<int32_t>(i + 9), 17, 33};
+    requests[i].max_tokens = tokens;
+    requests[i].sampling = seeded();
+    requests[i].sampling.seed = static_cast<uint64_t>(200 + i);
+    requests[i].on_token = [&](const engine::sample_result&) {
+      if (++produced == 2 * n + 1) workers[1]->kill_now();
+    };
+    threads.emplace_back([&, i] {
+      const generation_result r = c.generate(requests[i]);
+      got[i] = r.tokens;
+      replans[i] = r.replans;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < n; ++i) {
+    requests[i].on_token = nullptr;
+    EXPECT_EQ(got[i], generate_alone(requests[i].prompt, tokens, requests[i].sampling)) << "sequence " << i;
+  }
+  EXPECT_GE(*std::max_element(replans.begin(), replans.end()), 1);
+  EXPECT_EQ(c.plan_description().find(workers[1]->address()), std::string::npos) << c.plan_description();
+}
+
 // A middle stage, then the last one, which answers on its own Replies stream.
 TEST_F(Pipeline, WorkerKilledMidGenerationGivesTheSameTokens) {
   for (const size_t victim : {1, 2}) {
