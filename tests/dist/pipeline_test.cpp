@@ -33,6 +33,15 @@ models::llama_config test_config() {
   return c;
 }
 
+engine::sampling_params seeded() {
+  engine::sampling_params sp;
+  sp.temperature = 0.9f;
+  sp.top_p = 0.95f;
+  sp.repetition_penalty = 1.1f;
+  sp.seed = 77;
+  return sp;
+}
+
 class Pipeline : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -75,6 +84,32 @@ class Pipeline : public ::testing::Test {
     }
     return out;
   }
+  // n seeded requests of `max_tokens` tokens, with prompts {first + i, middle, last - i} and seeds seed + i.
+  static std::vector<generation_request> distinct_requests(int n, int max_tokens, int first, int middle,
+                                                           int last, uint64_t seed) {
+    std::vector<generation_request> out(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      out[i].prompt = {first + i, middle, last - i};
+      out[i].max_tokens = max_tokens;
+      out[i].sampling = seeded();
+      out[i].sampling.seed = seed + static_cast<uint64_t>(i);
+    }
+    return out;
+  }
+  // Every request on a thread of its own, all at once; each result checked against the single node.
+  static std::vector<generation_result> generate_together(coordinator& c,
+                                                          const std::vector<generation_request>& requests) {
+    std::vector<generation_result> out(requests.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < requests.size(); ++i)
+      threads.emplace_back([&, i] { out[i] = c.generate(requests[i]); });
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < requests.size(); ++i)
+      EXPECT_EQ(out[i].tokens,
+                generate_alone(requests[i].prompt, requests[i].max_tokens, requests[i].sampling))
+          << "sequence " << i;
+    return out;
+  }
   static array logits_alone(const std::vector<int32_t>& tokens) {
     models::kv_cache cache = whole_->make_cache(static_cast<int>(tokens.size()));
     return whole_->forward(tokens, cache);
@@ -96,15 +131,6 @@ std::filesystem::path* Pipeline::dir_ = nullptr;
 models::llama_model* Pipeline::whole_ = nullptr;
 
 const std::vector<int32_t> prompt = {5, 91, 17, 3, 64, 22, 8};
-
-engine::sampling_params seeded() {
-  engine::sampling_params sp;
-  sp.temperature = 0.9f;
-  sp.top_p = 0.95f;
-  sp.repetition_penalty = 1.1f;
-  sp.seed = 77;
-  return sp;
-}
 
 // A request for `max_tokens` tokens after `tokens`, sampled with `sp`.
 generation_request request(const std::vector<int32_t>& tokens, int max_tokens,
@@ -187,64 +213,26 @@ TEST_F(Pipeline, PromptOfSeveralPrefillChunksEqualsOneNode) {
   set_num_threads(threads);
 }
 
-TEST_F(Pipeline, ConcurrentSequencesEachGetWhatTheyWouldAlone) {
-  auto workers = start(3);
-  coordinator c(*dir_, options(workers));
-  const int n = 8;
-  std::vector<generation_request> requests(n);
-  std::vector<std::vector<int32_t>> got(n);
-  std::vector<int> batched(n);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < n; ++i) {
-    requests[i].prompt = {static_cast<int32_t>(i + 1), 40, static_cast<int32_t>(90 - i)};
-    requests[i].max_tokens = 16;
-    requests[i].sampling = seeded();
-    requests[i].sampling.seed = static_cast<uint64_t>(i);
-    threads.emplace_back([&, i] {
-      const generation_result r = c.generate(requests[i]);
-      got[i] = r.tokens;
-      batched[i] = r.max_stage_batch;
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (int i = 0; i < n; ++i)
-    EXPECT_EQ(got[i], generate_alone(requests[i].prompt, 16, requests[i].sampling)) << "sequence " << i;
-  // The workers ran decode steps of sequences that met in one batched forward, and still gave each sequence
-  // the very tokens it gets alone.
-  EXPECT_GT(*std::max_element(batched.begin(), batched.end()), 1);
-  EXPECT_LE(*std::max_element(batched.begin(), batched.end()), n);
-  // Every sequence ended: no KV cache is left on any worker.
-  for (const node_status& s : c.status(1)) EXPECT_EQ(s.n_sequences, 0u) << s.address;
-}
-
 // With the coordinator grouping the running sequences' decode steps (protocol 1.5; the grouping rules are
-// decode_gate_test's, the stage's wait protocol_test's): eight sequences started together each get the tokens
-// they get alone, every one shared some step with another, and at some step all eight ran as one batch.
+// decode_gate_test's, the stage's wait protocol_test's), over 2 and 3 workers: eight sequences started
+// together each get the tokens they get alone, every one shared some step with another, at some step all
+// eight ran as one batch, and no KV cache is left on any worker once they end.
 TEST_F(Pipeline, ConcurrentSequencesRunInGroupsAndGetWhatTheyWouldAlone) {
-  auto workers = start(2);
-  coordinator c(*dir_, options(workers));
-  const int n = 8, tokens = 40;
-  std::vector<generation_request> requests(n);
-  std::vector<std::vector<int32_t>> got(n);
-  std::vector<int> batched(n);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < n; ++i) {
-    requests[i].prompt = {static_cast<int32_t>(i + 3), 41, static_cast<int32_t>(80 - i), 7};
-    requests[i].max_tokens = tokens;
-    requests[i].sampling = seeded();
-    requests[i].sampling.seed = static_cast<uint64_t>(100 + i);
-    threads.emplace_back([&, i] {
-      const generation_result r = c.generate(requests[i]);
-      got[i] = r.tokens;
-      batched[i] = r.max_stage_batch;
-    });
+  for (const int n_workers : {2, 3}) {
+    SCOPED_TRACE(std::to_string(n_workers) + " workers");
+    auto workers = start(n_workers);
+    coordinator c(*dir_, options(workers));
+    const int n = 8;
+    const std::vector<generation_result> r =
+        generate_together(c, distinct_requests(n, 40, 3 * n_workers, 41, 80, 100 * n_workers));
+    int batched = 0;
+    for (int i = 0; i < n; ++i) {
+      EXPECT_GT(r[i].max_stage_batch, 1) << "sequence " << i << " always ran alone";
+      batched = std::max(batched, r[i].max_stage_batch);
+    }
+    EXPECT_EQ(batched, n);
+    for (const node_status& st : c.status(1)) EXPECT_EQ(st.n_sequences, 0u) << st.address;
   }
-  for (auto& t : threads) t.join();
-  for (int i = 0; i < n; ++i) {
-    EXPECT_EQ(got[i], generate_alone(requests[i].prompt, tokens, requests[i].sampling)) << "sequence " << i;
-    EXPECT_GT(batched[i], 1) << "sequence " << i << " always ran alone";
-  }
-  EXPECT_EQ(*std::max_element(batched.begin(), batched.end()), n);
 }
 
 // A worker killed while four sequences run in groups: each is re-prefilled on the new plan, falls into step
@@ -252,32 +240,16 @@ TEST_F(Pipeline, ConcurrentSequencesRunInGroupsAndGetWhatTheyWouldAlone) {
 TEST_F(Pipeline, WorkerKilledWhileSequencesRunInGroupsGivesEachItsTokens) {
   auto workers = start(3);
   coordinator c(*dir_, options(workers));
-  const int n = 4, tokens = 24;
-  std::vector<generation_request> requests(n);
-  std::vector<std::vector<int32_t>> got(n);
-  std::vector<int> replans(n);
+  const int n = 4;
+  std::vector<generation_request> requests = distinct_requests(n, 24, 9, 17, 33, 200);
   std::atomic<int> produced = 0;
-  std::vector<std::thread> threads;
-  for (int i = 0; i < n; ++i) {
-    requests[i].prompt = {static_cast<int32_t>(i + 9), 17, 33};
-    requests[i].max_tokens = tokens;
-    requests[i].sampling = seeded();
-    requests[i].sampling.seed = static_cast<uint64_t>(200 + i);
-    requests[i].on_token = [&](const engine::sample_result&) {
+  for (generation_request& q : requests)
+    q.on_token = [&](const engine::sample_result&) {
       if (++produced == 2 * n + 1) workers[1]->kill_now();
     };
-    threads.emplace_back([&, i] {
-      const generation_result r = c.generate(requests[i]);
-      got[i] = r.tokens;
-      replans[i] = r.replans;
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (int i = 0; i < n; ++i) {
-    requests[i].on_token = nullptr;
-    EXPECT_EQ(got[i], generate_alone(requests[i].prompt, tokens, requests[i].sampling)) << "sequence " << i;
-  }
-  EXPECT_GE(*std::max_element(replans.begin(), replans.end()), 1);
+  int replans = 0;
+  for (const generation_result& g : generate_together(c, requests)) replans = std::max(replans, g.replans);
+  EXPECT_GE(replans, 1);
   EXPECT_EQ(c.plan_description().find(workers[1]->address()), std::string::npos) << c.plan_description();
 }
 
