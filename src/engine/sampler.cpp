@@ -30,14 +30,6 @@ float log_normaliser(std::span<const float> logits) {
   return static_cast<float>(m + std::log(s));
 }
 
-// log-softmax of the raw logits.
-std::vector<float> log_probs(std::span<const float> logits) {
-  const float log_z = log_normaliser(logits);
-  std::vector<float> out(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) out[i] = logits[i] - log_z;
-  return out;
-}
-
 }  // namespace
 
 void validate(const sampling_params& p, int vocab_size) {
@@ -96,9 +88,11 @@ sample_result sampler::sample(std::span<const float> logits, std::span<const int
     chosen = detail::draw_token(x, params_, r);
   }
 
-  sample_result result{chosen, logits[chosen] - log_normaliser(logits), {}};
+  const float log_z = log_normaliser(logits);
+  sample_result result{chosen, logits[chosen] - log_z, {}};
   if (params_.top_logprobs > 0) {
-    const std::vector<float> lp = log_probs(logits);
+    std::vector<float> lp(logits.size());
+    for (size_t i = 0; i < logits.size(); ++i) lp[i] = logits[i] - log_z;
     std::vector<int32_t> ids(lp.size());
     std::iota(ids.begin(), ids.end(), 0);
     const size_t n = std::min<size_t>(params_.top_logprobs, ids.size());

@@ -71,10 +71,7 @@ class candidates {
     const auto in_end =
         std::partition(higher_end, kept_end(), [&](const token& t) { return bucket(t.p) == at.bucket; });
     std::sort(higher_end, in_end, before);
-    double u = at.rest;
-    auto it = higher_end;
-    for (; it + 1 < in_end && !(u < it->p); ++it) u -= it->p;
-    end_ = static_cast<size_t>(it - first) + 1;
+    end_ = static_cast<size_t>(walk(&*higher_end, at.count, at.rest) - &*first) + 1;
   }
   // Keeps the tokens of probability at least `floor` (the top token's is 1).
   void keep_above(float floor) {
@@ -89,17 +86,21 @@ class candidates {
     for (const token& t : kept())
       if (bucket(t.p) == at.bucket) in_bucket.push_back(t);
     std::sort(in_bucket.begin(), in_bucket.end(), before);
-    double u = at.rest;
-    for (const token& t : in_bucket) {
-      if (u < t.p) return t.id;
-      u -= t.p;
-    }
-    return in_bucket.back().id;  // rounding carried u past the total: the last token of the walk
+    return walk(in_bucket.data(), in_bucket.size(), at.rest)->id;
   }
 
  private:
   std::span<const token> kept() const { return {tokens_.data(), end_}; }
   std::span<token>::iterator kept_end() { return tokens_.begin() + static_cast<std::ptrdiff_t>(end_); }
+  // The token of n sorted ones at which their running mass passes u (the last when rounding carried u past
+  // their total).
+  static const token* walk(const token* sorted, size_t n, double u) {
+    for (size_t i = 0; i + 1 < n; ++i) {
+      if (u < sorted[i].p) return sorted + i;
+      u -= sorted[i].p;
+    }
+    return sorted + n - 1;
+  }
   template <class Pred>
   void keep(Pred pred) {
     end_ = static_cast<size_t>(std::partition(tokens_.begin(), kept_end(), pred) - tokens_.begin());
