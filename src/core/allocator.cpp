@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <new>
 #include <string>
@@ -30,10 +31,28 @@ size_t default_limit() {
 
 struct cache {
   std::mutex mu;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  std::map<size_t, std::vector<void*>> free_blocks;  // by class, in order: large requests take the best fit
+  std::unordered_map<void*, size_t> large_class;     // the class of every block of a huge page or more
   stats counters{};
   size_t limit = default_limit();
 };
+
+// A cached block for class `cls`: one of its own class, or for a large class the smallest cached one up to
+// twice its size (a prompt's [rows, ffn] and [rows, hidden] activations then share blocks instead of each
+// holding its own). Its pages past the bytes asked for stay untouched, so they cost no memory.
+void* take_cached(cache& c, size_t cls, size_t& taken_cls) {
+  auto it = c.free_blocks.find(cls);
+  if (cls >= huge_page && (it == c.free_blocks.end() || it->second.empty())) {
+    it = c.free_blocks.upper_bound(cls);
+    while (it != c.free_blocks.end() && it->second.empty() && it->first <= 2 * cls) ++it;
+    if (it != c.free_blocks.end() && it->first > 2 * cls) it = c.free_blocks.end();
+  }
+  if (it == c.free_blocks.end() || it->second.empty()) return nullptr;
+  void* p = it->second.back();
+  it->second.pop_back();
+  taken_cls = it->first;
+  return p;
+}
 
 cache& the_cache() {
   static cache* c = new cache();  // never destroyed: arrays may be released during static destruction
@@ -63,12 +82,10 @@ void* allocate(size_t nbytes) {
   cache& c = the_cache();
   {
     std::lock_guard lock(c.mu);
-    auto it = c.free_blocks.find(cls);
-    if (it != c.free_blocks.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      c.counters.cached_bytes -= cls;
-      c.counters.active_bytes += cls;
+    size_t taken = cls;
+    if (void* p = take_cached(c, cls, taken)) {
+      c.counters.cached_bytes -= taken;
+      c.counters.active_bytes += taken;
       ++c.counters.hits;
       return p;
     }
@@ -76,7 +93,12 @@ void* allocate(size_t nbytes) {
     c.counters.active_bytes += cls;
   }
   try {
-    return system_allocate(cls, nbytes);
+    void* p = system_allocate(cls, nbytes);
+    if (cls >= huge_page) {
+      std::lock_guard lock(c.mu);
+      c.large_class[p] = cls;
+    }
+    return p;
   } catch (...) {
     std::lock_guard lock(c.mu);
     c.counters.active_bytes -= cls;
@@ -86,16 +108,18 @@ void* allocate(size_t nbytes) {
 
 void release(void* p, size_t nbytes) {
   if (!p) return;
-  const size_t cls = size_class(nbytes);
+  size_t cls = size_class(nbytes);
   cache& c = the_cache();
   {
     std::lock_guard lock(c.mu);
+    if (cls >= huge_page) cls = c.large_class.at(p);  // a large block may have served a smaller class
     c.counters.active_bytes -= cls;
     if (c.counters.cached_bytes + cls <= c.limit) {
       c.free_blocks[cls].push_back(p);
       c.counters.cached_bytes += cls;
       return;
     }
+    if (cls >= huge_page) c.large_class.erase(p);
   }
   std::free(p);
 }
@@ -110,7 +134,10 @@ void clear_cache() {
   cache& c = the_cache();
   std::lock_guard lock(c.mu);
   for (auto& [cls, blocks] : c.free_blocks) {
-    for (void* p : blocks) std::free(p);
+    for (void* p : blocks) {
+      if (cls >= huge_page) c.large_class.erase(p);
+      std::free(p);
+    }
   }
   c.free_blocks.clear();
   c.counters.cached_bytes = 0;

@@ -147,6 +147,34 @@ TEST(Allocator, TheClassTailPastTheBytesAskedForStaysUnbacked) {
   allocator::clear_cache();
 }
 
+// A request of a huge page or more may take a larger cached block, up to twice its own class, the smallest
+// there is; released, the block goes back to its own class.
+TEST(Allocator, ALargeRequestTakesTheSmallestCachedBlockUpToTwiceItsClass) {
+  allocator::clear_cache();
+  const size_t mib = size_t{1} << 20;
+  void* six = allocator::allocate(5 * mib);    // class 6 MiB
+  void* eight = allocator::allocate(7 * mib);  // class 8 MiB
+  allocator::release(six, 5 * mib);
+  allocator::release(eight, 7 * mib);
+  const auto before = allocator::get_stats();
+  void* p = allocator::allocate(3 * mib);  // class 4 MiB: served by the 6 MiB block
+  EXPECT_EQ(p, six);
+  allocator::release(p, 3 * mib);
+  void* q = allocator::allocate(5 * mib);  // class 6 MiB: its own block is back in its class
+  EXPECT_EQ(q, six);
+  allocator::release(q, 5 * mib);
+  void* small = allocator::allocate(mib + 1);  // class 2 MiB: the cached blocks are over twice its size
+  EXPECT_NE(small, six);
+  EXPECT_NE(small, eight);
+  allocator::release(small, mib + 1);
+  const auto after = allocator::get_stats();
+  EXPECT_EQ(after.hits, before.hits + 2);
+  EXPECT_EQ(after.misses, before.misses + 1);
+  EXPECT_EQ(after.cached_bytes, 16 * mib);
+  allocator::clear_cache();
+  EXPECT_EQ(allocator::get_stats().cached_bytes, 0u);
+}
+
 TEST(Allocator, LargeBuffersAreHugePageAligned) {
   for (const int64_t n : {int64_t{3 << 20} / 4 + 5, int64_t{1} << 19, int64_t{5} << 20}) {
     const array big = zeros({n});

@@ -1,8 +1,9 @@
 // The caching allocator behind every owned array buffer.
 //
 // On these virtual machines the first touch of fresh anonymous memory costs 13-20 us per 4 KiB page, so freed
-// buffers are kept by size class and handed out again. Buffers of 2 MiB and more are 2 MiB aligned, and
-// the whole 2 MiB pages of the bytes first asked for are advised for transparent huge pages. Thread-safe.
+// buffers are kept by size class and handed out again; a request of 2 MiB or more may take a cached block of
+// up to twice its class. Buffers of 2 MiB and more are 2 MiB aligned, and the whole 2 MiB pages of the bytes
+// first asked for are advised for transparent huge pages. Thread-safe.
 #pragma once
 
 #include <cstddef>
