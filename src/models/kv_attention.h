@@ -20,8 +20,9 @@ inline constexpr int64_t direct_attention_tokens = 8;
 inline constexpr int64_t kv_block = 256;
 
 // Query rows attended at once: the scores are [n_kv_heads, query_rows, n_keys] f32, where a whole prompt's
-// would be [n_kv_heads, group * T, n_keys] (512 MiB for 2048 tokens of a 1B model with 8 kv heads).
-inline constexpr int64_t query_rows = 512;
+// would be [n_kv_heads, group * T, n_keys] (512 MiB for 2048 tokens of a 1B model with 8 kv heads). 256
+// rows keep the scores of a 512-token chunk of that model at 4 MiB, the size of its hidden states.
+inline constexpr int64_t query_rows = 256;
 
 // softmax(scale * q K^T + mask) V, given attend(q, mask) for q [n_kv, r, head_dim] and mask [r, n_keys]
 // (returning [n_kv, r, head_dim]), for the stacked queries qg [n_kv, group * T, head_dim] and the mask

@@ -6,6 +6,7 @@
 #include "kv_attention.h"
 #include "llama_rope.h"
 #include "mlxd/core/cached_attention.h"
+#include "mlxd/core/matmul_rows.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/models/llama.h"
 
@@ -28,11 +29,35 @@ array linear(const array& x, const array& w, const array& b = array()) {
 }
 
 // The SwiGLU MLP, one product per statement: a full expression would keep its four [T, ffn] intermediates
-// alive until its end, three are enough (16 MiB less at the peak of a 512-token prompt of a 1B model).
-array mlp(const array& h, const llama_layer& layer) {
+// alive until its end, three are enough.
+array mlp_rows(const array& h, const llama_layer& layer) {
   array a = silu(linear(h, layer.w_gate));
   a = multiply(a, linear(h, layer.w_up));
   return linear(a, layer.w_down);
+}
+
+// Rows of a prompt that go through the MLP at once. An intermediate [rows, ffn] f32 may take 4 MiB (as much
+// as a 512-token chunk's hidden states of a 1B model) or half the bytes of one MLP weight, whichever is more:
+// a 512-token prompt held three of 16 MiB, which put a 1B q4_0 model 12% over model + KV cache + 10%. The
+// rows are whole GEMM tiles, at least 8 of them, to amortise packing each weight again per block.
+int64_t mlp_block_rows(const array& w_up) {
+  const int64_t intermediate_row = w_up.shape(0) * static_cast<int64_t>(sizeof(float));
+  const int64_t bytes = std::max(int64_t{4} << 20, static_cast<int64_t>(w_up.nbytes() / 2));
+  return std::max(8 * matmul_row_tile, bytes / intermediate_row / matmul_row_tile * matmul_row_tile);
+}
+
+// The MLP over blocks of rows. Every block has more than matmul_few_rows rows (a short tail joins the block
+// before it), so it takes the prompt's product as the whole would, with the same bits on AVX-512.
+array mlp(const array& h, const llama_layer& layer) {
+  const int64_t rows = h.shape(0), most = mlp_block_rows(layer.w_up);
+  if (rows <= most + matmul_few_rows) return mlp_rows(h, layer);
+  std::vector<array> outs;
+  for (int64_t b = 0; b < rows; b += most) {
+    const int64_t e = rows - (b + most) <= matmul_few_rows ? rows : b + most;
+    outs.push_back(mlp_rows(slice_axis(h, 0, b, e), layer));
+    if (e == rows) break;
+  }
+  return concatenate(outs, 0);
 }
 
 // Additive causal mask [T, S]: query t (at position pos0 + t) sees keys 0..pos0 + t.
@@ -119,24 +144,24 @@ kv_cache llama_model::make_cache(int capacity, dtype kv_type) const {
   return kv_cache(stage_.n_layers(), config_.n_kv_heads, config_.head_dim, capacity, kv_type);
 }
 
-array llama_model::attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const {
-  const array q = linear(x, layer.wq, layer.bq);  // [T, heads * head_dim]
-  const array k = linear(x, layer.wk, layer.bk);  // [T, kv * head_dim]
-  const array v = linear(x, layer.wv, layer.bv);  // [T, kv * head_dim]
-  return linear(attend(q, k, v, layer, index, cache), layer.wo);
+array llama_model::attention(array x, const llama_layer& layer, int index, kv_cache& cache) const {
+  array q = linear(x, layer.wq, layer.bq);  // [T, heads * head_dim]
+  array k = linear(x, layer.wk, layer.bk);  // [T, kv * head_dim]
+  array v = linear(x, layer.wv, layer.bv);  // [T, kv * head_dim]
+  x = array();  // the normed rows end with the projections, not with the attention
+  return linear(attend(std::move(q), std::move(k), std::move(v), layer, index, cache), layer.wo);
 }
 
-array llama_model::attend(const array& q_rows, const array& k_rows, const array& v_rows,
-                          const llama_layer& layer, int index, kv_cache& cache) const {
+array llama_model::attend(array q_rows, array k_rows, array v_rows, const llama_layer& layer, int index,
+                          kv_cache& cache) const {
   const llama_config& c = config_;
   const int64_t n_tokens = q_rows.shape(0), pos0 = cache.length(), group = c.n_heads / c.n_kv_heads;
-  // [T, heads * head_dim] -> [heads, T, head_dim]
-  auto heads = [&](const array& y, int n) {
-    return transpose(reshape(y, {n_tokens, n, c.head_dim}), {1, 0, 2});
-  };
-  array q = heads(q_rows, c.n_heads);
-  array k = heads(k_rows, c.n_kv_heads);
-  const array v = heads(v_rows, c.n_kv_heads);
+  // [T, heads * head_dim] -> [heads, T, head_dim]: a view that holds the rows' buffer alone, so rope's result
+  // replaces it rather than adding to it.
+  auto heads = [&](array y, int n) { return transpose(reshape(y, {n_tokens, n, c.head_dim}), {1, 0, 2}); };
+  array q = heads(std::move(q_rows), c.n_heads);
+  array k = heads(std::move(k_rows), c.n_kv_heads);
+  const array v = heads(std::move(v_rows), c.n_kv_heads);
   if (c.qk_norm) {
     q = rms_norm(q, layer.q_norm, c.rms_norm_eps);
     k = rms_norm(k, layer.k_norm, c.rms_norm_eps);
@@ -232,7 +257,7 @@ array llama_model::embed(const std::vector<int32_t>& tokens) const {
   return astype(take(embed_, array::from(tokens, {n})), dtype::f32);  // [T, hidden]
 }
 
-array llama_model::forward_layers(const array& hidden, kv_cache& cache) const {
+array llama_model::forward_layers(array hidden, kv_cache& cache) const {
   if (hidden.ndim() != 2 || hidden.shape(0) < 1 || hidden.shape(1) != config_.hidden_size ||
       hidden.type() != dtype::f32) {
     throw std::invalid_argument("[llama] stage input is " + hidden.to_string() + ", expected f32[n_tokens, " +
@@ -248,7 +273,7 @@ array llama_model::forward_layers(const array& hidden, kv_cache& cache) const {
                                 " positions exceed the context of " + std::to_string(cache.capacity()));
   }
   const float eps = config_.rms_norm_eps;
-  array x = hidden;  // [T, hidden]
+  array x = std::move(hidden);  // [T, hidden]; the caller's embedding, if moved in, ends with the first layer
   for (int l = 0; l < stage_.n_layers(); ++l) {
     const llama_layer& layer = layers_[l];
     x = add(x, attention(rms_norm(x, layer.attn_norm, eps), layer, l, cache));

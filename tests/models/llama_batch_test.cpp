@@ -150,9 +150,9 @@ TEST(LlamaBatch, ForwardLastIsForwardsLastRowWithTheHeadOnThatRowAlone) {
 }
 
 // 600 prompt rows with 4 query heads per kv head stack 2400 query rows: attention runs in chunks of at most
-// detail::query_rows rows of one group and tokens [0, 512) or [512, 600), the mask sliced to match. (forward
-// feeds the layers 512 tokens at a time; forward_layers takes them all.) The hidden states equal those of
-// the rows fed 100 at a time (400 query rows, one product each) and one by one, on both caches.
+// detail::query_rows (256) rows of one group, tokens [0, 256), [256, 512) and [512, 600), the mask sliced to
+// match. (forward feeds the layers 512 tokens at a time; forward_layers takes them all.) The hidden states
+// equal those of the rows fed 100 at a time (chunks of 100 tokens per group) and one by one, on both caches.
 TEST(LlamaBatch, ALongPromptAttendsInChunksOfQueryRows) {
   llama_config c = bias_config();
   c.n_kv_heads = 1;
@@ -171,6 +171,23 @@ TEST(LlamaBatch, ALongPromptAttendsInChunksOfQueryRows) {
     EXPECT_LE(max_abs_diff(all, concatenate(parts, 0)), 1e-5f) << name(kv);
     EXPECT_LE(max_abs_diff(all, concatenate(rows, 0)), 1e-4f) << name(kv);
   }
+}
+
+// A 600-row prompt through an MLP of 2048 (a [600, 2048] f32 intermediate is 4.7 MiB) goes in blocks of 504
+// and 96 rows; the hidden states equal those of two 300-row prompts, whose MLP takes each in one block.
+TEST(LlamaBatch, APromptRunsTheMlpInBlocksOfRows) {
+  llama_config c = bias_config();
+  c.intermediate_size = 2048;
+  c.max_position_embeddings = 600;
+  const llama_model m(c, init_llama_weights(c, 5));
+  std::vector<int32_t> prompt(600);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7 + 3) % 50);
+  const array x = m.embed(prompt);
+  kv_cache whole = m.make_cache(600), halves = m.make_cache(600);
+  const array all = m.forward_layers(x, whole);
+  const array first = m.forward_layers(slice_axis(x, 0, 0, 300), halves);
+  const array second = m.forward_layers(slice_axis(x, 0, 300, 600), halves);
+  EXPECT_LE(max_abs_diff(all, concatenate({first, second}, 0)), 1e-5f);
 }
 
 TEST(LlamaBatch, RefusesBadArguments) {

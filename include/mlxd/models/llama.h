@@ -78,7 +78,7 @@ class llama_model {
   // returns [n_tokens, hidden]. head: logits [n_tokens, vocab] of hidden states (last stage only);
   // head(x) == linear(final_norm(x), lm_head), final_norm being [n_tokens, hidden] (last stage only).
   array embed(const std::vector<int32_t>& tokens) const;
-  array forward_layers(const array& x, kv_cache& cache) const;
+  array forward_layers(array x, kv_cache& cache) const;
   // forward_layers for several sequences in one pass, as forward_batch runs them: hidden[i] [T_i, hidden] at
   // positions caches[i]->length()...; returns each sequence's [T_i, hidden]. With at most 16 rows in all,
   // each row gets the very bits forward_layers gives it alone (the linear layers run row by row; see matmul).
@@ -93,14 +93,13 @@ class llama_model {
   uint64_t decode_weight_bytes() const;
 
  private:
-  array attention(const array& x, const llama_layer& layer, int index, kv_cache& cache) const;
+  array attention(array x, const llama_layer& layer, int index, kv_cache& cache) const;
   // The stage's layers on the rows x [T_all, hidden] of several sequences, rows begin[i]..begin[i+1] being
   // sequence i's at the end of caches[i]; commits every cache.
   array batch_layers(array x, const std::vector<int64_t>& begin, const std::vector<kv_cache*>& caches) const;
   // Attention of one sequence from its projected rows q [T, heads*head_dim], k, v [T, kv*head_dim]: writes k,
   // v to `cache` and returns [T, heads*head_dim], before the output projection.
-  array attend(const array& q, const array& k, const array& v, const llama_layer& layer, int index,
-               kv_cache& cache) const;
+  array attend(array q, array k, array v, const llama_layer& layer, int index, kv_cache& cache) const;
   llama_config config_;
   llama_stage stage_;
   array embed_;    // [vocab, hidden]; empty unless stage_.embedding

@@ -8,15 +8,14 @@
 #include <functional>
 
 #include "mlxd/core/dtype.h"
+#include "mlxd/core/matmul_rows.h"
 
 namespace mlxd::kernels {
 
-inline constexpr int64_t gemm_mr = 14;       // rows of the register tile
-inline constexpr int64_t gemm_nr = 32;       // columns of the register tile: two vectors of 16
-inline constexpr int64_t gemm_kc_max = 384;  // depth of the deepest packed block
-// Products of at most this many rows are decode steps, served by kernels that stream the weights once for all
-// rows; longer ones (prompts) take the GEMM.
-inline constexpr int64_t few_rows = 16;
+inline constexpr int64_t gemm_mr = matmul_row_tile;   // rows of the register tile
+inline constexpr int64_t gemm_nr = 32;                // columns of the register tile: two vectors of 16
+inline constexpr int64_t gemm_kc_max = 384;           // depth of the deepest packed block
+inline constexpr int64_t few_rows = matmul_few_rows;  // decode steps: see matmul_rows.h
 
 // How B's storage (f32 either way round, f16, bf16, quantized rows) reaches the kernel. pack(p0, kc, j0, nc,
 // out) writes b(p0 + p, j0 + c) for p < kc and c < nc into panels of gemm_nr columns: panel q holds column
