@@ -19,15 +19,18 @@ inline constexpr int64_t direct_attention_tokens = 8;
 // Positions per block: the f32 scratch of one block is [n_kv_heads, kv_block, head_dim].
 inline constexpr int64_t kv_block = 256;
 
-// Query rows attended at once: the scores are [n_kv_heads, query_rows, n_keys] f32, where a whole prompt's
-// would be [n_kv_heads, group * T, n_keys] (512 MiB for 2048 tokens of a 1B model with 8 kv heads). 256
-// rows keep the scores of a 512-token chunk of that model at 4 MiB, the size of its hidden states.
+// Query rows attended at once: at most query_rows, and fewer when the keys are many, so that the scores
+// [n_kv_heads, rows, n_keys] f32 stay within score_bytes (at least min_query_rows rows). A whole prompt's
+// would be [n_kv_heads, group * T, n_keys] (512 MiB for 2048 tokens of a 1B model with 8 kv heads); 4 MiB
+// is the size of a 512-token chunk's hidden states in that model.
 inline constexpr int64_t query_rows = 256;
+inline constexpr int64_t min_query_rows = 32;
+inline constexpr int64_t score_bytes = int64_t{4} << 20;
 
 // softmax(scale * q K^T + mask) V, given attend(q, mask) for q [n_kv, r, head_dim] and mask [r, n_keys]
 // (returning [n_kv, r, head_dim]), for the stacked queries qg [n_kv, group * T, head_dim] and the mask
-// [T, n_keys] that every group shares. Up to query_rows rows are one call; more are called in chunks of at
-// most query_rows rows of one group. Every output row is computed by the same operations either way.
+// [T, n_keys] that every group shares. Up to the rows allowed above are one call; more are called in chunks
+// of at most that many rows of one group. Every output row is computed by the same operations either way.
 array attend_by_rows(const array& qg, int64_t group, const array& mask,
                      const std::function<array(const array& q, const array& mask)>& attend);
 

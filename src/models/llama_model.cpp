@@ -63,11 +63,12 @@ array mlp(const array& h, const llama_layer& layer) {
 // Additive causal mask [T, S]: query t (at position pos0 + t) sees keys 0..pos0 + t.
 array causal_mask(int64_t n_tokens, int64_t pos0) {
   const int64_t n_keys = pos0 + n_tokens;
-  std::vector<float> m(static_cast<size_t>(n_tokens * n_keys));
+  array mask = array::empty({n_tokens, n_keys}, dtype::f32);  // written in place: no second copy alive
+  float* m = mask.mutable_data<float>();
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t s = 0; s < n_keys; ++s) m[t * n_keys + s] = s <= pos0 + t ? 0.0f : -INFINITY;
   }
-  return array::from(m, {n_tokens, n_keys});
+  return mask;
 }
 
 }  // namespace
@@ -228,11 +229,14 @@ array llama_model::forward(const std::vector<int32_t>& tokens, kv_cache& cache) 
 array llama_model::forward_last(const std::vector<int32_t>& tokens, kv_cache& cache) const {
   if (!stage_.embedding || !stage_.head || stage_.n_layers() != config_.n_layers)
     throw std::invalid_argument("[llama] forward needs the whole model; this one holds a pipeline stage");
-  const array last_rows = by_chunks(tokens, [&](const std::vector<int32_t>& chunk) {
-    const array y = forward_layers(embed(chunk), cache);
-    return slice_axis(y, 0, y.shape(0) - 1, y.shape(0));
-  });
-  return head(slice_axis(last_rows, 0, last_rows.shape(0) - 1, last_rows.shape(0)));
+  // Chunks before the last only fill the cache: their hidden states go as soon as they are made.
+  const auto n = static_cast<int64_t>(tokens.size());
+  int64_t b = 0;
+  for (; n - b > prefill_chunk; b += prefill_chunk)
+    forward_layers(embed(std::vector<int32_t>(tokens.begin() + b, tokens.begin() + b + prefill_chunk)),
+                   cache);
+  const array y = forward_layers(embed(std::vector<int32_t>(tokens.begin() + b, tokens.end())), cache);
+  return head(slice_axis(y, 0, y.shape(0) - 1, y.shape(0)));
 }
 
 array llama_model::final_hidden(const std::vector<int32_t>& tokens, kv_cache& cache) const {

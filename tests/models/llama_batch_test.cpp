@@ -173,6 +173,27 @@ TEST(LlamaBatch, ALongPromptAttendsInChunksOfQueryRows) {
   }
 }
 
+// With 8 kv heads and 600 keys a score row is 19200 bytes, so 4 MiB of scores hold 218 query rows: tokens
+// [0, 218), [218, 436) and [436, 600) are attended in turn. The hidden states equal those of 100-row pieces.
+TEST(LlamaBatch, ManyKeysAttendInFewerQueryRows) {
+  llama_config c = bias_config();
+  c.n_heads = 8;
+  c.n_kv_heads = 8;
+  c.max_position_embeddings = 600;
+  const llama_model m(c, init_llama_weights(c, 6));
+  std::vector<int32_t> prompt(600);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 2) % 50);
+  const array x = m.embed(prompt);
+  for (const dtype kv : {dtype::f32, dtype::f16}) {
+    kv_cache whole = m.make_cache(600, kv), pieces = m.make_cache(600, kv);
+    const array all = m.forward_layers(x, whole);
+    std::vector<array> parts;
+    for (int64_t b = 0; b < 600; b += 100)
+      parts.push_back(m.forward_layers(slice_axis(x, 0, b, b + 100), pieces));
+    EXPECT_LE(max_abs_diff(all, concatenate(parts, 0)), 1e-5f) << name(kv);
+  }
+}
+
 // A 600-row prompt through an MLP of 2048 (a [600, 2048] f32 intermediate is 4.7 MiB) goes in blocks of 504
 // and 96 rows; the hidden states equal those of two 300-row prompts, whose MLP takes each in one block.
 TEST(LlamaBatch, APromptRunsTheMlpInBlocksOfRows) {
