@@ -3,6 +3,7 @@
 // block-quantized weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -149,6 +150,27 @@ TEST(LlamaBatch, ForwardLastIsForwardsLastRowWithTheHeadOnThatRowAlone) {
   EXPECT_LE(max_abs_diff(m.forward({3}, last_cache), m.forward({3}, full_cache)), 1e-5f);
 }
 
+// A model of config c whose context holds the 600-token prompts below.
+llama_model long_prompt_model(llama_config c, uint64_t seed) {
+  c.max_position_embeddings = 600;
+  return llama_model(c, init_llama_weights(c, seed));
+}
+
+// The hidden states of a 600-token prompt (token i being (i * step + 5) % 50) fed to the layers in one call.
+array prompt_states(const llama_model& m, int step) {
+  std::vector<int32_t> prompt(600);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * step + 5) % 50);
+  return m.embed(prompt);
+}
+
+// forward_layers over x's rows fed `piece` at a time, joined.
+array in_pieces(const llama_model& m, const array& x, kv_cache& cache, int64_t piece) {
+  std::vector<array> parts;
+  for (int64_t b = 0; b < x.shape(0); b += piece)
+    parts.push_back(m.forward_layers(slice_axis(x, 0, b, std::min(x.shape(0), b + piece)), cache));
+  return concatenate(parts, 0);
+}
+
 // 600 prompt rows with 4 query heads per kv head stack 2400 query rows: attention runs in chunks of at most
 // detail::query_rows (256) rows of one group, tokens [0, 256), [256, 512) and [512, 600), the mask sliced to
 // match. (forward feeds the layers 512 tokens at a time; forward_layers takes them all.) The hidden states
@@ -156,20 +178,13 @@ TEST(LlamaBatch, ForwardLastIsForwardsLastRowWithTheHeadOnThatRowAlone) {
 TEST(LlamaBatch, ALongPromptAttendsInChunksOfQueryRows) {
   llama_config c = bias_config();
   c.n_kv_heads = 1;
-  c.max_position_embeddings = 600;
-  const llama_model m(c, init_llama_weights(c, 4));
-  std::vector<int32_t> prompt(600);
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 13 + 5) % 50);
-  const array x = m.embed(prompt);
+  const llama_model m = long_prompt_model(c, 4);
+  const array x = prompt_states(m, 13);
   for (const dtype kv : {dtype::f32, dtype::f16}) {
     kv_cache whole = m.make_cache(600, kv), pieces = m.make_cache(600, kv), steps = m.make_cache(600, kv);
     const array all = m.forward_layers(x, whole);
-    std::vector<array> parts, rows;
-    for (int64_t b = 0; b < 600; b += 100)
-      parts.push_back(m.forward_layers(slice_axis(x, 0, b, b + 100), pieces));
-    for (int64_t t = 0; t < 600; ++t) rows.push_back(m.forward_layers(slice_axis(x, 0, t, t + 1), steps));
-    EXPECT_LE(max_abs_diff(all, concatenate(parts, 0)), 1e-5f) << name(kv);
-    EXPECT_LE(max_abs_diff(all, concatenate(rows, 0)), 1e-4f) << name(kv);
+    EXPECT_LE(max_abs_diff(all, in_pieces(m, x, pieces, 100)), 1e-5f) << name(kv);
+    EXPECT_LE(max_abs_diff(all, in_pieces(m, x, steps, 1)), 1e-4f) << name(kv);
   }
 }
 
@@ -179,18 +194,11 @@ TEST(LlamaBatch, ManyKeysAttendInFewerQueryRows) {
   llama_config c = bias_config();
   c.n_heads = 8;
   c.n_kv_heads = 8;
-  c.max_position_embeddings = 600;
-  const llama_model m(c, init_llama_weights(c, 6));
-  std::vector<int32_t> prompt(600);
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 2) % 50);
-  const array x = m.embed(prompt);
+  const llama_model m = long_prompt_model(c, 6);
+  const array x = prompt_states(m, 11);
   for (const dtype kv : {dtype::f32, dtype::f16}) {
     kv_cache whole = m.make_cache(600, kv), pieces = m.make_cache(600, kv);
-    const array all = m.forward_layers(x, whole);
-    std::vector<array> parts;
-    for (int64_t b = 0; b < 600; b += 100)
-      parts.push_back(m.forward_layers(slice_axis(x, 0, b, b + 100), pieces));
-    EXPECT_LE(max_abs_diff(all, concatenate(parts, 0)), 1e-5f) << name(kv);
+    EXPECT_LE(max_abs_diff(m.forward_layers(x, whole), in_pieces(m, x, pieces, 100)), 1e-5f) << name(kv);
   }
 }
 
@@ -199,16 +207,10 @@ TEST(LlamaBatch, ManyKeysAttendInFewerQueryRows) {
 TEST(LlamaBatch, APromptRunsTheMlpInBlocksOfRows) {
   llama_config c = bias_config();
   c.intermediate_size = 2048;
-  c.max_position_embeddings = 600;
-  const llama_model m(c, init_llama_weights(c, 5));
-  std::vector<int32_t> prompt(600);
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7 + 3) % 50);
-  const array x = m.embed(prompt);
+  const llama_model m = long_prompt_model(c, 5);
+  const array x = prompt_states(m, 7);
   kv_cache whole = m.make_cache(600), halves = m.make_cache(600);
-  const array all = m.forward_layers(x, whole);
-  const array first = m.forward_layers(slice_axis(x, 0, 0, 300), halves);
-  const array second = m.forward_layers(slice_axis(x, 0, 300, 600), halves);
-  EXPECT_LE(max_abs_diff(all, concatenate({first, second}, 0)), 1e-5f);
+  EXPECT_LE(max_abs_diff(m.forward_layers(x, whole), in_pieces(m, x, halves, 300)), 1e-5f);
 }
 
 TEST(LlamaBatch, RefusesBadArguments) {
