@@ -5,7 +5,6 @@
 #include <bit>
 #include <cmath>
 #include <stdexcept>
-#include <vector>
 
 #include "mlxd/core/allocator.h"
 #include "mlxd/core/row_ops.h"
@@ -65,13 +64,7 @@ class candidates {
   // crossing bucket's tokens up to the crossing.
   void keep_mass(double fraction) {
     const point at = locate(fraction);
-    const auto first = tokens_.begin();
-    const auto higher_end =
-        std::partition(first, kept_end(), [&](const token& t) { return bucket(t.p) > at.bucket; });
-    const auto in_end =
-        std::partition(higher_end, kept_end(), [&](const token& t) { return bucket(t.p) == at.bucket; });
-    std::sort(higher_end, in_end, before);
-    end_ = static_cast<size_t>(walk(&*higher_end, at.count, at.rest) - &*first) + 1;
+    end_ = static_cast<size_t>(walk(sort_bucket(at), at.count, at.rest) - tokens_.data()) + 1;
   }
   // Keeps the tokens of probability at least `floor` (the top token's is 1).
   void keep_above(float floor) {
@@ -81,17 +74,28 @@ class candidates {
   // sorted.
   int32_t draw(double r) {
     const point at = locate(r);
-    std::vector<token> in_bucket;
-    in_bucket.reserve(at.count);
-    for (const token& t : kept())
-      if (bucket(t.p) == at.bucket) in_bucket.push_back(t);
-    std::sort(in_bucket.begin(), in_bucket.end(), before);
-    return walk(in_bucket.data(), in_bucket.size(), at.rest)->id;
+    return walk(sort_bucket(at), at.count, at.rest)->id;
   }
 
  private:
+  // Where a walk stops: the bucket, the mass left to walk in it, and its tokens.
+  struct point {
+    size_t bucket;
+    double rest;
+    uint32_t count;  // tokens in the bucket
+  };
   std::span<const token> kept() const { return {tokens_.data(), end_}; }
   std::span<token>::iterator kept_end() { return tokens_.begin() + static_cast<std::ptrdiff_t>(end_); }
+  // Rearranges the kept tokens as the higher buckets (in some order), then at's bucket sorted, then the rest;
+  // returns the first of at's bucket.
+  const token* sort_bucket(const point& at) {
+    const auto higher_end =
+        std::partition(tokens_.begin(), kept_end(), [&](const token& t) { return bucket(t.p) > at.bucket; });
+    const auto in_end =
+        std::partition(higher_end, kept_end(), [&](const token& t) { return bucket(t.p) == at.bucket; });
+    std::sort(higher_end, in_end, before);
+    return &*higher_end;
+  }
   // The token of n sorted ones at which their running mass passes u (the last when rounding carried u past
   // their total).
   static const token* walk(const token* sorted, size_t n, double u) {
@@ -108,11 +112,6 @@ class candidates {
   // Where the walk down the kept tokens passes `fraction` of their mass, to a bucket: one pass sums the
   // mass of each bucket, then the buckets are walked from the highest. `rest` is the mass left to walk in
   // that bucket; past the total (rounding), the lowest bucket that holds a token, with all its mass.
-  struct point {
-    size_t bucket;
-    double rest;
-    uint32_t count;  // tokens in the bucket
-  };
   point locate(double fraction) const {
     std::array<double, n_buckets> mass{};
     std::array<uint32_t, n_buckets> count{};
