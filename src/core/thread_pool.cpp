@@ -76,13 +76,16 @@ class pool {
       job_ = &chunk_fn;
       n_chunks_ = n_chunks;
       next_chunk_.store(0);
-      pending_workers_.store(static_cast<int>(workers_.size()));
       error_ = nullptr;
-      generation_.fetch_add(1);
+      const uint64_t generation = generation_.fetch_add(1) + 1;
+      job_state_.store(generation << 32);
     }
     wake_.notify_all();
     drain();
-    auto done = [this] { return pending_workers_.load() == 0; };
+    // Workers that have not joined by now never will: the caller does not wait for a sleeping one to wake
+    // (on a VM, waking one that slept for milliseconds costs hundreds of microseconds).
+    job_state_.fetch_or(closed_bit);
+    auto done = [this] { return (job_state_.load() & joined_mask) == 0; };
     if (!spin_until(done)) {
       std::unique_lock lock(mu_);
       done_.wait(lock, done);
@@ -114,12 +117,22 @@ class pool {
       }
       if (quit_) return;
       seen = generation_.load();
+      if (!join(seen)) continue;  // the caller finished that job alone
       drain();
-      if (pending_workers_.fetch_sub(1) == 1) {
-        std::lock_guard lock(mu_);  // the caller checks pending_workers_ under it before it sleeps
+      const uint64_t left = job_state_.fetch_sub(1) - 1;
+      if ((left & joined_mask) == 0 && (left & closed_bit)) {
+        std::lock_guard lock(mu_);  // the caller checks job_state_ under it before it sleeps
         done_.notify_one();
       }
     }
+  }
+
+  // Counts this worker in job `generation` unless the caller has closed it (or begun a later one).
+  bool join(uint64_t generation) {
+    uint64_t state = job_state_.load();
+    while ((state >> 32) == (generation & 0xffffffff) && !(state & closed_bit))
+      if (job_state_.compare_exchange_weak(state, state + 1)) return true;
+    return false;
   }
 
   void stop() {
@@ -139,7 +152,11 @@ class pool {
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t n_chunks_ = 0;
   std::atomic<int64_t> next_chunk_{0};
-  std::atomic<int> pending_workers_{0};
+  // The current job: its generation's low 32 bits, closed_bit once the caller has drained it, and the number
+  // of workers that joined it and have not finished.
+  static constexpr uint64_t closed_bit = uint64_t{1} << 31;
+  static constexpr uint64_t joined_mask = closed_bit - 1;
+  std::atomic<uint64_t> job_state_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> quit_{false};
   int n_threads_ = 1;

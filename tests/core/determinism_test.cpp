@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <thread>
 
 #include "mlxd/core/autograd.h"
 #include "mlxd/core/thread_pool.h"
@@ -97,6 +99,28 @@ TEST(Determinism, PoolResizesBetweenJobsWithoutLosingOrRepeatingWork) {
     for (const auto& h : hits) ASSERT_EQ(h.load(), 1) << "round " << round;
   }
   set_num_threads(saved);
+}
+
+// A caller no longer waits for a sleeping worker (it closes the job once it has drained it), so a worker may
+// wake after its job is over, or into a later one: every chunk must still run exactly once.
+TEST(Determinism, WorkersThatWakeLateNeitherRepeatNorLoseChunks) {
+  ThreadCount t(3);
+  for (int job = 0; job < 600; ++job) {
+    // Pauses longer than the workers' polling put them to sleep before some jobs.
+    if (job % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50 * (job % 7)));
+    const int64_t n = 1 + job % 37;
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    parallel_for(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+    });
+    for (const auto& h : hits) ASSERT_EQ(h.load(), 1) << "job " << job;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_THROW(parallel_for(8, 1,
+                            [](int64_t b, int64_t) {
+                              if (b == 7) throw std::runtime_error("late");
+                            }),
+               std::runtime_error);
 }
 
 }  // namespace
