@@ -179,6 +179,7 @@ void add_model_commands(CLI::App& app) {
                               {"plan", c.plan_description()},
                               {"replans", g.replans},
                               {"direct_replies", g.direct_replies},
+                              {"carriers", g.carriers},
                               {"timings",
                                {{"prefill_s", g.prefill_s},
                                 {"decode_s", g.decode_s},

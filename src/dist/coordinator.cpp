@@ -127,6 +127,10 @@ struct coordinator::impl {
   void watch();
   void stream_lost(uint64_t plan_id);
   std::future<v1::StepReply> submit(active& a, v1::StepRequest req);
+  // A group of decode steps (decode_gate), in one write where the stages take carriers.
+  std::vector<std::future<v1::StepReply>> submit_group(active& a, std::vector<v1::StepRequest>& steps);
+  // Runs the coordinator's own layers (--coordinator-layers) on a step bound for the workers.
+  void run_local(v1::StepRequest& req);
   v1::StepReply finish(std::future<v1::StepReply> f, bool expect_token);
   // Throws step_failed for an error reply or (expect_token) one without a token of the vocabulary.
   v1::StepReply check(v1::StepReply r, bool expect_token) const;
@@ -187,6 +191,7 @@ void coordinator::impl::establish(bool all_required) {
   // Assign every remote stage at once: each loads its own range.
   std::vector<std::string> errors(plan.size());
   std::vector<bool> too_big(plan.size(), false);
+  std::vector<char> carriers(plan.size(), 1);  // (1.6) chars: the threads write them side by side
   std::vector<std::thread> threads;
   for (size_t i = 0; i < plan.size(); ++i) {
     if (plan[i].node < 0) continue;
@@ -221,6 +226,7 @@ void coordinator::impl::establish(bool all_required) {
           rpc::prepare(ctx, o.access.cluster_token, std::chrono::minutes(10));
           v1::AssignReply reply;
           st = stub->Assign(&ctx, as, &reply);
+          carriers[i] = reply.carriers();
           if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
         }
         return st;
@@ -253,13 +259,14 @@ void coordinator::impl::establish(bool all_required) {
   a->stream =
       std::make_unique<pipeline_stream>(endpoint(first), last, o.access.cluster_token, a->plan_id,
                                         [this, id = a->plan_id](const std::string&) { stream_lost(id); });
+  if (std::all_of(carriers.begin(), carriers.end(), [](char c) { return c != 0; })) a->stream->use_carriers();
   // One group in the pipeline per machine it runs on: stages sharing a machine's cores gain nothing from
   // computing two groups at once, stages on machines of their own keep each other busy.
   std::set<std::string> hosts;
   for (const plan_stage& s : plan) hosts.insert(s.node < 0 ? std::string() : host_of(alive[s.node].address));
-  a->gate =
-      std::make_unique<decode_gate>([this, raw = a.get()](v1::StepRequest& req) { return submit(*raw, req); },
-                                    static_cast<int>(hosts.size()));
+  a->gate = std::make_unique<decode_gate>(
+      [this, raw = a.get()](std::vector<v1::StepRequest>& steps) { return submit_group(*raw, steps); },
+      static_cast<int>(hosts.size()));
   current = a;
   last_plan = a->plan;
   last_nodes = a->nodes;
@@ -476,6 +483,17 @@ int coordinator::impl::chunk_tokens() const {
 }
 
 std::future<v1::StepReply> coordinator::impl::submit(active& a, v1::StepRequest req) {
+  run_local(req);
+  return a.stream->send(req);
+}
+
+std::vector<std::future<v1::StepReply>> coordinator::impl::submit_group(active& a,
+                                                                        std::vector<v1::StepRequest>& steps) {
+  for (v1::StepRequest& req : steps) run_local(req);
+  return a.stream->send_group(steps);
+}
+
+void coordinator::impl::run_local(v1::StepRequest& req) {
   if (local) {
     const auto start = clock_type::now();
     std::lock_guard lock(local_mu);
@@ -496,7 +514,6 @@ std::future<v1::StepReply> coordinator::impl::submit(active& a, v1::StepRequest 
       req.add_stage_batch(1);  // the coordinator's own layers run one sequence at a time
     }
   }
-  return a.stream->send(req);
 }
 
 v1::StepReply coordinator::impl::finish(std::future<v1::StepReply> f, bool expect_token) {
@@ -685,6 +702,7 @@ generation_result coordinator::generate(const generation_request& r) {
       }
       c.end_sequence(*a, id);
       out.direct_replies = a->stream->direct_replies();
+      out.carriers = a->stream->carriers();
       out.stage_nodes.clear();
       for (const plan_stage& st : a->plan)
         out.stage_nodes.push_back(st.node < 0 ? std::string("coordinator") : a->nodes[st.node].address);

@@ -21,19 +21,22 @@ void decode_gate::flush_if_ready(bool patient) {
   const int busy = members_ - static_cast<int>(waiting_.size()) - in_flight_;
   if (patient && busy > 0) return;
   const uint64_t group = next_group_++;
-  for (waiting* w : waiting_) {
-    w->step.set_group_id(group);
-    w->step.set_group_size(static_cast<uint32_t>(waiting_.size()));
-    w->group = group;
-    try {
-      w->reply = send_(w->step);
-      ++in_flight_;
-      ++outstanding_[group];
-    } catch (...) {
-      w->error = std::current_exception();
-    }
-    w->sent = true;
+  std::vector<v1::StepRequest> steps(waiting_.size());
+  for (size_t i = 0; i < waiting_.size(); ++i) {
+    waiting_[i]->group = group;
+    steps[i].Swap(&waiting_[i]->step);
+    steps[i].set_group_id(group);
+    steps[i].set_group_size(static_cast<uint32_t>(waiting_.size()));
   }
+  try {
+    std::vector<std::future<v1::StepReply>> replies = send_(steps);
+    for (size_t i = 0; i < waiting_.size(); ++i) waiting_[i]->reply = std::move(replies[i]);
+    in_flight_ += static_cast<int>(waiting_.size());
+    outstanding_[group] += static_cast<int>(waiting_.size());
+  } catch (...) {
+    for (waiting* w : waiting_) w->error = std::current_exception();
+  }
+  for (waiting* w : waiting_) w->sent = true;
   waiting_.clear();
   sent_.notify_all();
 }

@@ -25,9 +25,10 @@ namespace mlxd::dist {
 
 class decode_gate {
  public:
-  using send_fn = std::function<std::future<v1::StepReply>(v1::StepRequest&)>;
-  // `send` puts one step on the pipeline (and may throw); `max_groups` groups may be in it at once: one
-  // when the stages share a machine's cores, more when they run on machines of their own.
+  using send_fn = std::function<std::vector<std::future<v1::StepReply>>(std::vector<v1::StepRequest>&)>;
+  // `send` puts one group's steps on the pipeline, in order (and may throw), and returns their replies;
+  // `max_groups` groups may be in it at once: one when the stages share a machine's cores, more when they
+  // run on machines of their own.
   decode_gate(send_fn send, int max_groups,
               std::chrono::microseconds patience = std::chrono::microseconds(1000));
 

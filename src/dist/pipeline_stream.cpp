@@ -58,19 +58,43 @@ bool pipeline_stream::open_replies(const endpoint& last, const std::string& toke
 }
 
 std::future<v1::StepReply> pipeline_stream::send(v1::StepRequest& req) {
-  std::future<v1::StepReply> out;
+  std::vector<v1::StepRequest> one(1);
+  one[0].Swap(&req);
+  std::vector<std::future<v1::StepReply>> out = send_group(one);
+  req.Swap(&one[0]);
+  return std::move(out[0]);
+}
+
+std::vector<std::future<v1::StepReply>> pipeline_stream::send_group(std::vector<v1::StepRequest>& reqs) {
+  std::vector<std::future<v1::StepReply>> out;
   {
     std::lock_guard lock(mu_);
     if (lost_) throw pipeline_lost(why_);
-    req.set_step_id(next_id_++);
-    out = pending_[req.step_id()].get_future();
+    for (v1::StepRequest& req : reqs) {
+      req.set_step_id(next_id_++);
+      out.push_back(pending_[req.step_id()].get_future());
+    }
   }
+  // A failed write ends the stream, and the reader fails the steps.
   std::lock_guard lock(write_mu_);
-  stream_->Write(req);  // a failed write ends the stream, and the reader fails the step
+  if (carriers_ && reqs.size() > 1) {
+    v1::StepRequest carrier;
+    for (const v1::StepRequest& req : reqs) *carrier.add_steps() = req;
+    stream_->Write(carrier);
+  } else {
+    for (const v1::StepRequest& req : reqs) stream_->Write(req);
+  }
   return out;
 }
 
-bool pipeline_stream::deliver(v1::StepReply& r) {
+std::optional<uint64_t> pipeline_stream::deliver(v1::StepReply& r) {
+  if (r.replies_size() == 0) return deliver_one(r) ? std::nullopt : std::optional(r.step_id());
+  for (v1::StepReply& one : *r.mutable_replies())
+    if (!deliver_one(one)) return one.step_id();
+  return std::nullopt;
+}
+
+bool pipeline_stream::deliver_one(v1::StepReply& r) {
   std::lock_guard lock(mu_);
   auto it = pending_.find(r.step_id());
   if (it == pending_.end()) return false;
@@ -84,12 +108,12 @@ void pipeline_stream::read_loop() {
   v1::StepReply r;
   std::string why;
   while (stream_->Read(&r)) {
-    if (r.step_id() == 0) {  // a stage reports that the one after it was lost
+    if (r.step_id() == 0 && r.replies_size() == 0) {  // a stage reports that the one after it was lost
       why = r.error().empty() ? "a stage sent a reply without a step id" : r.error();
       break;
     }
-    if (!deliver(r)) {
-      why = address_ + " sent a reply for step " + std::to_string(r.step_id()) + ", which is not waiting";
+    if (const auto stray = deliver(r)) {
+      why = address_ + " sent a reply for step " + std::to_string(*stray) + ", which is not waiting";
       break;
     }
   }
@@ -100,8 +124,8 @@ void pipeline_stream::read_replies() {
   v1::StepReply r;
   std::string why;
   while (replies_->Read(&r)) {
-    if (!deliver(r)) {
-      why = "the last stage " + last_address_ + " sent a reply for step " + std::to_string(r.step_id()) +
+    if (const auto stray = deliver(r)) {
+      why = "the last stage " + last_address_ + " sent a reply for step " + std::to_string(*stray) +
             ", which is not waiting";
       break;
     }

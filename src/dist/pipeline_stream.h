@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -38,6 +39,8 @@ class pipeline_stream {
   // for this stream's destruction.
   pipeline_stream(const endpoint& first, const std::optional<endpoint>& last, const std::string& token,
                   uint64_t plan_id, std::function<void(const std::string&)> on_lost = {});
+  // (1.6) Every stage of the plan takes carriers: send_group writes a group as one.
+  void use_carriers() { carriers_ = true; }
   ~pipeline_stream();  // cancels the streams; waiting steps fail
   pipeline_stream(const pipeline_stream&) = delete;
   pipeline_stream& operator=(const pipeline_stream&) = delete;
@@ -45,8 +48,11 @@ class pipeline_stream {
   // Sends `req` with a fresh step id. The future throws pipeline_lost when the stream ends first. Throws
   // pipeline_lost when the stream has already ended. Thread-safe.
   std::future<v1::StepReply> send(v1::StepRequest& req);
+  // The same for several steps, in order, as one carrier where the stages take them.
+  std::vector<std::future<v1::StepReply>> send_group(std::vector<v1::StepRequest>& reqs);
   // The last stage answers on its own stream.
   bool direct_replies() const { return replies_ != nullptr; }
+  bool carriers() const { return carriers_; }
 
  private:
   // Opens the last stage's Replies stream and waits for its first message; false (and nothing open) when the
@@ -54,8 +60,10 @@ class pipeline_stream {
   bool open_replies(const endpoint& last, const std::string& token, uint64_t plan_id);
   void read_loop();
   void read_replies();
-  // Hands a reply to its waiting step; false when none waits for it.
-  bool deliver(v1::StepReply& r);
+  // Hands a reply, or each reply of a carrier, to its waiting step; the step id of a reply no step waits
+  // for, if any.
+  std::optional<uint64_t> deliver(v1::StepReply& r);
+  bool deliver_one(v1::StepReply& r);
   // Fails every waiting and later step with `why`, ends both streams and calls on_lost, the first time only.
   void lose(const std::string& why);
 
@@ -69,6 +77,7 @@ class pipeline_stream {
   std::mutex mu_;  // guards what follows
   std::map<uint64_t, std::promise<v1::StepReply>> pending_;
   uint64_t next_id_ = 1;
+  bool carriers_ = false;  // set before the first send
   bool lost_ = false;
   std::string why_;
   std::thread reader_, replies_reader_;

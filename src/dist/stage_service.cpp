@@ -186,6 +186,7 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
     }
     stage_ = st;
     reply->set_weight_bytes(bytes);
+    reply->set_carriers(true);
     return grpc::Status::OK;
   } catch (const std::exception& e) {
     return {grpc::StatusCode::INVALID_ARGUMENT, std::string("cannot load the assignment: ") + e.what()};
@@ -464,11 +465,17 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
   std::condition_variable queue_cv;
   std::deque<v1::StepRequest> queue;
   bool upstream_done = false;
+  std::atomic<bool> carried = false;  // (1.6) the upstream sends carriers, so this stage sends them too
   std::thread reader([&] {
     v1::StepRequest r;
     while (!down_lost && up->Read(&r)) {
       std::lock_guard lock(queue_mu);
-      queue.push_back(std::move(r));
+      if (r.steps_size() > 0) {
+        carried = true;
+        for (v1::StepRequest& step : *r.mutable_steps()) queue.push_back(std::move(step));
+      } else {
+        queue.push_back(std::move(r));
+      }
       queue_cv.notify_one();
     }
     std::lock_guard lock(queue_mu);
@@ -494,6 +501,28 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
     }
     return true;
   };
+  // What goes on (steps to the next stage, the last stage's answers) leaves after each batch, in order: in
+  // one carrier when the upstream sends carriers.
+  std::vector<v1::StepRequest> onward;
+  std::vector<v1::StepReply> answers;
+  auto send_out = [&] {
+    if (carried && onward.size() > 1) {
+      v1::StepRequest c;
+      for (v1::StepRequest& r : onward) c.add_steps()->Swap(&r);
+      down->Write(c);
+    } else {
+      for (const v1::StepRequest& r : onward) down->Write(r);
+    }
+    if (carried && answers.size() > 1) {
+      v1::StepReply c;
+      for (v1::StepReply& r : answers) c.add_replies()->Swap(&r);
+      answer(c);
+    } else {
+      for (const v1::StepReply& r : answers) answer(r);
+    }
+    onward.clear();
+    answers.clear();
+  };
   auto deliver = [&](v1::StepRequest& req, v1::StepReply& reply, const std::string& error) {
     if (left || (!error.empty() && leave_if_replaced())) return;
     if (!error.empty()) {
@@ -505,11 +534,11 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       reply.set_error_node(node_id_);
       answer(reply);
     } else if (down) {
-      down->Write(req);
+      onward.push_back(std::move(req));
     } else {
       reply.mutable_stage_ms()->CopyFrom(req.stage_ms());
       reply.mutable_stage_batch()->CopyFrom(req.stage_batch());
-      answer(reply);
+      answers.push_back(std::move(reply));
     }
   };
   while (!down_lost) {
@@ -553,12 +582,13 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       for (size_t i = 0; i < group.size(); ++i)
         if (group[i]->group_size() > 1) group[i]->set_group_size(going_on[group[i]->group_id()]);
       for (size_t i = 0; i < group.size(); ++i) deliver(*group[i], replies[i], errors[i]);
+      send_out();
       group.clear();
       in_group.clear();
       rows = 0;
     };
     for (v1::StepRequest& req : taken) {
-      const bool forward = req.kind() == v1::STEP_FORWARD;
+      const bool forward = req.kind() == v1::STEP_FORWARD && req.steps_size() == 0;
       const int64_t n = step_rows(req);
       const bool batchable =
           forward && req.position() > 0 && !req.want_logits() && !req.want_hidden() && n == 1;
@@ -578,7 +608,9 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       reply.set_step_id(req.step_id());
       reply.set_sequence_id(req.sequence_id());
       std::string error;
-      if (req.kind() == v1::STEP_END)
+      if (req.steps_size() > 0)
+        error = "a carrier inside a carrier";
+      else if (req.kind() == v1::STEP_END)
         drop_sequence(req.sequence_id());
       else
         error = "unknown step kind " + std::to_string(req.kind());
@@ -587,6 +619,7 @@ grpc::Status stage_service::Run(grpc::ServerContext* ctx,
       deliver(req, reply, error);
     }
     flush();
+    send_out();
     if (left) break;
   }
   bool read_all = false;

@@ -6,6 +6,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "dist/decode_gate.h"
 
@@ -17,13 +18,19 @@ using namespace std::chrono_literals;
 struct recording_pipeline {
   std::mutex mu;
   std::vector<v1::StepRequest> sent;
+  std::vector<size_t> calls;  // steps per call of send: one call a group
   std::vector<std::promise<v1::StepReply>> replies;
   decode_gate::send_fn send() {
-    return [this](v1::StepRequest& r) {
+    return [this](std::vector<v1::StepRequest>& group) {
       std::lock_guard lock(mu);
-      sent.push_back(r);
-      replies.emplace_back();
-      return replies.back().get_future();
+      std::vector<std::future<v1::StepReply>> out;
+      for (const v1::StepRequest& r : group) {
+        sent.push_back(r);
+        replies.emplace_back();
+        out.push_back(replies.back().get_future());
+      }
+      calls.push_back(group.size());
+      return out;
     };
   }
   size_t n_sent() {
@@ -79,6 +86,7 @@ TEST(DecodeGate, AStepWaitsForTheGroupInThePipelineAndJoinsTheNext) {
   EXPECT_NE(p.sent[1].group_id(), p.sent[0].group_id());
   EXPECT_EQ(p.sent[1].group_size(), 2u);
   EXPECT_EQ(p.sent[2].group_size(), 2u);
+  EXPECT_EQ(p.calls, (std::vector<size_t>{1, 2}));  // the group leaves in one send, so in one write
   p.answer(1);
   p.answer(2);
   second.get();
@@ -105,13 +113,17 @@ TEST(DecodeGate, TwoGroupsMayBeInThePipelineAtOnce) {
 TEST(DecodeGate, ASendThatThrowsReachesItsMember) {
   bool fail = true;
   decode_gate gate(
-      [&](v1::StepRequest& r) -> std::future<v1::StepReply> {
+      [&](std::vector<v1::StepRequest>& group) {
         if (fail) throw std::runtime_error("the pipeline was lost");
-        std::promise<v1::StepReply> done;
-        v1::StepReply reply;
-        reply.set_sequence_id(r.sequence_id());
-        done.set_value(reply);
-        return done.get_future();
+        std::vector<std::future<v1::StepReply>> out;
+        for (const v1::StepRequest& r : group) {
+          std::promise<v1::StepReply> done;
+          v1::StepReply reply;
+          reply.set_sequence_id(r.sequence_id());
+          done.set_value(reply);
+          out.push_back(done.get_future());
+        }
+        return out;
       },
       1);
   decode_gate::member m(gate);

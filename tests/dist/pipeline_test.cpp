@@ -213,10 +213,11 @@ TEST_F(Pipeline, PromptOfSeveralPrefillChunksEqualsOneNode) {
   set_num_threads(threads);
 }
 
-// With the coordinator grouping the running sequences' decode steps (protocol 1.5; the grouping rules are
-// decode_gate_test's, the stage's wait protocol_test's), over 2 and 3 workers: eight sequences started
-// together each get the tokens they get alone, every one shared some step with another, at some step all
-// eight ran as one batch, and no KV cache is left on any worker once they end.
+// With the coordinator grouping the running sequences' decode steps (protocol 1.5, each group in one carrier
+// since 1.6; the grouping rules are decode_gate_test's, the stage's wait and the carriers protocol_test's),
+// over 2 and 3 workers: eight sequences started together each get the tokens they get alone, every one
+// shared some step with another, at some step all eight ran as one batch, and no KV cache is left on any
+// worker once they end.
 TEST_F(Pipeline, ConcurrentSequencesRunInGroupsAndGetWhatTheyWouldAlone) {
   for (const int n_workers : {2, 3}) {
     SCOPED_TRACE(std::to_string(n_workers) + " workers");
@@ -228,6 +229,7 @@ TEST_F(Pipeline, ConcurrentSequencesRunInGroupsAndGetWhatTheyWouldAlone) {
     int batched = 0;
     for (int i = 0; i < n; ++i) {
       EXPECT_GT(r[i].max_stage_batch, 1) << "sequence " << i << " always ran alone";
+      EXPECT_TRUE(r[i].carriers) << "sequence " << i;  // (1.6) its groups crossed each hop in one message
       batched = std::max(batched, r[i].max_stage_batch);
     }
     EXPECT_EQ(batched, n);

@@ -212,7 +212,7 @@ std::unique_ptr<v1::Stage::Stub> stub_of(int port) {
 
 // Assigns the golden model's layers [begin, end) as plan `plan`; the first stage embeds, the last samples.
 grpc::Status assign(v1::Stage::Stub& stub, uint64_t plan, int begin, int end, const std::string& next = "",
-                    const std::string& token = "") {
+                    const std::string& token = "", v1::AssignReply* out = nullptr) {
   grpc::ClientContext ctx;
   rpc::prepare(ctx, token, std::chrono::seconds(10));
   v1::Assignment as;
@@ -224,7 +224,7 @@ grpc::Status assign(v1::Stage::Stub& stub, uint64_t plan, int begin, int end, co
   as.set_head(next.empty());
   as.set_next_address(next);
   v1::AssignReply reply;
-  return stub.Assign(&ctx, as, &reply);
+  return stub.Assign(&ctx, as, out ? out : &reply);
 }
 
 // A prefill of two tokens at `position` 0, or a decode step of `token` after it.
@@ -355,6 +355,65 @@ TEST(StageProtocol, AGroupOfDecodeStepsRunsAsOneBatch) {
   ASSERT_TRUE(c.run->Read(&r));
   EXPECT_TRUE(r.error().empty()) << r.error();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+// (1.6) A worker takes carriers: the steps of one run as if each had come alone, cross the next hop in one
+// carrier and come back in one; a carrier inside a carrier is refused.
+TEST(StageProtocol, ACarrierTakesAGroupAcrossEveryHopInOneMessage) {
+  worker first(local_worker()), last(local_worker()), whole(local_worker());
+  auto first_stub = stub_of(first.port()), last_stub = stub_of(last.port());
+  ASSERT_TRUE(assign(*first_stub, 9, 0, 1, "127.0.0.1:" + std::to_string(last.port())).ok());
+  v1::AssignReply assigned;
+  ASSERT_TRUE(assign(*last_stub, 9, 1, 2, "", "", &assigned).ok());
+  EXPECT_TRUE(assigned.carriers());
+  grpc::ClientContext run_ctx;
+  rpc::prepare(run_ctx, "", std::chrono::milliseconds(0));
+  run_ctx.AddMetadata(rpc::plan_key, "9");
+  auto run = first_stub->Run(&run_ctx);
+  raw_client alone(whole.port());
+  std::vector<v1::StepReply> expected;
+  for (uint64_t seq : {1, 2, 3}) {
+    ASSERT_TRUE(run->Write(forward_step(seq, seq, 8, 0)));
+    v1::StepReply r;
+    ASSERT_TRUE(run->Read(&r));
+    ASSERT_TRUE(r.error().empty()) << r.error();
+    ASSERT_TRUE(alone.step(seq, 8).error().empty());
+    expected.push_back(alone.step(seq, 8, 2));
+  }
+  v1::StepRequest carrier;
+  for (uint64_t seq : {1, 2, 3}) {
+    v1::StepRequest s = forward_step(10 + seq, seq, 8, 2);
+    s.set_group_id(7);
+    s.set_group_size(3);
+    *carrier.add_steps() = s;
+  }
+  ASSERT_TRUE(run->Write(carrier));
+  v1::StepReply back;
+  ASSERT_TRUE(run->Read(&back));
+  ASSERT_EQ(back.replies_size(), 3);
+  for (int k = 0; k < 3; ++k) {
+    const v1::StepReply& r = back.replies(k);
+    EXPECT_TRUE(r.error().empty()) << r.error();
+    EXPECT_EQ(r.step_id(), 11u + k);
+    ASSERT_TRUE(r.sampled() && expected[k].sampled());
+    EXPECT_EQ(r.token(), expected[k].token()) << "sequence " << k + 1;
+    EXPECT_EQ(r.logprob(), expected[k].logprob());
+    ASSERT_EQ(r.stage_batch_size(), 2);  // one batch on each stage
+    EXPECT_EQ(r.stage_batch(0), 3u);
+    EXPECT_EQ(r.stage_batch(1), 3u);
+  }
+  v1::StepRequest nested;
+  v1::StepRequest* inner = nested.add_steps();
+  inner->set_step_id(21);
+  inner->set_sequence_id(1);
+  *inner->add_steps() = forward_step(22, 1, 8, 3);
+  ASSERT_TRUE(run->Write(nested));
+  v1::StepReply refused;
+  ASSERT_TRUE(run->Read(&refused));
+  EXPECT_EQ(refused.step_id(), 21u);
+  EXPECT_NE(refused.error().find("a carrier inside a carrier"), std::string::npos) << refused.error();
+  run->WritesDone();
+  EXPECT_TRUE(run->Finish().ok());
 }
 
 TEST(StageProtocol, KvCachesAreBoundedByTheMemoryBudget) {

@@ -92,6 +92,9 @@ struct generation_result {
   std::vector<std::string> stage_nodes;
   // The last stage answered on a stream of its own (protocol 1.4), not back through every stage.
   bool direct_replies = false;
+  // The plan's stages take carriers (protocol 1.6): each group of decode steps crossed every hop as one
+  // message.
+  bool carriers = false;
 };
 
 // A worker as seen by a Hello.
