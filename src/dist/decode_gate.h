@@ -4,9 +4,10 @@
 // Left alone, sequences drift apart: each reaches the first stage while it is idle and runs alone, so with
 // 4 sequences over 2 workers the stages ran one sequence at a time (serve_bench: 1.3x one stream's tokens/s).
 // Here a step waits while `max_groups` groups are in the pipeline or, briefly, while another sequence is
-// about to have its step ready; then every waiting step leaves at once, back to back, marked with a group id
-// and size (protocol 1.5), and the stages wait for the whole group before running it. Sequences therefore
-// fall into step with each other: a sequence that starts decoding joins the next group.
+// about to have its step ready; then every waiting step leaves at once, marked with a group id and size
+// (protocol 1.5) and handed to the pipeline in one call (one message a hop where the stages take carriers,
+// 1.6), and the stages wait for the whole group before running it. Sequences therefore fall into step with
+// each other: a sequence that starts decoding joins the next group.
 #pragma once
 
 #include <chrono>
