@@ -5,6 +5,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <future>
 #include <thread>
 
 #include "dist/stage_rpc.h"
@@ -74,8 +76,10 @@ TEST(StageProtocol, WorkerBeyondLoopbackNeedsAToken) {
   EXPECT_THROW(worker w(o), std::invalid_argument);
 }
 
-// A worker that answers Hello and Assign as a real one would and then misbehaves on Run in one way.
+// A worker that answers Hello and Assign as a real one of protocol 1.5 would and then misbehaves on Run in
+// one way (or, with `none`, not at all: every step gets token 1).
 enum class fault {
+  none,
   newer_protocol,
   token_outside_vocab,
   no_token,
@@ -109,6 +113,8 @@ class fake_worker final : public v1::Stage::Service {
                    grpc::ServerReaderWriter<v1::StepReply, v1::StepRequest>* s) override {
     v1::StepRequest req;
     while (s->Read(&req)) {
+      if (req.steps_size() > 0) ++carriers_seen;
+      largest_group = std::max<uint32_t>(largest_group, req.group_size());
       if (fault_ == fault::hang_up) return {grpc::StatusCode::INTERNAL, "fake worker hangs up"};
       v1::StepReply r;
       r.set_step_id(fault_ == fault::unknown_step ? req.step_id() + 1000 : req.step_id());
@@ -129,6 +135,8 @@ class fake_worker final : public v1::Stage::Service {
     }
     return grpc::Status::OK;
   }
+  std::atomic<int> carriers_seen = 0;  // (1.6) messages carrying steps, which it does not take
+  std::atomic<uint32_t> largest_group = 0;
 
  private:
   fault fault_;
@@ -203,6 +211,28 @@ TEST(StageProtocol, AWorkerThatKeepsFailingEndsTheRequestWithItsReason) {
       EXPECT_TRUE(m.find("not waiting") != std::string::npos || m.find("hangs up") != std::string::npos) << m;
     }
   }
+}
+
+// A worker that does not say it takes carriers (protocol 1.5 and older) gets one message a step, even when
+// concurrent sequences' decode steps leave in groups.
+TEST(StageProtocol, AWorkerWithoutCarriersGetsOneMessageAStep) {
+  fake_worker w(fault::none);
+  coordinator c(model, options_for(w.address()));
+  std::vector<std::future<generation_result>> runs;
+  for (int i = 0; i < 4; ++i) {
+    runs.push_back(std::async(std::launch::async, [&] {
+      generation_request r = small_request();
+      r.max_tokens = 12;
+      return c.generate(r);
+    }));
+  }
+  for (auto& run : runs) {
+    const generation_result g = run.get();
+    EXPECT_EQ(g.tokens, std::vector<int32_t>(12, 1));
+    EXPECT_FALSE(g.carriers);
+  }
+  EXPECT_GT(w.largest_group.load(), 1u);  // groups left, each step on its own
+  EXPECT_EQ(w.carriers_seen.load(), 0);
 }
 
 std::unique_ptr<v1::Stage::Stub> stub_of(int port) {
