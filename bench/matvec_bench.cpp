@@ -1,9 +1,9 @@
 // The decode step's matrix-vector product, y[1, n] = x[1, k] * transpose(w[n, k]), with w in f32, f16 or
 // bf16, in GB/s of weights read, beside the read-bandwidth kernel streaming the same weight buffer.
 //
-// rows8: eight x rows at once (eight sequences decoding together), in GFLOP/s, beside the same eight rows
+// rows4, rows8: four or eight x rows at once (sequences decoding together), in GFLOP/s, beside the same rows
 // multiplied one at a time (ratio_alone); each row gets the same bits either way, and the batch reads each
-// group of weight rows once for all eight.
+// group of weight rows once for all of them.
 //
 // Counters: GBps (mlxd), read_GBps, ratio_read = mlxd / read. At one thread the f32 case also times
 // cblas_sgemv on the same buffers (cblas_GBps, ratio_cblas); at two threads it is left out because OpenBLAS's
@@ -56,19 +56,20 @@ void bench_matvec(benchmark::State& state, int64_t n, int64_t k, dtype t, int n_
       state, "GBps", {"mlxd", bytes, [&] { benchmark::DoNotOptimize(mlxd::matmul(in.x, wt)); }}, baselines);
 }
 
-void bench_rows8(benchmark::State& state, int64_t n, int64_t k, dtype t, int n_threads) {
+void bench_rows(benchmark::State& state, int64_t m, int64_t n, int64_t k, dtype t, int n_threads) {
   mlxd::set_num_threads(n_threads);
-  const std::string key = "rows8/" + std::to_string(n) + "x" + std::to_string(k) + std::string(mlxd::name(t));
+  const std::string key = "rows/" + std::to_string(n) + "x" + std::to_string(k) + std::string(mlxd::name(t));
   const matvec_inputs& in = mlxd::bench::cached<matvec_inputs>(key, [&] {
     return matvec_inputs{mlxd::random::uniform({3, 0}, {8, k}, -1.0f, 1.0f),
                          mlxd::random::uniform({3, 1}, {n, k}, -1.0f, 1.0f, t), mlxd::zeros({n})};
   });
   const array wt = mlxd::transpose(in.w);
+  const array x = mlxd::contiguous(mlxd::slice(in.x, {0, 0}, {m, k}));
   std::vector<array> rows;
-  for (int64_t i = 0; i < 8; ++i) rows.push_back(mlxd::contiguous(mlxd::slice(in.x, {i, 0}, {i + 1, k})));
-  const double flops = 2.0 * 8 * static_cast<double>(n) * static_cast<double>(k);
+  for (int64_t i = 0; i < m; ++i) rows.push_back(mlxd::contiguous(mlxd::slice(in.x, {i, 0}, {i + 1, k})));
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   mlxd::bench::run_paired(state, "GFLOPS",
-                          {"mlxd", flops, [&] { benchmark::DoNotOptimize(mlxd::matmul(in.x, wt)); }},
+                          {"mlxd", flops, [&] { benchmark::DoNotOptimize(mlxd::matmul(x, wt)); }},
                           {{"alone", flops, [&] {
                               for (const array& r : rows) benchmark::DoNotOptimize(mlxd::matmul(r, wt));
                             }}});
@@ -95,15 +96,19 @@ int main(int argc, char** argv) {
       }
     }
   }
-  // The 6M serve bench model's width (256, in cache) and the 110M pipeline model's (768).
-  for (dtype t : {dtype::f32, dtype::f16}) {
-    for (int64_t s : {256, 768}) {
-      for (int threads : {1, 2}) {
-        const std::string name = "rows8/" + std::string(mlxd::name(t)) + "/" + std::to_string(4 * s) + "x" +
-                                 std::to_string(s) + "/threads:" + std::to_string(threads);
-        benchmark::RegisterBenchmark(name.c_str(), bench_rows8, 4 * s, s, t, threads)
-            ->UseRealTime()
-            ->Unit(benchmark::kMicrosecond);
+  // The 6M serve bench model's width (256, in cache), the 110M pipeline model's (768), and 16384x2048 (128
+  // MiB in f32, 64 MiB in f16), which streams from memory as a whole model's decode does.
+  for (int64_t m : {4, 8}) {
+    for (dtype t : {dtype::f32, dtype::f16}) {
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{1024, 256}, {3072, 768}, {16384, 2048}}) {
+        for (int threads : {1, 2}) {
+          const std::string name = "rows" + std::to_string(m) + "/" + std::string(mlxd::name(t)) + "/" +
+                                   std::to_string(n) + "x" + std::to_string(k) +
+                                   "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(name.c_str(), bench_rows, m, n, k, t, threads)
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
       }
     }
   }
