@@ -34,14 +34,46 @@ void angle_tables(const rope_options& o, const std::vector<int64_t>& positions, 
   });
 }
 
+// The tables of the last call on this thread. A training step rotates q and k of every layer, forward and
+// backward, at the same positions: one computation serves them all (sin/cos were 1% of a step, and the
+// tables' fresh pages about 1500 faults a step).
+struct angle_cache {
+  bool valid = false;
+  int dims = 0;
+  float base = 0, scale = 0;
+  int64_t offset = 0;
+  std::vector<float> inv_freqs;
+  std::vector<int64_t> positions;
+  std::vector<float> cos_t, sin_t;
+};
+const angle_cache& cached_angle_tables(const rope_options& o, const std::vector<int64_t>& positions,
+                                       int dims) {
+  thread_local angle_cache c;
+  if (c.valid && c.dims == dims && c.base == o.base && c.scale == o.scale && c.offset == o.offset &&
+      c.inv_freqs == o.inv_freqs && c.positions == positions) {
+    return c;
+  }
+  c.valid = false;  // stays so if the computation throws
+  angle_tables(o, positions, dims, c.cos_t, c.sin_t);
+  c.dims = dims;
+  c.base = o.base;
+  c.scale = o.scale;
+  c.offset = o.offset;
+  c.inv_freqs = o.inv_freqs;
+  c.positions = positions;
+  c.valid = true;
+  return c;
+}
+
 // Rotates by +angle, or by -angle (the transpose) when `inverse`. Row r (of x viewed as [rows, head_dim])
 // takes positions[(r / inner) % positions.size()].
 array rope_apply(const array& x, const rope_options& o, const std::vector<int64_t>& positions, int64_t inner,
                  bool inverse) {
   const int64_t head_dim = x.shape(-1), seq = static_cast<int64_t>(positions.size());
   const int dims = o.dims == 0 ? static_cast<int>(head_dim) : o.dims;
-  std::vector<float> cos_t, sin_t;
-  angle_tables(o, positions, dims, cos_t, sin_t);
+  const angle_cache& tables = cached_angle_tables(o, positions, dims);
+  const std::vector<float>& cos_t = tables.cos_t;
+  const std::vector<float>& sin_t = tables.sin_t;
   const array in = detail::prepare(x, dtype::f32);
   array out = array::empty(in.shape(), dtype::f32);
   const float* px = in.data<float>();
