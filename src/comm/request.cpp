@@ -1,5 +1,7 @@
 #include "comm/request_state.h"
 
+#include "comm/progress.h"
+
 namespace mlxd::comm {
 
 const char* reduce_op_name(reduce_op op) {
@@ -25,7 +27,7 @@ bool request::state::complete(array result) {
     done_ = true;
     result_ = std::move(result);
   }
-  cv_.notify_all();
+  notify_done();
   return true;
 }
 
@@ -36,7 +38,7 @@ bool request::state::complete_in_sink() {
     done_ = true;
     in_sink_ = true;
   }
-  cv_.notify_all();
+  notify_done();
   return true;
 }
 
@@ -52,12 +54,50 @@ bool request::state::fail(const std::string& message) {
     done_ = true;
     error_ = message;
   }
-  cv_.notify_all();
+  notify_done();
   if (on_error) on_error(message);
   return true;
 }
 
+void request::state::notify_done() {
+  progress_engine* engine = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    engine = driving_;
+  }
+  cv_.notify_all();
+  if (engine) engine->completed(*this);
+}
+
+bool request::state::begin_driving(progress_engine* engine) {
+  std::lock_guard lock(mu_);
+  if (done_) return false;
+  driving_ = engine;
+  return true;
+}
+
+void request::state::end_driving() {
+  std::lock_guard lock(mu_);
+  driving_ = nullptr;
+}
+
+void request::state::poke() {
+  {
+    std::lock_guard lock(mu_);
+    poked_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool request::state::wait_turn() {
+  std::unique_lock lock(mu_);
+  const bool woke = cv_.wait_until(lock, deadline, [&] { return done_ || poked_; });
+  poked_ = false;
+  return woke;
+}
+
 array request::state::wait() {
+  if (progress) progress->wait(*this);
   std::unique_lock lock(mu_);
   if (!cv_.wait_until(lock, deadline, [&] { return done_; })) {
     lock.unlock();

@@ -13,6 +13,8 @@
 
 namespace mlxd::comm {
 
+class progress_engine;
+
 struct request::state {
   using clock = std::chrono::steady_clock;
 
@@ -24,6 +26,8 @@ struct request::state {
   std::function<void(const std::string&)> on_error;
   // A receive may offer memory to land in; the transport that uses it completes with complete_in_sink().
   std::shared_ptr<recv_sink> sink;
+  // Set by a transport whose completions need a thread to drive them: wait() lends it the caller's thread.
+  std::shared_ptr<progress_engine> progress;
 
   // Both return false when the state was already completed (the later outcome is dropped).
   bool complete(array result);
@@ -35,11 +39,24 @@ struct request::state {
   array wait();
   bool ready();
 
+  // For a progress engine. While it drives for this state, a completion on another thread tells it
+  // (begin_driving is false when the state is already done). A waiter whose turn to drive may have come
+  // sleeps in wait_turn until done, poked or past the deadline (then false).
+  bool begin_driving(progress_engine* engine);
+  void end_driving();
+  void poke();
+  bool wait_turn();
+
  private:
+  // Wakes waiters and the driving engine after a completion.
+  void notify_done();
+
   std::mutex mu_;
   std::condition_variable cv_;
+  progress_engine* driving_ = nullptr;
   bool done_ = false;
   bool in_sink_ = false;
+  bool poked_ = false;
   array result_;
   std::string error_;
 };

@@ -72,7 +72,7 @@ int echo(const std::string& token) {
   std::string line;
   while (std::getline(std::cin, line)) {
   }
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  server->shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }
 

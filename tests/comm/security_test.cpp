@@ -22,7 +22,7 @@ struct lone_server {
       : service(rpc::identity{0, 2, "lone", std::move(token), limits}, &box) {
     server = rpc::start_server(service, "127.0.0.1", 0, o, &port);
   }
-  ~lone_server() { server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1)); }
+  ~lone_server() { server->shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1)); }
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
   // The next message from rank 1 with `tag`, or a failure after `wait`.
   array take(uint64_t tag, std::chrono::milliseconds wait = std::chrono::seconds(2)) {
@@ -36,7 +36,7 @@ struct lone_server {
 
   mailbox box{2};
   rpc::comm_service service;
-  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<rpc::comm_server> server;
   int port = 0;
 };
 
@@ -320,7 +320,7 @@ TEST_F(comm_tls, mutual_tls_group_works_and_a_foreign_ca_is_refused) {
   grpc::SslCredentialsOptions no_cert{read("ca.pem"), "", ""};
   EXPECT_FALSE(hello(*stub_for(address, grpc::SslCredentials(no_cert)), "").ok());
   EXPECT_FALSE(hello(*stub_for(address), "").ok());  // plaintext
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  server->shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 }
 
 TEST_F(comm_tls, a_node_refuses_a_server_signed_by_another_ca) {
@@ -334,7 +334,7 @@ TEST_F(comm_tls, a_node_refuses_a_server_signed_by_another_ca) {
   grpc::SslCredentialsOptions trusting_ours{read("ca.pem"), "", ""};
   EXPECT_FALSE(
       hello(*stub_for("127.0.0.1:" + std::to_string(port), grpc::SslCredentials(trusting_ours)), "").ok());
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  server->shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 }
 
 }  // namespace

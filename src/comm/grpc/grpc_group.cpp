@@ -45,6 +45,7 @@ class grpc_group final : public p2p_group {
   }
 
   void post_recv(int src, uint64_t tag, std::shared_ptr<request::state> r) override {
+    r->progress = node_->progress();
     node_->box().post(id(), (*members_)[src], tag, members_, std::move(r));
   }
 

@@ -70,14 +70,29 @@ const group_options& validated(const group_options& o) {
 
 }  // namespace
 
-std::unique_ptr<grpc::Server> start_server(comm_service& service, const std::string& host, int port,
-                                           const group_options& o, int* bound_port) {
+comm_server::comm_server(comm_service& service, std::unique_ptr<grpc::Server> server)
+    : service_(service), server_(std::move(server)) {}
+
+comm_server::~comm_server() {
+  shutdown(sys_clock::now() + std::chrono::milliseconds(500));
+  service_.stop();
+}
+
+void comm_server::shutdown(sys_clock::time_point deadline) {
+  if (shut_) return;
+  shut_ = true;
+  server_->Shutdown(deadline);
+}
+
+std::unique_ptr<comm_server> start_server(comm_service& service, const std::string& host, int port,
+                                          const group_options& o, int* bound_port) {
   keep_message_buffers();
   grpc::ServerBuilder builder;
   const std::string address = join_host_port(host, port);
   builder.AddListeningPort(address, server_credentials({o.tls_cert, o.tls_key, o.tls_ca}), bound_port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a port in use is an error (worker.cpp)
-  builder.RegisterService(&service);
+  builder.RegisterService(service.grpc_service());
+  auto cq = builder.AddCompletionQueue();
   const int max_message = static_cast<int>(o.max_message_bytes + 4096);
   builder.SetMaxReceiveMessageSize(max_message);
   builder.SetMaxSendMessageSize(max_message);
@@ -95,7 +110,8 @@ std::unique_ptr<grpc::Server> start_server(comm_service& service, const std::str
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   auto server = builder.BuildAndStart();
   if (!server || *bound_port == 0) throw comm_error("cannot listen on " + address);
-  return server;
+  service.serve(std::move(cq));
+  return std::make_unique<comm_server>(service, std::move(server));
 }
 
 node::node(const group_options& o)
@@ -211,7 +227,7 @@ node::~node() {
   for (auto& l : links_)
     if (l) l->close(why);
   if (service_) service_->wait_for_goodbyes(std::chrono::steady_clock::now() + std::chrono::seconds(2));
-  if (server_) server_->Shutdown(sys_clock::now() + std::chrono::milliseconds(500));
+  if (server_) server_->shutdown(sys_clock::now() + std::chrono::milliseconds(500));
   links_.clear();
 }
 
