@@ -5,10 +5,6 @@
 namespace mlxd::comm::rpc {
 namespace {
 
-// How long the queue may go undriven before the background thread takes it: long enough that a program
-// that waits again within it (a ping-pong, a collective's next step) never meets the background thread.
-constexpr auto background_after = std::chrono::milliseconds(5);
-
 std::chrono::system_clock::time_point system_deadline(std::chrono::steady_clock::time_point d) {
   if (d == std::chrono::steady_clock::time_point::max()) return std::chrono::system_clock::time_point::max();
   return std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(
@@ -17,8 +13,9 @@ std::chrono::system_clock::time_point system_deadline(std::chrono::steady_clock:
 
 }  // namespace
 
-cq_driver::cq_driver(std::unique_ptr<grpc::ServerCompletionQueue> cq, std::function<void()> arm)
-    : cq_(std::move(cq)), arm_(std::move(arm)), kick_tag_{[this](bool) {
+cq_driver::cq_driver(std::unique_ptr<grpc::ServerCompletionQueue> cq, std::function<void()> arm,
+                     std::chrono::milliseconds background_after)
+    : cq_(std::move(cq)), arm_(std::move(arm)), background_after_(background_after), kick_tag_{[this](bool) {
         std::lock_guard lock(kick_mu_);
         alarm_.reset();
       }} {
@@ -101,8 +98,8 @@ void cq_driver::background_loop() {
   while (!stopped_) {
     const auto now = clock::now();
     const bool busy = driving_ || waiting_ > 0;
-    if (busy || (!stopping_ && now - last_release_ < background_after)) {
-      background_cv_.wait_until(lock, busy ? now + background_after : last_release_ + background_after);
+    if (busy || (!stopping_ && now - last_release_ < background_after_)) {
+      background_cv_.wait_until(lock, busy ? now + background_after_ : last_release_ + background_after_);
       continue;
     }
     driving_ = background_driving_ = true;

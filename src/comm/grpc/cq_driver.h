@@ -31,8 +31,11 @@ class cq_driver final : public progress_engine {
   };
 
   // `arm` starts the reads of idle streams: it runs whenever a thread begins to drive and after each event
-  // while it goes on (a read left pending while nobody waits cost about 10 us a message).
-  cq_driver(std::unique_ptr<grpc::ServerCompletionQueue> cq, std::function<void()> arm);
+  // while it goes on (a read left pending while nobody waits cost about 10 us a message). The background
+  // thread takes the queue once no waiter has driven it for `background_after`: long enough that a program
+  // waiting again within it (a ping-pong, a collective's next step) never meets the background thread.
+  cq_driver(std::unique_ptr<grpc::ServerCompletionQueue> cq, std::function<void()> arm,
+            std::chrono::milliseconds background_after = std::chrono::milliseconds(5));
   ~cq_driver() override;
   cq_driver(const cq_driver&) = delete;
   cq_driver& operator=(const cq_driver&) = delete;
@@ -59,6 +62,7 @@ class cq_driver final : public progress_engine {
 
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::function<void()> arm_;
+  std::chrono::milliseconds background_after_;
 
   std::mutex mu_;
   std::condition_variable background_cv_;
