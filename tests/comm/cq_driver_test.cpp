@@ -27,8 +27,10 @@ class queue_owner {
     server_ = b.BuildAndStart();
   }
   std::unique_ptr<cq_driver> driver(std::chrono::milliseconds background_after) {
-    return std::make_unique<cq_driver>(
+    auto d = std::make_unique<cq_driver>(
         std::move(cq_), [] {}, background_after);
+    d->start();
+    return d;
   }
   void stop(cq_driver& d) {
     server_->Shutdown(std::chrono::system_clock::now());

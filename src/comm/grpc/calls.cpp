@@ -3,6 +3,7 @@
 // runs on the thread that drives the queue (cq_driver), one at a time.
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
 
 #include "comm/grpc/frame.h"
 #include "comm/grpc/service.h"
@@ -186,6 +187,7 @@ class comm_service::exchange_call final : public comm_service::call {
   }
   // From the thread that made room in the mailbox. A node being destroyed has no such thread.
   void resume() {
+    std::lock_guard lock(resume_mu_);
     int expected = paused;
     if (!closing() && state_.compare_exchange_strong(expected, reading))
       reader_.Read(&message_, start(read_done_));
@@ -307,7 +309,10 @@ class comm_service::exchange_call final : public comm_service::call {
     on_accepted(ok);
     settle();
   }};
+  // A read that resume() starts completes only once resume() has returned from starting it.
+  std::mutex resume_mu_;
   cq_driver::tag read_done_{[this](bool ok) {
+    { std::lock_guard lock(resume_mu_); }
     on_read(ok);
     settle();
   }};
@@ -418,6 +423,7 @@ void comm_service::serve(std::unique_ptr<grpc::ServerCompletionQueue> cq) {
   exchange_call::accept(this);
   echo_call::accept(this);
   join_call::accept(this);
+  driver_->start();
 }
 
 void comm_service::arm_streams() {

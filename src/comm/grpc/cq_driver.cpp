@@ -18,7 +18,9 @@ cq_driver::cq_driver(std::unique_ptr<grpc::ServerCompletionQueue> cq, std::funct
     : cq_(std::move(cq)), arm_(std::move(arm)), background_after_(background_after), kick_tag_{[this](bool) {
         std::lock_guard lock(kick_mu_);
         alarm_.reset();
-      }} {
+      }} {}
+
+void cq_driver::start() {
   background_ = std::thread([this] { background_loop(); });
 }
 
@@ -38,7 +40,12 @@ void cq_driver::stop() {
   }
   cq_->Shutdown();
   background_cv_.notify_all();
-  background_.join();
+  if (background_.joinable()) return background_.join();
+  void* t = nullptr;  // never started: drain here
+  bool ok = false;
+  while (cq_->Next(&t, &ok)) handle(t, ok);
+  std::lock_guard lock(mu_);
+  stopped_ = true;
 }
 
 void cq_driver::wait(request::state& s) {

@@ -41,6 +41,8 @@ class cq_driver final : public progress_engine {
   cq_driver& operator=(const cq_driver&) = delete;
 
   grpc::ServerCompletionQueue* cq() { return cq_.get(); }
+  // Starts the background thread. Operations started before it happen before everything that thread runs.
+  void start();
   // Call after the server's Shutdown: shuts the queue down, lets every pending operation complete and joins
   // the background thread. From then on no operation may start (closing() is true) and wait() returns at
   // once. The destructor does it when nobody has.
