@@ -141,6 +141,11 @@ node::node(const group_options& o)
       identity{
           rank_, world_size_, options_.node_id, o.cluster_token, {o.max_message_bytes, o.max_tensor_bytes}},
       &box_);
+  // The master takes Joins from the moment it listens: a rank that joined earlier than this process got
+  // round to it would be told, for good, that this node is not the master.
+  if (o.peers.empty() && rank_ == 0)
+    service_->enable_join(
+        join_host_port(o.advertise_host.empty() ? o.master_addr : o.advertise_host, bind_port));
   server_ = start_server(*service_, bind_host, bind_port, o, &port_);
 
   if (o.peers.empty()) {
@@ -173,7 +178,6 @@ node::node(const group_options& o)
 std::vector<std::string> node::rendezvous(const std::string& own_address) {
   const auto deadline = sys_clock::now() + options_.connect_timeout;
   if (rank_ == 0) {
-    service_->enable_join(own_address);
     return service_->wait_for_joins(std::chrono::steady_clock::now() + options_.connect_timeout);
   }
   const std::string master = join_host_port(options_.master_addr, options_.master_port);
