@@ -27,7 +27,7 @@ class comm_service::call {
   }
   // The queue is shutting down: no operation may start any more.
   bool closing() const { return svc_->driver_->closing(); }
-  // The last statement of every completion handler.
+  // After every completion (then() sees to it).
   void settle() {
     if (pending_.fetch_sub(1) == 1 && ended_ && !parked_) delete this;
   }
@@ -38,9 +38,19 @@ class comm_service::call {
   }
   // Counts the done-notification asked for before the call was requested, once gRPC will deliver it.
   void expect_done() { pending_.fetch_add(1); }
+  // The tag of an operation whose completion runs `handler`, then settles.
+  template <class Call>
+  static cq_driver::tag then(Call* c, void (Call::*handler)(bool)) {
+    return {[c, handler](bool ok) {
+      (c->*handler)(ok);
+      c->settle();
+    }};
+  }
+  void ignore(bool) {}  // a Finish's completion needs nothing but the settling
 
   comm_service* svc_;
-  bool ended_ = false;  // no operation will start any more
+  bool ended_ = false;                                   // no operation will start any more
+  cq_driver::tag finished_ = then(this, &call::ignore);  // the call's Finish
 
  private:
   std::atomic<int> pending_{0};
@@ -72,11 +82,7 @@ class comm_service::hello_call final : public comm_service::call {
   grpc::ServerContext ctx_;
   v1::HelloRequest request_;
   grpc::ServerAsyncResponseWriter<v1::HelloReply> responder_{&ctx_};
-  cq_driver::tag accepted_{[this](bool ok) {
-    on_accepted(ok);
-    settle();
-  }};
-  cq_driver::tag finished_{[this](bool) { settle(); }};
+  cq_driver::tag accepted_ = then(this, &hello_call::on_accepted);
 };
 
 // A Join waits until every rank has joined; a caller that goes away is dropped from the waiting ones.
@@ -108,7 +114,7 @@ class comm_service::join_call final : public comm_service::call {
     if (!s.ok()) answer(s);
     for (auto* c : ready) c->answer(grpc::Status::OK);
   }
-  void on_done() {
+  void on_done(bool) {
     if (ctx_.IsCancelled() && svc_->cancel_join(this)) answer(grpc::Status::CANCELLED);
   }
 
@@ -116,15 +122,8 @@ class comm_service::join_call final : public comm_service::call {
   v1::JoinRequest request_;
   v1::JoinReply reply_;
   grpc::ServerAsyncResponseWriter<v1::JoinReply> responder_{&ctx_};
-  cq_driver::tag accepted_{[this](bool ok) {
-    on_accepted(ok);
-    settle();
-  }};
-  cq_driver::tag done_{[this](bool) {
-    on_done();
-    settle();
-  }};
-  cq_driver::tag finished_{[this](bool) { settle(); }};
+  cq_driver::tag accepted_ = then(this, &join_call::on_accepted);
+  cq_driver::tag done_ = then(this, &join_call::on_done);
 };
 
 // One rank's stream of point-to-point messages: every chunk is validated, complete tensors go to the mailbox.
@@ -193,6 +192,7 @@ class comm_service::exchange_call final : public comm_service::call {
       reader_.Read(&message_, start(read_done_));
   }
   void on_read(bool ok) {
+    { std::lock_guard lock(resume_mu_); }  // a read resume() started: it has returned from starting it
     if (!ok) return end_of_stream();
     std::string error = envelope_.parse(message_);
     message_.Clear();
@@ -249,7 +249,7 @@ class comm_service::exchange_call final : public comm_service::call {
     }
   }
   // A paused stream has no read to report its end: its call's cancellation does.
-  void on_done() {
+  void on_done(bool) {
     if (src_ >= 0 && ctx_.IsCancelled() && svc_->box().cancel_pause(src_, this))
       lost("its call was cancelled", grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
     else if (closing() && state_ != reading)
@@ -305,22 +305,10 @@ class comm_service::exchange_call final : public comm_service::call {
   std::shared_ptr<request::state> claimed_;  // the receive whose sink the tensor in progress fills
   bool goodbye_ = false;
   std::string goodbye_reason_;
-  cq_driver::tag accepted_{[this](bool ok) {
-    on_accepted(ok);
-    settle();
-  }};
-  // A read that resume() starts completes only once resume() has returned from starting it.
-  std::mutex resume_mu_;
-  cq_driver::tag read_done_{[this](bool ok) {
-    { std::lock_guard lock(resume_mu_); }
-    on_read(ok);
-    settle();
-  }};
-  cq_driver::tag done_{[this](bool) {
-    on_done();
-    settle();
-  }};
-  cq_driver::tag finished_{[this](bool) { settle(); }};
+  cq_driver::tag accepted_ = then(this, &exchange_call::on_accepted);
+  std::mutex resume_mu_;  // see on_read
+  cq_driver::tag read_done_ = then(this, &exchange_call::on_read);
+  cq_driver::tag done_ = then(this, &exchange_call::on_done);
 };
 
 // Receives tensors and sends each back, chunk by chunk, until the client closes its side.
@@ -393,19 +381,9 @@ class comm_service::echo_call final : public comm_service::call {
   v1::TensorChunk in_, out_;
   array out_tensor_;
   size_t offset_ = 0;
-  cq_driver::tag accepted_{[this](bool ok) {
-    on_accepted(ok);
-    settle();
-  }};
-  cq_driver::tag read_done_{[this](bool ok) {
-    on_read(ok);
-    settle();
-  }};
-  cq_driver::tag written_{[this](bool ok) {
-    on_written(ok);
-    settle();
-  }};
-  cq_driver::tag finished_{[this](bool) { settle(); }};
+  cq_driver::tag accepted_ = then(this, &echo_call::on_accepted);
+  cq_driver::tag read_done_ = then(this, &echo_call::on_read);
+  cq_driver::tag written_ = then(this, &echo_call::on_written);
 };
 
 comm_service::~comm_service() {
