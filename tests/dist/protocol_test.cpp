@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <future>
+#include <latch>
 #include <thread>
 
 #include "dist/stage_rpc.h"
@@ -219,16 +220,19 @@ TEST(StageProtocol, AWorkerWithoutCarriersGetsOneMessageAStep) {
   fake_worker w(fault::none);
   coordinator c(model, options_for(w.address()));
   std::vector<std::future<generation_result>> runs;
+  // The four start together and run long enough to overlap even when threads start slowly (ThreadSanitizer).
+  std::latch start(4);
   for (int i = 0; i < 4; ++i) {
     runs.push_back(std::async(std::launch::async, [&] {
       generation_request r = small_request();
-      r.max_tokens = 12;
+      r.max_tokens = 32;
+      start.arrive_and_wait();
       return c.generate(r);
     }));
   }
   for (auto& run : runs) {
     const generation_result g = run.get();
-    EXPECT_EQ(g.tokens, std::vector<int32_t>(12, 1));
+    EXPECT_EQ(g.tokens, std::vector<int32_t>(32, 1));
     EXPECT_FALSE(g.carriers);
   }
   EXPECT_GT(w.largest_group.load(), 1u);  // groups left, each step on its own

@@ -1,7 +1,7 @@
-// Happens-before edges ThreadSanitizer cannot see by itself. gRPC runs a reactor's successive callbacks on
-// different threads of its own, ordered by synchronisation inside (uninstrumented) gRPC: without these,
-// memory one callback writes (a receive's sink, a tensor being assembled) and a later one hands on looks
-// raced. They compile to nothing unless the build uses -fsanitize=thread.
+// Happens-before edges ThreadSanitizer cannot see by itself. An operation started on one thread completes
+// on whichever thread drives the completion queue, ordered by synchronisation inside (uninstrumented) gRPC:
+// without these, what the starting thread wrote looks raced with the completion's handler. They compile to
+// nothing unless the build uses -fsanitize=thread.
 #pragma once
 
 #if defined(__SANITIZE_THREAD__)
