@@ -1,5 +1,8 @@
 #include "dist/stage_rpc.h"
 
+#include <cinttypes>
+#include <cstdio>
+
 #include "comm/grpc/admission.h"
 #include "comm/grpc/message_memory.h"
 #include "comm/grpc/wire.h"
@@ -11,6 +14,15 @@ grpc::Status admit(const grpc::ServerContext& ctx, const std::string& token, con
                                                      protocol_minor};
   grpc::Status s = comm::rpc::check_token(ctx, token);
   return s.ok() ? comm::rpc::check_version(ctx, stage_protocol, who) : s;
+}
+
+uint64_t plan_of(const grpc::ServerContext& ctx) {
+  auto it = ctx.client_metadata().find(plan_key);
+  if (it == ctx.client_metadata().end()) return 0;
+  const std::string text(it->second.data(), it->second.size());
+  uint64_t plan = 0;
+  char extra = 0;
+  return std::sscanf(text.c_str(), "%" SCNu64 "%c", &plan, &extra) == 1 ? plan : 0;
 }
 
 void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::milliseconds deadline) {

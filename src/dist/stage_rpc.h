@@ -30,6 +30,8 @@ static_assert(v1::StepKind_ARRAYSIZE == v1::STEP_KIND_COUNT + 1, "StepKind ends 
 // version error.
 grpc::Status admit(const grpc::ServerContext& ctx, const std::string& token,
                    const std::string& who = "this worker");
+// The plan id a Run or Replies call names in its metadata; 0 when it names none or is malformed.
+uint64_t plan_of(const grpc::ServerContext& ctx);
 // Puts the protocol version, the token (when not empty) and a deadline (when positive) on a call.
 void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::milliseconds deadline);
 // A channel to host:port with the message limits and keepalive used throughout the stage protocol.

@@ -1,17 +1,8 @@
 #include "dist/stage_service.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cinttypes>
-#include <condition_variable>
-#include <cstdio>
-#include <deque>
 #include <filesystem>
-#include <map>
-#include <set>
-#include <thread>
 
-#include "comm/grpc/credentials.h"
 #include "dist/stage_rpc.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/dist/plan.h"
@@ -21,28 +12,6 @@ namespace {
 
 std::string mib(uint64_t bytes) {
   return std::to_string((bytes + (1 << 19)) >> 20) + " MiB";
-}
-
-// Rows one forward_layers_batch may hold: matmul runs up to 16 rows row by row, so each sequence gets the
-// bits it gets alone (more rows would take the GEMM path).
-constexpr int64_t max_batch_rows = 16;
-
-// How long a stage waits for the rest of a group of decode steps (protocol 1.5).
-constexpr std::chrono::milliseconds group_wait{50};
-
-// Steps of the last group in `taken` that have not arrived yet (0 when the last step is not grouped).
-int64_t missing_of_last_group(const std::deque<v1::StepRequest>& taken) {
-  const v1::StepRequest& last = taken.back();
-  if (last.group_size() <= 1) return 0;
-  const auto have = std::count_if(taken.begin(), taken.end(),
-                                  [&](const v1::StepRequest& r) { return r.group_id() == last.group_id(); });
-  return static_cast<int64_t>(last.group_size()) - have;
-}
-
-// The input rows a forward step carries: its token ids, or the rows of its hidden states.
-int64_t step_rows(const v1::StepRequest& req) {
-  if (req.tokens_size() > 0) return req.tokens_size();
-  return req.hidden().shape_size() > 0 ? req.hidden().shape(0) : 0;
 }
 
 // The files a stage is read from, each with its size and modification time: equal fingerprints mean the
@@ -74,21 +43,11 @@ bool same_stage(const v1::Assignment& a, const v1::Assignment& b) {
          a.embedding() == b.embedding() && a.head() == b.head();
 }
 
-// The plan id a Run or Replies call names in its metadata; 0 when it names none or is malformed.
-uint64_t plan_of(const grpc::ServerContext& ctx) {
-  auto it = ctx.client_metadata().find(rpc::plan_key);
-  if (it == ctx.client_metadata().end()) return 0;
-  const std::string text(it->second.data(), it->second.size());
-  uint64_t plan = 0;
-  char extra = 0;
-  return std::sscanf(text.c_str(), "%" SCNu64 "%c", &plan, &extra) == 1 ? plan : 0;
-}
-
 }  // namespace
 
 bool stage_service::reply_sink::write(const v1::StepReply& r) {
   std::lock_guard lock(mu);
-  if (open) open = stream->Write(r);
+  if (open) open = push(r);
   return open;
 }
 
@@ -98,14 +57,14 @@ stage_service::stage_service(const worker_options& o, std::string node_id, worke
       node_id_(std::move(node_id)),
       caps_(caps) {}
 
-grpc::Status stage_service::Hello(grpc::ServerContext* ctx, const v1::StageHelloRequest* request,
+grpc::Status stage_service::hello(const grpc::ServerContext& ctx, const v1::StageHelloRequest& request,
                                   v1::StageHelloReply* reply) {
-  grpc::Status s = rpc::admit(*ctx, options_.cluster_token);
+  grpc::Status s = rpc::admit(ctx, options_.cluster_token);
   if (!s.ok()) return s;
-  if (request->protocol_major() != rpc::protocol_major)
+  if (request.protocol_major() != rpc::protocol_major)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             "the caller speaks mlxd stage protocol " +
-                rpc::version_string(request->protocol_major(), request->protocol_minor()) +
+                rpc::version_string(request.protocol_major(), request.protocol_minor()) +
                 " and this worker " + rpc::version_string(rpc::protocol_major, rpc::protocol_minor)};
   reply->set_protocol_major(rpc::protocol_major);
   reply->set_protocol_minor(rpc::protocol_minor);
@@ -127,11 +86,11 @@ grpc::Status stage_service::Hello(grpc::ServerContext* ctx, const v1::StageHello
   return grpc::Status::OK;
 }
 
-grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignment* request,
+grpc::Status stage_service::assign(const grpc::ServerContext& ctx, const v1::Assignment& request,
                                    v1::AssignReply* reply) {
-  grpc::Status s = rpc::admit(*ctx, options_.cluster_token);
+  grpc::Status s = rpc::admit(ctx, options_.cluster_token);
   if (!s.ok()) return s;
-  if (request->plan_id() == 0) return {grpc::StatusCode::INVALID_ARGUMENT, "an assignment needs a plan id"};
+  if (request.plan_id() == 0) return {grpc::StatusCode::INVALID_ARGUMENT, "an assignment needs a plan id"};
   std::lock_guard assign_lock(assign_mu_);
   std::shared_ptr<loaded> held;
   {
@@ -141,18 +100,18 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
     sequences_.clear();
     kv_bytes_ = 0;
   }
-  std::string model_path = request->model_path();
-  if (!request->weights_hash().empty()) {
-    const auto entry = cache_.find(request->weights_hash());
+  std::string model_path = request.model_path();
+  if (!request.weights_hash().empty()) {
+    const auto entry = cache_.find(request.weights_hash());
     if (!entry)
-      return {grpc::StatusCode::NOT_FOUND, "weights " + request->weights_hash() + " are not in " + node_id_ +
+      return {grpc::StatusCode::NOT_FOUND, "weights " + request.weights_hash() + " are not in " + node_id_ +
                                                "'s cache " + cache_.dir().string()};
     model_path = entry->string();
   }
   try {
     const models::llama_config config = models::load_llama_config_any(model_path);
-    const models::llama_stage range{request->layer_begin(), request->layer_end(), request->embedding(),
-                                    request->head()};
+    const models::llama_stage range{request.layer_begin(), request.layer_end(), request.embedding(),
+                                    request.head()};
     models::check_stage(config, range);
     const uint64_t bytes = stage_weight_bytes(config, range);
     if (bytes > caps_.memory_bytes)
@@ -160,11 +119,11 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
               "layers " + std::to_string(range.layer_begin) + "-" + std::to_string(range.layer_end - 1) +
                   " need " + mib(bytes) + " but " + node_id_ + " offers " + mib(caps_.memory_bytes)};
     auto st = std::make_shared<loaded>();
-    st->assignment = *request;
+    st->assignment = request;
     st->files = files_fingerprint(model_path);
     st->weight_bytes = bytes;
     const bool same_files = held && held->files == st->files;
-    const bool keep = same_files && same_stage(held->assignment, *request);
+    const bool keep = same_files && same_stage(held->assignment, request);
     // Layers of the held range that the new one keeps (a range that grows in a partial re-plan): shared,
     // not read again. Without any, the held stage's memory is free before the new range loads.
     const int shared = same_files
@@ -193,14 +152,15 @@ grpc::Status stage_service::Assign(grpc::ServerContext* ctx, const v1::Assignmen
   }
 }
 
-grpc::Status stage_service::Upload(grpc::ServerContext* ctx, grpc::ServerReader<v1::WeightsChunk>* chunks,
+grpc::Status stage_service::upload(const grpc::ServerContext& ctx,
+                                   const std::function<bool(v1::WeightsChunk*)>& read,
                                    v1::UploadReply* reply) {
-  grpc::Status s = rpc::admit(*ctx, options_.cluster_token);
+  grpc::Status s = rpc::admit(ctx, options_.cluster_token);
   if (!s.ok()) return s;
   try {
     weights_cache::receiver in(cache_, caps_.memory_bytes);
     v1::WeightsChunk c;
-    while (chunks->Read(&c)) in.add(c.hash(), c.file(), c.file_bytes(), c.offset(), c.data());
+    while (read(&c)) in.add(c.hash(), c.file(), c.file_bytes(), c.offset(), c.data());
     reply->set_bytes(in.commit());
     return grpc::Status::OK;
   } catch (const std::exception& e) {
@@ -401,275 +361,46 @@ void stage_service::run_forward(const loaded& st, std::vector<v1::StepRequest*>&
   }
 }
 
-grpc::Status stage_service::Run(grpc::ServerContext* ctx,
-                                grpc::ServerReaderWriter<v1::StepReply, v1::StepRequest>* up) {
-  grpc::Status s = rpc::admit(*ctx, options_.cluster_token);
-  if (!s.ok()) return s;
-  const uint64_t plan = plan_of(*ctx);
-  std::shared_ptr<loaded> st;
-  std::shared_ptr<reply_sink> direct;  // the last stage's way to the coordinator, when it opened one
-  {
-    std::lock_guard lock(mu_);
-    st = stage_;
-    if (st && st->assignment.next_address().empty()) {
-      auto it = sinks_.find(plan);
-      if (it != sinks_.end()) direct = it->second;
-    }
-  }
-  if (!st || st->assignment.plan_id() != plan)
+grpc::Status stage_service::join_plan(uint64_t plan, std::shared_ptr<loaded>* st,
+                                      std::shared_ptr<reply_sink>* direct) {
+  std::lock_guard lock(mu_);
+  *st = stage_;
+  if (!stage_ || stage_->assignment.plan_id() != plan)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             node_id_ + " holds plan " +
-                (st ? std::to_string(st->assignment.plan_id()) : std::string("none")) +
+                (stage_ ? std::to_string(stage_->assignment.plan_id()) : std::string("none")) +
                 ", the stream is for plan " + std::to_string(plan)};
-
-  std::mutex write_mu;
-  auto write_up = [&](const v1::StepReply& r) {
-    std::lock_guard lock(write_mu);
-    up->Write(r);
-  };
-  // A step's answer: straight to the coordinator when it listens on a Replies stream.
-  auto answer = [&](const v1::StepReply& r) {
-    if (!direct || !direct->write(r)) write_up(r);
-  };
-  const std::string next = st->assignment.next_address();
-  grpc::ClientContext down_ctx;
-  std::unique_ptr<v1::Stage::Stub> stub;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepReply>> down;
-  std::atomic<bool> closing = false, down_lost = false;
-  std::thread relay;
-  if (!next.empty()) {
-    try {
-      auto creds = comm::rpc::channel_credentials({options_.tls_cert, options_.tls_key, options_.tls_ca});
-      stub = v1::Stage::NewStub(rpc::make_channel(next, creds));
-    } catch (const std::exception& e) {
-      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
-    }
-    rpc::prepare(down_ctx, options_.cluster_token, std::chrono::milliseconds(0));
-    down_ctx.AddMetadata(rpc::plan_key, std::to_string(plan));
-    down = stub->Run(&down_ctx);
-    relay = std::thread([&] {
-      v1::StepReply r;
-      while (down->Read(&r)) write_up(r);
-      const grpc::Status ds = down->Finish();
-      if (closing) return;
-      down_lost = true;
-      v1::StepReply e;
-      e.set_error("the next stage " + next + " was lost: " + ds.error_message());
-      e.set_error_node(next);
-      write_up(e);
-      ctx->TryCancel();
-    });
-  }
-  // A reader queues what arrives, so steps of several sequences that arrive while one computes run together.
-  std::mutex queue_mu;
-  std::condition_variable queue_cv;
-  std::deque<v1::StepRequest> queue;
-  bool upstream_done = false;
-  std::atomic<bool> carried = false;  // (1.6) the upstream sends carriers, so this stage sends them too
-  std::thread reader([&] {
-    v1::StepRequest r;
-    while (!down_lost && up->Read(&r)) {
-      std::lock_guard lock(queue_mu);
-      if (r.steps_size() > 0) {
-        carried = true;
-        for (v1::StepRequest& step : *r.mutable_steps()) queue.push_back(std::move(step));
-      } else {
-        queue.push_back(std::move(r));
-      }
-      queue_cv.notify_one();
-    }
-    std::lock_guard lock(queue_mu);
-    upstream_done = true;
-    queue_cv.notify_one();
-  });
-  // A new assignment forgot this plan's sequences: end its stream (as a lost stage does) so the coordinator
-  // re-prefills on the plan that replaced it, instead of failing its requests on sequences gone here.
-  bool left = false;
-  auto leave_if_replaced = [&] {
-    std::shared_ptr<loaded> now;
-    {
-      std::lock_guard lock(mu_);
-      now = stage_;
-    }
-    if (now == st) return false;
-    if (!std::exchange(left, true)) {
-      v1::StepReply e;
-      e.set_error(node_id_ + " left plan " + std::to_string(plan) + " for " +
-                  (now ? "plan " + std::to_string(now->assignment.plan_id()) : std::string("a new plan")));
-      e.set_error_node(node_id_);
-      write_up(e);
-    }
-    return true;
-  };
-  // What goes on (steps to the next stage, the last stage's answers) leaves after each batch, in order: in
-  // one carrier when the upstream sends carriers.
-  std::vector<v1::StepRequest> onward;
-  std::vector<v1::StepReply> answers;
-  auto send_out = [&] {
-    if (carried && onward.size() > 1) {
-      v1::StepRequest c;
-      for (v1::StepRequest& r : onward) c.add_steps()->Swap(&r);
-      down->Write(c);
-    } else {
-      for (const v1::StepRequest& r : onward) down->Write(r);
-    }
-    if (carried && answers.size() > 1) {
-      v1::StepReply c;
-      for (v1::StepReply& r : answers) c.add_replies()->Swap(&r);
-      answer(c);
-    } else {
-      for (const v1::StepReply& r : answers) answer(r);
-    }
-    onward.clear();
-    answers.clear();
-  };
-  auto deliver = [&](v1::StepRequest& req, v1::StepReply& reply, const std::string& error) {
-    if (left || (!error.empty() && leave_if_replaced())) return;
-    if (!error.empty()) {
-      drop_sequence(req.sequence_id());
-      reply.Clear();
-      reply.set_step_id(req.step_id());
-      reply.set_sequence_id(req.sequence_id());
-      reply.set_error(error);
-      reply.set_error_node(node_id_);
-      answer(reply);
-    } else if (down) {
-      onward.push_back(std::move(req));
-    } else {
-      reply.mutable_stage_ms()->CopyFrom(req.stage_ms());
-      reply.mutable_stage_batch()->CopyFrom(req.stage_batch());
-      answers.push_back(std::move(reply));
-    }
-  };
-  while (!down_lost) {
-    std::deque<v1::StepRequest> taken;
-    {
-      std::unique_lock lock(queue_mu);
-      queue_cv.wait(lock, [&] { return !queue.empty() || upstream_done; });
-      if (queue.empty()) break;
-      taken.swap(queue);
-      // (1.5) A group of decode steps runs as one batch: wait for the rest of the last one begun. Its steps
-      // were sent back to back, so this is a wait for bytes in flight; the bound only covers a sender that
-      // failed part of a group without lowering its size.
-      const auto deadline = clock::now() + group_wait;
-      while (missing_of_last_group(taken) > 0 && !upstream_done &&
-             queue_cv.wait_until(lock, deadline, [&] { return !queue.empty() || upstream_done; })) {
-        std::move(queue.begin(), queue.end(), std::back_inserter(taken));
-        queue.clear();
-      }
-    }
-    if (leave_if_replaced()) break;
-    // In arrival order: a run of one-row decode steps of distinct sequences forms one batch; any other step
-    // (a prefill chunk, logits, an end) ends the run and goes alone, so each sequence's steps keep their
-    // order.
-    std::vector<v1::StepRequest*> group;
-    std::set<uint64_t> in_group;
-    int64_t rows = 0;
-    auto flush = [&] {
-      if (group.empty()) return;
-      std::vector<v1::StepReply> replies(group.size());
-      std::vector<std::string> errors(group.size());
-      for (size_t i = 0; i < group.size(); ++i) {
-        replies[i].set_step_id(group[i]->step_id());
-        replies[i].set_sequence_id(group[i]->sequence_id());
-      }
-      run_forward(*st, group, replies, errors);
-      // The steps of a group that go on stay one group, of the size that goes on together (a batch may hold
-      // steps of several groups, or part of one).
-      std::map<uint64_t, uint32_t> going_on;
-      for (size_t i = 0; i < group.size(); ++i)
-        if (errors[i].empty()) ++going_on[group[i]->group_id()];
-      for (size_t i = 0; i < group.size(); ++i)
-        if (group[i]->group_size() > 1) group[i]->set_group_size(going_on[group[i]->group_id()]);
-      for (size_t i = 0; i < group.size(); ++i) deliver(*group[i], replies[i], errors[i]);
-      send_out();
-      group.clear();
-      in_group.clear();
-      rows = 0;
-    };
-    for (v1::StepRequest& req : taken) {
-      const bool forward = req.kind() == v1::STEP_FORWARD && req.steps_size() == 0;
-      const int64_t n = step_rows(req);
-      const bool batchable =
-          forward && req.position() > 0 && !req.want_logits() && !req.want_hidden() && n == 1;
-      if (!batchable || in_group.contains(req.sequence_id()) || rows + n > max_batch_rows) flush();
-      if (batchable) {
-        group.push_back(&req);
-        in_group.insert(req.sequence_id());
-        rows += n;
-        continue;
-      }
-      if (forward) {
-        group.push_back(&req);
-        flush();
-        continue;
-      }
-      v1::StepReply reply;
-      reply.set_step_id(req.step_id());
-      reply.set_sequence_id(req.sequence_id());
-      std::string error;
-      if (req.steps_size() > 0)
-        error = "a carrier inside a carrier";
-      else if (req.kind() == v1::STEP_END)
-        drop_sequence(req.sequence_id());
-      else
-        error = "unknown step kind " + std::to_string(req.kind());
-      // An end travels down to the other stages and the last one answers it; an unknown kind is answered
-      // here.
-      deliver(req, reply, error);
-    }
-    flush();
-    send_out();
-    if (left) break;
-  }
-  bool read_all = false;
-  {
-    std::lock_guard lock(queue_mu);
-    read_all = upstream_done;
-  }
-  if (!read_all) ctx->TryCancel();  // the next stage was lost: end the reader's Read
-  reader.join();
-  closing = !down_lost;
-  if (down) {
-    down->WritesDone();
-    down_ctx.TryCancel();
-    relay.join();
+  if (stage_->assignment.next_address().empty()) {
+    auto it = sinks_.find(plan);
+    if (it != sinks_.end()) *direct = it->second;
   }
   return grpc::Status::OK;
 }
 
-grpc::Status stage_service::Replies(grpc::ServerContext* ctx,
-                                    grpc::ServerReaderWriter<v1::StepReply, v1::RepliesRequest>* stream) {
-  grpc::Status s = rpc::admit(*ctx, options_.cluster_token);
-  if (!s.ok()) return s;
-  const uint64_t plan = plan_of(*ctx);
-  auto sink = std::make_shared<reply_sink>();
-  sink->stream = stream;
-  {
-    // Registered and announced under the sink's lock, so the announcement is the stream's first message.
-    std::lock_guard sink_lock(sink->mu);
-    {
-      std::lock_guard lock(mu_);
-      if (!stage_ || stage_->assignment.plan_id() != plan || !stage_->assignment.next_address().empty())
-        return {grpc::StatusCode::FAILED_PRECONDITION,
-                node_id_ + " is not the last stage of plan " + std::to_string(plan)};
-      if (!sinks_.emplace(plan, sink).second)
-        return {grpc::StatusCode::ALREADY_EXISTS,
-                "plan " + std::to_string(plan) + " has a Replies stream on " + node_id_ + " already"};
-    }
-    sink->open = stream->Write(v1::StepReply());
-  }
-  v1::RepliesRequest ignored;
-  while (stream->Read(&ignored)) {
-  }
+std::shared_ptr<stage_service::loaded> stage_service::stage() {
+  std::lock_guard lock(mu_);
+  return stage_;
+}
+
+grpc::Status stage_service::open_replies(uint64_t plan, const std::shared_ptr<reply_sink>& sink) {
+  std::lock_guard lock(mu_);
+  if (!stage_ || stage_->assignment.plan_id() != plan || !stage_->assignment.next_address().empty())
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            node_id_ + " is not the last stage of plan " + std::to_string(plan)};
+  if (!sinks_.emplace(plan, sink).second)
+    return {grpc::StatusCode::ALREADY_EXISTS,
+            "plan " + std::to_string(plan) + " has a Replies stream on " + node_id_ + " already"};
+  return grpc::Status::OK;
+}
+
+void stage_service::close_replies(uint64_t plan, const std::shared_ptr<reply_sink>& sink) {
   {
     std::lock_guard lock(mu_);
     auto it = sinks_.find(plan);
     if (it != sinks_.end() && it->second == sink) sinks_.erase(it);
   }
-  std::lock_guard sink_lock(sink->mu);  // no Run handler writes to the stream once this returns
+  std::lock_guard sink_lock(sink->mu);  // no Run stream writes to the sink once this returns
   sink->open = false;
-  return grpc::Status::OK;
 }
 
 }  // namespace mlxd::dist

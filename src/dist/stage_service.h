@@ -1,9 +1,11 @@
-// The worker's side of the stage protocol: Hello, Assign and the Run streams, with the state they share
-// (the loaded stage and one KV cache per sequence). Thread-safe; every handler catches what it throws.
+// The worker's side of the stage protocol: what Hello, Assign, Upload, Run and Replies do, with the state
+// they share (the loaded stage and one KV cache per sequence). The calls themselves are stage_server's.
+// Thread-safe; every method catches what it throws.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,32 +21,57 @@
 
 namespace mlxd::dist {
 
-class stage_service final : public v1::Stage::Service {
+class stage_service {
  public:
   using clock = std::chrono::steady_clock;
   stage_service(const worker_options& o, std::string node_id, worker_capabilities caps);
 
-  grpc::Status Hello(grpc::ServerContext* ctx, const v1::StageHelloRequest* request,
-                     v1::StageHelloReply* reply) override;
-  grpc::Status Assign(grpc::ServerContext* ctx, const v1::Assignment* request,
-                      v1::AssignReply* reply) override;
-  grpc::Status Run(grpc::ServerContext* ctx,
-                   grpc::ServerReaderWriter<v1::StepReply, v1::StepRequest>* stream) override;
-  grpc::Status Upload(grpc::ServerContext* ctx, grpc::ServerReader<v1::WeightsChunk>* chunks,
-                      v1::UploadReply* reply) override;
-  grpc::Status Replies(grpc::ServerContext* ctx,
-                       grpc::ServerReaderWriter<v1::StepReply, v1::RepliesRequest>* stream) override;
+  // The answers of the unary calls; Upload reads its chunks with `read` (false at the end of the stream).
+  grpc::Status hello(const grpc::ServerContext& ctx, const v1::StageHelloRequest& request,
+                     v1::StageHelloReply* reply);
+  grpc::Status assign(const grpc::ServerContext& ctx, const v1::Assignment& request, v1::AssignReply* reply);
+  grpc::Status upload(const grpc::ServerContext& ctx, const std::function<bool(v1::WeightsChunk*)>& read,
+                      v1::UploadReply* reply);
 
-  // Frees the KV caches of sequences idle for longer than the timeout; called periodically.
-  void evict_idle();
-
- private:
   struct loaded {
     v1::Assignment assignment;
     std::shared_ptr<const models::llama_model> model;
     uint64_t weight_bytes = 0;
     std::string files;  // what the weights were read from (see files_fingerprint)
   };
+  // A plan's Replies stream, written by the Run stream of the last stage: `push` queues a reply on it (false
+  // when the stream has failed). Used only under `mu` while `open`.
+  struct reply_sink {
+    std::mutex mu;
+    std::function<bool(const v1::StepReply&)> push;
+    bool open = true;
+    // False when the stream is gone (the reply must go another way).
+    bool write(const v1::StepReply& r);
+  };
+  // A Run stream of `plan` begins: the stage that holds it, and the plan's Replies sink when this is the last
+  // stage and the coordinator opened one. FAILED_PRECONDITION when this node holds another plan.
+  grpc::Status join_plan(uint64_t plan, std::shared_ptr<loaded>* st, std::shared_ptr<reply_sink>* direct);
+  // The stage held now (a new plan replaces it).
+  std::shared_ptr<loaded> stage();
+  // Registers the Replies sink of `plan` (FAILED_PRECONDITION when this is not the plan's last stage,
+  // ALREADY_EXISTS when it has one) / drops it when its stream ends.
+  grpc::Status open_replies(uint64_t plan, const std::shared_ptr<reply_sink>& sink);
+  void close_replies(uint64_t plan, const std::shared_ptr<reply_sink>& sink);
+
+  // Runs forward steps: the decode steps of different sequences (one row each, 16 rows at most) in one
+  // forward_layers_batch, so each stage reads its weights once for all of them; the others alone. Each
+  // request is updated for the next stage (hidden states, its stage time and batch size) or its reply
+  // filled; a step that fails gets its error in `errors`.
+  void run_forward(const loaded& st, std::vector<v1::StepRequest*>& reqs, std::vector<v1::StepReply>& replies,
+                   std::vector<std::string>& errors);
+  void drop_sequence(uint64_t id);
+  const std::string& node_id() const { return node_id_; }
+  const worker_options& options() const { return options_; }
+
+  // Frees the KV caches of sequences idle for longer than the timeout; called periodically.
+  void evict_idle();
+
+ private:
   struct sequence {
     explicit sequence(models::kv_cache c) : cache(std::move(c)) {}
     models::kv_cache cache;
@@ -72,24 +99,7 @@ class stage_service final : public v1::Stage::Service {
   static void sample_batch(const loaded& st, const std::vector<step_input>& inputs,
                            const std::vector<array>& outputs, const std::vector<size_t>& rows,
                            std::vector<v1::StepReply>& replies);
-  // Runs forward steps: the decode steps of different sequences (one row each, 16 rows at most) in one
-  // forward_layers_batch, so each stage reads its weights once for all of them; the others alone. Each
-  // request is updated for the next stage (hidden states, its stage time and batch size) or its reply
-  // filled; a step that fails gets its error in `errors`.
-  void run_forward(const loaded& st, std::vector<v1::StepRequest*>& reqs, std::vector<v1::StepReply>& replies,
-                   std::vector<std::string>& errors);
-  // A plan's Replies stream, written by the Run handler of the last stage while the Replies handler waits for
-  // its caller to end it. `stream` is only used under `mu` while `open`.
-  struct reply_sink {
-    std::mutex mu;
-    grpc::ServerReaderWriter<v1::StepReply, v1::RepliesRequest>* stream = nullptr;
-    bool open = true;
-    // False when the stream is gone (the reply must go another way).
-    bool write(const v1::StepReply& r);
-  };
-
   std::shared_ptr<sequence> open_sequence(const loaded& st, const v1::StepRequest& req);
-  void drop_sequence(uint64_t id);
 
   worker_options options_;
   weights_cache cache_;

@@ -12,6 +12,7 @@
 #include "comm/grpc/credentials.h"
 #include "comm/grpc/message_memory.h"
 #include "dist/stage_rpc.h"
+#include "dist/stage_server.h"
 #include "dist/stage_service.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/random.h"
@@ -61,7 +62,7 @@ struct worker::impl {
   std::string node_id;
   worker_capabilities caps;
   std::unique_ptr<stage_service> service;
-  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<stage_server> server;
   int port = 0;
   std::mutex mu;
   std::condition_variable cv;
@@ -87,21 +88,20 @@ worker::worker(const worker_options& o) : impl_(std::make_unique<impl>()) {
   w.service = std::make_unique<stage_service>(o, w.node_id, w.caps);
   comm::rpc::keep_message_buffers();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(join_host_port(o.host, o.port),
-                           comm::rpc::server_credentials({o.tls_cert, o.tls_key, o.tls_ca}), &w.port);
+  const std::string address = join_host_port(o.host, o.port);
+  builder.AddListeningPort(address, comm::rpc::server_credentials({o.tls_cert, o.tls_key, o.tls_ca}),
+                           &w.port);
   // gRPC sets SO_REUSEPORT by default: a second worker on a taken port would bind too and take part of the
   // first one's connections. Off, the port in use is an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.RegisterService(w.service.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(rpc::max_message_bytes + 4096));
   builder.SetMaxSendMessageSize(static_cast<int>(rpc::max_message_bytes + 4096));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 500);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-  w.server = builder.BuildAndStart();
-  if (!w.server || w.port == 0)
-    throw std::runtime_error("[worker] cannot listen on " + join_host_port(o.host, o.port));
+  w.server = std::make_unique<stage_server>(*w.service, builder, address);
+  if (w.port == 0) throw std::runtime_error("[worker] cannot listen on " + address);
   const auto period = std::min<std::chrono::milliseconds>(
       o.kv_idle_timeout / 4 + std::chrono::milliseconds(1), std::chrono::seconds(1));
   w.evictor = std::thread([&w, period] {
@@ -112,7 +112,7 @@ worker::worker(const worker_options& o) : impl_(std::make_unique<impl>()) {
 
 worker::~worker() {
   shutdown();
-  impl_->server->Wait();
+  impl_->server.reset();  // waits for a shutdown in progress on another thread
   impl_->evictor.join();
 }
 
@@ -138,7 +138,7 @@ void worker::shutdown() {
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
-  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  impl_->server->shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 }
 
 }  // namespace mlxd::dist

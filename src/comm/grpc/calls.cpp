@@ -5,56 +5,18 @@
 #include <cstdio>
 #include <mutex>
 
+#include "comm/grpc/async_call.h"
 #include "comm/grpc/frame.h"
 #include "comm/grpc/service.h"
 
 namespace mlxd::comm::rpc {
 
-// Deleted when it has ended and its last started operation has completed.
-class comm_service::call {
- public:
-  virtual ~call() = default;
-  call(const call&) = delete;
-  call& operator=(const call&) = delete;
-
+// The comm service's own view of a call: the service it serves.
+class comm_service::call : public async_call {
  protected:
-  explicit call(comm_service* svc) : svc_(svc) {}
-  grpc::ServerCompletionQueue* cq() { return svc_->driver_->cq(); }
-  // The tag for an operation about to start.
-  void* start(cq_driver::tag& t) {
-    pending_.fetch_add(1);
-    return op(t);
-  }
-  // The queue is shutting down: no operation may start any more.
-  bool closing() const { return svc_->driver_->closing(); }
-  // After every completion (then() sees to it).
-  void settle() {
-    if (pending_.fetch_sub(1) == 1 && ended_ && !parked_) delete this;
-  }
-  // gRPC refused to give this handler a call (the server stops): kept until the queue is drained.
-  void park() {
-    parked_ = true;
-    svc_->parked_.emplace_back(this);
-  }
-  // Counts the done-notification asked for before the call was requested, once gRPC will deliver it.
-  void expect_done() { pending_.fetch_add(1); }
-  // The tag of an operation whose completion runs `handler`, then settles.
-  template <class Call>
-  static cq_driver::tag then(Call* c, void (Call::*handler)(bool)) {
-    return {[c, handler](bool ok) {
-      (c->*handler)(ok);
-      c->settle();
-    }};
-  }
-  void ignore(bool) {}  // a Finish's completion needs nothing but the settling
+  explicit call(comm_service* svc) : async_call(*svc->driver_, svc->parked_), svc_(svc) {}
 
   comm_service* svc_;
-  bool ended_ = false;                                   // no operation will start any more
-  cq_driver::tag finished_ = then(this, &call::ignore);  // the call's Finish
-
- private:
-  std::atomic<int> pending_{0};
-  bool parked_ = false;
 };
 
 class comm_service::hello_call final : public comm_service::call {
@@ -106,7 +68,7 @@ class comm_service::join_call final : public comm_service::call {
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
-    expect_done();
+    hold();  // for the done-notification asked for before the call was requested
     accept(svc_);
     grpc::Status s = svc_->admit(ctx_);
     std::vector<join_call*> ready;
@@ -152,7 +114,7 @@ class comm_service::exchange_call final : public comm_service::call {
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
-    expect_done();
+    hold();  // for the done-notification asked for before the call was requested
     accept(svc_);
     grpc::Status s = svc_->admit(ctx_);
     const int src = sender_rank();

@@ -14,6 +14,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "comm/grpc/async_call.h"
 #include "comm/grpc/cq_driver.h"
 #include "comm/grpc/wire.h"
 #include "comm/mailbox.h"
@@ -98,7 +99,7 @@ class comm_service {
   // Only the driving thread touches these two. Calls whose acceptance failed (the server stopping) are kept
   // until the queue is drained: gRPC may still deliver their done-notification.
   std::vector<exchange_call*> streams_;
-  std::vector<std::unique_ptr<call>> parked_;
+  async_call::parking parked_;
   std::shared_ptr<cq_driver> driver_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -1,0 +1,381 @@
+// A Run stream of the stage protocol: steps come in from the stage before (or the coordinator), go through
+// this stage's layers, and go on to the next stage, or (the last stage) come back as replies.
+#include <algorithm>
+#include <deque>
+#include <set>
+
+#include "comm/grpc/credentials.h"
+#include "comm/grpc/write_queue.h"
+#include "comm/request_state.h"
+#include "dist/stage_rpc.h"
+#include "dist/stage_server.h"
+
+namespace mlxd::dist {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// Rows one forward_layers_batch may hold: matmul runs up to 16 rows row by row, so each sequence gets the
+// bits it gets alone (more rows would take the GEMM path).
+constexpr int64_t max_batch_rows = 16;
+
+// How long a stage waits for the rest of a group of decode steps (protocol 1.5).
+constexpr std::chrono::milliseconds group_wait{50};
+
+// Steps of the last group in `taken` that have not arrived yet (0 when the last step is not grouped).
+int64_t missing_of_last_group(const std::deque<v1::StepRequest>& taken) {
+  const v1::StepRequest& last = taken.back();
+  if (last.group_size() <= 1) return 0;
+  const auto have = std::count_if(taken.begin(), taken.end(),
+                                  [&](const v1::StepRequest& r) { return r.group_id() == last.group_id(); });
+  return static_cast<int64_t>(last.group_size()) - have;
+}
+
+// The input rows a forward step carries: its token ids, or the rows of its hidden states.
+int64_t step_rows(const v1::StepRequest& req) {
+  if (req.tokens_size() > 0) return req.tokens_size();
+  return req.hidden().shape_size() > 0 ? req.hidden().shape(0) : 0;
+}
+
+}  // namespace
+
+// The stream's thread computes; its reads queue what arrives, on the driving thread, so that steps of
+// several sequences that arrive while it computes run together, and so that the thread, waiting for a step,
+// drives the queue and reads the step itself. What goes on leaves through write queues: the thread never
+// waits for the transport. The stream to the next stage is a client call on the same queue.
+class stage_server::run_call final : public stage_server::call {
+ public:
+  static void accept(stage_server* s) { new run_call(s); }
+
+ private:
+  explicit run_call(stage_server* s) : call(s) {
+    grpc_service().RequestRun(&ctx_, &up_, cq(), cq(), start(accepted_));
+  }
+  void on_accepted(bool ok) {
+    if (!ok) return park();
+    begin();
+    accept(srv_);
+    hold();
+    spawn([this] {
+      serve();
+      settle();
+    });
+  }
+
+  // The thread's work, from admission to the stream's Finish.
+  void serve() {
+    grpc::Status s = rpc::admit(ctx_, service().options().cluster_token);
+    if (s.ok()) s = service().join_plan(rpc::plan_of(ctx_), &st_, &direct_);
+    if (s.ok()) s = open_down();
+    if (!s.ok()) {
+      ended_ = true;
+      return up_.Finish(s, start(finished_));
+    }
+    up_.Read(&in_, start(read_done_));
+    compute();
+    wind_down();
+  }
+
+  // The stream to the next stage, when there is one.
+  grpc::Status open_down() {
+    const std::string next = st_->assignment.next_address();
+    if (next.empty()) return grpc::Status::OK;
+    const worker_options& o = service().options();
+    try {
+      auto creds = comm::rpc::channel_credentials({o.tls_cert, o.tls_key, o.tls_ca});
+      stub_ = v1::Stage::NewStub(rpc::make_channel(next, creds));
+    } catch (const std::exception& e) {
+      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
+    }
+    rpc::prepare(down_ctx_, o.cluster_token, std::chrono::milliseconds(0));
+    down_ctx_.AddMetadata(rpc::plan_key, std::to_string(st_->assignment.plan_id()));
+    down_ = stub_->PrepareAsyncRun(&down_ctx_, cq());
+    down_->StartCall(start(down_started_));
+    // gRPC refuses a write while the call's start is in flight (TOO_MANY_OPERATIONS).
+    await([&] { return down_open_; }, clock::time_point::max());
+    return grpc::Status::OK;
+  }
+
+  void compute() {
+    while (!down_lost_) {
+      std::deque<v1::StepRequest> taken;
+      await([&] { return !inbox_.empty() || up_done_ || down_lost_; }, clock::time_point::max());
+      take(taken);
+      if (taken.empty()) break;
+      // (1.5) A group of decode steps runs as one batch: wait for the rest of the last one begun. Its steps
+      // were sent back to back, so this is a wait for bytes in flight; the bound only covers a sender that
+      // failed part of a group without lowering its size.
+      for (const auto deadline = clock::now() + group_wait;;) {
+        const bool open = take(taken);
+        if (missing_of_last_group(taken) == 0 || !open || clock::now() >= deadline) break;
+        await([&] { return !inbox_.empty() || up_done_; }, deadline);
+      }
+      if (leave_if_replaced()) break;
+      run(taken);
+      if (left_) break;
+    }
+  }
+
+  // In arrival order: a run of one-row decode steps of distinct sequences forms one batch; any other step
+  // (a prefill chunk, logits, an end) ends the run and goes alone, so each sequence's steps keep their order.
+  void run(std::deque<v1::StepRequest>& taken) {
+    std::vector<v1::StepRequest*> group;
+    std::set<uint64_t> in_group;
+    int64_t rows = 0;
+    auto flush = [&] {
+      if (group.empty()) return;
+      std::vector<v1::StepReply> replies(group.size());
+      std::vector<std::string> errors(group.size());
+      for (size_t i = 0; i < group.size(); ++i) {
+        replies[i].set_step_id(group[i]->step_id());
+        replies[i].set_sequence_id(group[i]->sequence_id());
+      }
+      service().run_forward(*st_, group, replies, errors);
+      // The steps of a group that go on stay one group, of the size that goes on together (a batch may hold
+      // steps of several groups, or part of one).
+      std::map<uint64_t, uint32_t> going_on;
+      for (size_t i = 0; i < group.size(); ++i)
+        if (errors[i].empty()) ++going_on[group[i]->group_id()];
+      for (size_t i = 0; i < group.size(); ++i)
+        if (group[i]->group_size() > 1) group[i]->set_group_size(going_on[group[i]->group_id()]);
+      for (size_t i = 0; i < group.size(); ++i) deliver(*group[i], replies[i], errors[i]);
+      send_out();
+      group.clear();
+      in_group.clear();
+      rows = 0;
+    };
+    for (v1::StepRequest& req : taken) {
+      const bool forward = req.kind() == v1::STEP_FORWARD && req.steps_size() == 0;
+      const int64_t n = step_rows(req);
+      const bool batchable =
+          forward && req.position() > 0 && !req.want_logits() && !req.want_hidden() && n == 1;
+      if (!batchable || in_group.contains(req.sequence_id()) || rows + n > max_batch_rows) flush();
+      if (batchable) {
+        group.push_back(&req);
+        in_group.insert(req.sequence_id());
+        rows += n;
+        continue;
+      }
+      if (forward) {
+        group.push_back(&req);
+        flush();
+        continue;
+      }
+      v1::StepReply reply;
+      reply.set_step_id(req.step_id());
+      reply.set_sequence_id(req.sequence_id());
+      std::string error;
+      if (req.steps_size() > 0)
+        error = "a carrier inside a carrier";
+      else if (req.kind() == v1::STEP_END)
+        service().drop_sequence(req.sequence_id());
+      else
+        error = "unknown step kind " + std::to_string(req.kind());
+      // An end travels down to the other stages and the last one answers it; an unknown kind is answered
+      // here.
+      deliver(req, reply, error);
+    }
+    flush();
+    send_out();
+  }
+
+  void deliver(v1::StepRequest& req, v1::StepReply& reply, const std::string& error) {
+    if (left_ || (!error.empty() && leave_if_replaced())) return;
+    if (!error.empty()) {
+      service().drop_sequence(req.sequence_id());
+      reply.Clear();
+      reply.set_step_id(req.step_id());
+      reply.set_sequence_id(req.sequence_id());
+      reply.set_error(error);
+      reply.set_error_node(service().node_id());
+      answer(reply);
+    } else if (down_) {
+      onward_.push_back(std::move(req));
+    } else {
+      reply.mutable_stage_ms()->CopyFrom(req.stage_ms());
+      reply.mutable_stage_batch()->CopyFrom(req.stage_batch());
+      answers_.push_back(std::move(reply));
+    }
+  }
+
+  // What goes on (steps to the next stage, the last stage's answers) leaves after each batch, in order: in
+  // one carrier when the upstream sends carriers.
+  void send_out() {
+    if (carried_ && onward_.size() > 1) {
+      v1::StepRequest c;
+      for (v1::StepRequest& r : onward_) c.add_steps()->Swap(&r);
+      down_writes_.push(std::move(c));
+    } else {
+      for (v1::StepRequest& r : onward_) down_writes_.push(std::move(r));
+    }
+    if (carried_ && answers_.size() > 1) {
+      v1::StepReply c;
+      for (v1::StepReply& r : answers_) c.add_replies()->Swap(&r);
+      answer(c);
+    } else {
+      for (const v1::StepReply& r : answers_) answer(r);
+    }
+    onward_.clear();
+    answers_.clear();
+  }
+
+  // A step's answer: straight to the coordinator when it listens on a Replies stream.
+  void answer(const v1::StepReply& r) {
+    if (!direct_ || !direct_->write(r)) up_writes_.push(r);
+  }
+
+  // A new assignment forgot this plan's sequences: end its stream (as a lost stage does) so the coordinator
+  // re-prefills on the plan that replaced it, instead of failing its requests on sequences gone here.
+  bool leave_if_replaced() {
+    const std::shared_ptr<stage_service::loaded> now = service().stage();
+    if (now == st_) return false;
+    if (!std::exchange(left_, true)) {
+      v1::StepReply e;
+      e.set_error(service().node_id() + " left plan " + std::to_string(st_->assignment.plan_id()) + " for " +
+                  (now ? "plan " + std::to_string(now->assignment.plan_id()) : std::string("a new plan")));
+      e.set_error_node(service().node_id());
+      up_writes_.push(std::move(e));
+    }
+    return true;
+  }
+
+  void wind_down() {
+    bool read_all = false;
+    {
+      std::lock_guard lock(mu_);
+      read_all = up_done_;
+    }
+    if (!read_all) ctx_.TryCancel();  // the next stage was lost, or this plan was left: end the read
+    await([&] { return up_done_; }, clock::time_point::max());
+    winding_down_ = !down_lost_;
+    if (down_) {
+      down_writes_.close([this] { down_->WritesDone(start(writes_done_)); });
+      down_ctx_.TryCancel();
+      await([&] { return down_done_; }, clock::time_point::max());
+    }
+    ended_ = true;
+    up_writes_.close([this] { up_.Finish(grpc::Status::OK, start(finished_)); });
+  }
+
+  // Moves what arrived into `taken`; false once the upstream has ended.
+  bool take(std::deque<v1::StepRequest>& taken) {
+    std::lock_guard lock(mu_);
+    std::move(inbox_.begin(), inbox_.end(), std::back_inserter(taken));
+    inbox_.clear();
+    return !up_done_;
+  }
+
+  // Returns when `ready` (called under mu_) holds or at `deadline`. Meanwhile this thread drives the queue
+  // whenever no other thread does, so the step it waits for is read here.
+  void await(const std::function<bool()>& ready, clock::time_point deadline) {
+    for (;;) {
+      comm::request::state woken;
+      woken.deadline = deadline;
+      {
+        std::lock_guard lock(mu_);
+        if (ready() || clock::now() >= deadline) return;
+        waiter_ = &woken;
+      }
+      driver().wait(woken);
+      std::lock_guard lock(mu_);
+      waiter_ = nullptr;
+    }
+  }
+  // Something the thread may wait for happened. Under mu_.
+  void wake_locked() {
+    if (waiter_) waiter_->complete(array());
+  }
+
+  // The upstream's reads, on the driving thread.
+  void on_read(bool ok) {
+    std::lock_guard lock(mu_);
+    wake_locked();
+    if (!ok) {
+      up_done_ = true;
+      return;
+    }
+    if (in_.steps_size() > 0) {
+      carried_ = true;
+      for (v1::StepRequest& step : *in_.mutable_steps()) inbox_.push_back(std::move(step));
+    } else {
+      inbox_.push_back(std::move(in_));
+    }
+    in_.Clear();
+    up_.Read(&in_, start(read_done_));
+  }
+  void on_up_written(bool ok) { up_writes_.completed(ok); }
+
+  // The downstream: its replies (stages older than protocol 1.4 answer through the Run streams) go up; its
+  // end while this stream still runs means the next stage was lost.
+  void on_down_started(bool ok) {
+    {
+      std::lock_guard lock(mu_);
+      down_open_ = true;
+      wake_locked();
+    }
+    if (!ok) return down_->Finish(&down_status_, start(down_finished_));
+    down_->Read(&down_in_, start(down_read_));
+  }
+  void on_down_read(bool ok) {
+    if (!ok) return down_->Finish(&down_status_, start(down_finished_));
+    up_writes_.push(std::move(down_in_));
+    down_in_.Clear();
+    down_->Read(&down_in_, start(down_read_));
+  }
+  void on_down_finished(bool) {
+    std::lock_guard lock(mu_);
+    down_done_ = true;
+    wake_locked();
+    if (winding_down_) return;
+    down_lost_ = true;
+    const std::string next = st_->assignment.next_address();
+    v1::StepReply e;
+    e.set_error("the next stage " + next + " was lost: " + down_status_.error_message());
+    e.set_error_node(next);
+    up_writes_.push(std::move(e));
+    ctx_.TryCancel();
+  }
+  void on_down_written(bool ok) { down_writes_.completed(ok); }
+
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncReaderWriter<v1::StepReply, v1::StepRequest> up_{&ctx_};
+  std::shared_ptr<stage_service::loaded> st_;
+  std::shared_ptr<stage_service::reply_sink> direct_;  // the last stage's way to the coordinator, if open
+  std::unique_ptr<v1::Stage::Stub> stub_;
+  grpc::ClientContext down_ctx_;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<v1::StepRequest, v1::StepReply>> down_;
+  v1::StepReply down_in_;
+  grpc::Status down_status_;
+
+  std::mutex mu_;  // guards what follows, up to the thread's own
+  std::deque<v1::StepRequest> inbox_;
+  bool up_done_ = false, down_open_ = false, down_done_ = false;
+  comm::request::state* waiter_ = nullptr;
+  v1::StepRequest in_;  // the read in flight's
+
+  std::atomic<bool> down_lost_ = false, winding_down_ = false;
+  std::atomic<bool> carried_ = false;  // (1.6) the upstream sends carriers, so this stage sends them too
+  // The thread's own.
+  bool left_ = false;
+  std::vector<v1::StepRequest> onward_;
+  std::vector<v1::StepReply> answers_;
+
+  comm::rpc::cq_driver::tag up_written_ = then(this, &run_call::on_up_written);
+  comm::rpc::cq_driver::tag down_written_ = then(this, &run_call::on_down_written);
+  comm::rpc::write_queue<v1::StepReply> up_writes_{
+      [this](const v1::StepReply& r) { up_.Write(r, start(up_written_)); }};
+  comm::rpc::write_queue<v1::StepRequest> down_writes_{
+      [this](const v1::StepRequest& r) { down_->Write(r, start(down_written_)); }};
+  comm::rpc::cq_driver::tag accepted_ = then(this, &run_call::on_accepted);
+  comm::rpc::cq_driver::tag read_done_ = then(this, &run_call::on_read);
+  comm::rpc::cq_driver::tag down_started_ = then(this, &run_call::on_down_started);
+  comm::rpc::cq_driver::tag down_read_ = then(this, &run_call::on_down_read);
+  comm::rpc::cq_driver::tag down_finished_ = then(this, &run_call::on_down_finished);
+  comm::rpc::cq_driver::tag writes_done_ = then<async_call>(this, &run_call::ignore);
+};
+
+void stage_server::accept_run(stage_server* s) {
+  run_call::accept(s);
+}
+
+}  // namespace mlxd::dist

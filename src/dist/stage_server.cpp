@@ -1,0 +1,235 @@
+#include "dist/stage_server.h"
+
+#include <stdexcept>
+
+#include "comm/grpc/write_queue.h"
+#include "comm/request_state.h"
+#include "dist/stage_rpc.h"
+
+namespace mlxd::dist {
+
+// Answered on the driving thread: a Hello only reads the state.
+class stage_server::hello_call final : public stage_server::call {
+ public:
+  static void accept(stage_server* s) { new hello_call(s); }
+
+ private:
+  explicit hello_call(stage_server* s) : call(s) {
+    grpc_service().RequestHello(&ctx_, &request_, &responder_, cq(), cq(), start(accepted_));
+  }
+  void on_accepted(bool ok) {
+    if (!ok) return park();
+    begin();
+    accept(srv_);
+    ended_ = true;
+    v1::StageHelloReply reply;
+    const grpc::Status s = service().hello(ctx_, request_, &reply);
+    if (s.ok())
+      responder_.Finish(reply, s, start(finished_));
+    else
+      responder_.FinishWithError(s, start(finished_));
+  }
+
+  grpc::ServerContext ctx_;
+  v1::StageHelloRequest request_;
+  grpc::ServerAsyncResponseWriter<v1::StageHelloReply> responder_{&ctx_};
+  comm::rpc::cq_driver::tag accepted_ = then(this, &hello_call::on_accepted);
+};
+
+// Loading a stage takes seconds: on a thread of its own.
+class stage_server::assign_call final : public stage_server::call {
+ public:
+  static void accept(stage_server* s) { new assign_call(s); }
+
+ private:
+  explicit assign_call(stage_server* s) : call(s) {
+    grpc_service().RequestAssign(&ctx_, &request_, &responder_, cq(), cq(), start(accepted_));
+  }
+  void on_accepted(bool ok) {
+    if (!ok) return park();
+    begin();
+    accept(srv_);
+    hold();
+    spawn([this] {
+      v1::AssignReply reply;
+      const grpc::Status s = service().assign(ctx_, request_, &reply);
+      ended_ = true;
+      if (s.ok())
+        responder_.Finish(reply, s, start(finished_));
+      else
+        responder_.FinishWithError(s, start(finished_));
+      settle();
+    });
+  }
+
+  grpc::ServerContext ctx_;
+  v1::Assignment request_;
+  grpc::ServerAsyncResponseWriter<v1::AssignReply> responder_{&ctx_};
+  comm::rpc::cq_driver::tag accepted_ = then(this, &assign_call::on_accepted);
+};
+
+// Weights arrive in chunks of megabytes that go to disk: on a thread of its own, which waits for each chunk
+// by driving the queue.
+class stage_server::upload_call final : public stage_server::call {
+ public:
+  static void accept(stage_server* s) { new upload_call(s); }
+
+ private:
+  explicit upload_call(stage_server* s) : call(s) {
+    grpc_service().RequestUpload(&ctx_, &reader_, cq(), cq(), start(accepted_));
+  }
+  void on_accepted(bool ok) {
+    if (!ok) return park();
+    begin();
+    accept(srv_);
+    hold();
+    spawn([this] {
+      v1::UploadReply reply;
+      const grpc::Status s = service().upload(
+          ctx_, [this](v1::WeightsChunk* c) { return read(c); }, &reply);
+      ended_ = true;
+      if (s.ok())
+        reader_.Finish(reply, s, start(finished_));
+      else
+        reader_.FinishWithError(s, start(finished_));
+      settle();
+    });
+  }
+  // The thread's hold keeps the call, so the read needs no count of its own.
+  bool read(v1::WeightsChunk* c) {
+    comm::request::state got;
+    bool ok = false;
+    comm::rpc::cq_driver::tag done{[&](bool o) {
+      ok = o;
+      got.complete(array());
+    }};
+    reader_.Read(c, comm::rpc::op(done));
+    driver().wait(got);
+    return ok;
+  }
+
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncReader<v1::UploadReply, v1::WeightsChunk> reader_{&ctx_};
+  comm::rpc::cq_driver::tag accepted_ = then(this, &upload_call::on_accepted);
+};
+
+// A plan's Replies stream on its last stage: the Run stream's thread queues replies on it; its reads only
+// wait for the coordinator to end it.
+class stage_server::replies_call final : public stage_server::call {
+ public:
+  static void accept(stage_server* s) { new replies_call(s); }
+
+ private:
+  explicit replies_call(stage_server* s) : call(s) {
+    grpc_service().RequestReplies(&ctx_, &stream_, cq(), cq(), start(accepted_));
+  }
+  void on_accepted(bool ok) {
+    if (!ok) return park();
+    begin();
+    accept(srv_);
+    grpc::Status s = rpc::admit(ctx_, service().options().cluster_token);
+    if (!s.ok()) return finish(s);
+    plan_ = rpc::plan_of(ctx_);
+    sink_ = std::make_shared<stage_service::reply_sink>();
+    sink_->push = [this](const v1::StepReply& r) { return writes_.push(r); };
+    {
+      // Registered and announced under the sink's lock, so the announcement is the stream's first message.
+      std::lock_guard lock(sink_->mu);
+      s = service().open_replies(plan_, sink_);
+      if (s.ok()) writes_.push(v1::StepReply());
+    }
+    if (!s.ok()) return finish(s);
+    stream_.Read(&ignored_, start(read_done_));
+  }
+  void on_read(bool ok) {
+    if (ok) return stream_.Read(&ignored_, start(read_done_));
+    service().close_replies(plan_, sink_);
+    writes_.close([this] { finish(grpc::Status::OK); });
+  }
+  void finish(const grpc::Status& s) {
+    ended_ = true;
+    stream_.Finish(s, start(finished_));
+  }
+  void on_written(bool ok) { writes_.completed(ok); }
+
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncReaderWriter<v1::StepReply, v1::RepliesRequest> stream_{&ctx_};
+  uint64_t plan_ = 0;
+  std::shared_ptr<stage_service::reply_sink> sink_;
+  v1::RepliesRequest ignored_;
+  comm::rpc::cq_driver::tag written_ = then(this, &replies_call::on_written);
+  comm::rpc::write_queue<v1::StepReply> writes_{
+      [this](const v1::StepReply& r) { stream_.Write(r, start(written_)); }};
+  comm::rpc::cq_driver::tag accepted_ = then(this, &replies_call::on_accepted);
+  comm::rpc::cq_driver::tag read_done_ = then(this, &replies_call::on_read);
+};
+
+stage_server::stage_server(stage_service& service, grpc::ServerBuilder& builder, const std::string& address)
+    : service_(service) {
+  builder.RegisterService(&grpc_service_);
+  auto cq = builder.AddCompletionQueue();
+  server_ = builder.BuildAndStart();
+  if (!server_) throw std::runtime_error("[worker] cannot listen on " + address);
+  driver_ = std::make_shared<comm::rpc::cq_driver>(std::move(cq), [] {});
+  hello_call::accept(this);
+  assign_call::accept(this);
+  upload_call::accept(this);
+  replies_call::accept(this);
+  accept_run(this);
+  driver_->start();
+}
+
+stage_server::~stage_server() {
+  shutdown(std::chrono::system_clock::now());
+}
+
+void stage_server::shutdown(std::chrono::system_clock::time_point deadline) {
+  {
+    std::unique_lock lock(mu_);
+    if (shutting_down_) return cv_.wait(lock, [&] { return stopped_; });
+    shutting_down_ = true;
+  }
+  server_->Shutdown(deadline);
+  std::map<std::thread::id, std::thread> threads;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return live_ == 0; });
+    threads.swap(threads_);
+  }
+  for (auto& [id, t] : threads) t.join();
+  driver_->stop();
+  parked_.clear();
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  cv_.notify_all();
+}
+
+void stage_server::spawn(std::function<void()> work) {
+  std::lock_guard lock(mu_);
+  for (const auto& id : finished_) {
+    auto it = threads_.find(id);
+    it->second.join();  // it has said it is finished: returns at once
+    threads_.erase(it);
+  }
+  finished_.clear();
+  std::thread t([this, work = std::move(work)]() mutable {
+    work();
+    work = nullptr;
+    std::lock_guard done(mu_);
+    finished_.push_back(std::this_thread::get_id());
+  });
+  const auto id = t.get_id();
+  threads_.emplace(id, std::move(t));
+}
+
+void stage_server::call_began() {
+  std::lock_guard lock(mu_);
+  ++live_;
+}
+
+void stage_server::call_ended() {
+  std::lock_guard lock(mu_);
+  if (--live_ == 0) cv_.notify_all();
+}
+
+}  // namespace mlxd::dist
