@@ -131,7 +131,8 @@ struct coordinator::impl {
   std::vector<std::future<v1::StepReply>> submit_group(active& a, std::vector<v1::StepRequest>& steps);
   // Runs the coordinator's own layers (--coordinator-layers) on a step bound for the workers.
   void run_local(v1::StepRequest& req);
-  v1::StepReply finish(std::future<v1::StepReply> f, bool expect_token);
+  // Waits for a step's reply (reading replies meanwhile) and checks it.
+  v1::StepReply finish(active& a, std::future<v1::StepReply> f, bool expect_token);
   // Throws step_failed for an error reply or (expect_token) one without a token of the vocabulary.
   v1::StepReply check(v1::StepReply r, bool expect_token) const;
   void end_sequence(active& a, uint64_t id);
@@ -266,7 +267,8 @@ void coordinator::impl::establish(bool all_required) {
   for (const plan_stage& s : plan) hosts.insert(s.node < 0 ? std::string() : host_of(alive[s.node].address));
   a->gate = std::make_unique<decode_gate>(
       [this, raw = a.get()](std::vector<v1::StepRequest>& steps) { return submit_group(*raw, steps); },
-      static_cast<int>(hosts.size()));
+      static_cast<int>(hosts.size()), decode_gate::default_patience,
+      [raw = a.get()](std::future<v1::StepReply>& f) { raw->stream->wait(f); });
   current = a;
   last_plan = a->plan;
   last_nodes = a->nodes;
@@ -516,7 +518,8 @@ void coordinator::impl::run_local(v1::StepRequest& req) {
   }
 }
 
-v1::StepReply coordinator::impl::finish(std::future<v1::StepReply> f, bool expect_token) {
+v1::StepReply coordinator::impl::finish(active& a, std::future<v1::StepReply> f, bool expect_token) {
+  a.stream->wait(f);
   return check(f.get(), expect_token);  // get() throws pipeline_lost
 }
 
@@ -538,7 +541,7 @@ void coordinator::impl::end_sequence(active& a, uint64_t id) {
   r.set_sequence_id(id);
   r.set_kind(v1::STEP_END);
   try {
-    submit(a, r).get();
+    finish(a, submit(a, r), false);
   } catch (const std::exception&) {  // the caches go on their own (idle timeout, next plan)
   }
 }
@@ -671,7 +674,7 @@ generation_result coordinator::generate(const generation_request& r) {
       }
       v1::StepReply reply;
       for (size_t i = 0; i < pending.size(); ++i)
-        reply = c.finish(std::move(pending[i]), i + 1 == pending.size());
+        reply = c.finish(*a, std::move(pending[i]), i + 1 == pending.size());
       if (k == 0) out.prefill_s = std::chrono::duration<double>(clock_type::now() - start).count();
       {  // in step with the other sequences until this one's last token
         decode_gate::member in_step(*a->gate);
@@ -765,7 +768,7 @@ array coordinator::impl::forward_whole(const std::vector<int32_t>& tokens, bool 
       }
       std::vector<array> parts;
       for (auto& f : pending) {
-        const v1::StepReply r = finish(std::move(f), false);
+        const v1::StepReply r = finish(*a, std::move(f), false);
         // A worker of protocol 1.0 ignores want_hidden and sends nothing back.
         if (hidden && !r.has_final_hidden())
           throw step_failed("the last stage sent no hidden states (is it a worker older than protocol 1.1?)");

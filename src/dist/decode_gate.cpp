@@ -2,8 +2,11 @@
 
 namespace mlxd::dist {
 
-decode_gate::decode_gate(send_fn send, int max_groups, std::chrono::microseconds patience)
-    : send_(std::move(send)), max_groups_(std::max(1, max_groups)), patience_(patience) {}
+decode_gate::decode_gate(send_fn send, int max_groups, std::chrono::microseconds patience, wait_fn wait)
+    : send_(std::move(send)),
+      wait_(std::move(wait)),
+      max_groups_(std::max(1, max_groups)),
+      patience_(patience) {}
 
 decode_gate::member::member(decode_gate& gate) : gate_(gate) {
   std::lock_guard lock(gate_.mu_);
@@ -57,6 +60,7 @@ v1::StepReply decode_gate::member::run(v1::StepRequest step) {
   std::exception_ptr error;
   v1::StepReply reply;
   try {
+    if (g.wait_) g.wait_(w.reply);
     reply = w.reply.get();
   } catch (...) {
     error = std::current_exception();

@@ -27,11 +27,14 @@ namespace mlxd::dist {
 class decode_gate {
  public:
   using send_fn = std::function<std::vector<std::future<v1::StepReply>>(std::vector<v1::StepRequest>&)>;
+  using wait_fn = std::function<void(std::future<v1::StepReply>&)>;
+  static constexpr std::chrono::microseconds default_patience{1000};
   // `send` puts one group's steps on the pipeline, in order (and may throw), and returns their replies;
   // `max_groups` groups may be in it at once: one when the stages share a machine's cores, more when they
-  // run on machines of their own.
-  decode_gate(send_fn send, int max_groups,
-              std::chrono::microseconds patience = std::chrono::microseconds(1000));
+  // run on machines of their own. `wait`, when given, returns once a reply is ready (pipeline_stream::wait,
+  // which reads replies meanwhile).
+  decode_gate(send_fn send, int max_groups, std::chrono::microseconds patience = default_patience,
+              wait_fn wait = {});
 
   // A sequence in its decode loop: it takes part in grouping while the member lives.
   class member {
@@ -61,6 +64,7 @@ class decode_gate {
   void flush_if_ready(bool patient);
 
   send_fn send_;
+  wait_fn wait_;
   const int max_groups_;
   const std::chrono::microseconds patience_;
   std::mutex mu_;  // guards what follows

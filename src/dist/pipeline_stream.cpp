@@ -1,59 +1,87 @@
 #include "dist/pipeline_stream.h"
 
+#include <algorithm>
+
 #include "dist/stage_rpc.h"
 
 namespace mlxd::dist {
-namespace {
-
-// Reads what is left of a stream this side stopped reading (`why` set: cancelled first) or whose worker
-// ended it, and returns why it ended; `name` names the stream.
-template <class Stream>
-std::string drain(Stream& stream, grpc::ClientContext& ctx, std::string why, const std::string& name) {
-  if (!why.empty()) ctx.TryCancel();
-  v1::StepReply r;
-  while (stream.Read(&r)) {
-  }
-  const grpc::Status s = stream.Finish();
-  if (why.empty())
-    why = name + " ended: " + (s.ok() ? std::string("closed by the worker") : s.error_message());
-  return why;
-}
-
-}  // namespace
 
 pipeline_stream::pipeline_stream(const endpoint& first, const std::optional<endpoint>& last,
                                  const std::string& token, uint64_t plan_id,
                                  std::function<void(const std::string&)> on_lost)
-    : address_(first.address), on_lost_(std::move(on_lost)), stub_(v1::Stage::NewStub(first.channel)) {
+    : address_(first.address),
+      on_lost_(std::move(on_lost)),
+      driver_(std::make_shared<comm::rpc::cq_driver>(std::make_unique<grpc::CompletionQueue>(), [] {})),
+      stub_(v1::Stage::NewStub(first.channel)),
+      writes_([this](const v1::StepRequest& r) { run_.stream->Write(r, start(written_)); }) {
+  const auto started = [this](auto& r) {
+    return then([this, &r](bool) {
+      std::lock_guard lock(mu_);
+      r.started = true;  // a call that failed to start ends at its first read
+      wake_locked();
+    });
+  };
+  run_started_ = started(run_);
+  replies_started_ = started(replies_);
+  run_read_ = then([this](bool ok) { on_read(run_, ok, run_read_, run_finished_, true); });
+  replies_read_ = then([this](bool ok) { on_read(replies_, ok, replies_read_, replies_finished_, false); });
+  run_finished_ = then([this](bool) { on_finished(run_); });
+  replies_finished_ = then([this](bool) { on_finished(replies_); });
+  written_ = then([this](bool ok) { writes_.completed(ok); });
+  opening_ = then([this](bool ok) {
+    std::lock_guard lock(mu_);
+    opened_ = ok ? 2 : 1;
+    wake_locked();
+  });
+  driver_->start();
+
   // Before the Run stream, so the last stage knows where to answer from the first step on.
-  if (last && open_replies(*last, token, plan_id)) replies_reader_ = std::thread([this] { read_replies(); });
-  rpc::prepare(ctx_, token, std::chrono::milliseconds(0));
-  ctx_.AddMetadata(rpc::plan_key, std::to_string(plan_id));
-  stream_ = stub_->Run(&ctx_);
-  reader_ = std::thread([this] { read_loop(); });
+  if (last) direct_ = open_replies(*last, token, plan_id);
+  run_.name = "the stream to the first stage " + address_;
+  rpc::prepare(run_.ctx, token, std::chrono::milliseconds(0));
+  run_.ctx.AddMetadata(rpc::plan_key, std::to_string(plan_id));
+  run_.stream = stub_->PrepareAsyncRun(&run_.ctx, driver_->cq());
+  open(run_, run_started_);
+  run_.stream->Read(&run_.in, start(run_read_));
 }
 
 pipeline_stream::~pipeline_stream() {
-  ctx_.TryCancel();
-  replies_ctx_.TryCancel();
-  reader_.join();
-  if (replies_reader_.joinable()) replies_reader_.join();
+  run_.ctx.TryCancel();
+  replies_.ctx.TryCancel();
+  await([&] { return ops_ == 0; });
+  driver_->stop();
+}
+
+template <class Request>
+void pipeline_stream::open(reader<Request>& r, tag& started) {
+  r.stream->StartCall(start(started));
+  await([&] { return r.started; });  // gRPC refuses other operations while the start is in flight
 }
 
 bool pipeline_stream::open_replies(const endpoint& last, const std::string& token, uint64_t plan_id) {
   last_address_ = last.address;
+  replies_.name = "the replies of the last stage " + last_address_;
   last_stub_ = v1::Stage::NewStub(last.channel);
-  rpc::prepare(replies_ctx_, token, std::chrono::milliseconds(0));
-  replies_ctx_.AddMetadata(rpc::plan_key, std::to_string(plan_id));
-  replies_ = last_stub_->Replies(&replies_ctx_);
-  v1::StepReply opened;
-  if (replies_->Read(&opened) && opened.step_id() == 0 && opened.error().empty()) return true;
-  // An older worker (UNIMPLEMENTED) or one that refused: its replies come up the Run streams.
-  replies_ctx_.TryCancel();
-  while (replies_->Read(&opened)) {
+  rpc::prepare(replies_.ctx, token, std::chrono::milliseconds(0));
+  replies_.ctx.AddMetadata(rpc::plan_key, std::to_string(plan_id));
+  replies_.stream = last_stub_->PrepareAsyncReplies(&replies_.ctx, driver_->cq());
+  open(replies_, replies_started_);
+  replies_.stream->Read(&replies_.in, start(opening_));
+  await([&] { return opened_ > 0; });
+  if (opened_ == 2 && replies_.in.step_id() == 0 && replies_.in.error().empty()) {
+    replies_.in.Clear();
+    replies_.stream->Read(&replies_.in, start(replies_read_));
+    return true;
   }
-  replies_->Finish();
-  replies_.reset();
+  // An older worker (UNIMPLEMENTED) or one that refused: its replies come up the Run streams.
+  replies_.ctx.TryCancel();
+  {
+    std::lock_guard lock(mu_);
+    opened_ = 0;
+  }
+  replies_.stream->Finish(&replies_.status, start(opening_));
+  await([&] { return opened_ > 0; });
+  replies_.stream.reset();
   return false;
 }
 
@@ -67,6 +95,7 @@ std::future<v1::StepReply> pipeline_stream::send(v1::StepRequest& req) {
 
 std::vector<std::future<v1::StepReply>> pipeline_stream::send_group(std::vector<v1::StepRequest>& reqs) {
   std::vector<std::future<v1::StepReply>> out;
+  std::lock_guard send_lock(send_mu_);
   {
     std::lock_guard lock(mu_);
     if (lost_) throw pipeline_lost(why_);
@@ -75,16 +104,75 @@ std::vector<std::future<v1::StepReply>> pipeline_stream::send_group(std::vector<
       out.push_back(pending_[req.step_id()].get_future());
     }
   }
-  // A failed write ends the stream, and the reader fails the steps.
-  std::lock_guard lock(write_mu_);
+  // A failed write ends the stream, and its reads then fail the steps.
   if (carriers_ && reqs.size() > 1) {
     v1::StepRequest carrier;
     for (const v1::StepRequest& req : reqs) *carrier.add_steps() = req;
-    stream_->Write(carrier);
+    writes_.push(std::move(carrier));
   } else {
-    for (const v1::StepRequest& req : reqs) stream_->Write(req);
+    for (const v1::StepRequest& req : reqs) writes_.push(req);
   }
   return out;
+}
+
+void pipeline_stream::wait(std::future<v1::StepReply>& reply) {
+  await([&] { return reply.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
+}
+
+void pipeline_stream::await(const std::function<bool()>& ready) {
+  for (;;) {
+    comm::request::state woken;
+    {
+      std::lock_guard lock(mu_);
+      if (ready()) return;
+      waiters_.push_back(&woken);
+    }
+    driver_->wait(woken);
+    std::lock_guard lock(mu_);
+    std::erase(waiters_, &woken);
+  }
+}
+
+void pipeline_stream::wake_locked() {
+  for (comm::request::state* w : waiters_) w->complete(array());
+}
+
+pipeline_stream::tag pipeline_stream::then(std::function<void(bool)> handler) {
+  return {[this, handler = std::move(handler)](bool ok) {
+    handler(ok);
+    std::lock_guard lock(mu_);
+    if (--ops_ == 0) wake_locked();  // the destructor waits for the last one
+  }};
+}
+
+void* pipeline_stream::start(tag& t) {
+  {
+    std::lock_guard lock(mu_);
+    ++ops_;
+  }
+  return comm::rpc::op(t);
+}
+
+template <class Request>
+void pipeline_stream::on_read(reader<Request>& r, bool ok, tag& read, tag& finished, bool run_stream) {
+  if (!ok) return r.stream->Finish(&r.status, start(finished));
+  if (r.why.empty()) {
+    if (run_stream && r.in.step_id() == 0 && r.in.replies_size() == 0)  // the stage after one was lost
+      r.why = r.in.error().empty() ? "a stage sent a reply without a step id" : r.in.error();
+    else if (const auto stray = deliver(r.in))
+      r.why = (run_stream ? address_ : "the last stage " + last_address_) + " sent a reply for step " +
+              std::to_string(*stray) + ", which is not waiting";
+    if (!r.why.empty()) r.ctx.TryCancel();  // its reads end, then its Finish
+  }
+  r.in.Clear();
+  r.stream->Read(&r.in, start(read));
+}
+
+template <class Request>
+void pipeline_stream::on_finished(reader<Request>& r) {
+  lose(!r.why.empty() ? r.why
+                      : r.name + " ended: " +
+                            (r.status.ok() ? std::string("closed by the worker") : r.status.error_message()));
 }
 
 std::optional<uint64_t> pipeline_stream::deliver(v1::StepReply& r) {
@@ -101,36 +189,8 @@ bool pipeline_stream::deliver_one(v1::StepReply& r) {
   it->second.set_value(std::move(r));
   pending_.erase(it);
   r = v1::StepReply();
+  wake_locked();
   return true;
-}
-
-void pipeline_stream::read_loop() {
-  v1::StepReply r;
-  std::string why;
-  while (stream_->Read(&r)) {
-    if (r.step_id() == 0 && r.replies_size() == 0) {  // a stage reports that the one after it was lost
-      why = r.error().empty() ? "a stage sent a reply without a step id" : r.error();
-      break;
-    }
-    if (const auto stray = deliver(r)) {
-      why = address_ + " sent a reply for step " + std::to_string(*stray) + ", which is not waiting";
-      break;
-    }
-  }
-  lose(drain(*stream_, ctx_, why, "the stream to the first stage " + address_));
-}
-
-void pipeline_stream::read_replies() {
-  v1::StepReply r;
-  std::string why;
-  while (replies_->Read(&r)) {
-    if (const auto stray = deliver(r)) {
-      why = "the last stage " + last_address_ + " sent a reply for step " + std::to_string(*stray) +
-            ", which is not waiting";
-      break;
-    }
-  }
-  lose(drain(*replies_, replies_ctx_, why, "the replies of the last stage " + last_address_));
 }
 
 void pipeline_stream::lose(const std::string& why) {
@@ -141,9 +201,10 @@ void pipeline_stream::lose(const std::string& why) {
     why_ = why;
     for (auto& [id, p] : pending_) p.set_exception(std::make_exception_ptr(pipeline_lost(why)));
     pending_.clear();
+    wake_locked();
   }
-  ctx_.TryCancel();
-  replies_ctx_.TryCancel();
+  run_.ctx.TryCancel();
+  replies_.ctx.TryCancel();
   if (on_lost_) on_lost_(why);
 }
 

@@ -1,8 +1,13 @@
 // The coordinator's end of a pipeline: the Run stream to the first remote stage, where steps go out in order,
 // and (protocol 1.4) the Replies stream of the last one. Replies come back on either, matched by step id;
 // when a stream ends every waiting step fails with the reason.
+//
+// Both are async calls on a completion queue of the stream's own, driven by comm's cq_driver: a thread that
+// waits for a reply (wait()) reads it itself. With a reader thread per stream, each reply went from gRPC's
+// poller to the reader and through a promise to the waiter.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <future>
 #include <map>
@@ -11,11 +16,13 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 
+#include "comm/grpc/cq_driver.h"
+#include "comm/grpc/write_queue.h"
+#include "comm/request_state.h"
 #include "mlxd/v1/inference.grpc.pb.h"
 
 namespace mlxd::dist {
@@ -34,9 +41,8 @@ class pipeline_stream {
   };
   // `last`: the plan's last stage, when it is not the first. Its replies then come straight back on a
   // Replies stream; a worker older than protocol 1.4 answers through the Run streams instead. `on_lost`
-  // (optional) is called once with the reason when a stream ends, from a reader thread (also when the
-  // destructor cancels them), after every waiting step has failed; it must not block on anything that waits
-  // for this stream's destruction.
+  // (optional) is called once with the reason when a stream ends, on the thread that drives the queue (also
+  // when the destructor cancels them), after every waiting step has failed; it must not block.
   pipeline_stream(const endpoint& first, const std::optional<endpoint>& last, const std::string& token,
                   uint64_t plan_id, std::function<void(const std::string&)> on_lost = {});
   // (1.6) Every stage of the plan takes carriers: send_group writes a group as one.
@@ -45,21 +51,48 @@ class pipeline_stream {
   pipeline_stream(const pipeline_stream&) = delete;
   pipeline_stream& operator=(const pipeline_stream&) = delete;
 
-  // Sends `req` with a fresh step id. The future throws pipeline_lost when the stream ends first. Throws
-  // pipeline_lost when the stream has already ended. Thread-safe.
+  // Sends `req` with a fresh step id. The future throws pipeline_lost when the stream ends first; wait() for
+  // it before get(). Throws pipeline_lost when the stream has already ended. Thread-safe.
   std::future<v1::StepReply> send(v1::StepRequest& req);
   // The same for several steps, in order, as one carrier where the stages take them.
   std::vector<std::future<v1::StepReply>> send_group(std::vector<v1::StepRequest>& reqs);
+  // Returns once `reply` (one of this stream's) is ready, having read replies meanwhile.
+  void wait(std::future<v1::StepReply>& reply);
   // The last stage answers on its own stream.
-  bool direct_replies() const { return replies_ != nullptr; }
+  bool direct_replies() const { return direct_; }
   bool carriers() const { return carriers_; }
 
  private:
+  using tag = comm::rpc::cq_driver::tag;
+  // One of the two streams, with its reads: replies are delivered as they come; a protocol error cancels the
+  // stream, whose reads then end, and its Finish gives the reason.
+  template <class Request>
+  struct reader {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientAsyncReaderWriter<Request, v1::StepReply>> stream;
+    v1::StepReply in;
+    grpc::Status status;
+    std::string name;  // for the reason it ended
+    std::string why;   // set by a protocol error
+    bool started = false;
+  };
+  // Starts the call with its first read; returns once it has started.
+  template <class Request>
+  void open(reader<Request>& r, tag& started);
+  template <class Request>
+  void on_read(reader<Request>& r, bool ok, tag& read, tag& finished, bool run_stream);
+  template <class Request>
+  void on_finished(reader<Request>& r);
   // Opens the last stage's Replies stream and waits for its first message; false (and nothing open) when the
   // worker does not offer one.
   bool open_replies(const endpoint& last, const std::string& token, uint64_t plan_id);
-  void read_loop();
-  void read_replies();
+  // Returns once `ready` (called under mu_) holds, driving the queue meanwhile.
+  void await(const std::function<bool()>& ready);
+  // Wakes every waiting thread to check again. Under mu_.
+  void wake_locked();
+  // The tag of an operation whose completion runs `handler` (on the driving thread), then counts it done.
+  tag then(std::function<void(bool)> handler);
+  void* start(tag& t);
   // Hands a reply, or each reply of a carrier, to its waiting step; the step id of a reply no step waits
   // for, if any.
   std::optional<uint64_t> deliver(v1::StepReply& r);
@@ -69,18 +102,24 @@ class pipeline_stream {
 
   std::string address_, last_address_;
   std::function<void(const std::string&)> on_lost_;
+  std::shared_ptr<comm::rpc::cq_driver> driver_;
   std::unique_ptr<v1::Stage::Stub> stub_, last_stub_;
-  grpc::ClientContext ctx_, replies_ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepReply>> stream_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::RepliesRequest, v1::StepReply>> replies_;
-  std::mutex write_mu_;
-  std::mutex mu_;  // guards what follows
+  reader<v1::StepRequest> run_;
+  reader<v1::RepliesRequest> replies_;
+  bool direct_ = false;  // the Replies stream is open
+  std::mutex send_mu_;   // keeps the order of step ids on the wire
+  std::mutex mu_;        // guards what follows
   std::map<uint64_t, std::promise<v1::StepReply>> pending_;
   uint64_t next_id_ = 1;
   bool carriers_ = false;  // set before the first send
   bool lost_ = false;
   std::string why_;
-  std::thread reader_, replies_reader_;
+  std::vector<comm::request::state*> waiters_;
+  int ops_ = 0;     // operations started and not completed: the destructor waits for none
+  int opened_ = 0;  // open_replies: its operation has completed, 1 failed, 2 succeeded
+  tag run_started_, run_read_, run_finished_, replies_started_, replies_read_, replies_finished_, written_,
+      opening_;
+  comm::rpc::write_queue<v1::StepRequest> writes_;
 };
 
 }  // namespace mlxd::dist

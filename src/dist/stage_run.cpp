@@ -245,7 +245,8 @@ class stage_server::run_call final : public stage_server::call {
       std::lock_guard lock(mu_);
       read_all = up_done_;
     }
-    if (!read_all) ctx_.TryCancel();  // the next stage was lost, or this plan was left: end the read
+    // The next stage was lost, or this plan was left: end the read, once the reply that says why is out.
+    if (!read_all) up_writes_.when_flushed([this] { ctx_.TryCancel(); });
     await([&] { return up_done_; }, clock::time_point::max());
     winding_down_ = !down_lost_;
     if (down_) {
@@ -333,7 +334,7 @@ class stage_server::run_call final : public stage_server::call {
     e.set_error("the next stage " + next + " was lost: " + down_status_.error_message());
     e.set_error_node(next);
     up_writes_.push(std::move(e));
-    ctx_.TryCancel();
+    up_writes_.when_flushed([this] { ctx_.TryCancel(); });
   }
   void on_down_written(bool ok) { down_writes_.completed(ok); }
 

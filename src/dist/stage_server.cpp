@@ -95,22 +95,27 @@ class stage_server::upload_call final : public stage_server::call {
       settle();
     });
   }
-  // The thread's hold keeps the call, so the read needs no count of its own.
+  // The thread's hold keeps the call, so the read needs no count of its own. The state is shared: the
+  // driving thread may still be in complete() when this thread sees it done and returns.
   bool read(v1::WeightsChunk* c) {
-    comm::request::state got;
-    bool ok = false;
-    comm::rpc::cq_driver::tag done{[&](bool o) {
-      ok = o;
-      got.complete(array());
-    }};
-    reader_.Read(c, comm::rpc::op(done));
-    driver().wait(got);
-    return ok;
+    reading_ = std::make_shared<comm::request::state>();
+    const auto got = reading_;
+    reader_.Read(c, comm::rpc::op(read_done_));
+    driver().wait(*got);
+    return read_ok_;
+  }
+  void on_read(bool ok) {
+    const auto got = reading_;
+    read_ok_ = ok;
+    got->complete(array());
   }
 
   grpc::ServerContext ctx_;
   grpc::ServerAsyncReader<v1::UploadReply, v1::WeightsChunk> reader_{&ctx_};
+  std::shared_ptr<comm::request::state> reading_;
+  bool read_ok_ = false;
   comm::rpc::cq_driver::tag accepted_ = then(this, &upload_call::on_accepted);
+  comm::rpc::cq_driver::tag read_done_{[this](bool ok) { on_read(ok); }};
 };
 
 // A plan's Replies stream on its last stage: the Run stream's thread queues replies on it; its reads only

@@ -53,6 +53,24 @@ TEST(WriteQueue, CloseRunsItsFollowUpOnceTheLastWriteIsOut) {
   EXPECT_TRUE(now);
 }
 
+TEST(WriteQueue, WhenFlushedWaitsForTheQueuedWritesAndLetsPushesGoOn) {
+  recording_stream s;
+  int flushed = 0;
+  s.queue.when_flushed([&] { ++flushed; });
+  EXPECT_EQ(flushed, 1);  // nothing queued
+  s.queue.push("a");
+  s.queue.push("b");
+  s.queue.when_flushed([&] { ++flushed; });
+  s.queue.when_flushed([&] { ++flushed; });
+  s.queue.completed(true);
+  EXPECT_EQ(flushed, 1);
+  s.queue.completed(true);
+  EXPECT_EQ(flushed, 3);
+  EXPECT_TRUE(s.queue.push("c"));  // not closed
+  s.queue.completed(true);
+  EXPECT_EQ(flushed, 3);  // each runs once
+}
+
 TEST(WriteQueue, AFailedWriteDropsTheRestAndLaterPushes) {
   recording_stream s;
   int finished = 0;

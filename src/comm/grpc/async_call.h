@@ -24,7 +24,7 @@ class async_call {
  protected:
   async_call(cq_driver& driver, parking& parked) : driver_(driver), parked_(parked) {}
   cq_driver& driver() { return driver_; }
-  grpc::ServerCompletionQueue* cq() { return driver_.cq(); }
+  grpc::ServerCompletionQueue* cq() { return driver_.server_cq(); }
   // The tag for an operation about to start.
   void* start(cq_driver::tag& t) {
     hold();

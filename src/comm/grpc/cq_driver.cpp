@@ -15,7 +15,18 @@ std::chrono::system_clock::time_point system_deadline(std::chrono::steady_clock:
 
 cq_driver::cq_driver(std::unique_ptr<grpc::ServerCompletionQueue> cq, std::function<void()> arm,
                      std::chrono::milliseconds background_after)
-    : cq_(std::move(cq)), arm_(std::move(arm)), background_after_(background_after), kick_tag_{[this](bool) {
+    : cq_driver(std::unique_ptr<grpc::CompletionQueue>(), std::move(arm), background_after) {
+  server_cq_ = cq.get();
+  cq_ = std::move(cq);
+}
+
+cq_driver::cq_driver(std::unique_ptr<grpc::CompletionQueue> cq, std::function<void()> arm,
+                     std::chrono::milliseconds background_after)
+    : cq_(std::move(cq)),
+      server_cq_(nullptr),
+      arm_(std::move(arm)),
+      background_after_(background_after),
+      kick_tag_{[this](bool) {
         std::lock_guard lock(kick_mu_);
         alarm_.reset();
       }} {}

@@ -36,11 +36,16 @@ class cq_driver final : public progress_engine {
   // waiting again within it (a ping-pong, a collective's next step) never meets the background thread.
   cq_driver(std::unique_ptr<grpc::ServerCompletionQueue> cq, std::function<void()> arm,
             std::chrono::milliseconds background_after = std::chrono::milliseconds(5));
+  // A queue of client calls only.
+  cq_driver(std::unique_ptr<grpc::CompletionQueue> cq, std::function<void()> arm,
+            std::chrono::milliseconds background_after = std::chrono::milliseconds(5));
   ~cq_driver() override;
   cq_driver(const cq_driver&) = delete;
   cq_driver& operator=(const cq_driver&) = delete;
 
-  grpc::ServerCompletionQueue* cq() { return cq_.get(); }
+  grpc::CompletionQueue* cq() { return cq_.get(); }
+  // The queue where a server announces calls: null for a queue of client calls.
+  grpc::ServerCompletionQueue* server_cq() { return server_cq_; }
   // Starts the background thread. Operations started before it happen before everything that thread runs.
   void start();
   // Call after the server's Shutdown: shuts the queue down, lets every pending operation complete and joins
@@ -62,7 +67,8 @@ class cq_driver final : public progress_engine {
   // The driving thread has let go: the first waiter in line may take over.
   void hand_on_locked();
 
-  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  std::unique_ptr<grpc::CompletionQueue> cq_;
+  grpc::ServerCompletionQueue* server_cq_;
   std::function<void()> arm_;
   std::chrono::milliseconds background_after_;
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 namespace mlxd::comm::rpc {
 
@@ -26,7 +27,7 @@ class write_queue {
   }
   // The write in flight is out (`ok`) or failed, which drops the rest.
   void completed(bool ok) {
-    std::function<void()> then;
+    std::vector<std::function<void()>> flushed;
     {
       std::lock_guard lock(mu_);
       queue_.pop_front();
@@ -38,22 +39,29 @@ class write_queue {
         write_(queue_.front());
         return;
       }
-      then = std::move(then_);
+      flushed.swap(flushed_);
     }
-    if (then) then();
+    for (auto& f : flushed) f();
   }
-  // No more pushes: `then` (the stream's half-close or Finish) runs once the queued writes are out or
-  // failed, at once when none is in flight.
-  void close(std::function<void()> then) {
+  // Runs `then` once the queue is empty, its writes out or failed (at once when it is empty now): a stream
+  // cancelled right after its last message was queued could lose that message.
+  void when_flushed(std::function<void()> then) {
     {
       std::lock_guard lock(mu_);
-      closed_ = true;
       if (!queue_.empty()) {
-        then_ = std::move(then);
+        flushed_.push_back(std::move(then));
         return;
       }
     }
     then();
+  }
+  // No more pushes; `then` (the stream's half-close or Finish) runs once the queued writes are out.
+  void close(std::function<void()> then) {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    when_flushed(std::move(then));
   }
 
  private:
@@ -61,7 +69,7 @@ class write_queue {
   std::mutex mu_;
   std::deque<Message> queue_;
   bool broken_ = false, closed_ = false;
-  std::function<void()> then_;
+  std::vector<std::function<void()>> flushed_;
 };
 
 }  // namespace mlxd::comm::rpc
