@@ -125,16 +125,17 @@ void pipeline_stream::await(const std::function<bool()>& ready) {
     {
       std::lock_guard lock(mu_);
       if (ready()) return;
-      waiters_.push_back(&woken);
+      waiters_.push_back({&woken, &ready});
     }
     driver_->wait(woken);
     std::lock_guard lock(mu_);
-    std::erase(waiters_, &woken);
+    std::erase_if(waiters_, [&](const waiter& w) { return w.state == &woken; });
   }
 }
 
 void pipeline_stream::wake_locked() {
-  for (comm::request::state* w : waiters_) w->complete(array());
+  for (const waiter& w : waiters_)
+    if ((*w.ready)()) w.state->complete(array());
 }
 
 pipeline_stream::tag pipeline_stream::then(std::function<void(bool)> handler) {

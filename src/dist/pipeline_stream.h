@@ -88,7 +88,8 @@ class pipeline_stream {
   bool open_replies(const endpoint& last, const std::string& token, uint64_t plan_id);
   // Returns once `ready` (called under mu_) holds, driving the queue meanwhile.
   void await(const std::function<bool()>& ready);
-  // Wakes every waiting thread to check again. Under mu_.
+  // Wakes the waiting threads whose condition now holds: with many sequences in flight, waking all of them
+  // for every reply woke each sequence's thread once per reply of its group. Under mu_.
   void wake_locked();
   // The tag of an operation whose completion runs `handler` (on the driving thread), then counts it done.
   tag then(std::function<void(bool)> handler);
@@ -114,7 +115,11 @@ class pipeline_stream {
   bool carriers_ = false;  // set before the first send
   bool lost_ = false;
   std::string why_;
-  std::vector<comm::request::state*> waiters_;
+  struct waiter {
+    comm::request::state* state;
+    const std::function<bool()>* ready;  // called under mu_
+  };
+  std::vector<waiter> waiters_;
   int ops_ = 0;     // operations started and not completed: the destructor waits for none
   int opened_ = 0;  // open_replies: its operation has completed, 1 failed, 2 succeeded
   tag run_started_, run_read_, run_finished_, replies_started_, replies_read_, replies_finished_, written_,

@@ -145,6 +145,32 @@ TEST(cq_driver, a_leaving_waiter_hands_the_queue_to_the_next) {
   q.stop(*d);
 }
 
+// The driver's event also completes the first waiter in line, which leaves when its turn comes: the turn
+// must go on to the next one, or that one sleeps with nobody driving its event.
+TEST(cq_driver, a_turn_given_to_a_waiter_already_done_goes_on) {
+  queue_owner q;
+  auto d = q.driver(60s);
+  for (int round = 0; round < 10; ++round) {
+    auto driving = request_until(10s), done_in_line = request_until(10s), last = request_until(2s);
+    cq_driver::tag both{[&](bool) {
+      done_in_line->complete(nothing());
+      driving->complete(nothing());
+    }};
+    grpc::Alarm alarm;
+    alarm.Set(d->cq(), std::chrono::system_clock::now() + 40ms, op(both));
+    event later(*d, 80ms, last);
+    std::thread a([&] { d->wait(*driving); });
+    std::this_thread::sleep_for(10ms);
+    std::thread b([&] { d->wait(*done_in_line); });
+    std::this_thread::sleep_for(10ms);
+    d->wait(*last);
+    a.join();
+    b.join();
+    ASSERT_TRUE(last->ready()) << "round " << round;
+  }
+  q.stop(*d);
+}
+
 TEST(cq_driver, a_wait_ends_at_the_deadline) {
   queue_owner q;
   auto d = q.driver(60s);

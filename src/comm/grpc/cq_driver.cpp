@@ -83,6 +83,8 @@ void cq_driver::wait(request::state& s) {
     if (!in_time) break;
   }
   --waiting_;
+  // The turn may have come to this waiter as it finished: it goes on, or the next one sleeps undriven.
+  if (!driving_) hand_on_locked();
 }
 
 void cq_driver::completed(request::state&) {
