@@ -11,7 +11,8 @@ pipeline_stream::pipeline_stream(const endpoint& first, const std::optional<endp
                                  std::function<void(const std::string&)> on_lost)
     : address_(first.address),
       on_lost_(std::move(on_lost)),
-      driver_(std::make_shared<comm::rpc::cq_driver>(std::make_unique<grpc::CompletionQueue>(), [] {})),
+      driver_(std::make_shared<comm::rpc::cq_driver>(
+          std::make_unique<grpc::CompletionQueue>(), [] {}, rpc::background_after)),
       stub_(v1::Stage::NewStub(first.channel)),
       writes_([this](const v1::StepRequest& r) { run_.stream->Write(r, start(written_)); }) {
   const auto started = [this](auto& r) {

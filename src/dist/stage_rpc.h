@@ -21,6 +21,11 @@ inline constexpr uint32_t protocol_major = 1;
 inline constexpr uint32_t protocol_minor = 6;
 inline constexpr const char* protocol_key = "mlxd-stage-protocol";  // metadata: "<major>.<minor>", e.g. "1.1"
 inline constexpr const char* plan_key = "mlxd-plan";  // metadata of Run and Replies: the plan id
+// How long the stage protocol's queues go undriven before their background thread drives them (cq_driver).
+// Long enough that it does not wake during a stage's compute of a small model: waking every 5 ms (comm's
+// choice), it took a core from the kernels' threads, and a 110M model split over 2 or 3 workers decoded
+// 2-11% slower (bench/dist/pipeline_bench.sh, alternated twice).
+inline constexpr std::chrono::milliseconds background_after{50};
 // Largest message either side accepts; a hidden-state chunk must fit in one.
 inline constexpr size_t max_message_bytes = 64 << 20;
 

@@ -175,7 +175,8 @@ stage_server::stage_server(stage_service& service, grpc::ServerBuilder& builder,
   auto cq = builder.AddCompletionQueue();
   server_ = builder.BuildAndStart();
   if (!server_) throw std::runtime_error("[worker] cannot listen on " + address);
-  driver_ = std::make_shared<comm::rpc::cq_driver>(std::move(cq), [] {});
+  driver_ = std::make_shared<comm::rpc::cq_driver>(
+      std::move(cq), [] {}, rpc::background_after);
   hello_call::accept(this);
   assign_call::accept(this);
   upload_call::accept(this);
