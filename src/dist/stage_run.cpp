@@ -53,13 +53,8 @@ class stage_server::run_call final : public stage_server::call {
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
-    begin();
-    accept(srv_);
-    hold();
-    spawn([this] {
-      serve();
-      settle();
-    });
+    begin(accept);
+    run_on_thread([this] { serve(); });
   }
 
   // The thread's work, from admission to the stream's Finish.

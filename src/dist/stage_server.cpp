@@ -19,15 +19,10 @@ class stage_server::hello_call final : public stage_server::call {
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
-    begin();
-    accept(srv_);
-    ended_ = true;
+    begin(accept);
     v1::StageHelloReply reply;
     const grpc::Status s = service().hello(ctx_, request_, &reply);
-    if (s.ok())
-      responder_.Finish(reply, s, start(finished_));
-    else
-      responder_.FinishWithError(s, start(finished_));
+    answer(responder_, reply, s);
   }
 
   grpc::ServerContext ctx_;
@@ -47,18 +42,11 @@ class stage_server::assign_call final : public stage_server::call {
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
-    begin();
-    accept(srv_);
-    hold();
-    spawn([this] {
+    begin(accept);
+    run_on_thread([this] {
       v1::AssignReply reply;
       const grpc::Status s = service().assign(ctx_, request_, &reply);
-      ended_ = true;
-      if (s.ok())
-        responder_.Finish(reply, s, start(finished_));
-      else
-        responder_.FinishWithError(s, start(finished_));
-      settle();
+      answer(responder_, reply, s);
     });
   }
 
@@ -80,19 +68,12 @@ class stage_server::upload_call final : public stage_server::call {
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
-    begin();
-    accept(srv_);
-    hold();
-    spawn([this] {
+    begin(accept);
+    run_on_thread([this] {
       v1::UploadReply reply;
       const grpc::Status s = service().upload(
           ctx_, [this](v1::WeightsChunk* c) { return read(c); }, &reply);
-      ended_ = true;
-      if (s.ok())
-        reader_.Finish(reply, s, start(finished_));
-      else
-        reader_.FinishWithError(s, start(finished_));
-      settle();
+      answer(reader_, reply, s);
     });
   }
   // The thread's hold keeps the call, so the read needs no count of its own. The state is shared: the
@@ -130,8 +111,7 @@ class stage_server::replies_call final : public stage_server::call {
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
-    begin();
-    accept(srv_);
+    begin(accept);
     grpc::Status s = rpc::admit(ctx_, service().options().cluster_token);
     if (!s.ok()) return finish(s);
     plan_ = rpc::plan_of(ctx_);

@@ -74,14 +74,23 @@ class stage_server::call : public comm::rpc::async_call {
 
  protected:
   explicit call(stage_server* srv) : async_call(*srv->driver_, srv->parked_), srv_(srv) {}
-  // gRPC gave this handler its call (on the driving thread, once).
-  void begin() {
+  // gRPC gave this handler its call (on the driving thread, once): counts it and asks for the next call of
+  // the method (`next` is the handler's accept).
+  void begin(void (*next)(stage_server*)) {
     began_ = true;
     srv_->call_began();
+    next(srv_);
+  }
+  // The call's blocking work, on a thread of its own that keeps the call until it returns.
+  void run_on_thread(std::function<void()> work) {
+    hold();
+    srv_->spawn([this, work = std::move(work)] {
+      work();
+      settle();
+    });
   }
   stage_service& service() { return srv_->service_; }
   v1::Stage::AsyncService& grpc_service() { return srv_->grpc_service_; }
-  void spawn(std::function<void()> work) { srv_->spawn(std::move(work)); }
 
   stage_server* srv_;
 

@@ -52,6 +52,15 @@ class async_call {
     }};
   }
   void ignore(bool) {}  // a Finish's completion needs nothing but the settling
+  // Ends a call of one reply (unary, or client streaming) with `reply`, or with the error in `s`.
+  template <class Responder, class Reply>
+  void answer(Responder& responder, const Reply& reply, const grpc::Status& s) {
+    ended_ = true;
+    if (s.ok())
+      responder.Finish(reply, s, start(finished_));
+    else
+      responder.FinishWithError(s, start(finished_));
+  }
 
   std::atomic<bool> ended_ = false;                            // no operation will start any more
   cq_driver::tag finished_ = then(this, &async_call::ignore);  // the call's Finish

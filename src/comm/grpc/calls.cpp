@@ -35,10 +35,7 @@ class comm_service::hello_call final : public comm_service::call {
     v1::HelloReply reply;
     grpc::Status s = svc_->admit(ctx_);
     if (s.ok()) s = svc_->hello(request_, &reply);
-    if (s.ok())
-      responder_.Finish(reply, s, start(finished_));
-    else
-      responder_.FinishWithError(s, start(finished_));
+    answer(responder_, reply, s);
   }
 
   grpc::ServerContext ctx_;
@@ -54,11 +51,7 @@ class comm_service::join_call final : public comm_service::call {
   // On the driving thread, once.
   void answer(const grpc::Status& s) {
     ended_ = true;
-    if (closing()) return;
-    if (s.ok())
-      responder_.Finish(reply_, s, start(finished_));
-    else
-      responder_.FinishWithError(s, start(finished_));
+    if (!closing()) async_call::answer(responder_, reply_, s);
   }
 
  private:
