@@ -2,11 +2,14 @@
 // ~15M-parameter model of issue 7, on 1 and 2 threads, beside PyTorch running the same step in the same run
 // when /usr/bin/python3 has torch. Prints JSON.
 //
-// Usage: llama_train_bench [STEPS] [TORCH_SCRIPT]   (STEPS default 3; TORCH_SCRIPT default beside the source)
+// Usage: llama_train_bench [STEPS] [TORCH_SCRIPT] [THREADS]
+//   (STEPS default 3; TORCH_SCRIPT default beside the source, a missing file skips PyTorch; THREADS 1 or 2
+//   runs only that count, for profiling one of them)
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -101,7 +104,9 @@ int main(int argc, char** argv) {
   };
   const double tokens_per_step = kRows * kSeq;
   nlohmann::json runs = nlohmann::json::array();
-  for (int threads : {1, 2}) {
+  std::vector<int> counts = {1, 2};
+  if (argc > 3) counts = {std::stoi(argv[3])};
+  for (int threads : counts) {
     set_num_threads(threads);
     step();  // warm-up: allocator pools, OpenBLAS buffers
     const auto t0 = std::chrono::steady_clock::now();

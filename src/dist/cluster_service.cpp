@@ -44,42 +44,41 @@ std::string check_worker_address(const std::string& address) {
   return "";
 }
 
-grpc::Status cluster_service::Join(grpc::ServerContext* ctx, const v1::ClusterJoinRequest* request,
+grpc::Status cluster_service::join(grpc::ServerContext& ctx, const v1::ClusterJoinRequest& request,
                                    v1::ClusterJoinReply* reply) {
-  grpc::Status s = rpc::admit(*ctx, token_, "this coordinator");
+  grpc::Status s = rpc::admit(ctx, token_, "this coordinator");
   if (!s.ok()) return s;
-  if (request->protocol_major() != rpc::protocol_major)
+  if (request.protocol_major() != rpc::protocol_major)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             "the worker speaks mlxd stage protocol " +
-                rpc::version_string(request->protocol_major(), request->protocol_minor()) +
+                rpc::version_string(request.protocol_major(), request.protocol_minor()) +
                 " and this coordinator " + rpc::version_string(rpc::protocol_major, rpc::protocol_minor) +
                 " (major versions must match)"};
-  if (request->node_id().size() > 255)
+  if (request.node_id().size() > 255)
     return {grpc::StatusCode::INVALID_ARGUMENT, "a node id of at most 255 characters is needed"};
-  std::string address = request->address();
+  std::string address = request.address();
   if (address.empty()) {
-    if (request->port() < 1 || request->port() > 65535)
+    if (request.port() < 1 || request.port() > 65535)
       return {grpc::StatusCode::INVALID_ARGUMENT,
               "a join without an address needs the worker's port (1..65535), not " +
-                  std::to_string(request->port())};
-    const std::string host = peer_host(ctx->peer());
+                  std::to_string(request.port())};
+    const std::string host = peer_host(ctx.peer());
     if (host.empty())
       return {grpc::StatusCode::INVALID_ARGUMENT,
-              "the call comes from " + ctx->peer() + ", which has no IP address: give the worker's address"};
-    address = host + ":" + std::to_string(request->port());
+              "the call comes from " + ctx.peer() + ", which has no IP address: give the worker's address"};
+    address = host + ":" + std::to_string(request.port());
   }
   const std::string why = check_worker_address(address);
   if (!why.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "the worker's address: " + why};
   try {
-    return handlers_.join(address, request->node_id(), *reply);
+    return handlers_.join(address, request.node_id(), *reply);
   } catch (const std::exception& e) {
     return {grpc::StatusCode::INTERNAL, std::string("the join failed: ") + e.what()};
   }
 }
 
-grpc::Status cluster_service::Members(grpc::ServerContext* ctx, const v1::ClusterMembersRequest*,
-                                      v1::ClusterMembersReply* reply) {
-  grpc::Status s = rpc::admit(*ctx, token_, "this coordinator");
+grpc::Status cluster_service::members(grpc::ServerContext& ctx, v1::ClusterMembersReply* reply) {
+  grpc::Status s = rpc::admit(ctx, token_, "this coordinator");
   if (!s.ok()) return s;
   try {
     handlers_.members(*reply);

@@ -1,6 +1,6 @@
-// The coordinator's side of joins: the Cluster service of proto/mlxd/v1/inference.proto. It admits a call
-// (cluster token, protocol major), checks the request and works out the joiner's address; the coordinator
-// decides the rest through the handlers.
+// The coordinator's side of joins: the logic of the Cluster service of proto/mlxd/v1/inference.proto, which
+// cluster_server serves. It admits a call (cluster token, protocol major), checks the request and works out
+// the joiner's address; the coordinator decides the rest through the handlers.
 #pragma once
 
 #include <functional>
@@ -10,7 +10,7 @@
 
 namespace mlxd::dist {
 
-class cluster_service final : public v1::Cluster::Service {
+class cluster_service {
  public:
   struct handlers {
     // Adds the worker at `address` that says it is `node_id`: OK with the reply filled, or why not.
@@ -20,10 +20,9 @@ class cluster_service final : public v1::Cluster::Service {
   };
   cluster_service(std::string cluster_token, handlers h);
 
-  grpc::Status Join(grpc::ServerContext* ctx, const v1::ClusterJoinRequest* request,
-                    v1::ClusterJoinReply* reply) override;
-  grpc::Status Members(grpc::ServerContext* ctx, const v1::ClusterMembersRequest* request,
-                       v1::ClusterMembersReply* reply) override;
+  grpc::Status join(grpc::ServerContext& ctx, const v1::ClusterJoinRequest& request,
+                    v1::ClusterJoinReply* reply);
+  grpc::Status members(grpc::ServerContext& ctx, v1::ClusterMembersReply* reply);
 
  private:
   std::string token_;

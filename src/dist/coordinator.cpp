@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "comm/grpc/credentials.h"
+#include "dist/cluster_server.h"
 #include "dist/cluster_service.h"
 #include "dist/decode_gate.h"
 #include "dist/pipeline_stream.h"
@@ -59,6 +60,12 @@ struct coordinator::impl {
   std::shared_ptr<const models::llama_model> local;  // --coordinator-layers
   std::mutex local_mu;
   std::map<uint64_t, models::kv_cache> local_caches;
+  // The queue of every gRPC call the coordinator makes asynchronously (the pipelines' streams) and, with a
+  // cluster port, of the joins it serves. Declared before the plans, whose streams use it until they go.
+  std::unique_ptr<cluster_service> join_service;
+  std::unique_ptr<cluster_server> join_server;
+  int join_port = 0;
+  std::shared_ptr<comm::rpc::cq_driver> driver;
   // The watcher re-plans as soon as the current plan's stream ends, so that the plan shown is the one in
   // force and the next request does not wait for it. Declared before `current`, whose streams report here.
   std::mutex watch_mu;
@@ -83,9 +90,6 @@ struct coordinator::impl {
   // the next request before it starts), or when it has waited o.join_wait since replan_since.
   std::atomic<bool> replan_wanted{false};
   clock_type::time_point replan_since;  // guarded by watch_mu
-  std::unique_ptr<cluster_service> join_service;
-  std::unique_ptr<grpc::Server> join_server;
-  int join_port = 0;
 
   // Counts a running request for as long as it lives; the last one to end wakes the watcher when a joined
   // worker waits to be planned in.
@@ -117,7 +121,8 @@ struct coordinator::impl {
   // when it is back. Those of --workers stay, as they are the cluster's configuration.
   void forget_silent_joiners(const std::vector<node_status>& probes);
   grpc::Status join(const std::string& address, const std::string& node_id, v1::ClusterJoinReply& reply);
-  void start_join_service();
+  // Listens for joins (with a cluster port) and sets `driver`: the join server's queue, or one of its own.
+  void start_queue();
 
   void establish(bool all_required);
   std::shared_ptr<active> get_active();
@@ -258,7 +263,7 @@ void coordinator::impl::establish(bool all_required) {
   std::optional<pipeline_stream::endpoint> last;
   if (&plan.back() != &first) last = endpoint(plan.back());
   a->stream =
-      std::make_unique<pipeline_stream>(endpoint(first), last, o.access.cluster_token, a->plan_id,
+      std::make_unique<pipeline_stream>(driver, endpoint(first), last, o.access.cluster_token, a->plan_id,
                                         [this, id = a->plan_id](const std::string&) { stream_lost(id); });
   if (std::all_of(carriers.begin(), carriers.end(), [](char c) { return c != 0; })) a->stream->use_carriers();
   // One group in the pipeline per machine it runs on: stages sharing a machine's cores gain nothing from
@@ -399,8 +404,13 @@ grpc::Status coordinator::impl::join(const std::string& address, const std::stri
   return grpc::Status::OK;
 }
 
-void coordinator::impl::start_join_service() {
-  if (o.join_port < 0) return;
+void coordinator::impl::start_queue() {
+  if (o.join_port < 0) {
+    driver = std::make_shared<comm::rpc::cq_driver>(
+        std::make_unique<grpc::CompletionQueue>(), [] {}, rpc::background_after);
+    driver->start();
+    return;
+  }
   cluster_service::handlers h;
   h.join = [this](const std::string& address, const std::string& node_id, v1::ClusterJoinReply& reply) {
     return join(address, node_id, reply);
@@ -412,16 +422,15 @@ void coordinator::impl::start_join_service() {
     reply.set_replans(n_plans > 0 ? n_plans - 1 : 0);
   };
   join_service = std::make_unique<cluster_service>(o.access.cluster_token, std::move(h));
+  const std::string address = join_listen_address(o.join_host, o.join_port);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(
-      join_listen_address(o.join_host, o.join_port),
-      comm::rpc::server_credentials({o.access.tls_cert, o.access.tls_key, o.access.tls_ca}), &join_port);
+      address, comm::rpc::server_credentials({o.access.tls_cert, o.access.tls_key, o.access.tls_ca}),
+      &join_port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a port in use is an error (worker.cpp)
-  builder.RegisterService(join_service.get());
-  join_server = builder.BuildAndStart();
-  if (!join_server || join_port == 0)
-    throw std::runtime_error("[coordinator] cannot listen on " +
-                             join_listen_address(o.join_host, o.join_port) + " for joins");
+  join_server = std::make_unique<cluster_server>(*join_service, builder, address);
+  if (join_port == 0) throw std::runtime_error("[coordinator] cannot listen on " + address + " for joins");
+  driver = join_server->driver();
 }
 
 void coordinator::impl::want_replan() {
@@ -576,27 +585,18 @@ coordinator::coordinator(const std::filesystem::path& model, coordinator_options
     c.local =
         std::make_shared<const models::llama_model>(models::load_llama_stage(model, {0, end, true, false}));
   }
+  c.start_queue();
   {
     std::lock_guard lock(c.plan_mu);
     c.establish(true);
   }
   c.watcher = std::thread([&c] { c.watch(); });
-  try {
-    c.start_join_service();
-  } catch (...) {
-    {
-      std::lock_guard lock(c.watch_mu);
-      c.watch_stop = true;
-    }
-    c.watch_cv.notify_all();
-    c.watcher.join();
-    throw;
-  }
+  if (c.join_server) c.join_server->accept_calls();
 }
 
 coordinator::~coordinator() {
   // No join may reach the coordinator while it goes.
-  if (impl_->join_server) impl_->join_server->Shutdown(std::chrono::system_clock::now());
+  if (impl_->join_server) impl_->join_server->shutdown();
   {
     std::lock_guard lock(impl_->watch_mu);
     impl_->watch_stop = true;

@@ -6,13 +6,12 @@
 
 namespace mlxd::dist {
 
-pipeline_stream::pipeline_stream(const endpoint& first, const std::optional<endpoint>& last,
-                                 const std::string& token, uint64_t plan_id,
-                                 std::function<void(const std::string&)> on_lost)
+pipeline_stream::pipeline_stream(std::shared_ptr<comm::rpc::cq_driver> driver, const endpoint& first,
+                                 const std::optional<endpoint>& last, const std::string& token,
+                                 uint64_t plan_id, std::function<void(const std::string&)> on_lost)
     : address_(first.address),
       on_lost_(std::move(on_lost)),
-      driver_(std::make_shared<comm::rpc::cq_driver>(
-          std::make_unique<grpc::CompletionQueue>(), [] {}, rpc::background_after)),
+      driver_(std::move(driver)),
       stub_(v1::Stage::NewStub(first.channel)),
       writes_([this](const v1::StepRequest& r) { run_.stream->Write(r, start(written_)); }) {
   const auto started = [this](auto& r) {
@@ -34,7 +33,6 @@ pipeline_stream::pipeline_stream(const endpoint& first, const std::optional<endp
     opened_ = ok ? 2 : 1;
     wake_locked();
   });
-  driver_->start();
 
   // Before the Run stream, so the last stage knows where to answer from the first step on.
   if (last) direct_ = open_replies(*last, token, plan_id);
@@ -50,7 +48,6 @@ pipeline_stream::~pipeline_stream() {
   run_.ctx.TryCancel();
   replies_.ctx.TryCancel();
   await([&] { return ops_ == 0; });
-  driver_->stop();
 }
 
 template <class Request>

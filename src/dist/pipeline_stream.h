@@ -2,9 +2,9 @@
 // and (protocol 1.4) the Replies stream of the last one. Replies come back on either, matched by step id;
 // when a stream ends every waiting step fails with the reason.
 //
-// Both are async calls on a completion queue of the stream's own, driven by comm's cq_driver: a thread that
-// waits for a reply (wait()) reads it itself. With a reader thread per stream, each reply went from gRPC's
-// poller to the reader and through a promise to the waiter.
+// Both are async calls on the coordinator's completion queue, driven by comm's cq_driver: a thread that waits
+// for a reply (wait()) reads it itself. With a reader thread per stream, each reply went from gRPC's poller
+// to the reader and through a promise to the waiter.
 #pragma once
 
 #include <atomic>
@@ -42,9 +42,11 @@ class pipeline_stream {
   // `last`: the plan's last stage, when it is not the first. Its replies then come straight back on a
   // Replies stream; a worker older than protocol 1.4 answers through the Run streams instead. `on_lost`
   // (optional) is called once with the reason when a stream ends, on the thread that drives the queue (also
-  // when the destructor cancels them), after every waiting step has failed; it must not block.
-  pipeline_stream(const endpoint& first, const std::optional<endpoint>& last, const std::string& token,
-                  uint64_t plan_id, std::function<void(const std::string&)> on_lost = {});
+  // when the destructor cancels them), after every waiting step has failed; it must not block. `driver`
+  // (started) outlives the stream's operations: the destructor waits for them.
+  pipeline_stream(std::shared_ptr<comm::rpc::cq_driver> driver, const endpoint& first,
+                  const std::optional<endpoint>& last, const std::string& token, uint64_t plan_id,
+                  std::function<void(const std::string&)> on_lost = {});
   // (1.6) Every stage of the plan takes carriers: send_group writes a group as one.
   void use_carriers() { carriers_ = true; }
   ~pipeline_stream();  // cancels the streams; waiting steps fail

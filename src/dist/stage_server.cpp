@@ -176,46 +176,12 @@ void stage_server::shutdown(std::chrono::system_clock::time_point deadline) {
     shutting_down_ = true;
   }
   server_->Shutdown(deadline);
-  std::map<std::thread::id, std::thread> threads;
-  {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return live_ == 0; });
-    threads.swap(threads_);
-  }
-  for (auto& [id, t] : threads) t.join();
+  calls_.drain();
   driver_->stop();
   parked_.clear();
   std::lock_guard lock(mu_);
   stopped_ = true;
   cv_.notify_all();
-}
-
-void stage_server::spawn(std::function<void()> work) {
-  std::lock_guard lock(mu_);
-  for (const auto& id : finished_) {
-    auto it = threads_.find(id);
-    it->second.join();  // it has said it is finished: returns at once
-    threads_.erase(it);
-  }
-  finished_.clear();
-  std::thread t([this, work = std::move(work)]() mutable {
-    work();
-    work = nullptr;
-    std::lock_guard done(mu_);
-    finished_.push_back(std::this_thread::get_id());
-  });
-  const auto id = t.get_id();
-  threads_.emplace(id, std::move(t));
-}
-
-void stage_server::call_began() {
-  std::lock_guard lock(mu_);
-  ++live_;
-}
-
-void stage_server::call_ended() {
-  std::lock_guard lock(mu_);
-  if (--live_ == 0) cv_.notify_all();
 }
 
 }  // namespace mlxd::dist

@@ -8,17 +8,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
 #include "comm/grpc/async_call.h"
 #include "comm/grpc/cq_driver.h"
+#include "dist/server_calls.h"
 #include "dist/stage_service.h"
 
 namespace mlxd::dist {
@@ -44,12 +42,6 @@ class stage_server {
   class run_call;
 
  private:
-  // A call's blocking work, on a thread of its own; joined by shutdown (finished ones at the next spawn).
-  void spawn(std::function<void()> work);
-  // Accepted calls are counted until deleted: the queue shuts down only once none is left, so no call
-  // starts an operation on a queue that is shutting down.
-  void call_began();
-  void call_ended();
   static void accept_run(stage_server* s);  // stage_run.cpp
 
   stage_service& service_;
@@ -57,11 +49,9 @@ class stage_server {
   std::shared_ptr<comm::rpc::cq_driver> driver_;
   comm::rpc::async_call::parking parked_;  // only the driving thread touches it
   std::unique_ptr<grpc::Server> server_;   // destroyed before the queue and the service it points into
+  server_calls calls_;
   std::mutex mu_;
   std::condition_variable cv_;
-  int live_ = 0;
-  std::map<std::thread::id, std::thread> threads_;
-  std::vector<std::thread::id> finished_;
   bool shutting_down_ = false, stopped_ = false;
 };
 
@@ -69,7 +59,7 @@ class stage_server {
 class stage_server::call : public comm::rpc::async_call {
  public:
   ~call() override {
-    if (began_) srv_->call_ended();
+    if (began_) srv_->calls_.ended();
   }
 
  protected:
@@ -78,13 +68,13 @@ class stage_server::call : public comm::rpc::async_call {
   // the method (`next` is the handler's accept).
   void begin(void (*next)(stage_server*)) {
     began_ = true;
-    srv_->call_began();
+    srv_->calls_.began();
     next(srv_);
   }
   // The call's blocking work, on a thread of its own that keeps the call until it returns.
   void run_on_thread(std::function<void()> work) {
     hold();
-    srv_->spawn([this, work = std::move(work)] {
+    srv_->calls_.spawn([this, work = std::move(work)] {
       work();
       settle();
     });
