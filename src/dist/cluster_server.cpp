@@ -41,7 +41,8 @@ class cluster_server::join_call final : public cluster_server::call {
 
  private:
   explicit join_call(cluster_server* s) : call(s) {
-    s->grpc_service_.RequestJoin(&ctx_, &request_, &responder_, cq(), cq(), start(accepted_));
+    grpc::ServerCompletionQueue* q = cq();  // read before start() hands the call to the driving thread
+    s->grpc_service_.RequestJoin(&ctx_, &request_, &responder_, q, q, start(accepted_));
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
@@ -64,7 +65,8 @@ class cluster_server::members_call final : public cluster_server::call {
 
  private:
   explicit members_call(cluster_server* s) : call(s) {
-    s->grpc_service_.RequestMembers(&ctx_, &request_, &responder_, cq(), cq(), start(accepted_));
+    grpc::ServerCompletionQueue* q = cq();  // as in join_call
+    s->grpc_service_.RequestMembers(&ctx_, &request_, &responder_, q, q, start(accepted_));
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
