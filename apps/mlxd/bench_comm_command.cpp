@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "bench_stats.h"
 #include "bench_tcp.h"
 #include "comm_flags.h"
 #include "commands.h"
@@ -31,11 +32,6 @@ struct bench_args {
   int max_allreduce_mb = 128;
   int latency_iters = 2000;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // The median of each rank's times, taken as the slowest rank's (a collective is as slow as its slowest rank).
 double slowest_median(comm::group& g, const std::vector<double>& t) {
@@ -184,6 +180,7 @@ void add_bench_commands(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "benchmarks");
   bench->require_subcommand(1);
   add_bench_model_command(bench);
+  add_bench_pipeline_command(bench);
   auto* cmd = bench->add_subcommand("comm", "gRPC point-to-point and all-reduce against raw TCP, as JSON");
   auto a = std::make_shared<bench_args>();
   auto security = std::make_shared<comm_security_flags>();

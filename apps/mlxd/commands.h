@@ -57,9 +57,11 @@ void add_launch_command(CLI::App& app);
 // argv as CLI11 parses it (reversed, without the program name), with the "--" that may separate
 // `mlxd launch`'s options from its command removed: CLI11 then hands the whole command to launch.
 std::vector<std::string> command_line(int argc, char** argv);
-// `mlxd bench comm` and `mlxd bench model` (prefill and decode tokens/s beside the read-bandwidth bound).
+// `mlxd bench comm`, `mlxd bench model` (prefill and decode tokens/s beside the read-bandwidth bound) and
+// `mlxd bench pipeline` (aggregate tokens/s of sequences at once over worker nodes beside one sequence).
 void add_bench_commands(CLI::App& app);
 void add_bench_model_command(CLI::App* bench);
+void add_bench_pipeline_command(CLI::App* bench);
 // `mlxd serve [--model PATH] [--port 8100] [--host H] [--api-key K]`: the OpenAI-compatible server.
 void add_serve_command(CLI::App& app);
 // `mlxd worker`: a node serving a range of layers; `mlxd cluster status`: the workers' health and layers.

@@ -1,6 +1,7 @@
 #!/bin/sh
-# `mlxd generate --workers` over two real worker processes prints what one node prints, and
-# `mlxd cluster status` shows both workers with their layers. Usage: cli_pipeline.sh MLXD MODEL_DIR WORK_DIR
+# `mlxd generate --workers` over two real worker processes prints what one node prints, `mlxd cluster
+# status` shows both workers with their layers, and `mlxd bench pipeline` runs over them.
+# Usage: cli_pipeline.sh MLXD MODEL_DIR WORK_DIR
 set -eu
 MLXD=$1
 MODEL=$2
@@ -28,3 +29,14 @@ echo "one node: $alone"
 echo "two workers: $split"
 [ "$alone" = "$split" ] || { echo "the tokens differ"; exit 1; }
 "$MLXD" cluster status --workers "$W"
+# `mlxd bench pipeline` over the same workers: both levels make all their tokens (it fails otherwise) and
+# stream 0 generates among two others what it generates alone.
+"$MLXD" bench pipeline --model "$MODEL" --workers "$W" --layers 0,1 --streams 3 --tokens 4 --rounds 1 >"$WORK/bench.json"
+python3 - "$WORK/bench.json" <<'PY'
+import json, sys
+levels = {l["streams"]: l for l in json.load(open(sys.argv[1]))["levels"]}
+assert sorted(levels) == [1, 3], levels
+for l in levels.values():
+    assert l["tokens_per_s"] > 0 and l["same_tokens_as_alone"], l
+print("bench pipeline:", {n: round(l["ratio_vs_one_stream"], 2) for n, l in levels.items()})
+PY
