@@ -11,27 +11,13 @@ ROUNDS=${3:-2}
 CONFIG=${4:-$(dirname "$0")/llama_110m.json}
 TOKENS=${5:-32}
 MLXD=$BUILD/bin/mlxd
-WORK=$(mktemp -d)
-trap 'kill $(cat "$WORK"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-"$MLXD" init --config "$CONFIG" --seed 1 --out "$WORK/model" > /dev/null
-L=$(sed -n 's/.*"num_hidden_layers": *\([0-9]*\).*/\1/p' "$CONFIG")
-H=$((L / 2)) T=$((L / 3)) U=$((L - (L - L / 3) / 2))
-for w in a b c; do
-  MLXD_NUM_THREADS=$THREADS "$MLXD" worker --host 127.0.0.1 --port 0 --port-file "$WORK/$w.port" > /dev/null &
-  echo $! > "$WORK/$w.pid"
-done
-for w in a b c; do
-  while [ ! -f "$WORK/$w.port" ]; do sleep 0.1; done
-done
-A=127.0.0.1:$(cat "$WORK/a.port")
-B=127.0.0.1:$(cat "$WORK/b.port")
-C=127.0.0.1:$(cat "$WORK/c.port")
+. "$(dirname "$0")/local_workers.sh"
 run() {
   "$MLXD" --threads "$THREADS" bench pipeline --model "$WORK/model" --streams 1,4,8 --tokens "$TOKENS" \
     --rounds "$ROUNDS" "$@" | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))'
 }
-run --workers "$A,$B" --layers "0-$((H - 1)),$H-$((L - 1))" | tee "$WORK/2.json"
-run --workers "$A,$B,$C" --layers "0-$((T - 1)),$T-$((U - 1)),$U-$((L - 1))" | tee "$WORK/3.json"
+run --workers "$A,$B" --layers "$HALVES" | tee "$WORK/2.json"
+run --workers "$A,$B,$C" --layers "$THIRDS" | tee "$WORK/3.json"
 python3 - "$WORK/2.json" "$WORK/3.json" <<'PY'
 import json, sys
 out = {}

@@ -13,22 +13,7 @@ ROUNDS=${3:-2}
 CONFIG=${4:-$(dirname "$0")/llama_110m.json}
 TOKENS=${5:-64}
 MLXD=$BUILD/bin/mlxd
-WORK=$(mktemp -d)
-trap 'kill $(cat "$WORK"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-"$MLXD" init --config "$CONFIG" --seed 1 --out "$WORK/model" > /dev/null
-# Contiguous ranges of the decoder layers: halves, and thirds (the remainder to the last ones).
-L=$(sed -n 's/.*"num_hidden_layers": *\([0-9]*\).*/\1/p' "$CONFIG")
-H=$((L / 2)) T=$((L / 3)) U=$((L - (L - L / 3) / 2))
-for w in a b c; do
-  MLXD_NUM_THREADS=$THREADS "$MLXD" worker --host 127.0.0.1 --port 0 --port-file "$WORK/$w.port" > /dev/null &
-  echo $! > "$WORK/$w.pid"
-done
-for w in a b c; do
-  while [ ! -f "$WORK/$w.port" ]; do sleep 0.1; done
-done
-A=127.0.0.1:$(cat "$WORK/a.port")
-B=127.0.0.1:$(cat "$WORK/b.port")
-C=127.0.0.1:$(cat "$WORK/c.port")
+. "$(dirname "$0")/local_workers.sh"
 PROMPT=1,5,9,13,17,21,25,29,33,37,41,45,49,53,57,61
 run() {
   "$MLXD" --threads "$THREADS" generate --model "$WORK/model" --tokens $PROMPT --max-tokens "$TOKENS" --json "$@"
@@ -38,8 +23,8 @@ while [ $r -lt "$ROUNDS" ]; do
   for n in 1 2 3 3 2 1; do
     case $n in
       1) out=$(run) ;;
-      2) out=$(run --workers "$A,$B" --layers "0-$((H - 1)),$H-$((L - 1))") ;;
-      3) out=$(run --workers "$A,$B,$C" --layers "0-$((T - 1)),$T-$((U - 1)),$U-$((L - 1))") ;;
+      2) out=$(run --workers "$A,$B" --layers "$HALVES") ;;
+      3) out=$(run --workers "$A,$B,$C" --layers "$THIRDS") ;;
     esac
     printf '{"nodes":%s,"result":%s}\n' "$n" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
       tee -a "$WORK/lines"
