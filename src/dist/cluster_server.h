@@ -1,7 +1,7 @@
 // The coordinator's gRPC server for joins (the Cluster service), on gRPC's asynchronous API. Its completion
 // queue is the one the coordinator's pipeline streams use for their calls too, so one thread at a time reads
 // every gRPC event of the process, the one that waits for a reply. A synchronous server's threads took the
-// pipeline's events from it: `serve --workers` decoded about 15% slower with a cluster port.
+// pipeline's events from it: `serve --workers` decoded 3-15% slower with a cluster port.
 #pragma once
 
 #include <chrono>
