@@ -10,7 +10,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "comm/grpc/async_call.h"
 #include "comm/grpc/cq_driver.h"
 #include "dist/cluster_service.h"
 #include "dist/server_calls.h"
@@ -32,11 +31,13 @@ class cluster_server {
   // Refuses new calls and returns once the running ones have ended; the queue goes on for the pipelines.
   void shutdown();
 
-  class call;
   class join_call;
   class members_call;
 
  private:
+  template <class>
+  friend class server_call;
+
   cluster_service& service_;
   v1::Cluster::AsyncService grpc_service_;
   std::shared_ptr<comm::rpc::cq_driver> driver_;

@@ -1,6 +1,6 @@
 // What an asynchronous gRPC server of the dist module keeps of its calls: how many are live, and the threads
-// that do their blocking work. Shutdown waits for both, so that no call starts an operation on a queue that
-// is shutting down.
+// that do their blocking work (server_calls), and the base its calls share (server_call). Shutdown waits for
+// both, so that no call starts an operation on a queue that is shutting down.
 #pragma once
 
 #include <condition_variable>
@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "comm/grpc/async_call.h"
 
 namespace mlxd::dist {
 
@@ -33,6 +35,39 @@ class server_calls {
   int live_ = 0;
   std::map<std::thread::id, std::thread> threads_;
   std::vector<std::thread::id> finished_;
+};
+
+// A call of `Server`, which has driver_, parked_ and calls_ and befriends this class: counted in calls_
+// from begin() until deleted.
+template <class Server>
+class server_call : public comm::rpc::async_call {
+ public:
+  ~server_call() override {
+    if (began_) srv_->calls_.ended();
+  }
+
+ protected:
+  explicit server_call(Server* srv) : async_call(*srv->driver_, srv->parked_), srv_(srv) {}
+  // gRPC gave this handler its call (on the driving thread, once): counts it and asks for the next call of
+  // the method (`next` is the handler's accept).
+  void begin(void (*next)(Server*)) {
+    began_ = true;
+    srv_->calls_.began();
+    next(srv_);
+  }
+  // The call's blocking work, on a thread of its own that keeps the call until it returns.
+  void run_on_thread(std::function<void()> work) {
+    hold();
+    srv_->calls_.spawn([this, work = std::move(work)] {
+      work();
+      settle();
+    });
+  }
+
+  Server* srv_;
+
+ private:
+  bool began_ = false;
 };
 
 }  // namespace mlxd::dist

@@ -14,7 +14,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "comm/grpc/async_call.h"
 #include "comm/grpc/cq_driver.h"
 #include "dist/server_calls.h"
 #include "dist/stage_service.h"
@@ -42,6 +41,8 @@ class stage_server {
   class run_call;
 
  private:
+  template <class>
+  friend class server_call;
   static void accept_run(stage_server* s);  // stage_run.cpp
 
   stage_service& service_;
@@ -55,37 +56,13 @@ class stage_server {
   bool shutting_down_ = false, stopped_ = false;
 };
 
-// What every call of the stage server has: the server, and its count of live calls once accepted.
-class stage_server::call : public comm::rpc::async_call {
- public:
-  ~call() override {
-    if (began_) srv_->calls_.ended();
-  }
-
+// What every call of the stage server has: the server, its count of live calls once accepted, and the
+// stage protocol's logic.
+class stage_server::call : public server_call<stage_server> {
  protected:
-  explicit call(stage_server* srv) : async_call(*srv->driver_, srv->parked_), srv_(srv) {}
-  // gRPC gave this handler its call (on the driving thread, once): counts it and asks for the next call of
-  // the method (`next` is the handler's accept).
-  void begin(void (*next)(stage_server*)) {
-    began_ = true;
-    srv_->calls_.began();
-    next(srv_);
-  }
-  // The call's blocking work, on a thread of its own that keeps the call until it returns.
-  void run_on_thread(std::function<void()> work) {
-    hold();
-    srv_->calls_.spawn([this, work = std::move(work)] {
-      work();
-      settle();
-    });
-  }
+  using server_call::server_call;
   stage_service& service() { return srv_->service_; }
   v1::Stage::AsyncService& grpc_service() { return srv_->grpc_service_; }
-
-  stage_server* srv_;
-
- private:
-  bool began_ = false;
 };
 
 }  // namespace mlxd::dist
