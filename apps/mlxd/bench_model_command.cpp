@@ -45,10 +45,11 @@ figures measure(int reps, double amount, F&& f) {
   return {rates.back(), rates[rates.size() / 2]};
 }
 
+// In MB of 10^6 bytes, as the weights and the KV cache are reported beside it.
 double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+  return static_cast<double>(u.ru_maxrss) * 1024.0 / 1e6;  // ru_maxrss is in KiB on Linux
 }
 
 nlohmann::json run(const model_bench_args& a) {
