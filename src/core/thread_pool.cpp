@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "mlxd/core/thread_name.h"
+
 extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace mlxd {
@@ -66,7 +68,11 @@ class pool {
     quit_ = false;
     // New workers must wait for the next job, not mistake the last one for new.
     const uint64_t current = generation_;
-    for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, current] { work_loop(current); });
+    for (int i = 1; i < n_threads; ++i)
+      workers_.emplace_back([this, current, i] {
+        name_this_thread("mlxd-pool-" + std::to_string(i));
+        work_loop(current);
+      });
   }
 
   void run(int64_t n_chunks, const std::function<void(int64_t)>& chunk_fn) {

@@ -15,6 +15,7 @@
 #include "dist/survivor_plan.h"
 #include "dist/weights_cache.h"
 #include "mlxd/core/ops.h"
+#include "mlxd/core/thread_name.h"
 #include "mlxd/models/llama.h"
 
 namespace mlxd::dist {
@@ -590,7 +591,10 @@ coordinator::coordinator(const std::filesystem::path& model, coordinator_options
     std::lock_guard lock(c.plan_mu);
     c.establish(true);
   }
-  c.watcher = std::thread([&c] { c.watch(); });
+  c.watcher = std::thread([&c] {
+    name_this_thread("mlxd-watch");
+    c.watch();
+  });
   if (c.join_server) c.join_server->accept_calls();
 }
 

@@ -1,6 +1,7 @@
 #include "mlxd/serve/cluster_engine.h"
 
 #include "cluster_figures.h"
+#include "mlxd/core/thread_name.h"
 #include "mlxd/dist/plan.h"
 #include "mlxd/models/embedding.h"
 #include "mlxd/serve/api_error.h"
@@ -27,7 +28,11 @@ cluster_engine::cluster_engine(std::unique_ptr<dist::coordinator> coordinator, t
   if (!coordinator_) throw std::invalid_argument("[cluster_engine] no coordinator");
   if (options_.max_running < 1 || options_.max_queued < 0)
     throw std::invalid_argument("[cluster_engine] max_running must be at least 1, max_queued >= 0");
-  for (int i = 0; i < options_.max_running; ++i) runners_.emplace_back([this] { runner(); });
+  for (int i = 0; i < options_.max_running; ++i)
+    runners_.emplace_back([this, i] {
+      name_this_thread("mlxd-runner-" + std::to_string(i));
+      runner();
+    });
 }
 
 cluster_engine::~cluster_engine() {

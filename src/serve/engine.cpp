@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "mlxd/core/ops.h"
+#include "mlxd/core/thread_name.h"
 #include "mlxd/models/embedding.h"
 #include "mlxd/serve/api_error.h"
 #include "mlxd/serve/text_stream.h"
@@ -31,7 +32,10 @@ engine::engine(std::shared_ptr<const models::llama_model> model, tokenizer tok, 
     : model_(std::move(model)), tok_(std::move(tok)), options_(options), stats_(stats) {
   if (options_.max_running < 1 || options_.max_queued < 0 || options_.prefill_chunk < 1)
     throw std::invalid_argument("[engine] max_running and prefill_chunk must be at least 1, max_queued >= 0");
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("mlxd-engine");
+    loop();
+  });
 }
 
 engine::~engine() {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "mlxd/core/ops.h"
+#include "mlxd/core/thread_name.h"
 
 namespace mlxd::train {
 namespace {
@@ -137,7 +138,11 @@ void overlapped_grad_sum::start_ready_buckets() {
       std::lock_guard lock(mutex_);
       queue_.emplace_back(k, std::move(buf));
     }
-    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    if (!thread_.joinable())
+      thread_ = std::thread([this] {
+        name_this_thread("mlxd-grad-sum");
+        run();
+      });
     wake_.notify_all();
     ++next_;
   }

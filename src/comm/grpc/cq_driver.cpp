@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "mlxd/core/thread_name.h"
+
 namespace mlxd::comm::rpc {
 namespace {
 
@@ -32,7 +34,10 @@ cq_driver::cq_driver(std::unique_ptr<grpc::CompletionQueue> cq, std::function<vo
       }} {}
 
 void cq_driver::start() {
-  background_ = std::thread([this] { background_loop(); });
+  background_ = std::thread([this] {
+    name_this_thread("mlxd-cq-driver");
+    background_loop();
+  });
 }
 
 cq_driver::~cq_driver() {

@@ -3,6 +3,7 @@
 #include "comm/grpc/capabilities.h"
 #include "comm/grpc/frame.h"
 #include "comm/grpc/wire.h"
+#include "mlxd/core/thread_name.h"
 
 namespace mlxd::comm::rpc {
 namespace {
@@ -184,7 +185,11 @@ void peer_link::send(uint64_t group, uint64_t tag, const array& x, const char* o
 void peer_link::isend(uint64_t group, uint64_t tag, array x, const char* op,
                       std::shared_ptr<request::state> done) {
   std::lock_guard lock(mu_);
-  if (!worker_.joinable()) worker_ = std::thread([this] { worker_loop(); });
+  if (!worker_.joinable())
+    worker_ = std::thread([this] {
+      name_this_thread("mlxd-send-" + std::to_string(peer_));
+      worker_loop();
+    });
   queue_.push_back({group, tag, std::move(x), op, std::move(done)});
   cv_.notify_all();
 }

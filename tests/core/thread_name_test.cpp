@@ -1,0 +1,68 @@
+// mlxd's threads carry names that profilers show (perf sched, top -H).
+#include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <dirent.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "mlxd/core/thread_name.h"
+#include "mlxd/core/thread_pool.h"
+
+namespace mlxd {
+namespace {
+
+std::string own_name() {
+  char name[16] = {};
+  pthread_getname_np(pthread_self(), name, sizeof name);
+  return name;
+}
+
+// The names of every thread of this process, from /proc.
+std::set<std::string> thread_names() {
+  std::set<std::string> names;
+  DIR* dir = opendir("/proc/self/task");
+  if (!dir) return names;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  closedir(dir);
+  return names;
+}
+
+TEST(ThreadName, NamesTheCallingThreadAndCutsAtFifteenCharacters) {
+  std::string short_name, long_name;
+  std::thread([&] {
+    name_this_thread("mlxd-test");
+    short_name = own_name();
+    name_this_thread("mlxd-a-name-longer-than-fifteen");
+    long_name = own_name();
+  }).join();
+  EXPECT_EQ(short_name, "mlxd-test");
+  EXPECT_EQ(long_name, "mlxd-a-name-lon");
+}
+
+TEST(ThreadName, PoolWorkersAreNamed) {
+  const int saved = num_threads();
+  set_num_threads(3);
+  // A worker names itself as it starts.
+  auto names = thread_names();
+  for (int i = 0; i < 200 && !(names.count("mlxd-pool-1") && names.count("mlxd-pool-2")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    names = thread_names();
+  }
+  set_num_threads(saved);
+  EXPECT_TRUE(names.count("mlxd-pool-1")) << "no thread named mlxd-pool-1";
+  EXPECT_TRUE(names.count("mlxd-pool-2")) << "no thread named mlxd-pool-2";
+}
+
+}  // namespace
+}  // namespace mlxd
