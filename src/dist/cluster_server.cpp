@@ -20,7 +20,7 @@ class cluster_server::join_call final : public server_call<cluster_server> {
   void on_accepted(bool ok) {
     if (!ok) return park();
     begin(accept);
-    run_on_thread([this] {
+    run_on_thread("mlxd-join", [this] {
       v1::ClusterJoinReply reply;
       const grpc::Status s = srv_->service_.join(ctx_, request_, &reply);
       answer(responder_, reply, s);
@@ -45,7 +45,7 @@ class cluster_server::members_call final : public server_call<cluster_server> {
   void on_accepted(bool ok) {
     if (!ok) return park();
     begin(accept);
-    run_on_thread([this] {
+    run_on_thread("mlxd-members", [this] {
       v1::ClusterMembersReply reply;
       const grpc::Status s = srv_->service_.members(ctx_, &reply);
       answer(responder_, reply, s);

@@ -1,5 +1,7 @@
 #include "dist/server_calls.h"
 
+#include "mlxd/core/thread_name.h"
+
 namespace mlxd::dist {
 
 void server_calls::began() {
@@ -12,7 +14,7 @@ void server_calls::ended() {
   if (--live_ == 0) cv_.notify_all();
 }
 
-void server_calls::spawn(std::function<void()> work) {
+void server_calls::spawn(const char* name, std::function<void()> work) {
   std::lock_guard lock(mu_);
   for (const auto& id : finished_) {
     auto it = threads_.find(id);
@@ -20,7 +22,8 @@ void server_calls::spawn(std::function<void()> work) {
     threads_.erase(it);
   }
   finished_.clear();
-  std::thread t([this, work = std::move(work)]() mutable {
+  std::thread t([this, name, work = std::move(work)]() mutable {
+    name_this_thread(name);  // else it keeps the name of the thread that drove the queue
     work();
     work = nullptr;
     std::lock_guard done(mu_);

@@ -24,8 +24,9 @@ class server_calls {
   // An accepted call counts from began() until its ended().
   void began();
   void ended();
-  // Runs `work` on a thread of its own; threads that have finished are joined at the next spawn.
-  void spawn(std::function<void()> work);
+  // Runs `work` on a thread of its own, named `name`; threads that have finished are joined at the next
+  // spawn.
+  void spawn(const char* name, std::function<void()> work);
   // Returns once no call is live, having joined every thread.
   void drain();
 
@@ -55,10 +56,10 @@ class server_call : public comm::rpc::async_call {
     srv_->calls_.began();
     next(srv_);
   }
-  // The call's blocking work, on a thread of its own that keeps the call until it returns.
-  void run_on_thread(std::function<void()> work) {
+  // The call's blocking work, on a thread of its own (named `name`) that keeps the call until it returns.
+  void run_on_thread(const char* name, std::function<void()> work) {
     hold();
-    srv_->calls_.spawn([this, work = std::move(work)] {
+    srv_->calls_.spawn(name, [this, work = std::move(work)] {
       work();
       settle();
     });

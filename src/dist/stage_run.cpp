@@ -54,7 +54,7 @@ class stage_server::run_call final : public stage_server::call {
   void on_accepted(bool ok) {
     if (!ok) return park();
     begin(accept);
-    run_on_thread([this] { serve(); });
+    run_on_thread("mlxd-stage-run", [this] { serve(); });
   }
 
   // The thread's work, from admission to the stream's Finish.

@@ -43,7 +43,7 @@ class stage_server::assign_call final : public stage_server::call {
   void on_accepted(bool ok) {
     if (!ok) return park();
     begin(accept);
-    run_on_thread([this] {
+    run_on_thread("mlxd-assign", [this] {
       v1::AssignReply reply;
       const grpc::Status s = service().assign(ctx_, request_, &reply);
       answer(responder_, reply, s);
@@ -69,7 +69,7 @@ class stage_server::upload_call final : public stage_server::call {
   void on_accepted(bool ok) {
     if (!ok) return park();
     begin(accept);
-    run_on_thread([this] {
+    run_on_thread("mlxd-upload", [this] {
       v1::UploadReply reply;
       const grpc::Status s = service().upload(
           ctx_, [this](v1::WeightsChunk* c) { return read(c); }, &reply);

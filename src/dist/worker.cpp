@@ -11,6 +11,7 @@
 #include "comm/grpc/capabilities.h"
 #include "comm/grpc/credentials.h"
 #include "comm/grpc/message_memory.h"
+#include "comm/grpc/wire.h"
 #include "dist/stage_rpc.h"
 #include "dist/stage_server.h"
 #include "dist/stage_service.h"
@@ -100,6 +101,7 @@ worker::worker(const worker_options& o) : impl_(std::make_unique<impl>()) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, comm::wire::max_frame_bytes);
   w.server = std::make_unique<stage_server>(*w.service, builder, address);
   if (w.port == 0) throw std::runtime_error("[worker] cannot listen on " + address);
   const auto period = std::min<std::chrono::milliseconds>(

@@ -10,6 +10,7 @@
 
 #include "comm/grpc/capabilities.h"
 #include "comm/grpc/message_memory.h"
+#include "comm/grpc/wire.h"
 #include "mlxd/comm/rendezvous.h"
 
 namespace mlxd::comm::rpc {
@@ -108,6 +109,7 @@ std::unique_ptr<comm_server> start_server(comm_service& service, const std::stri
   // while the receiver is sending too (under a small max_buffered_bytes, the default 64 KB hung a ring).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, wire::max_frame_bytes);
   auto server = builder.BuildAndStart();
   if (!server || *bound_port == 0) throw comm_error("cannot listen on " + address);
   service.serve(std::move(cq));

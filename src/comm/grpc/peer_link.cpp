@@ -29,6 +29,7 @@ grpc::ChannelArguments channel_arguments(std::chrono::milliseconds keepalive,
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per link
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);            // see start_server in node.cpp
+  args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, wire::max_frame_bytes);
   args.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(max_message_bytes + 4096, INT32_MAX)));
   args.SetMaxSendMessageSize(static_cast<int>(std::min<size_t>(max_message_bytes + 4096, INT32_MAX)));
   return args;
