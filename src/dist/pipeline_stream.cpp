@@ -183,7 +183,7 @@ void pipeline_stream::on_read(reader<Request>& r, bool ok, tag& read, tag& finis
 
 void pipeline_stream::post_deferred_reads() {
   post_deferred_read(run_);
-  if (direct_) post_deferred_read(replies_);
+  post_deferred_read(replies_);
 }
 
 template <class Request>
