@@ -45,7 +45,6 @@ pipeline_stream::pipeline_stream(std::shared_ptr<comm::rpc::cq_driver> driver, c
 }
 
 pipeline_stream::~pipeline_stream() {
-  post_deferred_reads();  // so that each stream's read fails and its Finish runs
   run_.ctx.TryCancel();
   replies_.ctx.TryCancel();
   await([&] { return ops_ == 0; });
@@ -111,7 +110,6 @@ std::vector<std::future<v1::StepReply>> pipeline_stream::send_group(std::vector<
   } else {
     for (const v1::StepRequest& req : reqs) writes_.push(req);
   }
-  post_deferred_reads();
   return out;
 }
 
@@ -127,7 +125,6 @@ void pipeline_stream::await(const std::function<bool()>& ready) {
       if (ready()) return;
       waiters_.push_back({&woken, &ready});
     }
-    post_deferred_reads();
     driver_->wait(woken);
     std::lock_guard lock(mu_);
     std::erase_if(waiters_, [&](const waiter& w) { return w.state == &woken; });
@@ -167,33 +164,7 @@ void pipeline_stream::on_read(reader<Request>& r, bool ok, tag& read, tag& finis
     if (!r.why.empty()) r.ctx.TryCancel();  // its reads end, then its Finish
   }
   r.in.Clear();
-  // The thread this reply woke sends its next step (send_group) before the read starts, or starts it as it
-  // waits again (await); a thread still waiting for another reply needs it now.
-  {
-    std::lock_guard lock(mu_);
-    const bool others_wait =
-        std::any_of(waiters_.begin(), waiters_.end(), [](const waiter& w) { return !(*w.ready)(); });
-    if (r.why.empty() && !others_wait) {
-      r.deferred = &read;
-      return;
-    }
-  }
   r.stream->Read(&r.in, start(read));
-}
-
-void pipeline_stream::post_deferred_reads() {
-  post_deferred_read(run_);
-  post_deferred_read(replies_);
-}
-
-template <class Request>
-void pipeline_stream::post_deferred_read(reader<Request>& r) {
-  tag* read = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    read = std::exchange(r.deferred, nullptr);
-  }
-  if (read) r.stream->Read(&r.in, start(*read));
 }
 
 template <class Request>

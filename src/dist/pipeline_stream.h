@@ -77,7 +77,6 @@ class pipeline_stream {
     std::string name;  // for the reason it ended
     std::string why;   // set by a protocol error
     bool started = false;
-    tag* deferred = nullptr;  // the next read's tag while it waits for post_deferred_reads (under mu_)
   };
   // Starts the call with its first read; returns once it has started.
   template <class Request>
@@ -91,11 +90,6 @@ class pipeline_stream {
   bool open_replies(const endpoint& last, const std::string& token, uint64_t plan_id);
   // Returns once `ready` (called under mu_) holds, driving the queue meanwhile.
   void await(const std::function<bool()>& ready);
-  // Starts the reads that on_read left for later: starting one makes gRPC announce window to the stage at
-  // once, a write that went out before the next step when on_read started it.
-  void post_deferred_reads();
-  template <class Request>
-  void post_deferred_read(reader<Request>& r);
   // Wakes the waiting threads whose condition now holds: with many sequences in flight, waking all of them
   // for every reply woke each sequence's thread once per reply of its group. Under mu_.
   void wake_locked();

@@ -267,14 +267,11 @@ class stage_server::run_call final : public stage_server::call {
     for (;;) {
       comm::request::state woken;
       woken.deadline = deadline;
-      bool post_read = false;
       {
         std::lock_guard lock(mu_);
         if (ready() || clock::now() >= deadline) return;
         waiter_ = &woken;
-        post_read = std::exchange(read_deferred_, false);
       }
-      if (post_read) up_.Read(&in_, start(read_done_));
       driver().wait(woken);
       std::lock_guard lock(mu_);
       waiter_ = nullptr;
@@ -300,9 +297,7 @@ class stage_server::run_call final : public stage_server::call {
       inbox_.push_back(std::move(in_));
     }
     in_.Clear();
-    // The next read starts when this thread next waits (await): starting it makes gRPC announce window to the
-    // sender at once, a write here and a wake-up there that would otherwise come before this step's compute.
-    read_deferred_ = true;
+    up_.Read(&in_, start(read_done_));
   }
   void on_up_written(bool ok) { up_writes_.completed(ok); }
 
@@ -352,8 +347,7 @@ class stage_server::run_call final : public stage_server::call {
   std::deque<v1::StepRequest> inbox_;
   bool up_done_ = false, down_open_ = false, down_done_ = false;
   comm::request::state* waiter_ = nullptr;
-  v1::StepRequest in_;          // the read in flight's
-  bool read_deferred_ = false;  // the next read waits for await
+  v1::StepRequest in_;  // the read in flight's
 
   std::atomic<bool> down_lost_ = false, winding_down_ = false;
   std::atomic<bool> carried_ = false;  // (1.6) the upstream sends carriers, so this stage sends them too
