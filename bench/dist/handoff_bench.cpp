@@ -43,6 +43,8 @@ struct pipe_pair {
     close(fd[0]);
     close(fd[1]);
   }
+  pipe_pair(const pipe_pair&) = delete;
+  pipe_pair& operator=(const pipe_pair&) = delete;
   void send(int64_t t) const {
     if (write(fd[1], &t, sizeof t) != sizeof t) throw std::runtime_error("pipe write failed");
   }
