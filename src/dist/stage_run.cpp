@@ -9,6 +9,7 @@
 #include "comm/request_state.h"
 #include "dist/stage_rpc.h"
 #include "dist/stage_server.h"
+#include "mlxd/core/thread_pool.h"
 
 namespace mlxd::dist {
 namespace {
@@ -284,6 +285,7 @@ class stage_server::run_call final : public stage_server::call {
 
   // The upstream's reads, on the driving thread.
   void on_read(bool ok) {
+    if (ok) expect_parallel_work();  // the pool's workers wake while the step is taken in and prepared
     std::lock_guard lock(mu_);
     wake_locked();
     if (!ok) {

@@ -18,6 +18,11 @@ void set_num_threads(int n);
 // Exceptions thrown by fn are rethrown in the caller (the first one wins).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+// Wakes the pool's sleeping workers and keeps them polling for a moment, for a caller about to call
+// parallel_for after some serial work (a pipeline stage that was just given a step): a worker that slept
+// for milliseconds takes 0.05-0.1 ms to wake on a VM, which then overlaps that serial work.
+void expect_parallel_work();
+
 // The grain that gives each thread one contiguous share of n items, rounded up to a multiple of `multiple`:
 // for work bound by streaming memory, where one long stream per thread keeps the hardware prefetcher going
 // (chunks taken in turn restart it).

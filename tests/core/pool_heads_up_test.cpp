@@ -1,0 +1,95 @@
+// expect_parallel_work: the pool's sleeping workers wake ahead of a job, and jobs stay exact around it.
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mlxd/core/thread_pool.h"
+
+namespace mlxd {
+namespace {
+
+// The thread id of this process's thread named `name`, or "" when there is none.
+std::string tid_named(const std::string& name) {
+  std::string found;
+  DIR* dir = opendir("/proc/self/task");
+  if (!dir) return found;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+    std::string n;
+    std::getline(comm, n);
+    if (n == name) found = e->d_name;
+  }
+  closedir(dir);
+  return found;
+}
+
+// How often thread `tid` has gone to sleep.
+long sleeps_of(const std::string& tid) {
+  std::ifstream status("/proc/self/task/" + tid + "/status");
+  const std::string key = "voluntary_ctxt_switches:";
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
+  return -1;
+}
+
+class PoolHeadsUp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    saved_ = num_threads();
+    set_num_threads(2);
+  }
+  void TearDown() override { set_num_threads(saved_); }
+  int saved_ = 1;
+};
+
+TEST_F(PoolHeadsUp, WakesASleepingWorkerThatSleepsAgainWhenNoJobComes) {
+  std::string tid;
+  for (int i = 0; i < 200 && tid.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    tid = tid_named("mlxd-pool-1");
+  }
+  ASSERT_FALSE(tid.empty()) << "no pool worker";
+  // Asleep: nothing wakes it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const long before = sleeps_of(tid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(sleeps_of(tid), before);
+  // Told of a job, it wakes, polls for a moment, and goes back to sleep when none comes.
+  expect_parallel_work();
+  long after = before;
+  for (int i = 0; i < 400 && after == before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    after = sleeps_of(tid);
+  }
+  EXPECT_GT(after, before);
+}
+
+TEST_F(PoolHeadsUp, JobsAroundHeadsUpsCoverEveryIndexOnce) {
+  std::atomic<bool> stop = false;
+  // Heads-ups from another thread land before, during and after the jobs.
+  std::thread told([&] {
+    while (!stop) expect_parallel_work();
+  });
+  for (int round = 0; round < 2000; ++round) {
+    if (round % 3 == 0) expect_parallel_work();
+    std::vector<int> hits(1000, 0);
+    parallel_for(static_cast<int64_t>(hits.size()), 7, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ++hits[i];
+    });
+    for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 1) << "index " << i << " in round " << round;
+    if (round % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  stop = true;
+  told.join();
+}
+
+}  // namespace
+}  // namespace mlxd
