@@ -10,8 +10,9 @@ tests=(comm_unit_test comm_frame_test comm_flow_control_test comm_grpc_test comm
        comm_failure_test core_test dist_protocol_test)
 targets=("${tests[@]}" comm_worker)
 # core_test only runs what exercises the pool: the determinism tests (pool resizes, parallel_for, every op at
-# 1 and 2 threads, the parallel sgemm pieces), cached attention, the quantized kernels and the GEMM's tiles.
-declare -A filter=([core_test]="Determinism.*:Quantized.*:CachedAttention.*:Gemm.*")
+# 1 and 2 threads, the parallel sgemm pieces), the pool's heads-up, cached attention, the quantized kernels
+# and the GEMM's tiles.
+declare -A filter=([core_test]="Determinism.*:PoolHeadsUp.*:Quantized.*:CachedAttention.*:Gemm.*")
 
 start=$(date +%s)
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLXD_SANITIZE=thread \
