@@ -1,8 +1,6 @@
 // expect_parallel_work: the pool's sleeping workers wake ahead of a job, and jobs stay exact around it.
 #include <gtest/gtest.h>
 
-#include <dirent.h>
-
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -11,24 +9,16 @@
 #include <vector>
 
 #include "mlxd/core/thread_pool.h"
+#include "proc_threads.h"
 
 namespace mlxd {
 namespace {
 
 // The thread id of this process's thread named `name`, or "" when there is none.
 std::string tid_named(const std::string& name) {
-  std::string found;
-  DIR* dir = opendir("/proc/self/task");
-  if (!dir) return found;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-    std::string n;
-    std::getline(comm, n);
-    if (n == name) found = e->d_name;
-  }
-  closedir(dir);
-  return found;
+  for (const auto& [tid, n] : test::threads_by_id())
+    if (n == name) return tid;
+  return "";
 }
 
 // How often thread `tid` has gone to sleep.

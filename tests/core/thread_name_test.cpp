@@ -2,16 +2,14 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 
-#include <dirent.h>
-
 #include <chrono>
-#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
 
 #include "mlxd/core/thread_name.h"
 #include "mlxd/core/thread_pool.h"
+#include "proc_threads.h"
 
 namespace mlxd {
 namespace {
@@ -22,19 +20,10 @@ std::string own_name() {
   return name;
 }
 
-// The names of every thread of this process, from /proc.
+// The names of every thread of this process.
 std::set<std::string> thread_names() {
   std::set<std::string> names;
-  DIR* dir = opendir("/proc/self/task");
-  if (!dir) return names;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    names.insert(name);
-  }
-  closedir(dir);
+  for (const auto& [tid, name] : test::threads_by_id()) names.insert(name);
   return names;
 }
 
