@@ -139,6 +139,12 @@ void add_cluster_flags(CLI::App* cmd, cluster_flags& f, bool planning) {
                     "layers this process runs before the workers, e.g. 0-3 (with the embedding)");
     cmd->add_flag("--ship-weights", f.ship_weights,
                   "send each worker its layers' tensors (kept in its --cache-dir) instead of the model path");
+    cmd->add_option(
+           "--ring-tokens", f.ring_tokens,
+           "tokens a sequence decoding alone asks the pipeline for at a time, fed back from the last "
+           "stage to the first without this process (0: every token from here)")
+        ->default_val(f.ring_tokens)
+        ->check(CLI::NonNegativeNumber);
   }
 }
 
@@ -153,6 +159,7 @@ dist::coordinator_options coordinator_options_of(const cluster_flags& f) {
   dist::coordinator_options o;
   o.access = cluster_access_of(f);
   o.ship_weights = f.ship_weights;
+  o.ring_tokens = f.ring_tokens;
   if (!f.layers.empty()) o.layers = dist::parse_layer_ranges(f.layers);
   if (!f.coordinator_layers.empty()) {
     const auto ranges = dist::parse_layer_ranges(f.coordinator_layers);

@@ -13,11 +13,12 @@ struct cluster_flags {
   std::string workers;  // host:port,...
   std::string layers, coordinator_layers;
   bool ship_weights = false;
+  int ring_tokens = dist::coordinator_options{}.ring_tokens;
   dist::cluster_access access;
 };
 
 // --workers, --cluster-token (default MLXD_CLUSTER_TOKEN), --tls-cert/key/ca, and
-// with `planning` also --layers, --coordinator-layers and --ship-weights.
+// with `planning` also --layers, --coordinator-layers, --ship-weights and --ring-tokens.
 void add_cluster_flags(CLI::App* cmd, cluster_flags& f, bool planning);
 // The access and coordinator options the flags describe; throws std::invalid_argument for bad values.
 dist::cluster_access cluster_access_of(const cluster_flags& f);

@@ -180,6 +180,7 @@ void add_model_commands(CLI::App& app) {
                               {"replans", g.replans},
                               {"direct_replies", g.direct_replies},
                               {"carriers", g.carriers},
+                              {"looped_steps", g.looped_steps},
                               {"timings",
                                {{"prefill_s", g.prefill_s},
                                 {"decode_s", g.decode_s},

@@ -5,7 +5,9 @@
 # Every process (the single node, each worker, the coordinator) gets THREADS kernel threads. On one machine
 # the split cannot be faster: a sequence's stages run one after another. Each round runs 1 node, 2 workers,
 # 3 workers, then 3, 2, 1 (A B C C B A); the JSON lines give decode tokens/s, the decode round trip, the
-# stages' compute time, and the time a hop adds ((round trip - compute) / stages).
+# stages' compute time, and the time a hop adds ((round trip - compute) / stages). Decode goes in rings
+# (protocol 1.7); with STEPS=1 each round also runs 2 and 3 workers with every token sent by the coordinator
+# ("2s", "3s"), so the summary shows the ring beside its baseline.
 set -eu
 BUILD=${1:-build}
 THREADS=${2:-2}
@@ -20,28 +22,37 @@ run() {
 }
 r=0
 while [ $r -lt "$ROUNDS" ]; do
-  for n in 1 2 3 3 2 1; do
+  order="1 2 3 3 2 1"
+  [ "${STEPS:-0}" = 1 ] && order="1 2 2s 3 3s 3s 3 2s 2 1"
+  for n in $order; do
     case $n in
       1) out=$(run) ;;
       2) out=$(run --workers "$A,$B" --layers "$HALVES") ;;
       3) out=$(run --workers "$A,$B,$C" --layers "$THIRDS") ;;
+      2s) out=$(run --workers "$A,$B" --layers "$HALVES" --ring-tokens 0) ;;
+      3s) out=$(run --workers "$A,$B,$C" --layers "$THIRDS" --ring-tokens 0) ;;
     esac
-    printf '{"nodes":%s,"result":%s}\n' "$n" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
+    printf '{"nodes":"%s","result":%s}\n' "$n" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
       tee -a "$WORK/lines"
   done
   r=$((r + 1))
 done
-# Last line: per node count, the medians and decode tokens/s as a ratio of one node's in this run.
+# Last line: per node count, the medians and decode tokens/s as a ratio of one node's in this run (and, with
+# STEPS=1, of the same workers' without rings).
 python3 - "$WORK/lines" <<'PY'
 import json, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     j = json.loads(line)
-    runs.setdefault(j["nodes"], []).append(j["result"]["timings"])
+    runs.setdefault(str(j["nodes"]), []).append(j["result"]["timings"])
 med = lambda n, k: statistics.median(t.get(k, 0) for t in runs[n])
-one = med(1, "decode_tokens_per_s")
-print(json.dumps({"summary": {str(n): {"decode_tokens_per_s": med(n, "decode_tokens_per_s"),
-                                       "ratio_vs_one_node": med(n, "decode_tokens_per_s") / one,
-                                       "added_ms_per_hop": med(n, "added_ms_per_hop"),
-                                       "runs": len(runs[n])} for n in sorted(runs)}}))
+one = med("1", "decode_tokens_per_s")
+summary = {}
+for n in sorted(runs):
+    s = summary[n] = {"decode_tokens_per_s": med(n, "decode_tokens_per_s"),
+                      "ratio_vs_one_node": med(n, "decode_tokens_per_s") / one,
+                      "added_ms_per_hop": med(n, "added_ms_per_hop"), "runs": len(runs[n])}
+    if n + "s" in runs:
+        s["ratio_vs_steps"] = s["decode_tokens_per_s"] / med(n + "s", "decode_tokens_per_s")
+print(json.dumps({"summary": summary}))
 PY

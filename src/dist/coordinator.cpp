@@ -199,6 +199,9 @@ void coordinator::impl::establish(bool all_required) {
   std::vector<std::string> errors(plan.size());
   std::vector<bool> too_big(plan.size(), false);
   std::vector<char> carriers(plan.size(), 1);  // (1.6) chars: the threads write them side by side
+  std::vector<char> rings(plan.size(), 1);     // (1.7)
+  // (1.7) The first stage feeds rings back from the last, when it embeds and is not the last.
+  const bool loop = plan.front().node >= 0 && plan.size() > 1;
   std::vector<std::thread> threads;
   for (size_t i = 0; i < plan.size(); ++i) {
     if (plan[i].node < 0) continue;
@@ -212,6 +215,7 @@ void coordinator::impl::establish(bool all_required) {
       as.set_embedding(s.layers.embedding);
       as.set_head(s.layers.head);
       if (i + 1 < plan.size()) as.set_next_address(alive[plan[i + 1].node].address);
+      if (i == 0 && loop) as.set_loop_address(alive[plan.back().node].address);
       auto stub = v1::Stage::NewStub(rpc::make_channel(alive[s.node].address, creds));
       std::optional<stage_package> package;
       if (shipping) {
@@ -234,6 +238,7 @@ void coordinator::impl::establish(bool all_required) {
           v1::AssignReply reply;
           st = stub->Assign(&ctx, as, &reply);
           carriers[i] = reply.carriers();
+          rings[i] = reply.rings();
           if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
         }
         return st;
@@ -275,6 +280,15 @@ void coordinator::impl::establish(bool all_required) {
       [this, raw = a.get()](std::vector<v1::StepRequest>& steps) { return submit_group(*raw, steps); },
       static_cast<int>(hosts.size()), decode_gate::default_patience,
       [raw = a.get()](std::future<v1::StepReply>& f) { raw->stream->wait(f); });
+  // A ring needs the embedding on a worker; a worker before 1.7 would ignore it and leave its tokens missing.
+  const bool all_rings = std::all_of(rings.begin(), rings.end(), [](char c) { return c != 0; });
+  if (!local && all_rings && o.ring_tokens > 1)
+    a->gate->use_rings(
+        [raw = a.get()](v1::StepRequest& s, uint32_t n) { return raw->stream->send_ring(s, n); },
+        [raw = a.get()](uint64_t sequence, uint64_t from, uint32_t n) {
+          raw->stream->abandon(sequence, from, n);
+        },
+        static_cast<uint32_t>(o.ring_tokens));
   current = a;
   last_plan = a->plan;
   last_nodes = a->nodes;
@@ -681,7 +695,9 @@ generation_result coordinator::generate(const generation_request& r) {
         reply = c.finish(*a, std::move(pending[i]), i + 1 == pending.size());
       if (k == 0) out.prefill_s = std::chrono::duration<double>(clock_type::now() - start).count();
       {  // in step with the other sequences until this one's last token
-        decode_gate::member in_step(*a->gate);
+        decode_gate::member in_step(*a->gate, r.stop_ids);
+        const int looped_before = out.looped_steps;
+        auto replied = clock_type::now();
         for (;;) {
           engine::sample_result sr{reply.token(), reply.logprob(), {}};
           for (const auto& t : reply.top()) sr.top.push_back({t.token(), t.logprob()});
@@ -697,8 +713,12 @@ generation_result coordinator::generate(const generation_request& r) {
           }
           v1::StepRequest s = c.step(id, n_prompt + static_cast<int>(out.tokens.size()) - 1, {sr.id});
           s.set_sample(true);
-          const auto sent = clock_type::now();
-          reply = c.check(in_step.run(std::move(s)), true);
+          // A ring's step left when the last reply did, without waiting for this turn of the coordinator.
+          const auto sent = in_step.in_ring() ? replied : clock_type::now();
+          reply =
+              c.check(in_step.run(std::move(s), r.max_tokens - static_cast<int>(out.tokens.size())), true);
+          replied = clock_type::now();
+          out.looped_steps = looped_before + in_step.looped();
           ++out.decode_steps;
           out.decode_round_trip_ms += ms_since(sent);
           out.decode_stage_ms.resize(std::max<size_t>(out.decode_stage_ms.size(), reply.stage_ms_size()));

@@ -8,11 +8,17 @@
 // (protocol 1.5) and handed to the pipeline in one call (one message a hop where the stages take carriers,
 // 1.6), and the stages wait for the whole group before running it. Sequences therefore fall into step with
 // each other: a sequence that starts decoding joins the next group.
+//
+// (1.7) A sequence that decodes alone goes in rings: its step asks the pipeline for up to `ring_tokens`
+// tokens, which the last stage feeds back to the first by itself, so the coordinator leaves each token's
+// path. The ring counts as a group in the pipeline until its last reply is taken; a sequence that starts
+// decoding meanwhile waits for it, and the two then go in groups.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <future>
 #include <map>
@@ -28,6 +34,9 @@ class decode_gate {
  public:
   using send_fn = std::function<std::vector<std::future<v1::StepReply>>(std::vector<v1::StepRequest>&)>;
   using wait_fn = std::function<void(std::future<v1::StepReply>&)>;
+  // Sends a step as a ring of n tokens (pipeline_stream::send_ring) / gives up the rest of one.
+  using ring_fn = std::function<std::vector<std::future<v1::StepReply>>(v1::StepRequest&, uint32_t n)>;
+  using abandon_fn = std::function<void(uint64_t sequence, uint64_t first_step, uint32_t n)>;
   static constexpr std::chrono::microseconds default_patience{1000};
   // `send` puts one group's steps on the pipeline, in order (and may throw), and returns their replies;
   // `max_groups` groups may be in it at once: one when the stages share a machine's cores, more when they
@@ -35,20 +44,37 @@ class decode_gate {
   // which reads replies meanwhile).
   decode_gate(send_fn send, int max_groups, std::chrono::microseconds patience = default_patience,
               wait_fn wait = {});
+  // Lets a sequence that decodes alone go in rings of up to `tokens` tokens (2 or more). Before any member.
+  void use_rings(ring_fn send, abandon_fn abandon, uint32_t tokens);
 
   // A sequence in its decode loop: it takes part in grouping while the member lives.
+  // `stop_ids` end the sequence (a ring stops at them).
   class member {
    public:
-    explicit member(decode_gate& gate);
-    ~member();
+    explicit member(decode_gate& gate, std::vector<int32_t> stop_ids = {});
+    ~member();  // gives up what is left of a ring
     member(const member&) = delete;
     member& operator=(const member&) = delete;
     // Sends `step` with the next group and returns its reply; what sending or the pipeline throws reaches
-    // the caller (pipeline_lost).
-    v1::StepReply run(v1::StepRequest step);
+    // the caller (pipeline_lost). `wanted`: tokens the sequence may still produce, this step's included.
+    // Inside a ring the step is not sent: the pipeline computes the same step itself.
+    v1::StepReply run(v1::StepRequest step, int wanted = 1);
+    // Replies that came from rings without a step sent (the last stage fed them back itself).
+    int looped() const { return looped_; }
+    // The next run() takes its reply from a ring, whose step left when the last reply did.
+    bool in_ring() const { return in_ring_; }
 
    private:
+    // The ring ended or is given up: the rest is abandoned and its group leaves the pipeline.
+    void end_ring();
+
     decode_gate& gate_;
+    std::vector<int32_t> stop_ids_;
+    std::deque<std::future<v1::StepReply>> ring_;  // the replies still to come from this member's ring
+    uint64_t ring_group_ = 0, ring_next_ = 0;      // its group and the step id of ring_.front()
+    uint64_t sequence_ = 0;
+    bool in_ring_ = false;
+    int looped_ = 0;
   };
 
  private:
@@ -58,6 +84,10 @@ class decode_gate {
     std::exception_ptr error;
     bool sent = false;
     uint64_t group = 0;
+    uint64_t step_id = 0;  // set when sent
+    uint32_t ring = 0;     // tokens it may go on for, when alone; 0: none
+    const std::vector<int32_t>* stop_ids = nullptr;
+    std::vector<std::future<v1::StepReply>> rest;  // a ring's later replies
   };
   // Sends every waiting step as one group, unless max_groups_ groups are in the pipeline or (`patient`) a
   // member is busy: neither waiting nor in the pipeline, so about to have its step ready. Holds mu_.
@@ -65,6 +95,9 @@ class decode_gate {
 
   send_fn send_;
   wait_fn wait_;
+  ring_fn ring_;
+  abandon_fn abandon_;
+  uint32_t ring_tokens_ = 0;
   const int max_groups_;
   const std::chrono::microseconds patience_;
   std::mutex mu_;  // guards what follows

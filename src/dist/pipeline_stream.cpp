@@ -98,8 +98,12 @@ std::vector<std::future<v1::StepReply>> pipeline_stream::send_group(std::vector<
     std::lock_guard lock(mu_);
     if (lost_) throw pipeline_lost(why_);
     for (v1::StepRequest& req : reqs) {
-      req.set_step_id(next_id_++);
-      out.push_back(pending_[req.step_id()].get_future());
+      req.set_step_id(next_id_);
+      const uint32_t ids = std::max<uint32_t>(1, req.ring());
+      for (uint32_t i = 0; i < ids; ++i) out.push_back(pending_[next_id_++].get_future());
+      const auto of_sequence = [&](const auto& a) { return a.second == req.sequence_id(); };
+      if (req.kind() == v1::STEP_END && std::any_of(abandoned_.begin(), abandoned_.end(), of_sequence))
+        ends_[req.step_id()] = req.sequence_id();
     }
   }
   // A failed write ends the stream, and its reads then fail the steps.
@@ -111,6 +115,21 @@ std::vector<std::future<v1::StepReply>> pipeline_stream::send_group(std::vector<
     for (const v1::StepRequest& req : reqs) writes_.push(req);
   }
   return out;
+}
+
+std::vector<std::future<v1::StepReply>> pipeline_stream::send_ring(v1::StepRequest& req, uint32_t n) {
+  std::vector<v1::StepRequest> one(1);
+  one[0].Swap(&req);
+  one[0].set_ring(n);
+  std::vector<std::future<v1::StepReply>> out = send_group(one);
+  req.Swap(&one[0]);
+  return out;
+}
+
+void pipeline_stream::abandon(uint64_t sequence, uint64_t first, uint32_t n) {
+  std::lock_guard lock(mu_);
+  for (uint64_t id = first; id < first + n; ++id)
+    if (pending_.erase(id) > 0) abandoned_[id] = sequence;
 }
 
 void pipeline_stream::wait(std::future<v1::StepReply>& reply) {
@@ -184,7 +203,11 @@ std::optional<uint64_t> pipeline_stream::deliver(v1::StepReply& r) {
 bool pipeline_stream::deliver_one(v1::StepReply& r) {
   std::lock_guard lock(mu_);
   auto it = pending_.find(r.step_id());
-  if (it == pending_.end()) return false;
+  if (it == pending_.end()) return abandoned_.erase(r.step_id()) > 0;
+  if (auto end = ends_.find(r.step_id()); end != ends_.end()) {
+    std::erase_if(abandoned_, [&](const auto& a) { return a.second == end->second; });
+    ends_.erase(end);
+  }
   it->second.set_value(std::move(r));
   pending_.erase(it);
   r = v1::StepReply();
@@ -200,6 +223,8 @@ void pipeline_stream::lose(const std::string& why) {
     why_ = why;
     for (auto& [id, p] : pending_) p.set_exception(std::make_exception_ptr(pipeline_lost(why)));
     pending_.clear();
+    abandoned_.clear();
+    ends_.clear();
     wake_locked();
   }
   run_.ctx.TryCancel();

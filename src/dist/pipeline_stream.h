@@ -58,6 +58,14 @@ class pipeline_stream {
   std::future<v1::StepReply> send(v1::StepRequest& req);
   // The same for several steps, in order, as one carrier where the stages take them.
   std::vector<std::future<v1::StepReply>> send_group(std::vector<v1::StepRequest>& reqs);
+  // (1.7) Sends `req`, a one-token decode step, as a ring of `n` tokens (StepRequest.ring, with ids step_id
+  // to step_id + n - 1 kept for the steps the last stage sends on): its reply and theirs, in order. A ring
+  // that meets a stop id ends early, and the rest never come.
+  std::vector<std::future<v1::StepReply>> send_ring(v1::StepRequest& req, uint32_t n);
+  // The replies of steps [first, first + n) of `sequence`, the rest of a ring, are no longer waited for:
+  // those that come are dropped, and the others forgotten once the sequence's end is answered (every reply
+  // of a ring comes before it).
+  void abandon(uint64_t sequence, uint64_t first, uint32_t n);
   // Returns once `reply` (one of this stream's) is ready, having read replies meanwhile.
   void wait(std::future<v1::StepReply>& reply);
   // The last stage answers on its own stream.
@@ -113,6 +121,8 @@ class pipeline_stream {
   std::mutex send_mu_;   // keeps the order of step ids on the wire
   std::mutex mu_;        // guards what follows
   std::map<uint64_t, std::promise<v1::StepReply>> pending_;
+  std::map<uint64_t, uint64_t> abandoned_;  // step id -> sequence id, of rings left behind
+  std::map<uint64_t, uint64_t> ends_;  // step id -> sequence id, of ends of sequences with abandoned steps
   uint64_t next_id_ = 1;
   bool carriers_ = false;  // set before the first send
   bool lost_ = false;

@@ -61,7 +61,13 @@ class stage_server::run_call final : public stage_server::call {
   // The thread's work, from admission to the stream's Finish.
   void serve() {
     grpc::Status s = rpc::admit(ctx_, service().options().cluster_token);
-    if (s.ok()) s = service().join_plan(rpc::plan_of(ctx_), &st_, &direct_);
+    stage_service::joined j;
+    if (s.ok()) s = service().join_plan(rpc::plan_of(ctx_), &j);
+    st_ = j.stage;
+    direct_ = j.replies;
+    loop_sink_ = j.loop;
+    // The Loop opens first: the last stage then has its sink before its own Run stream joins the plan.
+    if (s.ok()) s = open_loop();
     if (s.ok()) s = open_down();
     if (!s.ok()) {
       ended_ = true;
@@ -89,6 +95,35 @@ class stage_server::run_call final : public stage_server::call {
     down_->StartCall(start(down_started_));
     // gRPC refuses a write while the call's start is in flight (TOO_MANY_OPERATIONS).
     await([&] { return down_open_; }, clock::time_point::max());
+    return grpc::Status::OK;
+  }
+
+  // (1.7) The first stage's Loop stream from the last stage, when the plan has one: the steps of rings come
+  // in on it and join those from upstream.
+  grpc::Status open_loop() {
+    const std::string last = st_->assignment.loop_address();
+    if (last.empty()) return grpc::Status::OK;
+    const worker_options& o = service().options();
+    try {
+      auto creds = comm::rpc::channel_credentials({o.tls_cert, o.tls_key, o.tls_ca});
+      loop_stub_ = v1::Stage::NewStub(rpc::make_channel(last, creds));
+    } catch (const std::exception& e) {
+      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
+    }
+    rpc::prepare(loop_ctx_, o.cluster_token, std::chrono::milliseconds(0));
+    loop_ctx_.AddMetadata(rpc::plan_key, std::to_string(st_->assignment.plan_id()));
+    loop_ = loop_stub_->PrepareAsyncLoop(&loop_ctx_, cq());
+    loop_->StartCall(start(loop_started_));
+    bool failed = false;
+    await(
+        [&] {
+          failed = loop_done_;
+          return loop_open_ || loop_done_;
+        },
+        clock::time_point::max());
+    if (failed)
+      return {grpc::StatusCode::UNAVAILABLE,
+              "cannot open the Loop stream to the last stage " + last + ": " + loop_status_.error_message()};
     return grpc::Status::OK;
   }
 
@@ -145,6 +180,14 @@ class stage_server::run_call final : public stage_server::call {
       const int64_t n = step_rows(req);
       const bool batchable =
           forward && req.position() > 0 && !req.want_logits() && !req.want_hidden() && n == 1;
+      // An end from the coordinator overtook this ring (the ring's later replies are not waited for).
+      if (req.looped() && st_->assignment.embedding() && !service().holds_sequence(req.sequence_id()))
+        continue;
+      if (req.ring() > 0 && !(batchable && req.sample())) {
+        flush();
+        refuse(req, "a ring on a step that is not a one-token decode step that samples");
+        continue;
+      }
       if (!batchable || in_group.contains(req.sequence_id()) || rows + n > max_batch_rows) flush();
       if (batchable) {
         group.push_back(&req);
@@ -157,22 +200,27 @@ class stage_server::run_call final : public stage_server::call {
         flush();
         continue;
       }
-      v1::StepReply reply;
-      reply.set_step_id(req.step_id());
-      reply.set_sequence_id(req.sequence_id());
-      std::string error;
-      if (req.steps_size() > 0)
-        error = "a carrier inside a carrier";
-      else if (req.kind() == v1::STEP_END)
+      if (req.steps_size() > 0) {
+        refuse(req, "a carrier inside a carrier");
+      } else if (req.kind() == v1::STEP_END) {
+        // An end travels down to the other stages and the last one answers it.
         service().drop_sequence(req.sequence_id());
-      else
-        error = "unknown step kind " + std::to_string(req.kind());
-      // An end travels down to the other stages and the last one answers it; an unknown kind is answered
-      // here.
-      deliver(req, reply, error);
+        v1::StepReply reply;
+        reply.set_step_id(req.step_id());
+        reply.set_sequence_id(req.sequence_id());
+        deliver(req, reply, "");
+      } else {
+        refuse(req, "unknown step kind " + std::to_string(req.kind()));
+      }
     }
     flush();
     send_out();
+  }
+
+  // Answers `req` here with `error`.
+  void refuse(v1::StepRequest& req, const std::string& error) {
+    v1::StepReply reply;
+    deliver(req, reply, error);
   }
 
   void deliver(v1::StepRequest& req, v1::StepReply& reply, const std::string& error) {
@@ -188,15 +236,67 @@ class stage_server::run_call final : public stage_server::call {
     } else if (down_) {
       onward_.push_back(std::move(req));
     } else {
+      go_round(req, reply);
       reply.mutable_stage_ms()->CopyFrom(req.stage_ms());
       reply.mutable_stage_batch()->CopyFrom(req.stage_batch());
       answers_.push_back(std::move(reply));
     }
   }
 
+  // (1.7) The last stage continues a ring with the next step, made from the token it sampled.
+  void go_round(const v1::StepRequest& req, const v1::StepReply& reply) {
+    const auto& stops = req.stop_ids();
+    if (req.ring() <= 1 || !reply.sampled() ||
+        std::find(stops.begin(), stops.end(), reply.token()) != stops.end())
+      return;
+    v1::StepRequest& next = looped_.emplace_back();
+    next.set_step_id(req.step_id() + 1);
+    next.set_sequence_id(req.sequence_id());
+    next.set_kind(v1::STEP_FORWARD);
+    next.set_position(req.position() + 1);
+    next.add_tokens(reply.token());
+    next.set_sample(true);
+    next.set_ring(req.ring() - 1);
+    *next.mutable_stop_ids() = stops;
+    next.set_looped(true);
+  }
+
+  // The steps of rings leave first (they are the next tokens' path): into this stage's own inbox when it is
+  // the first stage too, else on the plan's Loop stream. Without one, each such step fails, so that no reply
+  // is waited for in vain.
+  void send_looped() {
+    if (looped_.empty()) return;
+    if (st_->assignment.embedding()) {
+      std::lock_guard lock(mu_);
+      std::move(looped_.begin(), looped_.end(), std::back_inserter(inbox_));
+    } else if (!loop_sink_ || !write_looped()) {
+      for (v1::StepRequest& r : looped_) {
+        v1::StepReply e;
+        e.set_step_id(r.step_id());
+        e.set_sequence_id(r.sequence_id());
+        e.set_error("no Loop stream from the first stage is open for the ring");
+        e.set_error_node(service().node_id());
+        service().drop_sequence(r.sequence_id());
+        answer(e);
+      }
+    }
+    looped_.clear();
+  }
+  bool write_looped() {
+    if (carried_ && looped_.size() > 1) {
+      v1::StepRequest c;
+      for (v1::StepRequest& r : looped_) c.add_steps()->Swap(&r);
+      return loop_sink_->write(c);
+    }
+    for (const v1::StepRequest& r : looped_)
+      if (!loop_sink_->write(r)) return false;
+    return true;
+  }
+
   // What goes on (steps to the next stage, the last stage's answers) leaves after each batch, in order: in
   // one carrier when the upstream sends carriers.
   void send_out() {
+    send_looped();
     if (carried_ && onward_.size() > 1) {
       v1::StepRequest c;
       for (v1::StepRequest& r : onward_) c.add_steps()->Swap(&r);
@@ -245,6 +345,10 @@ class stage_server::run_call final : public stage_server::call {
     if (!read_all) up_writes_.when_flushed([this] { ctx_.TryCancel(); });
     await([&] { return up_done_; }, clock::time_point::max());
     winding_down_ = !down_lost_;
+    if (loop_) {
+      loop_ctx_.TryCancel();
+      await([&] { return loop_done_; }, clock::time_point::max());
+    }
     if (down_) {
       down_writes_.close([this] { down_->WritesDone(start(writes_done_)); });
       down_ctx_.TryCancel();
@@ -324,8 +428,7 @@ class stage_server::run_call final : public stage_server::call {
     std::lock_guard lock(mu_);
     down_done_ = true;
     wake_locked();
-    if (winding_down_) return;
-    down_lost_ = true;
+    if (winding_down_ || down_lost_.exchange(true)) return;
     const std::string next = st_->assignment.next_address();
     v1::StepReply e;
     e.set_error("the next stage " + next + " was lost: " + down_status_.error_message());
@@ -335,19 +438,69 @@ class stage_server::run_call final : public stage_server::call {
   }
   void on_down_written(bool ok) { down_writes_.completed(ok); }
 
+  // The Loop stream: its first message says it is open; the steps of rings follow. Its end while this stream
+  // still runs means the last stage was lost.
+  void on_loop_started(bool ok) {
+    if (!ok) return loop_->Finish(&loop_status_, start(loop_finished_));
+    loop_->Read(&loop_in_, start(loop_opened_));
+  }
+  void on_loop_opened(bool ok) {
+    if (!ok) return loop_->Finish(&loop_status_, start(loop_finished_));
+    {
+      std::lock_guard lock(mu_);
+      loop_open_ = true;
+      wake_locked();
+    }
+    loop_in_.Clear();
+    loop_->Read(&loop_in_, start(loop_read_));
+  }
+  void on_loop_read(bool ok) {
+    if (!ok) return loop_->Finish(&loop_status_, start(loop_finished_));
+    expect_parallel_work();
+    {
+      std::lock_guard lock(mu_);
+      wake_locked();
+      if (loop_in_.steps_size() > 0) {
+        for (v1::StepRequest& step : *loop_in_.mutable_steps()) inbox_.push_back(std::move(step));
+      } else {
+        inbox_.push_back(std::move(loop_in_));
+      }
+    }
+    loop_in_.Clear();
+    loop_->Read(&loop_in_, start(loop_read_));
+  }
+  void on_loop_finished(bool) {
+    std::lock_guard lock(mu_);
+    loop_done_ = true;
+    wake_locked();
+    if (!loop_open_ || winding_down_ || down_lost_.exchange(true)) return;
+    const std::string last = st_->assignment.loop_address();
+    v1::StepReply e;
+    e.set_error("the Loop stream from the last stage " + last + " ended: " + loop_status_.error_message());
+    e.set_error_node(last);
+    up_writes_.push(std::move(e));
+    up_writes_.when_flushed([this] { ctx_.TryCancel(); });
+  }
+
   grpc::ServerContext ctx_;
   grpc::ServerAsyncReaderWriter<v1::StepReply, v1::StepRequest> up_{&ctx_};
   std::shared_ptr<stage_service::loaded> st_;
-  std::shared_ptr<stage_service::reply_sink> direct_;  // the last stage's way to the coordinator, if open
+  std::shared_ptr<stage_service::reply_sink> direct_;    // the last stage's way to the coordinator, if open
+  std::shared_ptr<stage_service::loop_sink> loop_sink_;  // the last stage's way to the first, if open
   std::unique_ptr<v1::Stage::Stub> stub_;
   grpc::ClientContext down_ctx_;
   std::unique_ptr<grpc::ClientAsyncReaderWriter<v1::StepRequest, v1::StepReply>> down_;
   v1::StepReply down_in_;
   grpc::Status down_status_;
+  std::unique_ptr<v1::Stage::Stub> loop_stub_;
+  grpc::ClientContext loop_ctx_;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<v1::RepliesRequest, v1::StepRequest>> loop_;
+  v1::StepRequest loop_in_;
+  grpc::Status loop_status_;
 
   std::mutex mu_;  // guards what follows, up to the thread's own
   std::deque<v1::StepRequest> inbox_;
-  bool up_done_ = false, down_open_ = false, down_done_ = false;
+  bool up_done_ = false, down_open_ = false, down_done_ = false, loop_open_ = false, loop_done_ = false;
   comm::request::state* waiter_ = nullptr;
   v1::StepRequest in_;  // the read in flight's
 
@@ -357,6 +510,7 @@ class stage_server::run_call final : public stage_server::call {
   bool left_ = false;
   std::vector<v1::StepRequest> onward_;
   std::vector<v1::StepReply> answers_;
+  std::vector<v1::StepRequest> looped_;  // the steps of rings, made by the last stage
 
   comm::rpc::cq_driver::tag up_written_ = then(this, &run_call::on_up_written);
   comm::rpc::cq_driver::tag down_written_ = then(this, &run_call::on_down_written);
@@ -369,6 +523,10 @@ class stage_server::run_call final : public stage_server::call {
   comm::rpc::cq_driver::tag down_started_ = then(this, &run_call::on_down_started);
   comm::rpc::cq_driver::tag down_read_ = then(this, &run_call::on_down_read);
   comm::rpc::cq_driver::tag down_finished_ = then(this, &run_call::on_down_finished);
+  comm::rpc::cq_driver::tag loop_started_ = then(this, &run_call::on_loop_started);
+  comm::rpc::cq_driver::tag loop_opened_ = then(this, &run_call::on_loop_opened);
+  comm::rpc::cq_driver::tag loop_read_ = then(this, &run_call::on_loop_read);
+  comm::rpc::cq_driver::tag loop_finished_ = then(this, &run_call::on_loop_finished);
   comm::rpc::cq_driver::tag writes_done_ = then<async_call>(this, &run_call::ignore);
 };
 

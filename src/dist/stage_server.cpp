@@ -99,15 +99,18 @@ class stage_server::upload_call final : public stage_server::call {
   comm::rpc::cq_driver::tag read_done_{[this](bool ok) { on_read(ok); }};
 };
 
-// A plan's Replies stream on its last stage: the Run stream's thread queues replies on it; its reads only
-// wait for the coordinator to end it.
-class stage_server::replies_call final : public stage_server::call {
+// A plan's Replies stream on its last stage, or (1.7) its Loop stream there: the Run stream's thread queues
+// replies (the steps of rings) on it; its reads only wait for the caller to end it.
+template <class Kind>
+class stage_server::sink_call final : public stage_server::call {
  public:
-  static void accept(stage_server* s) { new replies_call(s); }
+  static void accept(stage_server* s) { new sink_call(s); }
 
  private:
-  explicit replies_call(stage_server* s) : call(s) {
-    grpc_service().RequestReplies(&ctx_, &stream_, cq(), cq(), start(accepted_));
+  using message = typename Kind::message;
+  using sink = stage_service::sink<message>;
+  explicit sink_call(stage_server* s) : call(s) {
+    Kind::request(grpc_service(), &ctx_, &stream_, cq(), start(accepted_));
   }
   void on_accepted(bool ok) {
     if (!ok) return park();
@@ -115,20 +118,20 @@ class stage_server::replies_call final : public stage_server::call {
     grpc::Status s = rpc::admit(ctx_, service().options().cluster_token);
     if (!s.ok()) return finish(s);
     plan_ = rpc::plan_of(ctx_);
-    sink_ = std::make_shared<stage_service::reply_sink>();
-    sink_->push = [this](const v1::StepReply& r) { return writes_.push(r); };
+    sink_ = std::make_shared<sink>();
+    sink_->push = [this](const message& m) { return writes_.push(m); };
     {
       // Registered and announced under the sink's lock, so the announcement is the stream's first message.
       std::lock_guard lock(sink_->mu);
-      s = service().open_replies(plan_, sink_);
-      if (s.ok()) writes_.push(v1::StepReply());
+      s = Kind::open(service(), plan_, sink_);
+      if (s.ok()) writes_.push(message());
     }
     if (!s.ok()) return finish(s);
     stream_.Read(&ignored_, start(read_done_));
   }
   void on_read(bool ok) {
     if (ok) return stream_.Read(&ignored_, start(read_done_));
-    service().close_replies(plan_, sink_);
+    Kind::close(service(), plan_, sink_);
     writes_.close([this] { finish(grpc::Status::OK); });
   }
   void finish(const grpc::Status& s) {
@@ -138,16 +141,52 @@ class stage_server::replies_call final : public stage_server::call {
   void on_written(bool ok) { writes_.completed(ok); }
 
   grpc::ServerContext ctx_;
-  grpc::ServerAsyncReaderWriter<v1::StepReply, v1::RepliesRequest> stream_{&ctx_};
+  grpc::ServerAsyncReaderWriter<message, v1::RepliesRequest> stream_{&ctx_};
   uint64_t plan_ = 0;
-  std::shared_ptr<stage_service::reply_sink> sink_;
+  std::shared_ptr<sink> sink_;
   v1::RepliesRequest ignored_;
-  comm::rpc::cq_driver::tag written_ = then(this, &replies_call::on_written);
-  comm::rpc::write_queue<v1::StepReply> writes_{
-      [this](const v1::StepReply& r) { stream_.Write(r, start(written_)); }};
-  comm::rpc::cq_driver::tag accepted_ = then(this, &replies_call::on_accepted);
-  comm::rpc::cq_driver::tag read_done_ = then(this, &replies_call::on_read);
+  comm::rpc::cq_driver::tag written_ = then(this, &sink_call::on_written);
+  comm::rpc::write_queue<message> writes_{[this](const message& m) { stream_.Write(m, start(written_)); }};
+  comm::rpc::cq_driver::tag accepted_ = then(this, &sink_call::on_accepted);
+  comm::rpc::cq_driver::tag read_done_ = then(this, &sink_call::on_read);
 };
+
+namespace {
+
+using replies_stream = grpc::ServerAsyncReaderWriter<v1::StepReply, v1::RepliesRequest>;
+using loop_stream = grpc::ServerAsyncReaderWriter<v1::StepRequest, v1::RepliesRequest>;
+
+struct replies_kind {
+  using message = v1::StepReply;
+  static void request(v1::Stage::AsyncService& g, grpc::ServerContext* ctx, replies_stream* s,
+                      grpc::ServerCompletionQueue* cq, void* tag) {
+    g.RequestReplies(ctx, s, cq, cq, tag);
+  }
+  static grpc::Status open(stage_service& s, uint64_t plan,
+                           const std::shared_ptr<stage_service::reply_sink>& k) {
+    return s.open_replies(plan, k);
+  }
+  static void close(stage_service& s, uint64_t plan, const std::shared_ptr<stage_service::reply_sink>& k) {
+    s.close_replies(plan, k);
+  }
+};
+
+struct loop_kind {
+  using message = v1::StepRequest;
+  static void request(v1::Stage::AsyncService& g, grpc::ServerContext* ctx, loop_stream* s,
+                      grpc::ServerCompletionQueue* cq, void* tag) {
+    g.RequestLoop(ctx, s, cq, cq, tag);
+  }
+  static grpc::Status open(stage_service& s, uint64_t plan,
+                           const std::shared_ptr<stage_service::loop_sink>& k) {
+    return s.open_loop(plan, k);
+  }
+  static void close(stage_service& s, uint64_t plan, const std::shared_ptr<stage_service::loop_sink>& k) {
+    s.close_loop(plan, k);
+  }
+};
+
+}  // namespace
 
 stage_server::stage_server(stage_service& service, grpc::ServerBuilder& builder, const std::string& address)
     : service_(service) {
@@ -160,7 +199,8 @@ stage_server::stage_server(stage_service& service, grpc::ServerBuilder& builder,
   hello_call::accept(this);
   assign_call::accept(this);
   upload_call::accept(this);
-  replies_call::accept(this);
+  sink_call<replies_kind>::accept(this);
+  sink_call<loop_kind>::accept(this);
   accept_run(this);
   driver_->start();
 }

@@ -37,7 +37,8 @@ class stage_server {
   class hello_call;
   class assign_call;
   class upload_call;
-  class replies_call;
+  template <class Kind>
+  class sink_call;
   class run_call;
 
  private:

@@ -45,12 +45,6 @@ bool same_stage(const v1::Assignment& a, const v1::Assignment& b) {
 
 }  // namespace
 
-bool stage_service::reply_sink::write(const v1::StepReply& r) {
-  std::lock_guard lock(mu);
-  if (open) open = push(r);
-  return open;
-}
-
 stage_service::stage_service(const worker_options& o, std::string node_id, worker_capabilities caps)
     : options_(o),
       cache_(o.cache_dir.empty() ? default_weights_cache_dir() : o.cache_dir),
@@ -146,6 +140,7 @@ grpc::Status stage_service::assign(const grpc::ServerContext& ctx, const v1::Ass
     stage_ = st;
     reply->set_weight_bytes(bytes);
     reply->set_carriers(true);
+    reply->set_rings(true);
     return grpc::Status::OK;
   } catch (const std::exception& e) {
     return {grpc::StatusCode::INVALID_ARGUMENT, std::string("cannot load the assignment: ") + e.what()};
@@ -215,6 +210,11 @@ std::shared_ptr<stage_service::sequence> stage_service::open_sequence(const load
   std::lock_guard lock(mu_);
   sequences_[req.sequence_id()] = seq;
   return seq;
+}
+
+bool stage_service::holds_sequence(uint64_t id) {
+  std::lock_guard lock(mu_);
+  return sequences_.contains(id);
 }
 
 void stage_service::drop_sequence(uint64_t id) {
@@ -361,18 +361,17 @@ void stage_service::run_forward(const loaded& st, std::vector<v1::StepRequest*>&
   }
 }
 
-grpc::Status stage_service::join_plan(uint64_t plan, std::shared_ptr<loaded>* st,
-                                      std::shared_ptr<reply_sink>* direct) {
+grpc::Status stage_service::join_plan(uint64_t plan, joined* out) {
   std::lock_guard lock(mu_);
-  *st = stage_;
+  out->stage = stage_;
   if (!stage_ || stage_->assignment.plan_id() != plan)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             node_id_ + " holds plan " +
                 (stage_ ? std::to_string(stage_->assignment.plan_id()) : std::string("none")) +
                 ", the stream is for plan " + std::to_string(plan)};
   if (stage_->assignment.next_address().empty()) {
-    auto it = sinks_.find(plan);
-    if (it != sinks_.end()) *direct = it->second;
+    if (auto it = sinks_.find(plan); it != sinks_.end()) out->replies = it->second;
+    if (auto it = loops_.find(plan); it != loops_.end()) out->loop = it->second;
   }
   return grpc::Status::OK;
 }
@@ -382,25 +381,52 @@ std::shared_ptr<stage_service::loaded> stage_service::stage() {
   return stage_;
 }
 
-grpc::Status stage_service::open_replies(uint64_t plan, const std::shared_ptr<reply_sink>& sink) {
-  std::lock_guard lock(mu_);
-  if (!stage_ || stage_->assignment.plan_id() != plan || !stage_->assignment.next_address().empty())
+namespace {
+
+// A plan's sink of one kind (Replies or Loop) on its last stage. Under the service's lock.
+template <class Sink>
+grpc::Status open_sink(const std::shared_ptr<stage_service::loaded>& stage, const std::string& node_id,
+                       uint64_t plan, std::map<uint64_t, std::shared_ptr<Sink>>& sinks,
+                       const std::shared_ptr<Sink>& sink, const char* what) {
+  if (!stage || stage->assignment.plan_id() != plan || !stage->assignment.next_address().empty())
     return {grpc::StatusCode::FAILED_PRECONDITION,
-            node_id_ + " is not the last stage of plan " + std::to_string(plan)};
-  if (!sinks_.emplace(plan, sink).second)
+            node_id + " is not the last stage of plan " + std::to_string(plan)};
+  if (!sinks.emplace(plan, sink).second)
     return {grpc::StatusCode::ALREADY_EXISTS,
-            "plan " + std::to_string(plan) + " has a Replies stream on " + node_id_ + " already"};
+            "plan " + std::to_string(plan) + " has a " + what + " stream on " + node_id + " already"};
   return grpc::Status::OK;
 }
 
-void stage_service::close_replies(uint64_t plan, const std::shared_ptr<reply_sink>& sink) {
+template <class Sink>
+void close_sink(std::mutex& mu, std::map<uint64_t, std::shared_ptr<Sink>>& sinks, uint64_t plan,
+                const std::shared_ptr<Sink>& sink) {
   {
-    std::lock_guard lock(mu_);
-    auto it = sinks_.find(plan);
-    if (it != sinks_.end() && it->second == sink) sinks_.erase(it);
+    std::lock_guard lock(mu);
+    auto it = sinks.find(plan);
+    if (it != sinks.end() && it->second == sink) sinks.erase(it);
   }
   std::lock_guard sink_lock(sink->mu);  // no Run stream writes to the sink once this returns
   sink->open = false;
+}
+
+}  // namespace
+
+grpc::Status stage_service::open_replies(uint64_t plan, const std::shared_ptr<reply_sink>& s) {
+  std::lock_guard lock(mu_);
+  return open_sink(stage_, node_id_, plan, sinks_, s, "Replies");
+}
+
+void stage_service::close_replies(uint64_t plan, const std::shared_ptr<reply_sink>& s) {
+  close_sink(mu_, sinks_, plan, s);
+}
+
+grpc::Status stage_service::open_loop(uint64_t plan, const std::shared_ptr<loop_sink>& s) {
+  std::lock_guard lock(mu_);
+  return open_sink(stage_, node_id_, plan, loops_, s, "Loop");
+}
+
+void stage_service::close_loop(uint64_t plan, const std::shared_ptr<loop_sink>& s) {
+  close_sink(mu_, loops_, plan, s);
 }
 
 }  // namespace mlxd::dist

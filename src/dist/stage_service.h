@@ -1,5 +1,5 @@
-// The worker's side of the stage protocol: what Hello, Assign, Upload, Run and Replies do, with the state
-// they share (the loaded stage and one KV cache per sequence). The calls themselves are stage_server's.
+// The worker's side of the stage protocol: what Hello, Assign, Upload, Run, Replies and Loop do, with the
+// state they share (the loaded stage and one KV cache per sequence). The calls themselves are stage_server's.
 // Thread-safe; every method catches what it throws.
 #pragma once
 
@@ -39,24 +39,40 @@ class stage_service {
     uint64_t weight_bytes = 0;
     std::string files;  // what the weights were read from (see files_fingerprint)
   };
-  // A plan's Replies stream, written by the Run stream of the last stage: `push` queues a reply on it (false
-  // when the stream has failed). Used only under `mu` while `open`.
-  struct reply_sink {
+  // A stream the Run streams of a plan write to, another call's: the Replies stream of the last stage (its
+  // replies) and, (1.7) on the last stage too, the Loop stream to the first (the steps of rings). `push`
+  // queues a message on it (false when the stream has failed). Used only under `mu` while `open`.
+  template <class Message>
+  struct sink {
     std::mutex mu;
-    std::function<bool(const v1::StepReply&)> push;
+    std::function<bool(const Message&)> push;
     bool open = true;
-    // False when the stream is gone (the reply must go another way).
-    bool write(const v1::StepReply& r);
+    // False when the stream is gone (the message must go another way).
+    bool write(const Message& m) {
+      std::lock_guard lock(mu);
+      if (open) open = push(m);
+      return open;
+    }
   };
-  // A Run stream of `plan` begins: the stage that holds it, and the plan's Replies sink when this is the last
-  // stage and the coordinator opened one. FAILED_PRECONDITION when this node holds another plan.
-  grpc::Status join_plan(uint64_t plan, std::shared_ptr<loaded>* st, std::shared_ptr<reply_sink>* direct);
+  using reply_sink = sink<v1::StepReply>;
+  using loop_sink = sink<v1::StepRequest>;
+  // What a Run stream of a plan joins: the stage that holds it and, on the last stage, the plan's sinks that
+  // are open (the coordinator's Replies stream; the first stage's Loop, which opens before the Run streams).
+  struct joined {
+    std::shared_ptr<loaded> stage;
+    std::shared_ptr<reply_sink> replies;
+    std::shared_ptr<loop_sink> loop;
+  };
+  // FAILED_PRECONDITION when this node holds another plan.
+  grpc::Status join_plan(uint64_t plan, joined* out);
   // The stage held now (a new plan replaces it).
   std::shared_ptr<loaded> stage();
-  // Registers the Replies sink of `plan` (FAILED_PRECONDITION when this is not the plan's last stage,
+  // Registers the Replies (Loop) sink of `plan` (FAILED_PRECONDITION when this is not the plan's last stage,
   // ALREADY_EXISTS when it has one) / drops it when its stream ends.
-  grpc::Status open_replies(uint64_t plan, const std::shared_ptr<reply_sink>& sink);
-  void close_replies(uint64_t plan, const std::shared_ptr<reply_sink>& sink);
+  grpc::Status open_replies(uint64_t plan, const std::shared_ptr<reply_sink>& s);
+  void close_replies(uint64_t plan, const std::shared_ptr<reply_sink>& s);
+  grpc::Status open_loop(uint64_t plan, const std::shared_ptr<loop_sink>& s);
+  void close_loop(uint64_t plan, const std::shared_ptr<loop_sink>& s);
 
   // Runs forward steps: the decode steps of different sequences (one row each, 16 rows at most) in one
   // forward_layers_batch, so each stage reads its weights once for all of them; the others alone. Each
@@ -65,6 +81,7 @@ class stage_service {
   void run_forward(const loaded& st, std::vector<v1::StepRequest*>& reqs, std::vector<v1::StepReply>& replies,
                    std::vector<std::string>& errors);
   void drop_sequence(uint64_t id);
+  bool holds_sequence(uint64_t id);
   const std::string& node_id() const { return node_id_; }
   const worker_options& options() const { return options_; }
 
@@ -110,6 +127,7 @@ class stage_service {
   std::shared_ptr<loaded> stage_;
   std::map<uint64_t, std::shared_ptr<sequence>> sequences_;
   std::map<uint64_t, std::shared_ptr<reply_sink>> sinks_;  // by plan id
+  std::map<uint64_t, std::shared_ptr<loop_sink>> loops_;   // by plan id
   uint64_t kv_bytes_ = 0;
   uint64_t loads_ = 0;        // stages loaded since the start
   uint64_t layers_read_ = 0;  // decoder layers read from model files since the start

@@ -2,6 +2,7 @@
 // function that records each step and answers it when the test says so.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -130,6 +131,126 @@ TEST(DecodeGate, ASendThatThrowsReachesItsMember) {
   EXPECT_THROW(m.run(step(4)), std::runtime_error);
   fail = false;
   EXPECT_EQ(m.run(step(4)).sequence_id(), 4u);
+}
+
+// (1.7) A pipeline that runs rings: each ring's replies are answered by the test, and what is given up is
+// recorded.
+struct ring_pipeline : recording_pipeline {
+  std::vector<uint32_t> ring_sizes;                // per step sent: its ring (0: sent by send)
+  std::vector<std::array<uint64_t, 3>> abandoned;  // sequence, first step id, count
+  uint64_t next_id = 1;
+  void use(decode_gate& gate, uint32_t tokens) {
+    gate.use_rings(
+        [this](v1::StepRequest& r, uint32_t n) {
+          std::lock_guard lock(mu);
+          r.set_step_id(next_id);
+          next_id += n;
+          sent.push_back(r);
+          ring_sizes.push_back(n);
+          std::vector<std::future<v1::StepReply>> out;
+          for (uint32_t i = 0; i < n; ++i) {
+            replies.emplace_back();
+            out.push_back(replies.back().get_future());
+          }
+          return out;
+        },
+        [this](uint64_t sequence, uint64_t first, uint32_t n) {
+          std::lock_guard lock(mu);
+          abandoned.push_back({sequence, first, n});
+        },
+        tokens);
+  }
+  // Answers reply `i` (in the order the promises were made) with a sampled token.
+  void sample(size_t i, int32_t token) {
+    std::lock_guard lock(mu);
+    v1::StepReply r;
+    r.set_sampled(true);
+    r.set_token(token);
+    replies[i].set_value(r);
+  }
+};
+
+// A lone sequence goes in rings of at most the ring's tokens and what it still wants; inside one, its steps
+// are not sent, and the next ring leaves when the last reply is taken.
+TEST(DecodeGate, ALoneSequenceGoesInRings) {
+  ring_pipeline p;
+  decode_gate gate(p.send(), 1, 10s);
+  p.use(gate, 3);
+  decode_gate::member m(gate, {99});
+  std::vector<int32_t> got;
+  auto run = [&](int wanted) {
+    return std::async(std::launch::async, [&, wanted] { return m.run(step(7), wanted); });
+  };
+  auto first = run(4);
+  ASSERT_TRUE(p.wait_for_sent(1));
+  EXPECT_EQ(p.ring_sizes, std::vector<uint32_t>{3});
+  EXPECT_EQ(p.sent[0].stop_ids_size(), 1);
+  for (size_t i = 0; i < 3; ++i) p.sample(i, static_cast<int32_t>(10 + i));
+  got.push_back(first.get().token());
+  got.push_back(run(3).get().token());
+  got.push_back(run(2).get().token());
+  EXPECT_EQ(p.n_sent(), 1u);  // the ring ran the two later steps itself
+  EXPECT_EQ(m.looped(), 2);
+  auto last = run(1);  // one token wanted: a plain step
+  ASSERT_TRUE(p.wait_for_sent(2));
+  EXPECT_EQ(p.ring_sizes, (std::vector<uint32_t>{3}));
+  p.sample(3, 13);
+  EXPECT_EQ(last.get().token(), 13);
+  EXPECT_EQ(got, (std::vector<int32_t>{10, 11, 12}));
+  EXPECT_TRUE(p.abandoned.empty());
+}
+
+// A stop id ends a ring early (the last stage sends nothing after it): the rest is given up, and a member
+// that leaves inside a ring gives up its rest too.
+TEST(DecodeGate, AStopIdOrALeavingMemberGivesUpTheRestOfARing) {
+  ring_pipeline p;
+  decode_gate gate(p.send(), 1, 10s);
+  p.use(gate, 4);
+  {
+    decode_gate::member m(gate, {99});
+    auto first = std::async(std::launch::async, [&] { return m.run(step(7), 10); });
+    ASSERT_TRUE(p.wait_for_sent(1));
+    p.sample(0, 5);
+    p.sample(1, 99);
+    EXPECT_EQ(first.get().token(), 5);
+    EXPECT_EQ(m.run(step(7), 9).token(), 99);
+    ASSERT_EQ(p.abandoned.size(), 1u);
+    EXPECT_EQ(p.abandoned[0], (std::array<uint64_t, 3>{7, 3, 2}));
+    auto again = std::async(std::launch::async, [&] { return m.run(step(7), 8); });
+    ASSERT_TRUE(p.wait_for_sent(2));  // the next ring
+    p.sample(4, 6);
+    EXPECT_EQ(again.get().token(), 6);
+  }
+  ASSERT_EQ(p.abandoned.size(), 2u);
+  EXPECT_EQ(p.abandoned[1], (std::array<uint64_t, 3>{7, 6, 3}));
+}
+
+// A sequence that starts decoding while a ring runs waits for its end; then the two go in a group, as steps
+// of their own.
+TEST(DecodeGate, ASecondSequenceWaitsForTheRingAndJoinsAGroup) {
+  ring_pipeline p;
+  decode_gate gate(p.send(), 1, 10s);
+  p.use(gate, 2);
+  decode_gate::member a(gate);
+  auto first = std::async(std::launch::async, [&] { return a.run(step(1), 5); });
+  ASSERT_TRUE(p.wait_for_sent(1));
+  decode_gate::member b(gate);
+  auto second = std::async(std::launch::async, [&] { return b.run(step(2), 5); });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(p.n_sent(), 1u);  // the ring is still in the pipeline
+  p.sample(0, 10);
+  p.sample(1, 11);
+  EXPECT_EQ(first.get().token(), 10);
+  EXPECT_EQ(a.run(step(1), 4).token(), 11);  // the ring's end
+  auto third = std::async(std::launch::async, [&] { return a.run(step(1), 3); });
+  ASSERT_TRUE(p.wait_for_sent(3));
+  EXPECT_EQ(p.ring_sizes, std::vector<uint32_t>{2});
+  EXPECT_EQ(p.calls, std::vector<size_t>{2});  // one group of both, sent as plain steps
+  EXPECT_EQ(p.sent[1].ring(), 0u);
+  p.sample(2, 20);
+  p.sample(3, 12);
+  EXPECT_EQ(second.get().token(), 20);
+  EXPECT_EQ(third.get().token(), 12);
 }
 
 }  // namespace

@@ -310,6 +310,8 @@ TEST_F(Pipeline, AWorkerThatComesBackDuringARequestIsPlannedInAfterTheJoinWait) 
   coordinator_options o = options(workers);
   o.rejoin_interval = std::chrono::milliseconds(1);
   o.join_wait = std::chrono::milliseconds(0);
+  // A ring would compute the request's last tokens while on_token holds it, before the new plan exists.
+  o.ring_tokens = 0;
   coordinator c(*dir_, o);
   generation_request r = request(prompt, 12, seeded());
   const std::vector<int32_t> alone = generate_alone(prompt, 12, r.sampling);
@@ -479,6 +481,7 @@ TEST_F(Pipeline, AWorkerThatJoinsDuringARequestIsPlannedInAfterTheJoinWait) {
   o.join_port = 0;
   o.join_host = "127.0.0.1";
   o.join_wait = std::chrono::milliseconds(0);
+  o.ring_tokens = 0;  // as above: the request's steps must still be to come when the plan changes
   coordinator c(*dir_, o);
   generation_request r = request(prompt, 12, seeded());
   int seen = 0;

@@ -15,11 +15,10 @@
 #include "mlxd/dist/worker.h"
 #include "mlxd/models/llama.h"
 #include "mlxd/v1/inference.grpc.pb.h"
+#include "stage_steps.h"
 
 namespace mlxd::dist {
 namespace {
-
-const std::string model = std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";  // vocab 40, 2 layers
 
 worker_options local_worker(const std::string& token = "") {
   worker_options o;
@@ -162,7 +161,7 @@ generation_request small_request() {
 TEST(StageProtocol, CoordinatorRefusesAWorkerOfAnotherVersion) {
   fake_worker f(fault::newer_protocol);
   try {
-    coordinator c(model, options_for(f.address()));
+    coordinator c(golden_gqa, options_for(f.address()));
     FAIL() << "accepted a worker of protocol 2";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("speaks mlxd stage protocol 2.0"), std::string::npos) << e.what();
@@ -175,7 +174,7 @@ TEST(StageProtocol, MalformedRepliesAreErrorsNotCrashes) {
                                                  {fault::step_error, "fake worker refuses"}};
   for (const auto& [f, message] : cases) {
     fake_worker w(f);
-    coordinator c(model, options_for(w.address()));
+    coordinator c(golden_gqa, options_for(w.address()));
     try {
       c.generate(small_request());
       FAIL() << message;
@@ -184,7 +183,7 @@ TEST(StageProtocol, MalformedRepliesAreErrorsNotCrashes) {
     }
   }
   fake_worker bad_logits(fault::bad_logits);
-  coordinator c(model, options_for(bad_logits.address()));
+  coordinator c(golden_gqa, options_for(bad_logits.address()));
   try {
     c.logits({1, 2});
     FAIL() << "accepted malformed logits";
@@ -203,7 +202,7 @@ TEST(StageProtocol, MalformedRepliesAreErrorsNotCrashes) {
 TEST(StageProtocol, AWorkerThatKeepsFailingEndsTheRequestWithItsReason) {
   for (fault f : {fault::unknown_step, fault::hang_up}) {
     fake_worker w(f);
-    coordinator c(model, options_for(w.address()));
+    coordinator c(golden_gqa, options_for(w.address()));
     try {
       c.generate(small_request());
       FAIL() << "a broken pipeline produced tokens";
@@ -218,7 +217,7 @@ TEST(StageProtocol, AWorkerThatKeepsFailingEndsTheRequestWithItsReason) {
 // concurrent sequences' decode steps leave in groups.
 TEST(StageProtocol, AWorkerWithoutCarriersGetsOneMessageAStep) {
   fake_worker w(fault::none);
-  coordinator c(model, options_for(w.address()));
+  coordinator c(golden_gqa, options_for(w.address()));
   std::vector<std::future<generation_result>> runs;
   // The four start together and run long enough to overlap even when threads start slowly (ThreadSanitizer).
   std::latch start(4);
@@ -237,44 +236,6 @@ TEST(StageProtocol, AWorkerWithoutCarriersGetsOneMessageAStep) {
   }
   EXPECT_GT(w.largest_group.load(), 1u);  // groups left, each step on its own
   EXPECT_EQ(w.carriers_seen.load(), 0);
-}
-
-std::unique_ptr<v1::Stage::Stub> stub_of(int port) {
-  return v1::Stage::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
-}
-
-// Assigns the golden model's layers [begin, end) as plan `plan`; the first stage embeds, the last samples.
-grpc::Status assign(v1::Stage::Stub& stub, uint64_t plan, int begin, int end, const std::string& next = "",
-                    const std::string& token = "", v1::AssignReply* out = nullptr) {
-  grpc::ClientContext ctx;
-  rpc::prepare(ctx, token, std::chrono::seconds(10));
-  v1::Assignment as;
-  as.set_plan_id(plan);
-  as.set_model_path(model);
-  as.set_layer_begin(begin);
-  as.set_layer_end(end);
-  as.set_embedding(begin == 0);
-  as.set_head(next.empty());
-  as.set_next_address(next);
-  v1::AssignReply reply;
-  return stub.Assign(&ctx, as, out ? out : &reply);
-}
-
-// A prefill of two tokens at `position` 0, or a decode step of `token` after it.
-v1::StepRequest forward_step(uint64_t step, uint64_t sequence, int capacity, int position,
-                             int32_t token = 1) {
-  v1::StepRequest req;
-  req.set_step_id(step);
-  req.set_sequence_id(sequence);
-  req.set_kind(v1::STEP_FORWARD);
-  req.set_capacity(capacity);
-  req.set_position(position);
-  req.add_tokens(position == 0 ? 1 : token);
-  if (position == 0) req.add_tokens(2);
-  req.set_sample(true);
-  rpc::to_proto(engine::sampling_params{}, req.mutable_sampling());
-  return req;
 }
 
 // A raw client of one worker holding the whole golden model as plan `plan`.
@@ -451,7 +412,7 @@ TEST(StageProtocol, ACarrierTakesAGroupAcrossEveryHopInOneMessage) {
 }
 
 TEST(StageProtocol, KvCachesAreBoundedByTheMemoryBudget) {
-  const models::llama_config cfg = models::load_llama_config_any(model);
+  const models::llama_config cfg = models::load_llama_config_any(golden_gqa);
   worker_options o = local_worker();
   // The weights, and room for 20 positions of KV cache.
   o.memory_bytes = stage_weight_bytes(cfg, {0, 2, true, true}) + 20 * kv_bytes_per_position(cfg, 2);

@@ -5,12 +5,10 @@
 
 #include "mlxd/dist/coordinator.h"
 #include "mlxd/dist/worker.h"
+#include "stage_steps.h"
 
 namespace mlxd::dist {
 namespace {
-
-const std::string golden_model =
-    std::string(MLXD_GOLDEN_DIR) + "/llama_gqa";  // vocab 40, 2 layers, context 64
 
 struct two_workers {
   two_workers() {
@@ -39,15 +37,9 @@ generation_request request(int max_tokens) {
   return r;
 }
 
-std::vector<uint32_t> sequences_held(coordinator& c) {
-  std::vector<uint32_t> out;
-  for (const node_status& n : c.status(1)) out.push_back(n.healthy ? n.n_sequences : 999);
-  return out;
-}
-
 TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
   two_workers w;
-  coordinator c(golden_model, w.options());
+  coordinator c(golden_gqa, w.options());
   const generation_result whole = c.generate(request(40));
   ASSERT_EQ(whole.tokens.size(), 40u);
   EXPECT_FALSE(whole.stopped);
@@ -74,7 +66,7 @@ TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
 
 TEST(CoordinatorStop, AThrowingOnTokenReleasesTheSequenceAndReachesTheCaller) {
   two_workers w;
-  coordinator c(golden_model, w.options());
+  coordinator c(golden_gqa, w.options());
   generation_request r = request(40);
   int seen = 0;
   r.on_token = [&](const engine::sample_result&) {

@@ -56,6 +56,11 @@ struct coordinator_options {
   // the running sequences re-prefill from their tokens on the new plan (same tokens, one prefill's time),
   // so a server that is never idle still uses the new worker.
   std::chrono::milliseconds join_wait{10000};
+  // (protocol 1.7) A sequence that decodes alone asks the pipeline for this many tokens at a time: the last
+  // stage feeds each sampled token straight back to the first, and the coordinator only listens, so one
+  // hop and the coordinator's turn leave each token's path. A sequence that starts meanwhile waits for the
+  // ring's end (this many tokens at most) to join it in groups. 0 or 1: every step from the coordinator.
+  int ring_tokens = 16;
 };
 
 struct generation_request {
@@ -95,6 +100,8 @@ struct generation_result {
   // The plan's stages take carriers (protocol 1.6): each group of decode steps crossed every hop as one
   // message.
   bool carriers = false;
+  // (1.7) Decode tokens that came from rings: the last stage fed the token back to the first by itself.
+  int looped_steps = 0;
 };
 
 // A worker as seen by a Hello.
