@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Builds the comm tests, the core's thread-pool tests and the stage protocol's tests with ThreadSanitizer and
-# runs them; exits non-zero on a failed test or a reported race.
+# Builds the comm tests, the core's thread-pool tests, the stage protocol's and the decode gate's tests with
+# ThreadSanitizer and runs them; exits non-zero on a failed test or a reported race.
 # Usage: scripts/tsan.sh [BUILD_DIR]   (default build-tsan). Only these targets are built: under TSan
 # everything compiles and runs several times slower (about 11 min to build and 11 min to run on 2 cores).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build-tsan}"
 tests=(comm_unit_test comm_frame_test comm_flow_control_test comm_grpc_test comm_mismatch_test comm_security_test
-       comm_failure_test core_test dist_protocol_test)
+       comm_failure_test core_test dist_protocol_test dist_plan_test)
 targets=("${tests[@]}" comm_worker)
 # core_test only runs what exercises the pool: the determinism tests (pool resizes, parallel_for, every op at
 # 1 and 2 threads, the parallel sgemm pieces), the pool's heads-up, cached attention, the quantized kernels
-# and the GEMM's tiles.
-declare -A filter=([core_test]="Determinism.*:PoolHeadsUp.*:Quantized.*:CachedAttention.*:Gemm.*")
+# and the GEMM's tiles; dist_plan_test only the decode gate (its members on threads of their own).
+declare -A filter=([core_test]="Determinism.*:PoolHeadsUp.*:Quantized.*:CachedAttention.*:Gemm.*"
+                   [dist_plan_test]="DecodeGate.*")
 
 start=$(date +%s)
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLXD_SANITIZE=thread \

@@ -262,23 +262,20 @@ class stage_server::run_call final : public stage_server::call {
   }
 
   // The steps of rings leave first (they are the next tokens' path): into this stage's own inbox when it is
-  // the first stage too, else on the plan's Loop stream. Without one, each such step fails, so that no reply
-  // is waited for in vain.
+  // the first stage too, else on the plan's Loop stream. Without one the first stage is gone: this stream
+  // ends as when the next stage is lost, so the coordinator re-plans (a step's error would fail its request).
   void send_looped() {
     if (looped_.empty()) return;
     if (st_->assignment.embedding()) {
       std::lock_guard lock(mu_);
       std::move(looped_.begin(), looped_.end(), std::back_inserter(inbox_));
-    } else if (!loop_sink_ || !write_looped()) {
-      for (v1::StepRequest& r : looped_) {
-        v1::StepReply e;
-        e.set_step_id(r.step_id());
-        e.set_sequence_id(r.sequence_id());
-        e.set_error("no Loop stream from the first stage is open for the ring");
-        e.set_error_node(service().node_id());
-        service().drop_sequence(r.sequence_id());
-        answer(e);
-      }
+    } else if ((!loop_sink_ || !write_looped()) && !down_lost_.exchange(true)) {
+      v1::StepReply e;
+      e.set_error("no Loop stream from the first stage of plan " + std::to_string(st_->assignment.plan_id()) +
+                  " is open on " + service().node_id() + " for its rings");
+      e.set_error_node(service().node_id());
+      up_writes_.push(std::move(e));
+      up_writes_.when_flushed([this] { ctx_.TryCancel(); });
     }
     looped_.clear();
   }

@@ -255,9 +255,10 @@ TEST_F(Pipeline, WorkerKilledWhileSequencesRunInGroupsGivesEachItsTokens) {
   EXPECT_EQ(c.plan_description().find(workers[1]->address()), std::string::npos) << c.plan_description();
 }
 
-// A middle stage, then the last one, which answers on its own Replies stream.
+// The first stage (its Loop stream from the last ends), a middle one, then the last one, which answers on
+// its own Replies stream. The kill comes inside the first ring; the second ring's step leaves after it.
 TEST_F(Pipeline, WorkerKilledMidGenerationGivesTheSameTokens) {
-  for (const size_t victim : {1, 2}) {
+  for (const size_t victim : {0, 1, 2}) {
     SCOPED_TRACE("worker " + std::to_string(victim) + " killed");
     auto workers = start(3);
     coordinator c(*dir_, options(workers));
@@ -343,7 +344,11 @@ TEST_F(Pipeline, AWorkerThatComesBackDuringARequestIsPlannedInAfterTheJoinWait) 
 
 TEST_F(Pipeline, FrozenWorkerIsNoticedByKeepalive) {
   auto workers = start(2);
-  coordinator c(*dir_, options(workers));
+  coordinator_options o = options(workers);
+  // Rings of 2 tokens: the pipeline runs at most one token ahead of on_token, so steps are still to be sent
+  // when the worker freezes (a ring of the whole request could end before).
+  o.ring_tokens = 2;
+  coordinator c(*dir_, o);
   generation_request r = request(prompt, 10, greedy());
   int seen = 0;
   auto frozen_at = std::chrono::steady_clock::now();
@@ -528,6 +533,8 @@ TEST_F(Pipeline, ALostWorkerIsReplacedByOneNeighbourAndTheOtherLoadsNothing) {
   auto workers = start(3);
   coordinator_options o = options(workers);
   o.layers = parse_layer_ranges("0-1,2-3,4-5");
+  o.ring_tokens =
+      4;  // steps are still to be sent when the worker dies (see FrozenWorkerIsNoticedByKeepalive)
   coordinator c(*dir_, o);
   generation_request r = request(prompt, 16, seeded());
   int seen = 0;
