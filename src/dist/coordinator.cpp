@@ -673,6 +673,7 @@ generation_result coordinator::generate(const generation_request& r) {
       // (Re)prefill in the same chunks as always, then replay the tokens produced so far one by one, so every
       // stage computes exactly what it computed before; the last step samples the next token.
       const size_t k = out.tokens.size();
+      std::optional<decode_gate::arrival> coming(std::in_place, *a->gate);  // until it decodes
       std::vector<std::future<v1::StepReply>> pending;
       for (int pos = 0; pos < n_prompt; pos += chunk) {
         const int n = std::min(chunk, n_prompt - pos);
@@ -696,6 +697,7 @@ generation_result coordinator::generate(const generation_request& r) {
       if (k == 0) out.prefill_s = std::chrono::duration<double>(clock_type::now() - start).count();
       {  // in step with the other sequences until this one's last token
         decode_gate::member in_step(*a->gate, r.stop_ids);
+        coming.reset();
         const int looped_before = out.looped_steps;
         auto replied = clock_type::now();
         for (;;) {

@@ -16,6 +16,16 @@ void decode_gate::use_rings(ring_fn send, abandon_fn abandon, uint32_t tokens) {
   ring_tokens_ = tokens >= 2 ? tokens : 0;
 }
 
+decode_gate::arrival::arrival(decode_gate& gate) : gate_(gate) {
+  std::lock_guard lock(gate_.mu_);
+  ++gate_.arriving_;
+}
+
+decode_gate::arrival::~arrival() {
+  std::lock_guard lock(gate_.mu_);
+  --gate_.arriving_;
+}
+
 decode_gate::member::member(decode_gate& gate, std::vector<int32_t> stop_ids)
     : gate_(gate), stop_ids_(std::move(stop_ids)) {
   std::lock_guard lock(gate_.mu_);
@@ -49,7 +59,7 @@ void decode_gate::flush_if_ready(bool patient) {
     steps[i].set_group_id(group);
     steps[i].set_group_size(static_cast<uint32_t>(waiting_.size()));
   }
-  const bool ring = ring_ && members_ == 1 && waiting_.size() == 1 && waiting_[0]->ring > 1;
+  const bool ring = ring_ && members_ == 1 && arriving_ == 0 && waiting_.size() == 1 && waiting_[0]->ring > 1;
   try {
     if (ring) {
       const std::vector<int32_t>& stops = *waiting_[0]->stop_ids;

@@ -12,7 +12,8 @@
 // (1.7) A sequence that decodes alone goes in rings: its step asks the pipeline for up to `ring_tokens`
 // tokens, which the last stage feeds back to the first by itself, so the coordinator leaves each token's
 // path. The ring counts as a group in the pipeline until its last reply is taken; a sequence that starts
-// decoding meanwhile waits for it, and the two then go in groups.
+// decoding meanwhile waits for it, and the two then go in groups. No ring starts while another sequence is
+// on its way (an arrival: in its prefill).
 #pragma once
 
 #include <chrono>
@@ -48,6 +49,18 @@ class decode_gate {
   void use_rings(ring_fn send, abandon_fn abandon, uint32_t tokens);
 
   // A sequence in its decode loop: it takes part in grouping while the member lives.
+  // A sequence before its decode loop (its prefill): no ring starts while one lives.
+  class arrival {
+   public:
+    explicit arrival(decode_gate& gate);
+    ~arrival();
+    arrival(const arrival&) = delete;
+    arrival& operator=(const arrival&) = delete;
+
+   private:
+    decode_gate& gate_;
+  };
+
   // `stop_ids` end the sequence (a ring stops at them).
   class member {
    public:
@@ -104,6 +117,7 @@ class decode_gate {
   std::condition_variable sent_;
   std::vector<waiting*> waiting_;
   int members_ = 0;                      // sequences in their decode loop
+  int arriving_ = 0;                     // sequences before it
   int in_flight_ = 0;                    // members whose step is in the pipeline
   std::map<uint64_t, int> outstanding_;  // groups in the pipeline: replies not yet taken
   uint64_t next_group_ = 1;

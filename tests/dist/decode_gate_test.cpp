@@ -225,6 +225,27 @@ TEST(DecodeGate, AStopIdOrALeavingMemberGivesUpTheRestOfARing) {
   EXPECT_EQ(p.abandoned[1], (std::array<uint64_t, 3>{7, 6, 3}));
 }
 
+// A sequence on its way (in its prefill) keeps a lone one from starting a ring, which it would wait for.
+TEST(DecodeGate, NoRingStartsWhileASequenceArrives) {
+  ring_pipeline p;
+  decode_gate gate(p.send(), 1, 10s);
+  p.use(gate, 4);
+  decode_gate::member a(gate);
+  {
+    decode_gate::arrival coming(gate);
+    auto plain = std::async(std::launch::async, [&] { return a.run(step(1), 10); });
+    ASSERT_TRUE(p.wait_for_sent(1));
+    EXPECT_TRUE(p.ring_sizes.empty());
+    p.sample(0, 10);
+    EXPECT_EQ(plain.get().token(), 10);
+  }
+  auto ringed = std::async(std::launch::async, [&] { return a.run(step(1), 9); });
+  ASSERT_TRUE(p.wait_for_sent(2));
+  EXPECT_EQ(p.ring_sizes, std::vector<uint32_t>{4});
+  p.sample(1, 11);
+  EXPECT_EQ(ringed.get().token(), 11);
+}
+
 // A sequence that starts decoding while a ring runs waits for its end; then the two go in a group, as steps
 // of their own.
 TEST(DecodeGate, ASecondSequenceWaitsForTheRingAndJoinsAGroup) {
