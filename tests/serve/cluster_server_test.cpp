@@ -166,16 +166,19 @@ TEST(ClusterServer, ConcurrentStreamsGetWhatTheyGetAlone) {
   std::vector<std::string> alone;
   auto c = cl.server->client();
   for (int i = 0; i < n; ++i) alone.push_back(collect(post_stream(c, "/v1/chat/completions", body(i))).text);
-  std::vector<std::future<streamed>> together;
+  std::vector<std::future<std::pair<int, streamed>>> together;
   for (int i = 0; i < n; ++i)
     together.push_back(std::async(std::launch::async, [&, i] {
       auto ci = cl.server->client();
-      return collect(post_stream(ci, "/v1/chat/completions", body(i)));
+      int status = 0;
+      streamed s = collect(post_stream(ci, "/v1/chat/completions", body(i), 0, &status));
+      return std::pair(status, s);
     }));
   for (int i = 0; i < n; ++i) {
-    const streamed s = together[i].get();
+    const auto [status, s] = together[i].get();
+    EXPECT_EQ(status, 200) << "client " << i;
     EXPECT_EQ(s.text, alone[i]) << "client " << i;
-    EXPECT_TRUE(s.done);
+    EXPECT_TRUE(s.done) << s.error;
   }
   EXPECT_TRUE(workers_released(*cl.server));
   EXPECT_EQ(metric_reaches(*cl.server, "mlxd_running_sequences", 0), 0);

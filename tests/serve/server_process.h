@@ -179,6 +179,9 @@ inline std::vector<std::string> post_stream(httplib::Client& c, const std::strin
   httplib::Error err = httplib::Error::Success;
   c.send(req, res, err);
   if (status) *status = res.status;
+  // An error answered before the stream began (a JSON body, not events): returned as the only event, so that
+  // collect() reads its message.
+  if (events.empty() && buffer.rfind("{", 0) == 0) events.push_back(buffer);
   return events;
 }
 
