@@ -11,6 +11,7 @@ void cluster_figures::record(const dist::generation_result& g) {
   ++sequences_;
   replans_ += static_cast<uint64_t>(g.replans);
   decode_steps_ += static_cast<uint64_t>(g.decode_steps);
+  looped_steps_ += static_cast<uint64_t>(g.looped_steps);
   round_trip_ms_ += g.decode_round_trip_ms;
   double compute = 0;
   const size_t n = std::min(g.decode_stage_ms.size(), g.stage_nodes.size());
@@ -68,6 +69,10 @@ std::string cluster_figures::render(const std::vector<dist::node_status>& nodes,
       render_family("mlxd_cluster_stage_steps_total", "counter", "Decode steps each stage node ran.", steps) +
       render_family("mlxd_cluster_decode_steps_total", "counter", "Decode steps through the pipeline.",
                     {{"", n_steps}}) +
+      render_family(
+          "mlxd_cluster_looped_steps_total", "counter",
+          "Decode steps the last stage fed back to the first by itself (rings, stage protocol 1.7).",
+          {{"", static_cast<double>(looped_steps_)}}) +
       render_family("mlxd_cluster_decode_round_trip_seconds_total", "counter",
                     "Decode steps from sending to the sampled token's arrival.",
                     {{"", round_trip_ms_ / 1000}}) +

@@ -30,7 +30,7 @@ class cluster_figures {
   };
   mutable std::mutex mu_;
   std::map<std::string, stage_sums> stages_;  // by node ("coordinator" for --coordinator-layers)
-  uint64_t decode_steps_ = 0;
+  uint64_t decode_steps_ = 0, looped_steps_ = 0;
   double round_trip_ms_ = 0, hop_ms_ = 0;
   size_t hops_ = 0;  // stages of the last plan used; a decode step crosses each stage's link both ways
   uint64_t sequences_ = 0, replans_ = 0, cancelled_ = 0, failed_ = 0;

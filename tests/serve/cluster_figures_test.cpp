@@ -22,12 +22,14 @@ TEST(ClusterFigures, SumsPerStageNodeAndHops) {
   a.decode_stage_ms = {3, 2};
   a.stage_nodes = {"10.0.0.1:1", "10.0.0.2:2"};
   a.replans = 1;
+  a.looped_steps = 3;
   dist::generation_result b = a;
   b.decode_steps = 6;
   b.decode_round_trip_ms = 30;
   b.decode_stage_ms = {7, 9, 4};
   b.stage_nodes = {"coordinator", "10.0.0.1:1", "10.0.0.2:2"};
   b.replans = 0;
+  b.looped_steps = 0;
   f.record(a);
   f.record(b);
   f.count_cancelled();
@@ -48,6 +50,7 @@ TEST(ClusterFigures, SumsPerStageNodeAndHops) {
   EXPECT_EQ(value_of(text, "mlxd_cluster_stage_steps_total{node=\"10.0.0.1:1\"}"), 10);
   EXPECT_EQ(value_of(text, "mlxd_cluster_stage_steps_total{node=\"coordinator\"}"), 6);
   EXPECT_EQ(value_of(text, "mlxd_cluster_decode_steps_total"), 10);
+  EXPECT_EQ(value_of(text, "mlxd_cluster_looped_steps_total"), 3);
   EXPECT_DOUBLE_EQ(value_of(text, "mlxd_cluster_decode_round_trip_seconds_total"), 0.04);
   EXPECT_DOUBLE_EQ(value_of(text, "mlxd_cluster_hop_seconds_total"), (10 - 5 + 30 - 20) / 1000.0);
   EXPECT_EQ(value_of(text, "mlxd_cluster_hops"), 3);
