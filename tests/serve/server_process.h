@@ -179,9 +179,16 @@ inline std::vector<std::string> post_stream(httplib::Client& c, const std::strin
   httplib::Error err = httplib::Error::Success;
   c.send(req, res, err);
   if (status) *status = res.status;
-  // An error answered before the stream began (a JSON body, not events): returned as the only event, so that
-  // collect() reads its message.
-  if (events.empty() && buffer.rfind("{", 0) == 0) events.push_back(buffer);
+  // An error answered before the stream began (a JSON body, not events), or no answer at all: returned as the
+  // only event, so that collect() reads its message.
+  if (events.empty()) {
+    const std::string& answer = buffer.empty() ? res.body : buffer;
+    if (answer.rfind("{", 0) == 0)
+      events.push_back(answer);
+    else if (err != httplib::Error::Success)
+      events.push_back(
+          nlohmann::json{{"error", {{"message", "no answer: " + httplib::to_string(err)}}}}.dump());
+  }
   return events;
 }
 
