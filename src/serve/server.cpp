@@ -1,7 +1,11 @@
 #include "mlxd/serve/server.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -161,6 +165,15 @@ void server::run(const std::function<void(int)>& on_listening) {
   for (const auto& p : post_paths)
     http.Get(p, not_allowed).Put(p, not_allowed).Delete(p, not_allowed).Patch(p, not_allowed);
 
+  // httplib 0.11 (Debian's build) listens with a backlog of 5: 16 clients connecting at once to a busy
+  // server overflowed it, and a connection whose SYN cookie then failed was reset before its request was read
+  // (the kernel logs "Possible SYN flooding"). Its socket hook sees the listening socket first (before bind),
+  // and listen() again once bound raises the backlog (the kernel caps it at net.core.somaxconn).
+  int listener = -1;
+  http.set_socket_options([&listener](socket_t sock) {
+    httplib::default_socket_options(sock);
+    if (listener < 0) listener = sock;
+  });
   int port = o.port;
   if (port == 0) {
     port = http.bind_to_any_port(o.host);
@@ -169,6 +182,8 @@ void server::run(const std::function<void(int)>& on_listening) {
     throw std::runtime_error("[serve] cannot bind " + o.host + ":" + std::to_string(port) +
                              " (in use, or not an address of this machine)");
   }
+  if (listener >= 0 && ::listen(listener, SOMAXCONN) != 0)
+    throw std::runtime_error(std::string("[serve] cannot listen: ") + std::strerror(errno));
   if (on_listening) on_listening(port);
   impl_->loader = std::thread([this, &st] {
     try {

@@ -256,7 +256,8 @@ TEST_F(Pipeline, WorkerKilledWhileSequencesRunInGroupsGivesEachItsTokens) {
 }
 
 // The first stage (its Loop stream from the last ends), a middle one, then the last one, which answers on
-// its own Replies stream. The kill comes inside the first ring; the second ring's step leaves after it.
+// its own Replies stream. The kill comes inside the first ring (of 8 tokens); the next ring's step leaves
+// after it.
 TEST_F(Pipeline, WorkerKilledMidGenerationGivesTheSameTokens) {
   for (const size_t victim : {0, 1, 2}) {
     SCOPED_TRACE("worker " + std::to_string(victim) + " killed");

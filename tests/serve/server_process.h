@@ -110,6 +110,13 @@ class server_process {
     }
     return true;
   }
+  // Stops it (SIGSTOP) and returns once it is stopped: it does nothing, accepts nothing, until resume().
+  void pause() {
+    ::kill(pid_, SIGSTOP);
+    int status = 0;
+    waitpid(pid_, &status, WUNTRACED);
+  }
+  void resume() { ::kill(pid_, SIGCONT); }
   // Stops it with SIGTERM; returns its exit status.
   int terminate() {
     ::kill(pid_, SIGTERM);

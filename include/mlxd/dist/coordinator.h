@@ -60,7 +60,7 @@ struct coordinator_options {
   // stage feeds each sampled token straight back to the first, and the coordinator only listens, so one
   // hop and the coordinator's turn leave each token's path. A sequence that starts meanwhile waits for the
   // ring's end (this many tokens at most) to join it in groups. 0 or 1: every step from the coordinator.
-  int ring_tokens = 16;
+  int ring_tokens = 8;
 };
 
 struct generation_request {
