@@ -78,19 +78,27 @@ class stage_server::run_call final : public stage_server::call {
     wind_down();
   }
 
+  // A call of this plan to the stage at `address`: its stub (with this worker's TLS files) and its context
+  // (the token, no deadline, the plan).
+  grpc::Status prepare_call(const std::string& address, std::unique_ptr<v1::Stage::Stub>& stub,
+                            grpc::ClientContext& ctx) {
+    const worker_options& o = service().options();
+    try {
+      auto creds = comm::rpc::channel_credentials({o.tls_cert, o.tls_key, o.tls_ca});
+      stub = v1::Stage::NewStub(rpc::make_channel(address, creds));
+    } catch (const std::exception& e) {
+      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
+    }
+    rpc::prepare(ctx, o.cluster_token, std::chrono::milliseconds(0));
+    ctx.AddMetadata(rpc::plan_key, std::to_string(st_->assignment.plan_id()));
+    return grpc::Status::OK;
+  }
+
   // The stream to the next stage, when there is one.
   grpc::Status open_down() {
     const std::string next = st_->assignment.next_address();
     if (next.empty()) return grpc::Status::OK;
-    const worker_options& o = service().options();
-    try {
-      auto creds = comm::rpc::channel_credentials({o.tls_cert, o.tls_key, o.tls_ca});
-      stub_ = v1::Stage::NewStub(rpc::make_channel(next, creds));
-    } catch (const std::exception& e) {
-      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
-    }
-    rpc::prepare(down_ctx_, o.cluster_token, std::chrono::milliseconds(0));
-    down_ctx_.AddMetadata(rpc::plan_key, std::to_string(st_->assignment.plan_id()));
+    if (grpc::Status s = prepare_call(next, stub_, down_ctx_); !s.ok()) return s;
     down_ = stub_->PrepareAsyncRun(&down_ctx_, cq());
     down_->StartCall(start(down_started_));
     // gRPC refuses a write while the call's start is in flight (TOO_MANY_OPERATIONS).
@@ -103,15 +111,7 @@ class stage_server::run_call final : public stage_server::call {
   grpc::Status open_loop() {
     const std::string last = st_->assignment.loop_address();
     if (last.empty()) return grpc::Status::OK;
-    const worker_options& o = service().options();
-    try {
-      auto creds = comm::rpc::channel_credentials({o.tls_cert, o.tls_key, o.tls_ca});
-      loop_stub_ = v1::Stage::NewStub(rpc::make_channel(last, creds));
-    } catch (const std::exception& e) {
-      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
-    }
-    rpc::prepare(loop_ctx_, o.cluster_token, std::chrono::milliseconds(0));
-    loop_ctx_.AddMetadata(rpc::plan_key, std::to_string(st_->assignment.plan_id()));
+    if (grpc::Status s = prepare_call(last, loop_stub_, loop_ctx_); !s.ok()) return s;
     loop_ = loop_stub_->PrepareAsyncLoop(&loop_ctx_, cq());
     loop_->StartCall(start(loop_started_));
     bool failed = false;
@@ -269,13 +269,10 @@ class stage_server::run_call final : public stage_server::call {
     if (st_->assignment.embedding()) {
       std::lock_guard lock(mu_);
       std::move(looped_.begin(), looped_.end(), std::back_inserter(inbox_));
-    } else if ((!loop_sink_ || !write_looped()) && !down_lost_.exchange(true)) {
-      v1::StepReply e;
-      e.set_error("no Loop stream from the first stage of plan " + std::to_string(st_->assignment.plan_id()) +
-                  " is open on " + service().node_id() + " for its rings");
-      e.set_error_node(service().node_id());
-      up_writes_.push(std::move(e));
-      up_writes_.when_flushed([this] { ctx_.TryCancel(); });
+    } else if (!loop_sink_ || !write_looped()) {
+      end_as_lost("no Loop stream from the first stage of plan " + std::to_string(st_->assignment.plan_id()) +
+                      " is open on " + service().node_id() + " for its rings",
+                  service().node_id());
     }
     looped_.clear();
   }
@@ -393,13 +390,7 @@ class stage_server::run_call final : public stage_server::call {
       up_done_ = true;
       return;
     }
-    if (in_.steps_size() > 0) {
-      carried_ = true;
-      for (v1::StepRequest& step : *in_.mutable_steps()) inbox_.push_back(std::move(step));
-    } else {
-      inbox_.push_back(std::move(in_));
-    }
-    in_.Clear();
+    if (queue_locked(in_)) carried_ = true;
     up_.Read(&in_, start(read_done_));
   }
   void on_up_written(bool ok) { up_writes_.completed(ok); }
@@ -425,13 +416,8 @@ class stage_server::run_call final : public stage_server::call {
     std::lock_guard lock(mu_);
     down_done_ = true;
     wake_locked();
-    if (winding_down_ || down_lost_.exchange(true)) return;
     const std::string next = st_->assignment.next_address();
-    v1::StepReply e;
-    e.set_error("the next stage " + next + " was lost: " + down_status_.error_message());
-    e.set_error_node(next);
-    up_writes_.push(std::move(e));
-    up_writes_.when_flushed([this] { ctx_.TryCancel(); });
+    end_as_lost("the next stage " + next + " was lost: " + down_status_.error_message(), next);
   }
   void on_down_written(bool ok) { down_writes_.completed(ok); }
 
@@ -457,24 +443,39 @@ class stage_server::run_call final : public stage_server::call {
     {
       std::lock_guard lock(mu_);
       wake_locked();
-      if (loop_in_.steps_size() > 0) {
-        for (v1::StepRequest& step : *loop_in_.mutable_steps()) inbox_.push_back(std::move(step));
-      } else {
-        inbox_.push_back(std::move(loop_in_));
-      }
+      queue_locked(loop_in_);
     }
-    loop_in_.Clear();
     loop_->Read(&loop_in_, start(loop_read_));
   }
   void on_loop_finished(bool) {
     std::lock_guard lock(mu_);
     loop_done_ = true;
     wake_locked();
-    if (!loop_open_ || winding_down_ || down_lost_.exchange(true)) return;
+    if (!loop_open_) return;  // open_loop() says why
     const std::string last = st_->assignment.loop_address();
+    end_as_lost("the Loop stream from the last stage " + last + " ended: " + loop_status_.error_message(),
+                last);
+  }
+
+  // Moves a step that arrived, or each step of a carrier, into the inbox; true for a carrier. Under mu_.
+  bool queue_locked(v1::StepRequest& in) {
+    const bool carrier = in.steps_size() > 0;
+    if (carrier) {
+      for (v1::StepRequest& step : *in.mutable_steps()) inbox_.push_back(std::move(step));
+    } else {
+      inbox_.push_back(std::move(in));
+    }
+    in.Clear();
+    return carrier;
+  }
+
+  // This stream ends as when a stage is lost, the first time only: `why` (naming `node`) goes up with step id
+  // 0, then the read ends, and the coordinator re-plans. Not while winding down, when streams end anyway.
+  void end_as_lost(const std::string& why, const std::string& node) {
+    if (winding_down_ || down_lost_.exchange(true)) return;
     v1::StepReply e;
-    e.set_error("the Loop stream from the last stage " + last + " ended: " + loop_status_.error_message());
-    e.set_error_node(last);
+    e.set_error(why);
+    e.set_error_node(node);
     up_writes_.push(std::move(e));
     up_writes_.when_flushed([this] { ctx_.TryCancel(); });
   }

@@ -153,38 +153,29 @@ class stage_server::sink_call final : public stage_server::call {
 
 namespace {
 
-using replies_stream = grpc::ServerAsyncReaderWriter<v1::StepReply, v1::RepliesRequest>;
-using loop_stream = grpc::ServerAsyncReaderWriter<v1::StepRequest, v1::RepliesRequest>;
-
-struct replies_kind {
-  using message = v1::StepReply;
-  static void request(v1::Stage::AsyncService& g, grpc::ServerContext* ctx, replies_stream* s,
+// What tells a Replies call from a Loop call: the message, the method to ask gRPC for, and the service's
+// registration of the sink.
+template <class Message, auto request_method, auto open_method, auto close_method>
+struct sink_kind {
+  using message = Message;
+  using sink = stage_service::sink<Message>;
+  static void request(v1::Stage::AsyncService& g, grpc::ServerContext* ctx,
+                      grpc::ServerAsyncReaderWriter<Message, v1::RepliesRequest>* s,
                       grpc::ServerCompletionQueue* cq, void* tag) {
-    g.RequestReplies(ctx, s, cq, cq, tag);
+    (g.*request_method)(ctx, s, cq, cq, tag);
   }
-  static grpc::Status open(stage_service& s, uint64_t plan,
-                           const std::shared_ptr<stage_service::reply_sink>& k) {
-    return s.open_replies(plan, k);
+  static grpc::Status open(stage_service& s, uint64_t plan, const std::shared_ptr<sink>& k) {
+    return (s.*open_method)(plan, k);
   }
-  static void close(stage_service& s, uint64_t plan, const std::shared_ptr<stage_service::reply_sink>& k) {
-    s.close_replies(plan, k);
+  static void close(stage_service& s, uint64_t plan, const std::shared_ptr<sink>& k) {
+    (s.*close_method)(plan, k);
   }
 };
 
-struct loop_kind {
-  using message = v1::StepRequest;
-  static void request(v1::Stage::AsyncService& g, grpc::ServerContext* ctx, loop_stream* s,
-                      grpc::ServerCompletionQueue* cq, void* tag) {
-    g.RequestLoop(ctx, s, cq, cq, tag);
-  }
-  static grpc::Status open(stage_service& s, uint64_t plan,
-                           const std::shared_ptr<stage_service::loop_sink>& k) {
-    return s.open_loop(plan, k);
-  }
-  static void close(stage_service& s, uint64_t plan, const std::shared_ptr<stage_service::loop_sink>& k) {
-    s.close_loop(plan, k);
-  }
-};
+using replies_kind = sink_kind<v1::StepReply, &v1::Stage::AsyncService::RequestReplies,
+                               &stage_service::open_replies, &stage_service::close_replies>;
+using loop_kind = sink_kind<v1::StepRequest, &v1::Stage::AsyncService::RequestLoop, &stage_service::open_loop,
+                            &stage_service::close_loop>;
 
 }  // namespace
 
