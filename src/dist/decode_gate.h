@@ -48,7 +48,6 @@ class decode_gate {
   // Lets a sequence that decodes alone go in rings of up to `tokens` tokens (2 or more). Before any member.
   void use_rings(ring_fn send, abandon_fn abandon, uint32_t tokens);
 
-  // A sequence in its decode loop: it takes part in grouping while the member lives.
   // A sequence before its decode loop (its prefill): no ring starts while one lives.
   class arrival {
    public:
@@ -61,7 +60,8 @@ class decode_gate {
     decode_gate& gate_;
   };
 
-  // `stop_ids` end the sequence (a ring stops at them).
+  // A sequence in its decode loop: it takes part in grouping while the member lives. `stop_ids` end the
+  // sequence (a ring stops at them).
   class member {
    public:
     explicit member(decode_gate& gate, std::vector<int32_t> stop_ids = {});
