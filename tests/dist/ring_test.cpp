@@ -33,12 +33,9 @@ struct workers {
   std::vector<std::unique_ptr<worker>> all;
 };
 
+// seeded_request with 3 alternatives a token.
 generation_request sampled(int max_tokens) {
-  generation_request r;
-  r.prompt = {3, 1, 4, 1, 5};
-  r.max_tokens = max_tokens;
-  r.sampling.temperature = 0.8f;
-  r.sampling.seed = 11;
+  generation_request r = seeded_request(max_tokens);
   r.sampling.top_logprobs = 3;
   return r;
 }

@@ -55,6 +55,16 @@ inline v1::StepRequest forward_step(uint64_t step, uint64_t sequence, int capaci
   return req;
 }
 
+// A seeded request for the golden model: a 5-token prompt, temperature 0.8, seed 11.
+inline generation_request seeded_request(int max_tokens) {
+  generation_request r;
+  r.prompt = {3, 1, 4, 1, 5};
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0.8f;
+  r.sampling.seed = 11;
+  return r;
+}
+
 // The sequences each worker of `c` holds a KV cache for (999 for one that does not answer).
 inline std::vector<uint32_t> sequences_held(coordinator& c) {
   std::vector<uint32_t> out;

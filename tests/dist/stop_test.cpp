@@ -28,25 +28,16 @@ struct two_workers {
   std::unique_ptr<worker> a, b;
 };
 
-generation_request request(int max_tokens) {
-  generation_request r;
-  r.prompt = {3, 1, 4, 1, 5};
-  r.max_tokens = max_tokens;
-  r.sampling.temperature = 0.8f;
-  r.sampling.seed = 11;
-  return r;
-}
-
 TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
   two_workers w;
   coordinator c(golden_gqa, w.options());
-  const generation_result whole = c.generate(request(40));
+  const generation_result whole = c.generate(seeded_request(40));
   ASSERT_EQ(whole.tokens.size(), 40u);
   EXPECT_FALSE(whole.stopped);
   EXPECT_EQ(whole.stage_nodes,
             (std::vector<std::string>{two_workers::address(*w.a), two_workers::address(*w.b)}));
   for (size_t stop_after : {1u, 7u}) {
-    generation_request r = request(40);
+    generation_request r = seeded_request(40);
     size_t seen = 0;
     r.on_token = [&](const engine::sample_result&) { ++seen; };
     r.stop_requested = [&] { return seen >= stop_after; };
@@ -56,7 +47,7 @@ TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
     EXPECT_TRUE(std::equal(g.tokens.begin(), g.tokens.end(), whole.tokens.begin()));
     EXPECT_EQ(sequences_held(c), (std::vector<uint32_t>{0, 0}));
   }
-  generation_request before = request(40);
+  generation_request before = seeded_request(40);
   before.stop_requested = [] { return true; };
   const generation_result none = c.generate(before);
   EXPECT_TRUE(none.stopped);
@@ -67,7 +58,7 @@ TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
 TEST(CoordinatorStop, AThrowingOnTokenReleasesTheSequenceAndReachesTheCaller) {
   two_workers w;
   coordinator c(golden_gqa, w.options());
-  generation_request r = request(40);
+  generation_request r = seeded_request(40);
   int seen = 0;
   r.on_token = [&](const engine::sample_result&) {
     if (++seen == 3) throw std::runtime_error("the client's text cannot be decoded");
@@ -77,7 +68,7 @@ TEST(CoordinatorStop, AThrowingOnTokenReleasesTheSequenceAndReachesTheCaller) {
   EXPECT_EQ(sequences_held(c), (std::vector<uint32_t>{0, 0}));
   // Without a release the caches would stay: a finished sequence is released too, so compare with a stream
   // that is still open.
-  generation_request open = request(40);
+  generation_request open = seeded_request(40);
   std::vector<uint32_t> during;
   open.on_token = [&](const engine::sample_result&) {
     if (during.empty()) during = sequences_held(c);
