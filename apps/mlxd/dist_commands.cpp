@@ -1,5 +1,9 @@
 #include "dist_commands.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -41,27 +45,36 @@ double mib(uint64_t bytes) {
   return static_cast<double>(bytes) / (1 << 20);
 }
 
-// SIGINT and SIGTERM, blocked in every thread started after this (gRPC's too), so one thread can wait for
-// them.
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return set;
+int stop_pipe[2] = {-1, -1};
+
+void on_stop_signal(int) {
+  const char c = 0;
+  const ssize_t written = write(stop_pipe[1], &c, 1);
+  (void)written;  // a full pipe already holds a stop
 }
 
-// The worker stops on SIGINT/SIGTERM: a thread waits for them and shuts the server down in order.
-void serve_until_signalled(dist::worker& w, sigset_t set) {
+// From now on SIGINT and SIGTERM stop the worker in order (serve_until_signalled). Libraries start threads
+// before main (OpenBLAS's), which no signal mask set here covers, so a signal may land on any thread: a
+// handler takes it there and wakes the thread that shuts down (with sigwait, it killed the process instead).
+void catch_stop_signals() {
+  if (pipe2(stop_pipe, O_CLOEXEC) != 0) throw std::runtime_error("cannot make a pipe for the stop signals");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+void serve_until_signalled(dist::worker& w) {
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&set, &sig);
+    char c = 0;
+    while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
     w.shutdown();
   });
   w.wait();
-  // A shutdown not caused by a signal leaves the waiter blocked; a signal to ourselves releases it.
-  pthread_kill(waiter.native_handle(), SIGTERM);
+  on_stop_signal(0);  // a shutdown not caused by a signal releases the waiter
   waiter.join();
 }
 
@@ -210,7 +223,7 @@ void add_dist_commands(CLI::App& app) {
       if (o->cluster_token.empty()) o->cluster_token = env_or("MLXD_CLUSTER_TOKEN", "");
       o->memory_bytes = *memory_mb << 20;
       o->kv_idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(*idle_s * 1000));
-      const sigset_t stop_signals = block_stop_signals();
+      catch_stop_signals();
       dist::worker w(*o);
       const auto& caps = w.capabilities();
       std::printf("mlxd worker %s listening on %s:%d (%u cores, %.0f MiB offered, %.1f GFLOP/s)\n",
@@ -223,7 +236,7 @@ void add_dist_commands(CLI::App& app) {
         std::filesystem::rename(tmp, *port_file);
       }
       if (join->empty()) {
-        serve_until_signalled(w, stop_signals);
+        serve_until_signalled(w);
         return;
       }
       dist::join_options jo;
@@ -239,7 +252,7 @@ void add_dist_commands(CLI::App& app) {
       {
         cluster_joiner joiner(w, jo,
                               std::chrono::milliseconds(static_cast<int64_t>(*join_interval_s * 1000)));
-        serve_until_signalled(w, stop_signals);
+        serve_until_signalled(w);
         refused = joiner.refusal();
       }
       if (!refused.empty()) throw std::runtime_error("--join: " + refused);
