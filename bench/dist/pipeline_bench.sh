@@ -7,7 +7,9 @@
 # 3 workers, then 3, 2, 1 (A B C C B A); the JSON lines give decode tokens/s, the decode round trip, the
 # stages' compute time, and the time a hop adds ((round trip - compute) / stages). Decode goes in rings
 # (protocol 1.7); with STEPS=1 each round also runs 2 and 3 workers with every token sent by the coordinator
-# ("2s", "3s"), so the summary shows the ring beside its baseline.
+# ("2s", "3s"), so the summary shows the ring beside its baseline. With FLOOR=1 each round also runs
+# split_floor (the same split over processes that pass hidden states through pipes, no gRPC) on the same
+# model, and the summary gives its ratios beside the pipeline's: what the stage protocol's hops cost.
 set -eu
 BUILD=${1:-build}
 THREADS=${2:-2}
@@ -35,12 +37,18 @@ while [ $r -lt "$ROUNDS" ]; do
     printf '{"nodes":"%s","result":%s}\n' "$n" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
       tee -a "$WORK/lines"
   done
+  [ "${FLOOR:-0}" = 1 ] && "$BUILD/bin/split_floor" "$WORK/model" "$THREADS" 1 "$TOKENS" >> "$WORK/floor"
   r=$((r + 1))
 done
 # Last line: per node count, the medians and decode tokens/s as a ratio of one node's in this run (and, with
-# STEPS=1, of the same workers' without rings).
-python3 - "$WORK/lines" <<'PY'
+# STEPS=1, of the same workers' without rings; with FLOOR=1, the floor's ratio of N processes to one).
+touch "$WORK/floor"
+python3 - "$WORK/lines" "$WORK/floor" <<'PY'
 import json, statistics, sys
+floor = {}
+for line in open(sys.argv[2]):
+    for r in json.loads(line)["runs"]:
+        floor.setdefault(str(r["processes"]), []).append(r)
 runs = {}
 for line in open(sys.argv[1]):
     j = json.loads(line)
@@ -54,5 +62,9 @@ for n in sorted(runs):
                       "added_ms_per_hop": med(n, "added_ms_per_hop"), "runs": len(runs[n])}
     if n + "s" in runs:
         s["ratio_vs_steps"] = s["decode_tokens_per_s"] / med(n + "s", "decode_tokens_per_s")
+    if n in floor and n != "1":
+        fmed = lambda m, k: statistics.median(r[k] for r in floor[m])
+        s["floor_ratio_vs_one_process"] = fmed(n, "decode_tokens_per_s") / fmed("1", "decode_tokens_per_s")
+        s["floor_added_ms_per_hop"] = fmed(n, "added_ms_per_hop")
 print(json.dumps({"summary": summary}))
 PY
