@@ -158,6 +158,9 @@ void add_cluster_flags(CLI::App* cmd, cluster_flags& f, bool planning) {
            "stage to the first without this process (0: every token from here)")
         ->default_val(f.ring_tokens)
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--local-links", f.local_links,
+                    "workers on one machine send each other steps over a Unix socket, not gRPC (true/false)")
+        ->default_val(f.local_links);
   }
 }
 
@@ -173,6 +176,7 @@ dist::coordinator_options coordinator_options_of(const cluster_flags& f) {
   o.access = cluster_access_of(f);
   o.ship_weights = f.ship_weights;
   o.ring_tokens = f.ring_tokens;
+  o.local_links = f.local_links;
   if (!f.layers.empty()) o.layers = dist::parse_layer_ranges(f.layers);
   if (!f.coordinator_layers.empty()) {
     const auto ranges = dist::parse_layer_ranges(f.coordinator_layers);
@@ -317,7 +321,8 @@ void add_dist_commands(CLI::App& app) {
                        {"kv_bytes", n.kv_bytes},
                        {"sequences", n.n_sequences},
                        {"loads", n.loads},
-                       {"layers_read", n.layers_read}});
+                       {"layers_read", n.layers_read},
+                       {"local_links", n.local_links}});
         } else if (n.healthy) {
           std::printf("%-22s %-8s %7.3f ms %6u %6.0f MiB %9.1f %6.1f MiB %5.1f MiB %5u %s\n",
                       n.address.c_str(), "ok", n.latency_ms, n.info.cores, mib(n.info.memory_bytes),

@@ -14,6 +14,7 @@ struct cluster_flags {
   std::string layers, coordinator_layers;
   bool ship_weights = false;
   int ring_tokens = dist::coordinator_options{}.ring_tokens;
+  bool local_links = dist::coordinator_options{}.local_links;
   dist::cluster_access access;
 };
 

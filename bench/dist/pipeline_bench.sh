@@ -7,7 +7,8 @@
 # 3 workers, then 3, 2, 1 (A B C C B A); the JSON lines give decode tokens/s, the decode round trip, the
 # stages' compute time, and the time a hop adds ((round trip - compute) / stages). Decode goes in rings
 # (protocol 1.7); with STEPS=1 each round also runs 2 and 3 workers with every token sent by the coordinator
-# ("2s", "3s"), so the summary shows the ring beside its baseline. With FLOOR=1 each round also runs
+# ("2s", "3s"), so the summary shows the ring beside its baseline; with GRPC=1 (instead) each round also runs
+# 2 and 3 workers with every step on gRPC, not on local links ("2g", "3g"; protocol 1.8). With FLOOR=1 each round also runs
 # split_floor (the same split over processes that pass hidden states through pipes, no gRPC) on the same
 # model, and the summary gives its ratios beside the pipeline's: what the stage protocol's hops cost.
 set -eu
@@ -26,6 +27,7 @@ r=0
 while [ $r -lt "$ROUNDS" ]; do
   order="1 2 3 3 2 1"
   [ "${STEPS:-0}" = 1 ] && order="1 2 2s 3 3s 3s 3 2s 2 1"
+  [ "${GRPC:-0}" = 1 ] && order="1 2 2g 3 3g 3g 3 2g 2 1"
   for n in $order; do
     case $n in
       1) out=$(run) ;;
@@ -33,6 +35,8 @@ while [ $r -lt "$ROUNDS" ]; do
       3) out=$(run --workers "$A,$B,$C" --layers "$THIRDS") ;;
       2s) out=$(run --workers "$A,$B" --layers "$HALVES" --ring-tokens 0) ;;
       3s) out=$(run --workers "$A,$B,$C" --layers "$THIRDS" --ring-tokens 0) ;;
+      2g) out=$(run --workers "$A,$B" --layers "$HALVES" --local-links false) ;;
+      3g) out=$(run --workers "$A,$B,$C" --layers "$THIRDS" --local-links false) ;;
     esac
     printf '{"nodes":"%s","result":%s}\n' "$n" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
       tee -a "$WORK/lines"
@@ -41,7 +45,8 @@ while [ $r -lt "$ROUNDS" ]; do
   r=$((r + 1))
 done
 # Last line: per node count, the medians and decode tokens/s as a ratio of one node's in this run (and, with
-# STEPS=1, of the same workers' without rings; with FLOOR=1, the floor's ratio of N processes to one).
+# STEPS=1, of the same workers' without rings; with GRPC=1, of the same workers' without local links; with
+# FLOOR=1, the floor's ratio of N processes to one).
 touch "$WORK/floor"
 python3 - "$WORK/lines" "$WORK/floor" <<'PY'
 import json, statistics, sys
@@ -62,6 +67,8 @@ for n in sorted(runs):
                       "added_ms_per_hop": med(n, "added_ms_per_hop"), "runs": len(runs[n])}
     if n + "s" in runs:
         s["ratio_vs_steps"] = s["decode_tokens_per_s"] / med(n + "s", "decode_tokens_per_s")
+    if n + "g" in runs:
+        s["ratio_vs_grpc"] = s["decode_tokens_per_s"] / med(n + "g", "decode_tokens_per_s")
     if n in floor and n != "1":
         fmed = lambda m, k: statistics.median(r[k] for r in floor[m])
         s["floor_ratio_vs_one_process"] = fmed(n, "decode_tokens_per_s") / fmed("1", "decode_tokens_per_s")

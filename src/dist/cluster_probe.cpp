@@ -54,6 +54,9 @@ node_status hello(const std::string& address, const cluster_access& a,
     out.n_sequences = reply.n_sequences();
     out.loads = reply.loads();
     out.layers_read = reply.layers_read();
+    out.local_links = reply.local_links();
+    out.protocol_minor = reply.protocol_minor();
+    out.host_id = reply.host_id();
   }
   std::sort(times.begin(), times.end());
   out.latency_ms = times[times.size() / 2];

@@ -153,12 +153,15 @@ struct coordinator::impl {
 void coordinator::impl::establish(bool all_required) {
   std::vector<node_status> probes = probe_cluster(access());
   std::vector<node_info> alive;
+  std::vector<std::string> link_hosts;  // (1.8) each alive node's machine when it takes links, else ""
   std::string down;
   for (const node_status& p : probes) {
-    if (p.healthy)
+    if (p.healthy) {
       alive.push_back(p.info);
-    else
+      link_hosts.push_back(p.protocol_minor >= 8 ? p.host_id : std::string());
+    } else {
       down += (down.empty() ? "" : "; ") + p.address + ": " + p.error;
+    }
   }
   forget_silent_joiners(probes);
   if (all_required && !down.empty()) throw std::runtime_error("worker " + down);
@@ -202,6 +205,11 @@ void coordinator::impl::establish(bool all_required) {
   std::vector<char> rings(plan.size(), 1);     // (1.7)
   // (1.7) The first stage feeds rings back from the last, when it embeds and is not the last.
   const bool loop = plan.front().node >= 0 && plan.size() > 1;
+  // (1.8) Two workers of one machine that both take links.
+  const auto linkable = [&](int from, int to) {
+    return o.local_links && !link_hosts[static_cast<size_t>(from)].empty() &&
+           link_hosts[static_cast<size_t>(from)] == link_hosts[static_cast<size_t>(to)];
+  };
   std::vector<std::thread> threads;
   for (size_t i = 0; i < plan.size(); ++i) {
     if (plan[i].node < 0) continue;
@@ -214,8 +222,14 @@ void coordinator::impl::establish(bool all_required) {
       as.set_layer_end(s.layers.layer_end);
       as.set_embedding(s.layers.embedding);
       as.set_head(s.layers.head);
-      if (i + 1 < plan.size()) as.set_next_address(alive[plan[i + 1].node].address);
-      if (i == 0 && loop) as.set_loop_address(alive[plan.back().node].address);
+      if (i + 1 < plan.size()) {
+        as.set_next_address(alive[plan[i + 1].node].address);
+        as.set_next_link(linkable(s.node, plan[i + 1].node));
+      }
+      if (i == 0 && loop) {
+        as.set_loop_address(alive[plan.back().node].address);
+        as.set_loop_link(linkable(s.node, plan.back().node));
+      }
       auto stub = v1::Stage::NewStub(rpc::make_channel(alive[s.node].address, creds));
       std::optional<stage_package> package;
       if (shipping) {

@@ -19,7 +19,8 @@ inline constexpr uint32_t protocol_major = 1;
 // 1.5: groups of decode steps (StepRequest.group_id, group_size).
 // 1.6: carriers of several steps or replies in one message (StepRequest.steps, StepReply.replies).
 // 1.7: rings (StepRequest.ring, the Loop stream from the first stage to the last).
-inline constexpr uint32_t protocol_minor = 7;
+// 1.8: local links between stages on one machine (Assignment.next_link, loop_link; Hello's host_id).
+inline constexpr uint32_t protocol_minor = 8;
 inline constexpr const char* protocol_key = "mlxd-stage-protocol";  // metadata: "<major>.<minor>", e.g. "1.1"
 inline constexpr const char* plan_key = "mlxd-plan";  // metadata of Run and Replies: the plan id
 // How long the stage protocol's queues go undriven before their background thread drives them (cq_driver).

@@ -1,12 +1,18 @@
 // A Run stream of the stage protocol: steps come in from the stage before (or the coordinator), go through
 // this stage's layers, and go on to the next stage, or (the last stage) come back as replies.
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <deque>
 #include <set>
 
 #include "comm/grpc/credentials.h"
 #include "comm/grpc/write_queue.h"
 #include "comm/request_state.h"
+#include "dist/local_link.h"
 #include "dist/stage_rpc.h"
 #include "dist/stage_server.h"
 #include "mlxd/core/thread_pool.h"
@@ -43,10 +49,15 @@ int64_t step_rows(const v1::StepRequest& req) {
 // The stream's thread computes; its reads queue what arrives, on the driving thread, so that steps of
 // several sequences that arrive while it computes run together, and so that the thread, waiting for a step,
 // drives the queue and reads the step itself. What goes on leaves through write queues: the thread never
-// waits for the transport. The stream to the next stage is a client call on the same queue.
+// waits for the transport. The stream to the next stage is a client call on the same queue. (1.8) Steps that
+// come over local links are read by the thread itself, which then waits in poll() while the queue's
+// background thread drives the calls.
 class stage_server::run_call final : public stage_server::call {
  public:
   static void accept(stage_server* s) { new run_call(s); }
+  ~run_call() override {
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+  }
 
  private:
   explicit run_call(stage_server* s) : call(s) {
@@ -66,16 +77,83 @@ class stage_server::run_call final : public stage_server::call {
     st_ = j.stage;
     direct_ = j.replies;
     loop_sink_ = j.loop;
-    // The Loop opens first: the last stage then has its sink before its own Run stream joins the plan.
+    // The stage before waits for the answer to its link offer; the Loop opens next: the last stage then has
+    // its sink before its own Run stream joins the plan.
+    if (s.ok()) answer_link();
     if (s.ok()) s = open_loop();
     if (s.ok()) s = open_down();
     if (!s.ok()) {
       ended_ = true;
+      stop_polling();
       return up_.Finish(s, start(finished_));
     }
     up_.Read(&in_, start(read_done_));
     compute();
     wind_down();
+    stop_polling();
+  }
+
+  // (1.8) Takes the link the stage before offers, if it does, and answers the offer in the call's initial
+  // metadata: "ok", or why not (it then sends its steps on the call).
+  void answer_link() {
+    const auto it = ctx_.client_metadata().find(link_key);
+    if (it == ctx_.client_metadata().end()) return;
+    std::string answer = "ok";
+    try {
+      start_polling();
+      up_link_ = connect_link(std::string(it->second.data(), it->second.size()));
+      service().count_link();
+    } catch (const std::exception& e) {
+      answer = e.what();
+    }
+    ctx_.AddInitialMetadata(link_key, answer);
+    up_.SendInitialMetadata(start(metadata_sent_tag_));
+    await([&] { return metadata_sent_; }, clock::time_point::max());
+  }
+
+  // (1.8) An offer of a link on a call to another stage of this machine: its listening socket, named in the
+  // call's metadata; none (the steps go on the call) when it cannot listen, or cannot poll a link it reads.
+  std::unique_ptr<link_offer> offer_link(grpc::ClientContext& ctx, const std::string& to, bool to_read) {
+    try {
+      if (to_read) start_polling();
+      auto offer = std::make_unique<link_offer>();
+      ctx.AddMetadata(link_key, offer->description());
+      return offer;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "[worker] no local link to %s: %s\n", to.c_str(), e.what());
+      return nullptr;
+    }
+  }
+  // The link the peer connected before it answered "ok"; null (and why, on stderr) otherwise.
+  std::unique_ptr<local_link> take_link(link_offer& offer, const grpc::ClientContext& ctx,
+                                        const std::string& to) {
+    const auto& md = ctx.GetServerInitialMetadata();
+    const auto it = md.find(link_key);
+    std::string why =
+        it == md.end() ? "it did not answer the offer" : std::string(it->second.data(), it->second.size());
+    if (why == "ok") {
+      try {
+        auto link = offer.take();
+        service().count_link();
+        return link;
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+    }
+    std::fprintf(stderr, "[worker] no local link to %s: %s\n", to.c_str(), why.c_str());
+    return nullptr;
+  }
+
+  // From the first link this thread reads on, it waits in poll(): the calls' events wake it through an
+  // eventfd, and the queue's background thread drives them.
+  void start_polling() {
+    if (wake_fd_ >= 0) return;
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw std::runtime_error("cannot make an eventfd for the local link");
+    driver().hold_background(true);
+  }
+  void stop_polling() {
+    if (wake_fd_ >= 0) driver().hold_background(false);
   }
 
   // A call of this plan to the stage at `address`: its stub (with this worker's TLS files) and its context
@@ -99,10 +177,15 @@ class stage_server::run_call final : public stage_server::call {
     const std::string next = st_->assignment.next_address();
     if (next.empty()) return grpc::Status::OK;
     if (grpc::Status s = prepare_call(next, stub_, down_ctx_); !s.ok()) return s;
+    std::unique_ptr<link_offer> offer;
+    if (st_->assignment.next_link()) offer = offer_link(down_ctx_, next, false);
+    down_offered_ = offer != nullptr;
     down_ = stub_->PrepareAsyncRun(&down_ctx_, cq());
     down_->StartCall(start(down_started_));
-    // gRPC refuses a write while the call's start is in flight (TOO_MANY_OPERATIONS).
+    // gRPC refuses a write while the call's start is in flight (TOO_MANY_OPERATIONS); with an offer, the
+    // answer comes first.
     await([&] { return down_open_; }, clock::time_point::max());
+    if (offer) down_link_ = take_link(*offer, down_ctx_, next);
     return grpc::Status::OK;
   }
 
@@ -112,6 +195,8 @@ class stage_server::run_call final : public stage_server::call {
     const std::string last = st_->assignment.loop_address();
     if (last.empty()) return grpc::Status::OK;
     if (grpc::Status s = prepare_call(last, loop_stub_, loop_ctx_); !s.ok()) return s;
+    std::unique_ptr<link_offer> offer;
+    if (st_->assignment.loop_link()) offer = offer_link(loop_ctx_, last, true);
     loop_ = loop_stub_->PrepareAsyncLoop(&loop_ctx_, cq());
     loop_->StartCall(start(loop_started_));
     bool failed = false;
@@ -124,13 +209,16 @@ class stage_server::run_call final : public stage_server::call {
     if (failed)
       return {grpc::StatusCode::UNAVAILABLE,
               "cannot open the Loop stream to the last stage " + last + ": " + loop_status_.error_message()};
+    // The answer came with the stream's first message.
+    if (offer) loop_link_ = take_link(*offer, loop_ctx_, last);
     return grpc::Status::OK;
   }
 
   void compute() {
     while (!down_lost_) {
       std::deque<v1::StepRequest> taken;
-      await([&] { return !inbox_.empty() || up_done_ || down_lost_; }, clock::time_point::max());
+      await([&] { return !inbox_.empty() || upstream_over_locked() || down_lost_; },
+            clock::time_point::max());
       take(taken);
       if (taken.empty()) break;
       // (1.5) A group of decode steps runs as one batch: wait for the rest of the last one begun. Its steps
@@ -139,7 +227,7 @@ class stage_server::run_call final : public stage_server::call {
       for (const auto deadline = clock::now() + group_wait;;) {
         const bool open = take(taken);
         if (missing_of_last_group(taken) == 0 || !open || clock::now() >= deadline) break;
-        await([&] { return !inbox_.empty() || up_done_; }, deadline);
+        await([&] { return !inbox_.empty() || upstream_over_locked(); }, deadline);
       }
       if (leave_if_replaced()) break;
       run(taken);
@@ -294,9 +382,9 @@ class stage_server::run_call final : public stage_server::call {
     if (carried_ && onward_.size() > 1) {
       v1::StepRequest c;
       for (v1::StepRequest& r : onward_) c.add_steps()->Swap(&r);
-      down_writes_.push(std::move(c));
+      send_down(std::move(c));
     } else {
-      for (v1::StepRequest& r : onward_) down_writes_.push(std::move(r));
+      for (v1::StepRequest& r : onward_) send_down(std::move(r));
     }
     if (carried_ && answers_.size() > 1) {
       v1::StepReply c;
@@ -307,6 +395,16 @@ class stage_server::run_call final : public stage_server::call {
     }
     onward_.clear();
     answers_.clear();
+  }
+
+  // A step to the next stage: on the link when there is one, else on the call.
+  void send_down(v1::StepRequest&& r) {
+    if (!down_link_) {
+      down_writes_.push(std::move(r));
+    } else if (!down_link_->send(r)) {
+      const std::string next = st_->assignment.next_address();
+      end_as_lost("the next stage " + next + " was lost: its local link broke", next);
+    }
   }
 
   // A step's answer: straight to the coordinator when it listens on a Replies stream.
@@ -343,6 +441,7 @@ class stage_server::run_call final : public stage_server::call {
       loop_ctx_.TryCancel();
       await([&] { return loop_done_; }, clock::time_point::max());
     }
+    if (down_link_) down_link_->close_writing();
     if (down_) {
       down_writes_.close([this] { down_->WritesDone(start(writes_done_)); });
       down_ctx_.TryCancel();
@@ -357,12 +456,16 @@ class stage_server::run_call final : public stage_server::call {
     std::lock_guard lock(mu_);
     std::move(inbox_.begin(), inbox_.end(), std::back_inserter(taken));
     inbox_.clear();
-    return !up_done_;
+    return !upstream_over_locked();
   }
+  // The stage before has sent everything: its call ended, and its link too when it had one (the link's last
+  // steps may still be in the socket when the call's end arrives). Under mu_.
+  bool upstream_over_locked() const { return up_done_ && (!up_link_ || up_link_over_); }
 
   // Returns when `ready` (called under mu_) holds or at `deadline`. Meanwhile this thread drives the queue
   // whenever no other thread does, so the step it waits for is read here.
   void await(const std::function<bool()>& ready, clock::time_point deadline) {
+    if (wake_fd_ >= 0) return await_polling(ready, deadline);
     for (;;) {
       comm::request::state woken;
       woken.deadline = deadline;
@@ -376,9 +479,74 @@ class stage_server::run_call final : public stage_server::call {
       waiter_ = nullptr;
     }
   }
+  // (1.8) await() of a thread that reads links: it reads each step that arrives on them.
+  void await_polling(const std::function<bool()>& ready, clock::time_point deadline) {
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (ready() || clock::now() >= deadline) return;
+        polling_ = true;
+      }
+      pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
+      if (up_link_ && !up_link_read_over_) fds[1].fd = up_link_->fd();
+      if (loop_link_ && !loop_link_over_) fds[2].fd = loop_link_->fd();
+      int timeout = -1;
+      if (deadline != clock::time_point::max())
+        timeout = static_cast<int>(
+            std::chrono::ceil<std::chrono::milliseconds>(std::max(deadline - clock::now(), clock::duration{}))
+                .count());
+      const int n = ::poll(fds, 3, timeout);
+      {
+        std::lock_guard lock(mu_);
+        polling_ = false;
+      }
+      if (n <= 0) continue;
+      if (fds[0].revents != 0) {
+        uint64_t count = 0;
+        [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
+      }
+      if (fds[1].revents != 0) read_up_link();
+      if (fds[2].revents != 0) read_loop_link();
+    }
+  }
+  void read_up_link() {
+    v1::StepRequest step;
+    const std::string e = up_link_->receive(step, rpc::max_message_bytes);
+    if (e.empty()) {
+      expect_parallel_work();
+      std::lock_guard lock(mu_);
+      if (queue_locked(step)) carried_ = true;
+      return;
+    }
+    up_link_read_over_ = true;
+    {
+      std::lock_guard lock(mu_);
+      up_link_over_ = true;
+    }
+    // A link that ends before the call does lost steps: the stage before is gone or broken.
+    if (e != "closed") end_as_lost("the local link from the stage before failed: " + e, service().node_id());
+  }
+  void read_loop_link() {
+    v1::StepRequest step;
+    const std::string e = loop_link_->receive(step, rpc::max_message_bytes);
+    if (e.empty()) {
+      expect_parallel_work();
+      std::lock_guard lock(mu_);
+      queue_locked(step);
+      return;
+    }
+    loop_link_over_ = true;
+    const std::string last = st_->assignment.loop_address();
+    end_as_lost("the local link from the last stage " + last + " ended: " + e, last);
+  }
+
   // Something the thread may wait for happened. Under mu_.
   void wake_locked() {
     if (waiter_) waiter_->complete(array());
+    if (polling_) {
+      const uint64_t one = 1;
+      [[maybe_unused]] const ssize_t w = ::write(wake_fd_, &one, sizeof one);
+    }
   }
 
   // The upstream's reads, on the driving thread.
@@ -398,6 +566,11 @@ class stage_server::run_call final : public stage_server::call {
   // The downstream: its replies (stages older than protocol 1.4 answer through the Run streams) go up; its
   // end while this stream still runs means the next stage was lost.
   void on_down_started(bool ok) {
+    // (1.8) The answer to a link offer comes in the initial metadata, read before any message.
+    if (ok && down_offered_) return down_->ReadInitialMetadata(start(down_answered_));
+    on_down_answered(ok);
+  }
+  void on_down_answered(bool ok) {
     {
       std::lock_guard lock(mu_);
       down_open_ = true;
@@ -405,6 +578,11 @@ class stage_server::run_call final : public stage_server::call {
     }
     if (!ok) return down_->Finish(&down_status_, start(down_finished_));
     down_->Read(&down_in_, start(down_read_));
+  }
+  void on_metadata_sent(bool) {
+    std::lock_guard lock(mu_);
+    metadata_sent_ = true;
+    wake_locked();
   }
   void on_down_read(bool ok) {
     if (!ok) return down_->Finish(&down_status_, start(down_finished_));
@@ -496,9 +674,15 @@ class stage_server::run_call final : public stage_server::call {
   v1::StepRequest loop_in_;
   grpc::Status loop_status_;
 
+  // (1.8) Local links: to the next stage, from the stage before, from the last stage (the first stage's).
+  std::unique_ptr<local_link> down_link_, up_link_, loop_link_;
+  bool down_offered_ = false;  // set before the call starts
+  int wake_fd_ = -1;           // the eventfd that wakes the thread in poll()
+
   std::mutex mu_;  // guards what follows, up to the thread's own
   std::deque<v1::StepRequest> inbox_;
   bool up_done_ = false, down_open_ = false, down_done_ = false, loop_open_ = false, loop_done_ = false;
+  bool metadata_sent_ = false, polling_ = false, up_link_over_ = false;
   comm::request::state* waiter_ = nullptr;
   v1::StepRequest in_;  // the read in flight's
 
@@ -506,6 +690,7 @@ class stage_server::run_call final : public stage_server::call {
   std::atomic<bool> carried_ = false;  // (1.6) the upstream sends carriers, so this stage sends them too
   // The thread's own.
   bool left_ = false;
+  bool up_link_read_over_ = false, loop_link_over_ = false;
   std::vector<v1::StepRequest> onward_;
   std::vector<v1::StepReply> answers_;
   std::vector<v1::StepRequest> looped_;  // the steps of rings, made by the last stage
@@ -519,6 +704,8 @@ class stage_server::run_call final : public stage_server::call {
   comm::rpc::cq_driver::tag accepted_ = then(this, &run_call::on_accepted);
   comm::rpc::cq_driver::tag read_done_ = then(this, &run_call::on_read);
   comm::rpc::cq_driver::tag down_started_ = then(this, &run_call::on_down_started);
+  comm::rpc::cq_driver::tag down_answered_ = then(this, &run_call::on_down_answered);
+  comm::rpc::cq_driver::tag metadata_sent_tag_ = then(this, &run_call::on_metadata_sent);
   comm::rpc::cq_driver::tag down_read_ = then(this, &run_call::on_down_read);
   comm::rpc::cq_driver::tag down_finished_ = then(this, &run_call::on_down_finished);
   comm::rpc::cq_driver::tag loop_started_ = then(this, &run_call::on_loop_started);

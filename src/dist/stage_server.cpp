@@ -4,6 +4,7 @@
 
 #include "comm/grpc/write_queue.h"
 #include "comm/request_state.h"
+#include "dist/local_link.h"
 #include "dist/stage_rpc.h"
 
 namespace mlxd::dist {
@@ -100,7 +101,8 @@ class stage_server::upload_call final : public stage_server::call {
 };
 
 // A plan's Replies stream on its last stage, or (1.7) its Loop stream there: the Run stream's thread queues
-// replies (the steps of rings) on it; its reads only wait for the caller to end it.
+// replies (the steps of rings) on it; its reads only wait for the caller to end it. (1.8) A Loop call may
+// offer a local link: the steps of rings then go there.
 template <class Kind>
 class stage_server::sink_call final : public stage_server::call {
  public:
@@ -119,7 +121,11 @@ class stage_server::sink_call final : public stage_server::call {
     if (!s.ok()) return finish(s);
     plan_ = rpc::plan_of(ctx_);
     sink_ = std::make_shared<sink>();
-    sink_->push = [this](const message& m) { return writes_.push(m); };
+    if constexpr (Kind::links) answer_link();
+    if (link_)
+      sink_->push = [link = link_](const message& m) { return link->send(m); };
+    else
+      sink_->push = [this](const message& m) { return writes_.push(m); };
     {
       // Registered and announced under the sink's lock, so the announcement is the stream's first message.
       std::lock_guard lock(sink_->mu);
@@ -132,7 +138,22 @@ class stage_server::sink_call final : public stage_server::call {
   void on_read(bool ok) {
     if (ok) return stream_.Read(&ignored_, start(read_done_));
     Kind::close(service(), plan_, sink_);
+    if (link_) link_->close_writing();
     writes_.close([this] { finish(grpc::Status::OK); });
+  }
+  // Connects to the link the caller offers, if it does; the answer ("ok" or why not) goes in the initial
+  // metadata, with the stream's first message. The connect to a local listening socket does not wait.
+  void answer_link() {
+    const auto it = ctx_.client_metadata().find(link_key);
+    if (it == ctx_.client_metadata().end()) return;
+    std::string answer = "ok";
+    try {
+      link_ = connect_link(std::string(it->second.data(), it->second.size()));
+      service().count_link();
+    } catch (const std::exception& e) {
+      answer = e.what();
+    }
+    ctx_.AddInitialMetadata(link_key, answer);
   }
   void finish(const grpc::Status& s) {
     ended_ = true;
@@ -144,6 +165,7 @@ class stage_server::sink_call final : public stage_server::call {
   grpc::ServerAsyncReaderWriter<message, v1::RepliesRequest> stream_{&ctx_};
   uint64_t plan_ = 0;
   std::shared_ptr<sink> sink_;
+  std::shared_ptr<local_link> link_;  // (1.8) shared with the sink's push
   v1::RepliesRequest ignored_;
   comm::rpc::cq_driver::tag written_ = then(this, &sink_call::on_written);
   comm::rpc::write_queue<message> writes_{[this](const message& m) { stream_.Write(m, start(written_)); }};
@@ -154,10 +176,11 @@ class stage_server::sink_call final : public stage_server::call {
 namespace {
 
 // What tells a Replies call from a Loop call: the message, the method to ask gRPC for, and the service's
-// registration of the sink.
-template <class Message, auto request_method, auto open_method, auto close_method>
+// registration of the sink, and whether it takes local links.
+template <class Message, auto request_method, auto open_method, auto close_method, bool takes_links>
 struct sink_kind {
   using message = Message;
+  static constexpr bool links = takes_links;
   using sink = stage_service::sink<Message>;
   static void request(v1::Stage::AsyncService& g, grpc::ServerContext* ctx,
                       grpc::ServerAsyncReaderWriter<Message, v1::RepliesRequest>* s,
@@ -173,9 +196,9 @@ struct sink_kind {
 };
 
 using replies_kind = sink_kind<v1::StepReply, &v1::Stage::AsyncService::RequestReplies,
-                               &stage_service::open_replies, &stage_service::close_replies>;
+                               &stage_service::open_replies, &stage_service::close_replies, false>;
 using loop_kind = sink_kind<v1::StepRequest, &v1::Stage::AsyncService::RequestLoop, &stage_service::open_loop,
-                            &stage_service::close_loop>;
+                            &stage_service::close_loop, true>;
 
 }  // namespace
 

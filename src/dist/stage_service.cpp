@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "dist/local_link.h"
 #include "dist/stage_rpc.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/dist/plan.h"
@@ -49,7 +50,8 @@ stage_service::stage_service(const worker_options& o, std::string node_id, worke
     : options_(o),
       cache_(o.cache_dir.empty() ? default_weights_cache_dir() : o.cache_dir),
       node_id_(std::move(node_id)),
-      caps_(caps) {}
+      caps_(caps),
+      host_id_(host_id()) {}
 
 grpc::Status stage_service::hello(const grpc::ServerContext& ctx, const v1::StageHelloRequest& request,
                                   v1::StageHelloReply* reply) {
@@ -77,6 +79,8 @@ grpc::Status stage_service::hello(const grpc::ServerContext& ctx, const v1::Stag
   reply->set_n_sequences(static_cast<uint32_t>(sequences_.size()));
   reply->set_loads(loads_);
   reply->set_layers_read(layers_read_);
+  reply->set_host_id(host_id_);
+  reply->set_local_links(local_links_.load());
   return grpc::Status::OK;
 }
 

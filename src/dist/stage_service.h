@@ -83,6 +83,8 @@ class stage_service {
   void drop_sequence(uint64_t id);
   bool holds_sequence(uint64_t id);
   const std::string& node_id() const { return node_id_; }
+  // (1.8) A local link was made or taken (Hello reports the count).
+  void count_link() { ++local_links_; }
   const worker_options& options() const { return options_; }
 
   // Frees the KV caches of sequences idle for longer than the timeout; called periodically.
@@ -131,6 +133,8 @@ class stage_service {
   uint64_t kv_bytes_ = 0;
   uint64_t loads_ = 0;        // stages loaded since the start
   uint64_t layers_read_ = 0;  // decoder layers read from model files since the start
+  const std::string host_id_;
+  std::atomic<uint64_t> local_links_{0};
 };
 
 }  // namespace mlxd::dist

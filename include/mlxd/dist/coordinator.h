@@ -61,6 +61,9 @@ struct coordinator_options {
   // hop and the coordinator's turn leave each token's path. A sequence that starts meanwhile waits for the
   // ring's end (this many tokens at most) to join it in groups. 0 or 1: every step from the coordinator.
   int ring_tokens = 8;
+  // (protocol 1.8) Stages on one machine send each other their steps over a local link (a Unix socket their
+  // call sets up) instead of the call itself. false: every step goes over gRPC, as between machines.
+  bool local_links = true;
 };
 
 struct generation_request {
@@ -119,6 +122,9 @@ struct node_status {
   uint64_t loads = 0;  // stages it loaded since it started (protocol 1.2; 0 from older workers)
   uint64_t layers_read =
       0;  // decoder layers it read from model files (1.3; a grown range reads only its new)
+  uint64_t local_links = 0;  // (1.8) links to stages on its machine it made or took
+  uint32_t protocol_minor = 0;
+  std::string host_id;  // (1.8) its machine, for this boot; "" when unknown
 };
 
 // Says Hello to every worker (in parallel; `pings` round trips each for the latency).

@@ -92,6 +92,14 @@ void cq_driver::wait(request::state& s) {
   if (!driving_) hand_on_locked();
 }
 
+void cq_driver::hold_background(bool on) {
+  {
+    std::lock_guard lock(mu_);
+    held_ += on ? 1 : -1;
+  }
+  background_cv_.notify_all();
+}
+
 void cq_driver::completed(request::state&) {
   if (driver_thread_.load() != std::this_thread::get_id()) kick();
 }
@@ -123,7 +131,7 @@ void cq_driver::background_loop() {
   while (!stopped_) {
     const auto now = clock::now();
     const bool busy = driving_ || waiting_ > 0;
-    if (busy || (!stopping_ && now - last_release_ < background_after_)) {
+    if (busy || (!stopping_ && held_ == 0 && now - last_release_ < background_after_)) {
       background_cv_.wait_until(lock, busy ? now + background_after_ : last_release_ + background_after_);
       continue;
     }

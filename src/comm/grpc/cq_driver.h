@@ -53,6 +53,9 @@ class cq_driver final : public progress_engine {
   // once. The destructor does it when nobody has.
   void stop();
   bool closing() const { return closing_.load(); }
+  // While some thread waits for messages that come another way (a stage's local link) and not in wait(),
+  // the background thread drives at once instead of after `background_after`. Calls nest.
+  void hold_background(bool on);
   void wait(request::state& s) override;
   void completed(request::state& s) override;
 
@@ -78,6 +81,7 @@ class cq_driver final : public progress_engine {
   bool background_driving_ = false;  // ... and it is the background thread
   bool stopping_ = false, stopped_ = false;
   int waiting_ = 0;                   // threads in wait() that do not drive
+  int held_ = 0;                      // hold_background(true) not yet undone
   std::deque<request::state*> line_;  // waiters asleep until their turn
   clock::time_point last_release_ = clock::now();
   std::atomic<std::thread::id> driver_thread_{};

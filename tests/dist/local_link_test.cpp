@@ -1,0 +1,186 @@
+// (protocol 1.8) Local links: the framing on a socket pair (order, sizes beyond the socket's buffer, and what
+// is not a message), the offer and its answer, and in-process workers of one machine that link their stages
+// and give the tokens they give over gRPC.
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "dist/local_link.h"
+#include "dist/stage_rpc.h"
+#include "mlxd/dist/coordinator.h"
+#include "mlxd/dist/worker.h"
+#include "stage_steps.h"
+
+namespace mlxd::dist {
+namespace {
+
+constexpr size_t limit = rpc::max_message_bytes;
+
+// Two ends of a connected socket pair: `a` as a link, `b` as a raw descriptor.
+struct pair_ends {
+  pair_ends() {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    a = std::make_unique<local_link>(fds[0]);
+    b = fds[1];
+  }
+  ~pair_ends() {
+    if (b >= 0) ::close(b);
+  }
+  void raw(const std::string& bytes) const {
+    ASSERT_EQ(::write(b, bytes.data(), bytes.size()), ssize_t(bytes.size()));
+  }
+  std::unique_ptr<local_link> a;
+  int b = -1;
+};
+
+std::string length_prefix(uint32_t n) {
+  return std::string{static_cast<char>(n & 0xff), static_cast<char>(n >> 8 & 0xff),
+                     static_cast<char>(n >> 16 & 0xff), static_cast<char>(n >> 24)};
+}
+
+v1::StepRequest step_with(uint64_t id, size_t floats) {
+  v1::StepRequest s;
+  s.set_step_id(id);
+  v1::TensorChunk* h = s.mutable_hidden();
+  h->add_shape(static_cast<int64_t>(floats));
+  std::string data(floats * sizeof(float), '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + id);
+  h->set_data(data);
+  return s;
+}
+
+// A message of 16 MB does not fit a socket's buffer: it goes out on the link's writer thread, the caller does
+// not wait for the reader, and the small messages around it keep their order.
+TEST(LocalLink, MessagesArriveInOrderWhateverTheirSize) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  local_link from(fds[0]), to(fds[1]);
+  const std::vector<v1::StepRequest> sent = {step_with(1, 768), step_with(2, 4 << 20), step_with(3, 768)};
+  for (const auto& s : sent) ASSERT_TRUE(from.send(s));
+  for (const auto& want : sent) {
+    v1::StepRequest got;
+    ASSERT_EQ(to.receive(got, limit), "");
+    EXPECT_EQ(got.step_id(), want.step_id());
+    EXPECT_EQ(got.hidden().data(), want.hidden().data());
+  }
+  from.close_writing();
+  v1::StepRequest after;
+  EXPECT_EQ(to.receive(after, limit), "closed");
+}
+
+TEST(LocalLink, RefusesWhatIsNotAMessage) {
+  v1::StepRequest m;
+  {
+    pair_ends p;
+    p.raw(length_prefix(static_cast<uint32_t>(limit) + 1));
+    EXPECT_EQ(p.a->receive(m, limit), "a message of " + std::to_string(limit + 1) + " bytes, more than the " +
+                                          std::to_string(limit) + " allowed");
+  }
+  {
+    pair_ends p;
+    p.raw(length_prefix(3) + "\xff\xff\xff");
+    EXPECT_EQ(p.a->receive(m, limit), "a message of 3 bytes that does not parse");
+  }
+  {
+    pair_ends p;
+    p.raw(length_prefix(10) + "abc");
+    ::close(std::exchange(p.b, -1));
+    EXPECT_EQ(p.a->receive(m, limit), "closed inside a message of 10 bytes");
+  }
+  {
+    pair_ends p;
+    p.raw("\x01\x00");
+    ::close(std::exchange(p.b, -1));
+    EXPECT_EQ(p.a->receive(m, limit), "closed");
+  }
+}
+
+TEST(LocalLink, SendFailsOnceThePeerIsGone) {
+  pair_ends p;
+  ::close(std::exchange(p.b, -1));
+  EXPECT_FALSE(p.a->send(step_with(1, 4)));
+  EXPECT_FALSE(p.a->send(step_with(2, 4)));
+}
+
+// The peer connects before it answers, so the offer takes a connection that waits; an offer from another
+// machine, or one that does not say where, is refused before any connect.
+TEST(LinkOffer, TakesTheConnectionOfItsPeerOnThisMachine) {
+  link_offer offer;
+  EXPECT_THROW(
+      {
+        try {
+          offer.take();
+        } catch (const std::runtime_error& e) {
+          EXPECT_NE(std::string(e.what()).find("no connection waits"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      std::runtime_error);
+  std::unique_ptr<local_link> peer = connect_link(offer.description());
+  std::unique_ptr<local_link> mine = offer.take();
+  ASSERT_TRUE(mine->send(step_with(5, 16)));
+  v1::StepRequest got;
+  ASSERT_EQ(peer->receive(got, limit), "");
+  EXPECT_EQ(got.step_id(), 5u);
+  ASSERT_TRUE(peer->send(step_with(6, 16)));
+  ASSERT_EQ(mine->receive(got, limit), "");
+  EXPECT_EQ(got.step_id(), 6u);
+
+  const auto refusal = [](const std::string& description) {
+    try {
+      connect_link(description);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("connected");
+  };
+  const std::string path = offer.description().substr(offer.description().find(' ') + 1);
+  EXPECT_EQ(refusal("another-boot " + path), "the offer is from another machine");
+  EXPECT_EQ(refusal("no-space"), "a malformed offer \"no-space\"");
+  EXPECT_NE(refusal(host_id() + " /nonexistent/link.sock").find("cannot connect to /nonexistent/link.sock"),
+            std::string::npos);
+}
+
+// Two in-process workers of one machine: both stage pairs link (the Run streams' and the Loop's), and the
+// tokens are those of the same workers over gRPC alone, with rings and with steps sent one by one. (The
+// pipeline tests run 3 and 4 worker processes, linked, against one node.)
+TEST(LocalLinks, StagesOfOneMachineLinkAndGiveTheSameTokens) {
+  worker_options wo;
+  wo.host = "127.0.0.1";
+  wo.port = 0;
+  std::vector<std::unique_ptr<worker>> all;
+  for (int i = 0; i < 2; ++i) all.push_back(std::make_unique<worker>(wo));
+  const auto run = [&](bool links, int ring) {
+    coordinator_options o;
+    for (const auto& w : all) o.access.workers.push_back("127.0.0.1:" + std::to_string(w->port()));
+    o.layers = {{0, 1}, {1, 2}};
+    o.local_links = links;
+    o.ring_tokens = ring;
+    coordinator c(golden_gqa, o);
+    generation_result r = c.generate(seeded_request(24));
+    std::vector<uint64_t> made;
+    for (const node_status& n : c.status(1)) made.push_back(n.local_links);
+    EXPECT_EQ(sequences_held(c), std::vector<uint32_t>(2, 0));
+    return std::make_pair(r, made);
+  };
+  const auto [alone, none] = run(false, 8);
+  ASSERT_EQ(alone.tokens.size(), 24u);
+  EXPECT_EQ(none, std::vector<uint64_t>(2, 0));
+  // The first stage makes its link down and its Loop's; the last takes both.
+  const auto [ringed, after_rings] = run(true, 8);
+  EXPECT_EQ(after_rings, std::vector<uint64_t>(2, 2));
+  EXPECT_EQ(ringed.tokens, alone.tokens);
+  EXPECT_EQ(ringed.logprobs, alone.logprobs);
+  EXPECT_GT(ringed.looped_steps, 0);
+  const auto [stepped, after_steps] = run(true, 0);
+  EXPECT_EQ(stepped.tokens, alone.tokens);
+  EXPECT_EQ(stepped.looped_steps, 0);
+  EXPECT_EQ(after_steps, std::vector<uint64_t>(2, 4));
+}
+
+}  // namespace
+}  // namespace mlxd::dist
