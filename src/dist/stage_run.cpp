@@ -505,19 +505,24 @@ class stage_server::run_call final : public stage_server::call {
         uint64_t count = 0;
         [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
       }
-      if (fds[1].revents != 0) read_up_link();
-      if (fds[2].revents != 0) read_loop_link();
+      if (fds[1].revents != 0)
+        if (std::string e = take_from(*up_link_, true); !e.empty()) up_link_ended(e);
+      if (fds[2].revents != 0)
+        if (std::string e = take_from(*loop_link_, false); !e.empty()) loop_link_ended(e);
     }
   }
-  void read_up_link() {
+  // Queues the step that arrived on `link` (from the stage before when `upstream`): "" when read, else why
+  // the link ended.
+  std::string take_from(local_link& link, bool upstream) {
     v1::StepRequest step;
-    const std::string e = up_link_->receive(step, rpc::max_message_bytes);
-    if (e.empty()) {
-      expect_parallel_work();
-      std::lock_guard lock(mu_);
-      if (queue_locked(step)) carried_ = true;
-      return;
-    }
+    std::string e = link.receive(step, rpc::max_message_bytes);
+    if (!e.empty()) return e;
+    expect_parallel_work();
+    std::lock_guard lock(mu_);
+    if (queue_locked(step) && upstream) carried_ = true;
+    return "";
+  }
+  void up_link_ended(const std::string& e) {
     up_link_read_over_ = true;
     {
       std::lock_guard lock(mu_);
@@ -526,15 +531,7 @@ class stage_server::run_call final : public stage_server::call {
     // A link that ends before the call does lost steps: the stage before is gone or broken.
     if (e != "closed") end_as_lost("the local link from the stage before failed: " + e, service().node_id());
   }
-  void read_loop_link() {
-    v1::StepRequest step;
-    const std::string e = loop_link_->receive(step, rpc::max_message_bytes);
-    if (e.empty()) {
-      expect_parallel_work();
-      std::lock_guard lock(mu_);
-      queue_locked(step);
-      return;
-    }
+  void loop_link_ended(const std::string& e) {
     loop_link_over_ = true;
     const std::string last = st_->assignment.loop_address();
     end_as_lost("the local link from the last stage " + last + " ended: " + e, last);
