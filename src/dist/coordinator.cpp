@@ -416,20 +416,22 @@ grpc::Status coordinator::impl::join(const std::string& address, const std::stri
   if (!node_id.empty() && probe.node_id != node_id)
     return {grpc::StatusCode::FAILED_PRECONDITION, address + " answers as node \"" + probe.node_id +
                                                        "\", not \"" + node_id + "\" (is the address right?)"};
-  {
-    std::lock_guard lock(members_mu);
-    reply.set_already_member(std::find(members.begin(), members.end(), address) != members.end());
-    if (!reply.already_member()) members.push_back(address);
-    reply.set_n_workers(static_cast<uint32_t>(members.size()));
-  }
-  reply.set_address(address);
   bool planned = false;
   {
     std::lock_guard lock(plan_mu);
     planned = current && std::any_of(current->nodes.begin(), current->nodes.end(),
                                      [&](const node_info& n) { return n.address == address; });
   }
-  if (!planned) want_replan();
+  {
+    // The member and the wish for a plan with it appear together: a request that sees the one (workers())
+    // re-plans before it starts. (Wished after, a request could start on the old plan in between.)
+    std::lock_guard lock(members_mu);
+    reply.set_already_member(std::find(members.begin(), members.end(), address) != members.end());
+    if (!reply.already_member()) members.push_back(address);
+    reply.set_n_workers(static_cast<uint32_t>(members.size()));
+    if (!planned) want_replan();
+  }
+  reply.set_address(address);
   return grpc::Status::OK;
 }
 

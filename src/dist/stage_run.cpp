@@ -29,6 +29,11 @@ constexpr int64_t max_batch_rows = 16;
 // How long a stage waits for the rest of a group of decode steps (protocol 1.5).
 constexpr std::chrono::milliseconds group_wait{50};
 
+// (1.8) How long the link from the stage before may stay silent and open after its call ended: the stage
+// before closes the link first, so in order the link ends at once (or streams its last message on); a call
+// cancelled or failed leaves the link of a frozen stage open.
+constexpr std::chrono::seconds link_end_grace{2};
+
 // Steps of the last group in `taken` that have not arrived yet (0 when the last step is not grouped).
 int64_t missing_of_last_group(const std::deque<v1::StepRequest>& taken) {
   const v1::StepRequest& last = taken.back();
@@ -459,8 +464,14 @@ class stage_server::run_call final : public stage_server::call {
     return !upstream_over_locked();
   }
   // The stage before has sent everything: its call ended, and its link too when it had one (the link's last
-  // steps may still be in the socket when the call's end arrives). Under mu_.
-  bool upstream_over_locked() const { return up_done_ && (!up_link_ || up_link_over_); }
+  // steps may still be in the socket when the call's end arrives), or went silent for link_end_grace after.
+  // Under mu_.
+  bool upstream_over_locked() const { return up_done_ && clock::now() >= upstream_end_locked(); }
+  // When the upstream is over once its call has ended. Under mu_.
+  clock::time_point upstream_end_locked() const {
+    if (!up_link_ || up_link_over_) return clock::time_point::min();
+    return up_link_heard_ + link_end_grace;
+  }
 
   // Returns when `ready` (called under mu_) holds or at `deadline`. Meanwhile this thread drives the queue
   // whenever no other thread does, so the step it waits for is read here.
@@ -482,18 +493,21 @@ class stage_server::run_call final : public stage_server::call {
   // (1.8) await() of a thread that reads links: it reads each step that arrives on them.
   void await_polling(const std::function<bool()>& ready, clock::time_point deadline) {
     for (;;) {
+      clock::time_point until = deadline;
       {
         std::lock_guard lock(mu_);
         if (ready() || clock::now() >= deadline) return;
         polling_ = true;
+        if (up_done_ && up_link_ && !up_link_over_)  // to see the link's grace run out
+          until = std::min(until, up_link_heard_ + link_end_grace);
       }
       pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
       if (up_link_ && !up_link_read_over_) fds[1].fd = up_link_->fd();
       if (loop_link_ && !loop_link_over_) fds[2].fd = loop_link_->fd();
       int timeout = -1;
-      if (deadline != clock::time_point::max())
+      if (until != clock::time_point::max())
         timeout = static_cast<int>(
-            std::chrono::ceil<std::chrono::milliseconds>(std::max(deadline - clock::now(), clock::duration{}))
+            std::chrono::ceil<std::chrono::milliseconds>(std::max(until - clock::now(), clock::duration{}))
                 .count());
       const int n = ::poll(fds, 3, timeout);
       {
@@ -519,6 +533,7 @@ class stage_server::run_call final : public stage_server::call {
     if (!e.empty()) return e;
     expect_parallel_work();
     std::lock_guard lock(mu_);
+    if (upstream) up_link_heard_ = clock::now();
     if (queue_locked(step) && upstream) carried_ = true;
     return "";
   }
@@ -553,6 +568,7 @@ class stage_server::run_call final : public stage_server::call {
     wake_locked();
     if (!ok) {
       up_done_ = true;
+      up_link_heard_ = clock::now();
       return;
     }
     if (queue_locked(in_)) carried_ = true;
@@ -680,6 +696,7 @@ class stage_server::run_call final : public stage_server::call {
   std::deque<v1::StepRequest> inbox_;
   bool up_done_ = false, down_open_ = false, down_done_ = false, loop_open_ = false, loop_done_ = false;
   bool metadata_sent_ = false, polling_ = false, up_link_over_ = false;
+  clock::time_point up_link_heard_;  // the last step on the link from the stage before, or its call's end
   comm::request::state* waiter_ = nullptr;
   v1::StepRequest in_;  // the read in flight's
 

@@ -367,6 +367,26 @@ TEST_F(Pipeline, FrozenWorkerIsNoticedByKeepalive) {
   EXPECT_LT(took, 4.0);
 }
 
+// (1.8) A first stage that freezes keeps its local link to the next one open after its call is gone: the
+// next worker still stops in order (its Run stream from the frozen stage ends link_end_grace after the call).
+TEST_F(Pipeline, AFrozenFirstStageLetsTheNextWorkerStopInOrder) {
+  auto workers = start(2);
+  coordinator_options o = options(workers);
+  o.ring_tokens = 2;
+  coordinator c(*dir_, o);
+  generation_request r = request(prompt, 10, greedy());
+  int seen = 0;
+  r.on_token = [&](const engine::sample_result&) {
+    if (++seen == 3) workers[0]->kill_now(SIGSTOP);
+  };
+  const generation_result g = c.generate(r);
+  EXPECT_EQ(g.tokens, generate_alone(prompt, 10, r.sampling));
+  EXPECT_EQ(g.replans, 1);
+  workers[1]->kill_now(SIGTERM);
+  EXPECT_EQ(workers[1]->wait_exit(std::chrono::seconds(10)), 0);
+  workers[0]->kill_now();
+}
+
 TEST_F(Pipeline, NoFittingPlanIsAClearErrorAndLaterRequestsWork) {
   // Each worker offers 3 MiB: three hold the 6 layers (1.2 MiB each with KV room for the context), one alone
   // does not.
