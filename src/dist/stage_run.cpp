@@ -101,15 +101,17 @@ class stage_server::run_call final : public stage_server::call {
   // (1.8) Takes the link the stage before offers, if it does, and answers the offer in the call's initial
   // metadata: "ok", or why not (it then sends its steps on the call).
   void answer_link() {
-    const auto it = ctx_.client_metadata().find(link_key);
-    if (it == ctx_.client_metadata().end()) return;
-    std::string answer = "ok";
-    try {
-      start_polling();
-      up_link_ = connect_link(std::string(it->second.data(), it->second.size()));
-      service().count_link();
-    } catch (const std::exception& e) {
-      answer = e.what();
+    std::string answer;
+    std::unique_ptr<local_link> link = connect_offered_link(ctx_, answer);
+    if (answer.empty()) return;
+    if (link) {
+      try {
+        start_polling();  // before the answer: the stage before sends on the link once it reads "ok"
+        up_link_ = std::move(link);
+        service().count_link();
+      } catch (const std::exception& e) {
+        answer = e.what();
+      }
     }
     ctx_.AddInitialMetadata(link_key, answer);
     up_.SendInitialMetadata(start(metadata_sent_tag_));

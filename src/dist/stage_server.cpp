@@ -9,6 +9,20 @@
 
 namespace mlxd::dist {
 
+std::unique_ptr<local_link> stage_server::call::connect_offered_link(const grpc::ServerContext& ctx,
+                                                                     std::string& answer) {
+  const auto it = ctx.client_metadata().find(link_key);
+  if (it == ctx.client_metadata().end()) return nullptr;
+  try {
+    auto link = connect_link(std::string(it->second.data(), it->second.size()));
+    answer = "ok";
+    return link;
+  } catch (const std::exception& e) {
+    answer = e.what();
+    return nullptr;
+  }
+}
+
 // Answered on the driving thread: a Hello only reads the state.
 class stage_server::hello_call final : public stage_server::call {
  public:
@@ -144,16 +158,10 @@ class stage_server::sink_call final : public stage_server::call {
   // Connects to the link the caller offers, if it does; the answer ("ok" or why not) goes in the initial
   // metadata, with the stream's first message. The connect to a local listening socket does not wait.
   void answer_link() {
-    const auto it = ctx_.client_metadata().find(link_key);
-    if (it == ctx_.client_metadata().end()) return;
-    std::string answer = "ok";
-    try {
-      link_ = connect_link(std::string(it->second.data(), it->second.size()));
-      service().count_link();
-    } catch (const std::exception& e) {
-      answer = e.what();
-    }
-    ctx_.AddInitialMetadata(link_key, answer);
+    std::string answer;
+    link_ = connect_offered_link(ctx_, answer);
+    if (link_) service().count_link();
+    if (!answer.empty()) ctx_.AddInitialMetadata(link_key, answer);
   }
   void finish(const grpc::Status& s) {
     ended_ = true;

@@ -20,6 +20,8 @@
 
 namespace mlxd::dist {
 
+class local_link;
+
 class stage_server {
  public:
   // Registers the calls on `builder` (its port and options set), builds the server and serves. Throws
@@ -64,6 +66,10 @@ class stage_server::call : public server_call<stage_server> {
   using server_call::server_call;
   stage_service& service() { return srv_->service_; }
   v1::Stage::AsyncService& grpc_service() { return srv_->grpc_service_; }
+  // (1.8) The local link the caller offers in `ctx`'s metadata, connected; null when it offers none (`answer`
+  // left empty) or when it cannot be taken (`answer` says why). Counted by the caller once in use.
+  static std::unique_ptr<local_link> connect_offered_link(const grpc::ServerContext& ctx,
+                                                          std::string& answer);
 };
 
 }  // namespace mlxd::dist
