@@ -179,6 +179,7 @@ void add_model_commands(CLI::App& app) {
                               {"plan", c.plan_description()},
                               {"replans", g.replans},
                               {"direct_replies", g.direct_replies},
+                              {"reply_link", g.reply_link},
                               {"carriers", g.carriers},
                               {"looped_steps", g.looped_steps},
                               {"timings",

@@ -154,11 +154,15 @@ void coordinator::impl::establish(bool all_required) {
   std::vector<node_status> probes = probe_cluster(access());
   std::vector<node_info> alive;
   std::vector<std::string> link_hosts;  // (1.8) each alive node's machine when it takes links, else ""
+  std::vector<char> reply_links;        // (1.9) each alive node's replies may take a link to this process
+  const std::string here = host_id();
   std::string down;
   for (const node_status& p : probes) {
     if (p.healthy) {
       alive.push_back(p.info);
       link_hosts.push_back(p.protocol_minor >= 8 ? p.host_id : std::string());
+      reply_links.push_back(o.local_links && p.protocol_minor >= 9 && !p.host_id.empty() &&
+                            p.host_id == here);
     } else {
       down += (down.empty() ? "" : "; ") + p.address + ": " + p.error;
     }
@@ -278,7 +282,7 @@ void coordinator::impl::establish(bool all_required) {
   const plan_stage& first = plan[plan.front().node < 0 ? 1 : 0];
   const auto endpoint = [&](const plan_stage& s) {
     const std::string& address = alive[s.node].address;
-    return pipeline_stream::endpoint{rpc::make_channel(address, creds), address};
+    return pipeline_stream::endpoint{rpc::make_channel(address, creds), address, reply_links[s.node] != 0};
   };
   std::optional<pipeline_stream::endpoint> last;
   if (&plan.back() != &first) last = endpoint(plan.back());
@@ -747,6 +751,7 @@ generation_result coordinator::generate(const generation_request& r) {
       }
       c.end_sequence(*a, id);
       out.direct_replies = a->stream->direct_replies();
+      out.reply_link = a->stream->reply_link();
       out.carriers = a->stream->carriers();
       out.stage_nodes.clear();
       for (const plan_stage& st : a->plan)

@@ -75,22 +75,6 @@ ssize_t send_some(int fd, const char* p, size_t n, int flags) {
   return static_cast<ssize_t>(done);
 }
 
-// Reads exactly `n` bytes: "" when read, "closed" at the peer's end, else why not.
-std::string receive_exactly(int fd, char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::recv(fd, p, n, 0);
-    if (r > 0) {
-      p += r;
-      n -= static_cast<size_t>(r);
-    } else if (r == 0) {
-      return "closed";
-    } else if (errno != EINTR) {
-      return std::string("cannot read: ") + std::strerror(errno);
-    }
-  }
-  return "";
-}
-
 }  // namespace
 
 std::string host_id() {
@@ -100,7 +84,7 @@ std::string host_id() {
   return id;
 }
 
-local_link::local_link(int fd) : fd_(fd) {}
+local_link::local_link(int fd) : fd_(fd), in_(read_ahead) {}
 
 local_link::~local_link() {
   {
@@ -166,16 +150,40 @@ void local_link::close_writing() {
 }
 
 std::string local_link::receive(google::protobuf::MessageLite& m, size_t max_bytes) {
-  unsigned char head[4];
-  if (std::string e = receive_exactly(fd_, reinterpret_cast<char*>(head), 4); !e.empty()) return e;
+  if (std::string e = fill(4); !e.empty()) return e;
+  const auto* head = reinterpret_cast<const unsigned char*>(in_.data() + in_begin_);
   const size_t n = size_t{head[0]} | size_t{head[1]} << 8 | size_t{head[2]} << 16 | size_t{head[3]} << 24;
   if (n > max_bytes)
     return "a message of " + std::to_string(n) + " bytes, more than the " + std::to_string(max_bytes) +
            " allowed";
-  std::string body(n, '\0');
-  if (std::string e = receive_exactly(fd_, body.data(), n); !e.empty())
+  if (std::string e = fill(4 + n); !e.empty())
     return e == "closed" ? "closed inside a message of " + std::to_string(n) + " bytes" : e;
-  if (!m.ParseFromString(body)) return "a message of " + std::to_string(n) + " bytes that does not parse";
+  const bool parsed = m.ParseFromArray(in_.data() + in_begin_ + 4, static_cast<int>(n));
+  in_begin_ += 4 + n;
+  if (in_begin_ == in_end_ && in_.size() > read_ahead) {
+    in_ = std::vector<char>(read_ahead);  // a prefill chunk's megabytes are not kept
+    in_begin_ = in_end_ = 0;
+  }
+  if (!parsed) return "a message of " + std::to_string(n) + " bytes that does not parse";
+  return "";
+}
+
+std::string local_link::fill(size_t want) {
+  if (in_end_ - in_begin_ >= want) return "";
+  std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+  in_end_ -= in_begin_;
+  in_begin_ = 0;
+  if (in_.size() < want) in_.resize(want);
+  while (in_end_ < want) {
+    const ssize_t r = ::recv(fd_, in_.data() + in_end_, in_.size() - in_end_, 0);
+    if (r > 0) {
+      in_end_ += static_cast<size_t>(r);
+    } else if (r == 0) {
+      return "closed";
+    } else if (errno != EINTR) {
+      return std::string("cannot read: ") + std::strerror(errno);
+    }
+  }
   return "";
 }
 

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <google/protobuf/message_lite.h>
 
@@ -43,15 +44,25 @@ class local_link {
   // the peer. False once the peer is gone or the message is too big.
   bool send(const google::protobuf::MessageLite& m);
   // Reads the message that poll() announced into `m`: "" when read, else why not ("closed" when the peer
-  // has closed its end). A length beyond `max_bytes` or bytes that do not parse are refused.
+  // has closed its end). A length beyond `max_bytes` or bytes that do not parse are refused. One read takes
+  // what the socket holds, so a step's frame costs one system call; what it took beyond the message waits
+  // in the link (buffered()), where poll() does not see it.
   std::string receive(google::protobuf::MessageLite& m, size_t max_bytes);
+  // Bytes of a next message were read with the last one: receive() again before polling.
+  bool buffered() const { return in_end_ > in_begin_; }
   // Ends this side's writing once what was sent is out; the peer reads "closed" after it.
   void close_writing();
 
  private:
   void write_loop();
+  // Reads until `want` bytes from in_begin_ are in in_: "" when they are, else why not.
+  std::string fill(size_t want);
 
+  // What one read may take beyond the message it needs (a 1B model's hidden state is 8 KB).
+  static constexpr size_t read_ahead = 64 << 10;
   int fd_;
+  std::vector<char> in_;  // read from the socket, not yet received: [in_begin_, in_end_)
+  size_t in_begin_ = 0, in_end_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> pending_;  // frames (or their rest) for the writer thread, in order

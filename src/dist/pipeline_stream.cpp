@@ -1,6 +1,12 @@
 #include "dist/pipeline_stream.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <thread>
 
 #include "dist/stage_rpc.h"
 
@@ -48,6 +54,8 @@ pipeline_stream::~pipeline_stream() {
   run_.ctx.TryCancel();
   replies_.ctx.TryCancel();
   await([&] { return ops_ == 0; });
+  if (reply_link_) driver_->hold_background(false);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 template <class Request>
@@ -62,11 +70,29 @@ bool pipeline_stream::open_replies(const endpoint& last, const std::string& toke
   last_stub_ = v1::Stage::NewStub(last.channel);
   rpc::prepare(replies_.ctx, token, std::chrono::milliseconds(0));
   replies_.ctx.AddMetadata(rpc::plan_key, std::to_string(plan_id));
+  std::unique_ptr<link_offer> offer = last.link ? offer_reply_link() : nullptr;
   replies_.stream = last_stub_->PrepareAsyncReplies(&replies_.ctx, driver_->cq());
   open(replies_, replies_started_);
   replies_.stream->Read(&replies_.in, start(opening_));
   await([&] { return opened_ > 0; });
-  if (opened_ == 2 && replies_.in.step_id() == 0 && replies_.in.error().empty()) {
+  bool usable = opened_ == 2 && replies_.in.step_id() == 0 && replies_.in.error().empty();
+  // The answer to an offer came with the first message. After an "ok" the worker sends on the link, so a
+  // link that cannot be taken leaves the Replies stream unusable (no step has gone out yet).
+  if (usable && offer) {
+    std::string why = rpc::link_answer(replies_.ctx);
+    if (why == "ok") {
+      try {
+        reply_link_ = offer->take();
+        driver_->hold_background(true);  // the waiting threads poll the link, not the queue
+      } catch (const std::exception& e) {
+        why = e.what();
+        usable = false;
+      }
+    }
+    if (!reply_link_)
+      std::fprintf(stderr, "[coordinator] no local link to %s: %s\n", last_address_.c_str(), why.c_str());
+  }
+  if (usable) {
     replies_.in.Clear();
     replies_.stream->Read(&replies_.in, start(replies_read_));
     return true;
@@ -136,13 +162,37 @@ void pipeline_stream::wait(std::future<v1::StepReply>& reply) {
   await([&] { return reply.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
 }
 
+std::unique_ptr<link_offer> pipeline_stream::offer_reply_link() {
+  try {
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw std::runtime_error("cannot make an eventfd");
+    auto offer = std::make_unique<link_offer>();
+    replies_.ctx.AddMetadata(link_key, offer->description());
+    return offer;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[coordinator] no local link to %s: %s\n", last_address_.c_str(), e.what());
+    return nullptr;
+  }
+}
+
 void pipeline_stream::await(const std::function<bool()>& ready) {
   for (;;) {
     comm::request::state woken;
+    bool read_link = false;
     {
       std::lock_guard lock(mu_);
       if (ready()) return;
-      waiters_.push_back({&woken, &ready});
+      if (reply_link_ && !link_over_ && !link_reader_) {
+        link_reader_ = &ready;
+        link_reader_thread_ = std::this_thread::get_id();
+        read_link = true;
+      } else {
+        waiters_.push_back({&woken, &ready});
+      }
+    }
+    if (read_link) {
+      read_link_until(ready);
+      continue;
     }
     driver_->wait(woken);
     std::lock_guard lock(mu_);
@@ -150,9 +200,58 @@ void pipeline_stream::await(const std::function<bool()>& ready) {
   }
 }
 
+void pipeline_stream::read_link_until(const std::function<bool()>& ready) {
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (ready() || link_over_) {
+        link_reader_ = nullptr;
+        // The next waiter that still waits reads the link (the others were woken with what they wait for).
+        const auto next =
+            std::find_if(waiters_.begin(), waiters_.end(), [](const waiter& w) { return !(*w.ready)(); });
+        if (next != waiters_.end()) next->state->complete(array());
+        return;
+      }
+    }
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {reply_link_->fd(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) <= 0) continue;
+    if (fds[0].revents != 0) {
+      uint64_t count = 0;
+      [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
+    }
+    if (fds[1].revents != 0 && !take_link_replies()) {
+      std::lock_guard lock(mu_);
+      link_over_ = true;
+    }
+  }
+}
+
+bool pipeline_stream::take_link_replies() {
+  do {
+    v1::StepReply r;
+    const std::string e = reply_link_->receive(r, rpc::max_message_bytes);
+    if (e == "closed") return false;  // the worker ended the Replies call: its end says why
+    std::string why;
+    if (!e.empty())
+      why = "the local link of the last stage " + last_address_ + " failed: " + e;
+    else if (const auto stray = deliver(r))
+      why = "the last stage " + last_address_ + " sent a reply for step " + std::to_string(*stray) +
+            ", which is not waiting";
+    if (!why.empty()) {
+      lose(why);
+      return false;
+    }
+  } while (reply_link_->buffered());
+  return true;
+}
+
 void pipeline_stream::wake_locked() {
   for (const waiter& w : waiters_)
     if ((*w.ready)()) w.state->complete(array());
+  if (link_reader_ && link_reader_thread_ != std::this_thread::get_id() && (*link_reader_)()) {
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t w = ::write(wake_fd_, &one, sizeof one);
+  }
 }
 
 pipeline_stream::tag pipeline_stream::then(std::function<void(bool)> handler) {

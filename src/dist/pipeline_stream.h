@@ -5,6 +5,12 @@
 // Both are async calls on the coordinator's completion queue, driven by comm's cq_driver: a thread that waits
 // for a reply (wait()) reads it itself. With a reader thread per stream, each reply went from gRPC's poller
 // to the reader and through a promise to the waiter.
+//
+// (1.9) A last stage on this machine sends its replies on a local link that its Replies call sets up (as
+// stages do their steps, local_link.h). Over gRPC each reply cost the last stage 110-250 us of CPU and woke
+// two more threads (its queue's, for the write's completion and the window update that came back), all of it
+// beside the first stage's compute. A waiting thread then polls the link, one at a time, while the queue's
+// background thread drives the calls.
 #pragma once
 
 #include <atomic>
@@ -16,6 +22,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -23,6 +30,7 @@
 #include "comm/grpc/cq_driver.h"
 #include "comm/grpc/write_queue.h"
 #include "comm/request_state.h"
+#include "dist/local_link.h"
 #include "mlxd/v1/inference.grpc.pb.h"
 
 namespace mlxd::dist {
@@ -38,6 +46,7 @@ class pipeline_stream {
   struct endpoint {
     std::shared_ptr<grpc::Channel> channel;
     std::string address;
+    bool link = false;  // (1.9) offer the last stage a local link for its replies
   };
   // `last`: the plan's last stage, when it is not the first. Its replies then come straight back on a
   // Replies stream; a worker older than protocol 1.4 answers through the Run streams instead. `on_lost`
@@ -70,6 +79,8 @@ class pipeline_stream {
   void wait(std::future<v1::StepReply>& reply);
   // The last stage answers on its own stream.
   bool direct_replies() const { return direct_; }
+  // (1.9) ... on a local link.
+  bool reply_link() const { return reply_link_ != nullptr; }
   bool carriers() const { return carriers_; }
 
  private:
@@ -96,8 +107,18 @@ class pipeline_stream {
   // Opens the last stage's Replies stream and waits for its first message; false (and nothing open) when the
   // worker does not offer one.
   bool open_replies(const endpoint& last, const std::string& token, uint64_t plan_id);
-  // Returns once `ready` (called under mu_) holds, driving the queue meanwhile.
+  // (1.9) The offer of a link for the replies on the Replies call; null (and why, on stderr) when this
+  // process cannot listen or poll.
+  std::unique_ptr<link_offer> offer_reply_link();
+  // Returns once `ready` (called under mu_) holds, driving the queue meanwhile, or reading the reply link
+  // when no other thread does.
   void await(const std::function<bool()>& ready);
+  // (1.9) Reads the replies on the link until `ready` holds or the link ends, then lets the next waiter
+  // read it.
+  void read_link_until(const std::function<bool()>& ready);
+  // Delivers the replies that arrived on the link; false once it has ended (a protocol error, or its close,
+  // after which the Replies call's end says why).
+  bool take_link_replies();
   // Wakes the waiting threads whose condition now holds: with many sequences in flight, waking all of them
   // for every reply woke each sequence's thread once per reply of its group. Under mu_.
   void wake_locked();
@@ -117,9 +138,11 @@ class pipeline_stream {
   std::unique_ptr<v1::Stage::Stub> stub_, last_stub_;
   reader<v1::StepRequest> run_;
   reader<v1::RepliesRequest> replies_;
-  bool direct_ = false;  // the Replies stream is open
-  std::mutex send_mu_;   // keeps the order of step ids on the wire
-  std::mutex mu_;        // guards what follows
+  bool direct_ = false;                     // the Replies stream is open
+  std::unique_ptr<local_link> reply_link_;  // (1.9) its replies come here
+  int wake_fd_ = -1;                        // an eventfd: wakes the thread that polls reply_link_
+  std::mutex send_mu_;                      // keeps the order of step ids on the wire
+  std::mutex mu_;                           // guards what follows
   std::map<uint64_t, std::promise<v1::StepReply>> pending_;
   std::map<uint64_t, uint64_t> abandoned_;  // step id -> sequence id, of rings left behind
   std::map<uint64_t, uint64_t> ends_;  // step id -> sequence id, of ends of sequences with abandoned steps
@@ -132,6 +155,9 @@ class pipeline_stream {
     const std::function<bool()>* ready;  // called under mu_
   };
   std::vector<waiter> waiters_;
+  const std::function<bool()>* link_reader_ = nullptr;  // the condition of the thread polling reply_link_
+  std::thread::id link_reader_thread_;                  // ... which needs no eventfd to wake itself
+  bool link_over_ = false;
   int ops_ = 0;     // operations started and not completed: the destructor waits for none
   int opened_ = 0;  // open_replies: its operation has completed, 1 failed, 2 succeeded
   tag run_started_, run_read_, run_finished_, replies_started_, replies_read_, replies_finished_, written_,

@@ -6,6 +6,7 @@
 #include "comm/grpc/admission.h"
 #include "comm/grpc/message_memory.h"
 #include "comm/grpc/wire.h"
+#include "dist/local_link.h"
 #include "mlxd/core/ops.h"
 
 namespace mlxd::dist::rpc {
@@ -45,6 +46,12 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& address,
   // Each caller gets its own connection, so a channel to a lost worker is never shared with a new one.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(address, creds, args);
+}
+
+std::string link_answer(const grpc::ClientContext& ctx) {
+  const auto& md = ctx.GetServerInitialMetadata();
+  const auto it = md.find(link_key);
+  return it == md.end() ? "it did not answer the offer" : std::string(it->second.data(), it->second.size());
 }
 
 void to_chunk(const array& x, v1::TensorChunk* chunk) {

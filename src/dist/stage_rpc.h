@@ -20,7 +20,8 @@ inline constexpr uint32_t protocol_major = 1;
 // 1.6: carriers of several steps or replies in one message (StepRequest.steps, StepReply.replies).
 // 1.7: rings (StepRequest.ring, the Loop stream from the first stage to the last).
 // 1.8: local links between stages on one machine (Assignment.next_link, loop_link; Hello's host_id).
-inline constexpr uint32_t protocol_minor = 8;
+// 1.9: a local link for the last stage's replies to a coordinator on its machine (offered on Replies).
+inline constexpr uint32_t protocol_minor = 9;
 inline constexpr const char* protocol_key = "mlxd-stage-protocol";  // metadata: "<major>.<minor>", e.g. "1.1"
 inline constexpr const char* plan_key = "mlxd-plan";  // metadata of Run and Replies: the plan id
 // How long the stage protocol's queues go undriven before their background thread drives them (cq_driver).
@@ -44,6 +45,9 @@ void prepare(grpc::ClientContext& ctx, const std::string& token, std::chrono::mi
 // A channel to host:port with the message limits and keepalive used throughout the stage protocol.
 std::shared_ptr<grpc::Channel> make_channel(const std::string& address,
                                             const std::shared_ptr<grpc::ChannelCredentials>& creds);
+// (1.8) A callee's answer to the link offer made on `ctx`, from its initial metadata: "ok" (it connected
+// before it answered), or why not.
+std::string link_answer(const grpc::ClientContext& ctx);
 // "<major>.<minor>", e.g. "1.1".
 using comm::rpc::version_string;
 

@@ -134,10 +134,7 @@ class stage_server::run_call final : public stage_server::call {
   // The link the peer connected before it answered "ok"; null (and why, on stderr) otherwise.
   std::unique_ptr<local_link> take_link(link_offer& offer, const grpc::ClientContext& ctx,
                                         const std::string& to) {
-    const auto& md = ctx.GetServerInitialMetadata();
-    const auto it = md.find(link_key);
-    std::string why =
-        it == md.end() ? "it did not answer the offer" : std::string(it->second.data(), it->second.size());
+    std::string why = rpc::link_answer(ctx);
     if (why == "ok") {
       try {
         auto link = offer.take();
@@ -527,16 +524,17 @@ class stage_server::run_call final : public stage_server::call {
         if (std::string e = take_from(*loop_link_, false); !e.empty()) loop_link_ended(e);
     }
   }
-  // Queues the step that arrived on `link` (from the stage before when `upstream`): "" when read, else why
+  // Queues the steps that arrived on `link` (from the stage before when `upstream`): "" when read, else why
   // the link ended.
   std::string take_from(local_link& link, bool upstream) {
-    v1::StepRequest step;
-    std::string e = link.receive(step, rpc::max_message_bytes);
-    if (!e.empty()) return e;
-    expect_parallel_work();
-    std::lock_guard lock(mu_);
-    if (upstream) up_link_heard_ = clock::now();
-    if (queue_locked(step) && upstream) carried_ = true;
+    do {
+      v1::StepRequest step;
+      if (std::string e = link.receive(step, rpc::max_message_bytes); !e.empty()) return e;
+      expect_parallel_work();
+      std::lock_guard lock(mu_);
+      if (upstream) up_link_heard_ = clock::now();
+      if (queue_locked(step) && upstream) carried_ = true;
+    } while (link.buffered());
     return "";
   }
   void up_link_ended(const std::string& e) {

@@ -115,8 +115,8 @@ class stage_server::upload_call final : public stage_server::call {
 };
 
 // A plan's Replies stream on its last stage, or (1.7) its Loop stream there: the Run stream's thread queues
-// replies (the steps of rings) on it; its reads only wait for the caller to end it. (1.8) A Loop call may
-// offer a local link: the steps of rings then go there.
+// replies (the steps of rings) on it; its reads only wait for the caller to end it. A Loop call (1.8) or a
+// Replies call (1.9) may offer a local link: what the sink carries then goes there.
 template <class Kind>
 class stage_server::sink_call final : public stage_server::call {
  public:
@@ -135,7 +135,7 @@ class stage_server::sink_call final : public stage_server::call {
     if (!s.ok()) return finish(s);
     plan_ = rpc::plan_of(ctx_);
     sink_ = std::make_shared<sink>();
-    if constexpr (Kind::links) answer_link();
+    answer_link();
     if (link_)
       sink_->push = [link = link_](const message& m) { return link->send(m); };
     else
@@ -184,11 +184,10 @@ class stage_server::sink_call final : public stage_server::call {
 namespace {
 
 // What tells a Replies call from a Loop call: the message, the method to ask gRPC for, and the service's
-// registration of the sink, and whether it takes local links.
-template <class Message, auto request_method, auto open_method, auto close_method, bool takes_links>
+// registration of the sink.
+template <class Message, auto request_method, auto open_method, auto close_method>
 struct sink_kind {
   using message = Message;
-  static constexpr bool links = takes_links;
   using sink = stage_service::sink<Message>;
   static void request(v1::Stage::AsyncService& g, grpc::ServerContext* ctx,
                       grpc::ServerAsyncReaderWriter<Message, v1::RepliesRequest>* s,
@@ -204,9 +203,9 @@ struct sink_kind {
 };
 
 using replies_kind = sink_kind<v1::StepReply, &v1::Stage::AsyncService::RequestReplies,
-                               &stage_service::open_replies, &stage_service::close_replies, false>;
+                               &stage_service::open_replies, &stage_service::close_replies>;
 using loop_kind = sink_kind<v1::StepRequest, &v1::Stage::AsyncService::RequestLoop, &stage_service::open_loop,
-                            &stage_service::close_loop, true>;
+                            &stage_service::close_loop>;
 
 }  // namespace
 

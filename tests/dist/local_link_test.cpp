@@ -72,6 +72,40 @@ TEST(LocalLink, MessagesArriveInOrderWhateverTheirSize) {
   EXPECT_EQ(to.receive(after, limit), "closed");
 }
 
+// One read takes what the socket holds: steps that arrived together wait in the link (poll() would not see
+// them), and a frame that arrives in pieces is read whole.
+TEST(LocalLink, StepsReadTogetherWaitInTheLink) {
+  pair_ends p;
+  std::string frames;
+  for (uint64_t id : {1, 2, 3}) {
+    const std::string bytes = step_with(id, 768).SerializeAsString();
+    frames += length_prefix(static_cast<uint32_t>(bytes.size())) + bytes;
+  }
+  p.raw(frames);
+  for (uint64_t id : {1, 2, 3}) {
+    v1::StepRequest got;
+    ASSERT_EQ(p.a->receive(got, limit), "");
+    EXPECT_EQ(got.step_id(), id);
+    EXPECT_EQ(got.hidden().data(), step_with(id, 768).hidden().data());
+    EXPECT_EQ(p.a->buffered(), id < 3) << id;
+  }
+  const std::string bytes = step_with(4, 768).SerializeAsString();
+  const std::string frame = length_prefix(static_cast<uint32_t>(bytes.size())) + bytes;
+  std::thread late([&] {
+    p.raw(frame.substr(0, 2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p.raw(frame.substr(2, 100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p.raw(frame.substr(102));
+  });
+  v1::StepRequest got;
+  EXPECT_EQ(p.a->receive(got, limit), "");
+  late.join();
+  EXPECT_EQ(got.step_id(), 4u);
+  EXPECT_EQ(got.hidden().data(), step_with(4, 768).hidden().data());
+  EXPECT_FALSE(p.a->buffered());
+}
+
 TEST(LocalLink, RefusesWhatIsNotAMessage) {
   v1::StepRequest m;
   {
@@ -145,9 +179,10 @@ TEST(LinkOffer, TakesTheConnectionOfItsPeerOnThisMachine) {
             std::string::npos);
 }
 
-// Two in-process workers of one machine: both stage pairs link (the Run streams' and the Loop's), and the
-// tokens are those of the same workers over gRPC alone, with rings and with steps sent one by one. (The
-// pipeline tests run 3 and 4 worker processes, linked, against one node.)
+// Two in-process workers of one machine: both stage pairs link (the Run streams' and the Loop's), the last
+// stage links its replies to the coordinator (1.9), and the tokens are those of the same workers over gRPC
+// alone, with rings and with steps sent one by one. (The pipeline tests run 3 and 4 worker processes, linked,
+// against one node.)
 TEST(LocalLinks, StagesOfOneMachineLinkAndGiveTheSameTokens) {
   worker_options wo;
   wo.host = "127.0.0.1";
@@ -170,16 +205,19 @@ TEST(LocalLinks, StagesOfOneMachineLinkAndGiveTheSameTokens) {
   const auto [alone, none] = run(false, 8);
   ASSERT_EQ(alone.tokens.size(), 24u);
   EXPECT_EQ(none, std::vector<uint64_t>(2, 0));
-  // The first stage makes its link down and its Loop's; the last takes both.
+  EXPECT_FALSE(alone.reply_link);
+  // The first stage makes its link down and its Loop's; the last takes both, and the coordinator's.
   const auto [ringed, after_rings] = run(true, 8);
-  EXPECT_EQ(after_rings, std::vector<uint64_t>(2, 2));
+  EXPECT_EQ(after_rings, (std::vector<uint64_t>{2, 3}));
+  EXPECT_TRUE(ringed.reply_link);
   EXPECT_EQ(ringed.tokens, alone.tokens);
   EXPECT_EQ(ringed.logprobs, alone.logprobs);
   EXPECT_GT(ringed.looped_steps, 0);
   const auto [stepped, after_steps] = run(true, 0);
   EXPECT_EQ(stepped.tokens, alone.tokens);
   EXPECT_EQ(stepped.looped_steps, 0);
-  EXPECT_EQ(after_steps, std::vector<uint64_t>(2, 4));
+  EXPECT_EQ(after_steps, (std::vector<uint64_t>{4, 6}));
+  EXPECT_TRUE(stepped.reply_link);
 }
 
 }  // namespace

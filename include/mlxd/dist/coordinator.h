@@ -100,6 +100,8 @@ struct generation_result {
   std::vector<std::string> stage_nodes;
   // The last stage answered on a stream of its own (protocol 1.4), not back through every stage.
   bool direct_replies = false;
+  // (1.9) ... on a local link, the last stage being on this machine.
+  bool reply_link = false;
   // The plan's stages take carriers (protocol 1.6): each group of decode steps crossed every hop as one
   // message.
   bool carriers = false;
