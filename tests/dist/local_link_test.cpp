@@ -220,5 +220,37 @@ TEST(LocalLinks, StagesOfOneMachineLinkAndGiveTheSameTokens) {
   EXPECT_TRUE(stepped.reply_link);
 }
 
+// (1.9) Sequences generating at once share the reply link: one waiting thread reads it at a time and hands
+// the others their replies, then the link to the next that still waits. Each gets what it gets alone.
+TEST(LocalLinks, SequencesAtOnceShareTheReplyLink) {
+  worker_options wo;
+  wo.host = "127.0.0.1";
+  wo.port = 0;
+  std::vector<std::unique_ptr<worker>> all;
+  for (int i = 0; i < 2; ++i) all.push_back(std::make_unique<worker>(wo));
+  coordinator_options o;
+  for (const auto& w : all) o.access.workers.push_back("127.0.0.1:" + std::to_string(w->port()));
+  o.layers = {{0, 1}, {1, 2}};
+  coordinator c(golden_gqa, o);
+  constexpr int n = 8;
+  const auto request = [](int i) {
+    generation_request r = seeded_request(12 + 3 * i);
+    r.sampling.seed = 100 + static_cast<uint64_t>(i);
+    return r;
+  };
+  std::vector<generation_result> alone, together(n);
+  for (int i = 0; i < n; ++i) alone.push_back(c.generate(request(i)));
+  for (int round = 0; round < 5; ++round) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i) threads.emplace_back([&, i] { together[i] = c.generate(request(i)); });
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < n; ++i) {
+      EXPECT_TRUE(together[i].reply_link) << i;
+      EXPECT_EQ(together[i].tokens, alone[i].tokens) << "round " << round << ", sequence " << i;
+    }
+  }
+  EXPECT_EQ(sequences_held(c), std::vector<uint32_t>(2, 0));
+}
+
 }  // namespace
 }  // namespace mlxd::dist
