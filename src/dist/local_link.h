@@ -2,8 +2,9 @@
 // not over the call itself. Over gRPC a step's hidden state cost each side 55-100 us of CPU in HTTP/2
 // framing, completions and window updates, which on a small machine is taken from the next stage's compute; a
 // socket costs one write and one read (110M over 3 workers: 0.14-0.24 ms a hop against 0.29-0.43 and
-// 1.09-1.13x the tokens/s; bench/dist/pipeline_bench.sh with GRPC=1). gRPC keeps everything else (admission,
-// the plan, replies, errors, ends) and every stage pair across machines.
+// 1.09-1.13x the tokens/s; bench/dist/pipeline_bench.sh with GRPC=1). (1.9) A last stage's replies to a
+// coordinator on its machine take one too (pipeline_stream.h). gRPC keeps everything else (admission, the
+// plan, the calls' ends and why) and every pair across machines.
 //
 // The offering side listens in a folder only its user may enter (TMPDIR/mlxd-<uid>, mode 0700) on a fresh
 // path, and names it in the call's metadata; the peer connects before it answers the call, so the offer
