@@ -184,15 +184,9 @@ TEST(LinkOffer, TakesTheConnectionOfItsPeerOnThisMachine) {
 // alone, with rings and with steps sent one by one. (The pipeline tests run 3 and 4 worker processes, linked,
 // against one node.)
 TEST(LocalLinks, StagesOfOneMachineLinkAndGiveTheSameTokens) {
-  worker_options wo;
-  wo.host = "127.0.0.1";
-  wo.port = 0;
-  std::vector<std::unique_ptr<worker>> all;
-  for (int i = 0; i < 2; ++i) all.push_back(std::make_unique<worker>(wo));
+  two_workers w;
   const auto run = [&](bool links, int ring) {
-    coordinator_options o;
-    for (const auto& w : all) o.access.workers.push_back("127.0.0.1:" + std::to_string(w->port()));
-    o.layers = {{0, 1}, {1, 2}};
+    coordinator_options o = w.options();
     o.local_links = links;
     o.ring_tokens = ring;
     coordinator c(golden_gqa, o);
@@ -223,15 +217,8 @@ TEST(LocalLinks, StagesOfOneMachineLinkAndGiveTheSameTokens) {
 // (1.9) Sequences generating at once share the reply link: one waiting thread reads it at a time and hands
 // the others their replies, then the link to the next that still waits. Each gets what it gets alone.
 TEST(LocalLinks, SequencesAtOnceShareTheReplyLink) {
-  worker_options wo;
-  wo.host = "127.0.0.1";
-  wo.port = 0;
-  std::vector<std::unique_ptr<worker>> all;
-  for (int i = 0; i < 2; ++i) all.push_back(std::make_unique<worker>(wo));
-  coordinator_options o;
-  for (const auto& w : all) o.access.workers.push_back("127.0.0.1:" + std::to_string(w->port()));
-  o.layers = {{0, 1}, {1, 2}};
-  coordinator c(golden_gqa, o);
+  two_workers w;
+  coordinator c(golden_gqa, w.options());
   constexpr int n = 8;
   const auto request = [](int i) {
     generation_request r = seeded_request(12 + 3 * i);

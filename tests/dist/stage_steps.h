@@ -1,6 +1,6 @@
 // What the in-process tests of the stage protocol share: raw calls for those that talk to workers without a
-// coordinator (a stub, an Assign of the golden model's layers, forward steps), and the KV caches a
-// coordinator's workers hold.
+// coordinator (a stub, an Assign of the golden model's layers, forward steps), two in-process workers for
+// those with one, and the KV caches a coordinator's workers hold.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -10,6 +10,7 @@
 
 #include "dist/stage_rpc.h"
 #include "mlxd/dist/coordinator.h"
+#include "mlxd/dist/worker.h"
 #include "mlxd/v1/inference.grpc.pb.h"
 
 namespace mlxd::dist {
@@ -66,6 +67,26 @@ inline generation_request seeded_request(int max_tokens) {
 }
 
 // The sequences each worker of `c` holds a KV cache for (999 for one that does not answer).
+// Two in-process workers on 127.0.0.1 and the options of a coordinator that gives each one layer of the
+// golden model, whatever speeds the two measured.
+struct two_workers {
+  two_workers() {
+    worker_options o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    a = std::make_unique<worker>(o);
+    b = std::make_unique<worker>(o);
+  }
+  coordinator_options options() const {
+    coordinator_options o;
+    o.access.workers = {address(*a), address(*b)};
+    o.layers = {{0, 1}, {1, 2}};
+    return o;
+  }
+  static std::string address(const worker& w) { return "127.0.0.1:" + std::to_string(w.port()); }
+  std::unique_ptr<worker> a, b;
+};
+
 inline std::vector<uint32_t> sequences_held(coordinator& c) {
   std::vector<uint32_t> out;
   for (const node_status& n : c.status(1)) out.push_back(n.healthy ? n.n_sequences : 999);

@@ -4,29 +4,10 @@
 #include <gtest/gtest.h>
 
 #include "mlxd/dist/coordinator.h"
-#include "mlxd/dist/worker.h"
 #include "stage_steps.h"
 
 namespace mlxd::dist {
 namespace {
-
-struct two_workers {
-  two_workers() {
-    worker_options o;
-    o.host = "127.0.0.1";
-    o.port = 0;
-    a = std::make_unique<worker>(o);
-    b = std::make_unique<worker>(o);
-  }
-  coordinator_options options() const {
-    coordinator_options o;
-    o.access.workers = {address(*a), address(*b)};
-    o.layers = {{0, 1}, {1, 2}};  // one layer each, whatever speeds the two measured
-    return o;
-  }
-  static std::string address(const worker& w) { return "127.0.0.1:" + std::to_string(w.port()); }
-  std::unique_ptr<worker> a, b;
-};
 
 TEST(CoordinatorStop, StopRequestedReleasesTheSequenceOnEveryWorker) {
   two_workers w;
