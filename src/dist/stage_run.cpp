@@ -189,7 +189,8 @@ class stage_server::run_call final : public stage_server::call {
     // gRPC refuses a write while the call's start is in flight (TOO_MANY_OPERATIONS); with an offer, the
     // answer comes first.
     await([&] { return down_open_; }, clock::time_point::max());
-    if (offer) down_link_ = take_link(*offer, down_ctx_, next);
+    // A call that failed before its answer has no metadata to read; its end says the next stage was lost.
+    if (offer && down_answer_came_) down_link_ = take_link(*offer, down_ctx_, next);
     return grpc::Status::OK;
   }
 
@@ -587,6 +588,7 @@ class stage_server::run_call final : public stage_server::call {
     {
       std::lock_guard lock(mu_);
       down_open_ = true;
+      down_answer_came_ = ok;
       wake_locked();
     }
     if (!ok) return down_->Finish(&down_status_, start(down_finished_));
@@ -695,6 +697,8 @@ class stage_server::run_call final : public stage_server::call {
   std::mutex mu_;  // guards what follows, up to the thread's own
   std::deque<v1::StepRequest> inbox_;
   bool up_done_ = false, down_open_ = false, down_done_ = false, loop_open_ = false, loop_done_ = false;
+  // (1.8) The next stage's initial metadata came, with its answer to a link offer.
+  bool down_answer_came_ = false;
   bool metadata_sent_ = false, polling_ = false, up_link_over_ = false;
   clock::time_point up_link_heard_;  // the last step on the link from the stage before, or its call's end
   comm::request::state* waiter_ = nullptr;
