@@ -90,6 +90,7 @@ void run_stage(const std::filesystem::path& model_path, int index, int n, int th
     const int32_t t = stage.head ? greedy(model.head(x)) : -1;
     const array c = stage.head ? array() : contiguous(x);
     if (rows == 1) compute_s += std::chrono::duration<double>(clock_type::now() - start).count();
+    if (!stage.head || !stage.embedding) mlxd::expect_serial_work();  // as a pipeline stage: the next waits
     if (stage.head && !stage.embedding) write_all(out, &t, sizeof t);
     if (!stage.head) write_all(out, c.data<float>(), static_cast<size_t>(rows * hidden) * sizeof(float));
     return t;

@@ -31,10 +31,10 @@ int default_threads() {
 }
 
 // How long an idle worker, or a caller waiting for the workers, polls before it sleeps. A decode step makes
-// hundreds of parallel_for calls microseconds apart, and waking a sleeping thread costs tens of microseconds
-// here (a VM): with sleeps only, two threads decoded slower than one. Kept short because pipeline stages on
-// one machine share its cores: at 100 us, idle stages' polling took them from the busy one.
-constexpr std::chrono::microseconds spin_time{20};
+// hundreds of parallel_for calls, and waking a sleeping thread costs tens of microseconds here (a VM): at
+// 20 us a 110M decode step (one node) still switched threads about 60 times. A pipeline stage that waits for
+// its next step stops the polling at once (expect_serial_work), so it keeps no core from the busy stage.
+constexpr std::chrono::microseconds spin_time{200};
 
 // How long workers woken by expect_parallel_work poll for the job it announces: a pipeline stage's serial
 // work between a step's arrival and its first product takes about 0.1-0.15 ms here.
@@ -87,6 +87,8 @@ class pool {
     wake_.notify_all();
   }
 
+  void rest() { rests_.fetch_add(1); }
+
   void run(int64_t n_chunks, const std::function<void(int64_t)>& chunk_fn) {
     std::lock_guard job_lock(job_mu_);
     {
@@ -127,11 +129,12 @@ class pool {
   }
 
   void work_loop(uint64_t seen) {
-    uint64_t told = heads_up_.load();
+    uint64_t told = heads_up_.load(), rested = rests_.load();
     for (;;) {
       auto job = [&] { return quit_.load() || generation_.load() != seen; };
       auto woken = [&] { return job() || heads_up_.load() != told; };
-      if (!spin_until(woken)) {
+      // A rest asked since this worker's last job ends its polling.
+      if (!spin_until([&] { return woken() || rests_.load() != rested; }) || !woken()) {
         std::unique_lock lock(mu_);
         wake_.wait(lock, woken);
       }
@@ -141,7 +144,9 @@ class pool {
       }
       if (quit_) return;
       seen = generation_.load();
+      told = heads_up_.load();    // heads-ups so far told of this job
       if (!join(seen)) continue;  // the caller finished that job alone
+      rested = rests_.load();     // a rest asked before this job was for an idle time now past
       drain();
       const uint64_t left = job_state_.fetch_sub(1) - 1;
       if ((left & joined_mask) == 0 && (left & closed_bit)) {
@@ -183,6 +188,7 @@ class pool {
   std::atomic<uint64_t> job_state_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<uint64_t> heads_up_{0};  // counts expect_parallel_work calls
+  std::atomic<uint64_t> rests_{0};     // counts expect_serial_work calls
   std::atomic<bool> quit_{false};
   int n_threads_ = 1;
   std::exception_ptr error_;
@@ -210,6 +216,10 @@ void set_num_threads(int n) {
 
 void expect_parallel_work() {
   the_pool().heads_up();
+}
+
+void expect_serial_work() {
+  the_pool().rest();
 }
 
 int64_t per_thread_grain(int64_t n, int64_t multiple) {

@@ -16,6 +16,7 @@
 #include "dist/weights_cache.h"
 #include "mlxd/core/ops.h"
 #include "mlxd/core/thread_name.h"
+#include "mlxd/core/thread_pool.h"
 #include "mlxd/models/llama.h"
 
 namespace mlxd::dist {
@@ -554,6 +555,7 @@ void coordinator::impl::run_local(v1::StepRequest& req) {
                           std::to_string(req.position()) + " on the coordinator");
       const array x =
           local->forward_layers(local->embed({req.tokens().begin(), req.tokens().end()}), it->second);
+      expect_serial_work();  // the workers compute next: this process's pool must not hold a core
       req.clear_tokens();
       rpc::to_chunk(x, req.mutable_hidden());
       req.add_stage_ms(ms_since(start));

@@ -222,6 +222,7 @@ class stage_server::run_call final : public stage_server::call {
   void compute() {
     while (!down_lost_) {
       std::deque<v1::StepRequest> taken;
+      rest_if_idle();
       await([&] { return !inbox_.empty() || upstream_over_locked() || down_lost_; },
             clock::time_point::max());
       take(taken);
@@ -238,6 +239,13 @@ class stage_server::run_call final : public stage_server::call {
       run(taken);
       if (left_) break;
     }
+  }
+
+  // No step waits: the pool's workers stop polling, so that the stage that computes now (another process of
+  // this machine, maybe) has the cores. The next step's heads-up wakes them.
+  void rest_if_idle() {
+    std::lock_guard lock(mu_);
+    if (inbox_.empty()) expect_serial_work();
   }
 
   // In arrival order: a run of one-row decode steps of distinct sequences forms one batch; any other step

@@ -1,4 +1,5 @@
 // expect_parallel_work: the pool's sleeping workers wake ahead of a job, and jobs stay exact around it.
+// expect_serial_work: its polling workers sleep at once.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -28,6 +29,14 @@ long sleeps_of(const std::string& tid) {
   for (std::string line; std::getline(status, line);)
     if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
   return -1;
+}
+
+// Microseconds thread `tid` has run on a core.
+double cpu_us_of(const std::string& tid) {
+  std::ifstream schedstat("/proc/self/task/" + tid + "/schedstat");
+  double ns = -1;
+  schedstat >> ns;
+  return ns / 1000;
 }
 
 class PoolHeadsUp : public ::testing::Test {
@@ -60,6 +69,51 @@ TEST_F(PoolHeadsUp, WakesASleepingWorkerThatSleepsAgainWhenNoJobComes) {
     after = sleeps_of(tid);
   }
   EXPECT_GT(after, before);
+}
+
+// After a job a worker polls for the next one for a while (0.2 ms); told that none comes soon, it sleeps at
+// once and leaves the core to other processes (pipeline stages on one machine).
+TEST_F(PoolHeadsUp, ExpectSerialWorkPutsThePollingWorkerToSleepAtOnce) {
+  std::string tid;
+  for (int i = 0; i < 200 && tid.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    tid = tid_named("mlxd-pool-1");
+  }
+  ASSERT_FALSE(tid.empty()) << "no pool worker";
+  constexpr int rounds = 20;
+  double polled_us = 0;
+  for (int round = 0; round < rounds; ++round) {
+    expect_parallel_work();
+    parallel_for(2, 1, [](int64_t, int64_t) {
+      const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
+      while (std::chrono::steady_clock::now() < end) {
+      }
+    });
+    expect_serial_work();
+    const double before = cpu_us_of(tid);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    polled_us += cpu_us_of(tid) - before;
+  }
+  EXPECT_LT(polled_us / rounds, 60.0) << "microseconds the worker ran after each job and expect_serial_work";
+}
+
+TEST_F(PoolHeadsUp, JobsAroundRestsAndHeadsUpsCoverEveryIndexOnce) {
+  std::atomic<bool> stop = false;
+  // Rests and heads-ups from another thread land before, during and after the jobs.
+  std::thread told([&] {
+    for (int i = 0; !stop; ++i) i % 2 ? expect_serial_work() : expect_parallel_work();
+  });
+  for (int round = 0; round < 2000; ++round) {
+    if (round % 3 == 0) expect_serial_work();
+    std::vector<int> hits(1000, 0);
+    parallel_for(static_cast<int64_t>(hits.size()), 7, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ++hits[i];
+    });
+    for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 1) << "index " << i << " in round " << round;
+    if (round % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  stop = true;
+  told.join();
 }
 
 TEST_F(PoolHeadsUp, JobsAroundHeadsUpsCoverEveryIndexOnce) {

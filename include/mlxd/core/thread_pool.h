@@ -23,6 +23,11 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
 // for milliseconds takes 0.05-0.1 ms to wake on a VM, which then overlaps that serial work.
 void expect_parallel_work();
 
+// Puts the pool's polling workers to sleep now, for a caller that will run no parallel_for for a while (a
+// pipeline stage waiting for its next step): their polling would take a core from another process of this
+// machine. The next job or expect_parallel_work wakes them.
+void expect_serial_work();
+
 // The grain that gives each thread one contiguous share of n items, rounded up to a multiple of `multiple`:
 // for work bound by streaming memory, where one long stream per thread keeps the hardware prefetcher going
 // (chunks taken in turn restart it).
