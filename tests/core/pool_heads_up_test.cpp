@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,16 @@ std::string tid_named(const std::string& name) {
   for (const auto& [tid, n] : test::threads_by_id())
     if (n == name) return tid;
   return "";
+}
+
+// The thread id of the pool's worker, once it has started (up to 2 s); "" when it does not.
+std::string pool_worker() {
+  std::string tid;
+  for (int i = 0; i < 200 && tid.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    tid = tid_named("mlxd-pool-1");
+  }
+  return tid;
 }
 
 // How often thread `tid` has gone to sleep.
@@ -50,11 +61,7 @@ class PoolHeadsUp : public ::testing::Test {
 };
 
 TEST_F(PoolHeadsUp, WakesASleepingWorkerThatSleepsAgainWhenNoJobComes) {
-  std::string tid;
-  for (int i = 0; i < 200 && tid.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    tid = tid_named("mlxd-pool-1");
-  }
+  const std::string tid = pool_worker();
   ASSERT_FALSE(tid.empty()) << "no pool worker";
   // Asleep: nothing wakes it.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -74,11 +81,7 @@ TEST_F(PoolHeadsUp, WakesASleepingWorkerThatSleepsAgainWhenNoJobComes) {
 // After a job a worker polls for the next one for a while (0.2 ms); told that none comes soon, it sleeps at
 // once and leaves the core to other processes (pipeline stages on one machine).
 TEST_F(PoolHeadsUp, ExpectSerialWorkPutsThePollingWorkerToSleepAtOnce) {
-  std::string tid;
-  for (int i = 0; i < 200 && tid.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    tid = tid_named("mlxd-pool-1");
-  }
+  const std::string tid = pool_worker();
   ASSERT_FALSE(tid.empty()) << "no pool worker";
   constexpr int rounds = 20;
   double polled_us = 0;
@@ -97,42 +100,39 @@ TEST_F(PoolHeadsUp, ExpectSerialWorkPutsThePollingWorkerToSleepAtOnce) {
   EXPECT_LT(polled_us / rounds, 60.0) << "microseconds the worker ran after each job and expect_serial_work";
 }
 
-TEST_F(PoolHeadsUp, JobsAroundRestsAndHeadsUpsCoverEveryIndexOnce) {
+// 2000 jobs, each checked to run every index once, while another thread calls aside(0), aside(1), ... without
+// pause (the calls land before, during and after the jobs) and in_round() runs before every third job.
+void expect_jobs_run_every_index_once(const std::function<void(int)>& aside,
+                                      const std::function<void()>& in_round) {
   std::atomic<bool> stop = false;
-  // Rests and heads-ups from another thread land before, during and after the jobs.
-  std::thread told([&] {
-    for (int i = 0; !stop; ++i) i % 2 ? expect_serial_work() : expect_parallel_work();
+  std::thread other([&] {
+    for (int i = 0; !stop; ++i) aside(i);
   });
-  for (int round = 0; round < 2000; ++round) {
-    if (round % 3 == 0) expect_serial_work();
+  for (int round = 0; round < 2000 && !::testing::Test::HasFailure(); ++round) {
+    if (round % 3 == 0) in_round();
     std::vector<int> hits(1000, 0);
     parallel_for(static_cast<int64_t>(hits.size()), 7, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) ++hits[i];
     });
-    for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 1) << "index " << i << " in round " << round;
+    for (size_t i = 0; i < hits.size(); ++i) {
+      if (hits[i] != 1) {
+        ADD_FAILURE() << "index " << i << " ran " << hits[i] << " times in round " << round;
+        break;
+      }
+    }
     if (round % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   stop = true;
-  told.join();
+  other.join();
 }
 
-TEST_F(PoolHeadsUp, JobsAroundHeadsUpsCoverEveryIndexOnce) {
-  std::atomic<bool> stop = false;
-  // Heads-ups from another thread land before, during and after the jobs.
-  std::thread told([&] {
-    while (!stop) expect_parallel_work();
-  });
-  for (int round = 0; round < 2000; ++round) {
-    if (round % 3 == 0) expect_parallel_work();
-    std::vector<int> hits(1000, 0);
-    parallel_for(static_cast<int64_t>(hits.size()), 7, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) ++hits[i];
-    });
-    for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 1) << "index " << i << " in round " << round;
-    if (round % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  stop = true;
-  told.join();
+TEST_F(PoolHeadsUp, JobsAroundHeadsUpsRunEveryIndexOnce) {
+  expect_jobs_run_every_index_once([](int) { expect_parallel_work(); }, [] { expect_parallel_work(); });
+}
+
+TEST_F(PoolHeadsUp, JobsAroundRestsAndHeadsUpsRunEveryIndexOnce) {
+  expect_jobs_run_every_index_once([](int i) { i % 2 ? expect_serial_work() : expect_parallel_work(); },
+                                   [] { expect_serial_work(); });
 }
 
 }  // namespace
