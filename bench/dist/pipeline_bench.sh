@@ -23,6 +23,13 @@ PROMPT=1,5,9,13,17,21,25,29,33,37,41,45,49,53,57,61
 run() {
   "$MLXD" --threads "$THREADS" generate --model "$WORK/model" --tokens $PROMPT --max-tokens "$TOKENS" --json "$@"
 }
+# Each pipeline generates a few tokens untimed first: its workers load their layers then, and on this VM
+# fresh memory stays slow for a while after it is first touched (a 1B stage decoded 1.5-4x slower right
+# after its load).
+for plan in "$A,$B --layers $HALVES" "$A,$B,$C --layers $THIRDS"; do
+  "$MLXD" --threads "$THREADS" generate --model "$WORK/model" --tokens $PROMPT --max-tokens 4 \
+    --workers $plan > /dev/null
+done
 r=0
 while [ $r -lt "$ROUNDS" ]; do
   order="1 2 3 3 2 1"
