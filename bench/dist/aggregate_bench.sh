@@ -3,7 +3,8 @@
 # beside one sequence on the same pipeline in the same run (`mlxd bench pipeline`; issue 6: at least 2x at 4
 # and 8 sequences). Usage: bench/dist/aggregate_bench.sh [BUILD_DIR] [THREADS] [ROUNDS] [CONFIG] [TOKENS]
 #   (defaults: build, 2, 2, llama_110m.json beside this script, 32 tokens a sequence; every worker and the
-#   coordinator get THREADS kernel threads). Prints one JSON line per pipeline, then a summary line.
+#   coordinator get THREADS kernel threads). Prints one JSON line per pipeline, then a summary line with
+#   each level's ratio over its wall time and its steady decode ratio (while every sequence decodes).
 set -eu
 BUILD=${1:-build}
 THREADS=${2:-2}
@@ -25,5 +26,6 @@ for path, workers in zip(sys.argv[1:], ("2", "3")):
     d = json.load(open(path))
     out[workers] = {str(l["streams"]): round(l["ratio_vs_one_stream"], 2) for l in d["levels"]}
     out[workers]["one_stream_tokens_per_s"] = round(d["levels"][0]["tokens_per_s"], 1)
+    out[workers]["steady_decode"] = {str(l["streams"]): round(l["steady_ratio_vs_one_stream"], 2) for l in d["levels"]}
 print(json.dumps({"summary_ratio_vs_one_stream": out}))
 PY

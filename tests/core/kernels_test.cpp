@@ -181,7 +181,7 @@ TEST(Kernels, MatvecEveryWeightDtype) {
 // (one after another up to 8 KiB a row, interleaved beyond: 4100).
 TEST(Kernels, FewRowMatmulMatchesReferenceAndSingleRows) {
   for (const int64_t k : {100, 116, 7, 4100}) {
-    for (const int64_t rows : {2, 3, 8, 16, 17}) {
+    for (const int64_t rows : {2, 3, 4, 5, 6, 7, 8, 16, 17}) {
       const array x = test::randn(9, {rows, k});
       for (const dtype t : {dtype::f32, dtype::f16, dtype::bf16}) {
         const array w = test::randn(10, {70, k}, t);

@@ -38,5 +38,8 @@ levels = {l["streams"]: l for l in json.load(open(sys.argv[1]))["levels"]}
 assert sorted(levels) == [1, 3], levels
 for l in levels.values():
     assert l["tokens_per_s"] > 0 and l["same_tokens_as_alone"], l
+    assert l["steady_decode_tokens_per_s"] >= 0, l
+# One sequence's steady window runs from its first token to its last, so it is never empty.
+assert levels[1]["steady_decode_tokens_per_s"] > 0, levels[1]
 print("bench pipeline:", {n: round(l["ratio_vs_one_stream"], 2) for n, l in levels.items()})
 PY
