@@ -66,11 +66,9 @@ void gemm_reference(const float* a, operand_layout la, const float* b, operand_l
 // whatever m is, so a sequence decoded in a batch gets the bits it would get alone.
 void matvec_rows(const kernels::table& kt, const void* w, dtype wt, int64_t ld, const float* x, float* y,
                  int64_t m, int64_t n, int64_t k) {
-  // One contiguous share of the weights per thread, which the hardware prefetcher follows as one stream
-  // (64-row chunks taken in turn were slower here). Shares start at multiples of 4, so the rows summed by
-  // dot4 never depend on the thread count.
-  const int64_t share = std::max<int64_t>(64, per_thread_grain(n, 16));
-  parallel_for(n, share, [&](int64_t begin, int64_t end) {
+  // Each thread streams its own run of the weights (64-row chunks taken in turn were slower here). Chunks
+  // start at multiples of 4, so the rows summed by dot4 never depend on the thread count.
+  parallel_for_owned(n, std::max<int64_t>(64, owned_grain(n, 16)), [&](int64_t begin, int64_t end) {
     int64_t j = begin;
     for (; j + 4 <= end; j += 4) {
       if (wt == dtype::f32) {

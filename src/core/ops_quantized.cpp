@@ -157,15 +157,15 @@ void qmatmul_fast(const kernels::quant_table& qt, const array& w, const float* x
   const kernels::quant_dot_fn dot = dot_for(qt, t);
   const size_t row_bytes = static_cast<size_t>(n_blocks) * block_bytes(t);
   const auto* pw = static_cast<const uint8_t*>(w.raw_data());
-  // A few x rows (decode) are bound by reading the weights: each thread streams one contiguous share, which
-  // the hardware prefetcher follows as one stream (32 KB chunks taken in turn decoded a 1B model at half the
-  // speed here, slower than one thread). More rows amortise each weight chunk over them instead.
+  // A few x rows (decode) are bound by reading the weights: each thread streams its own run of them (32 KB
+  // chunks taken in turn decoded a 1B model at half the speed here, slower than one thread). More rows
+  // amortise each weight chunk over them instead.
+  const bool few = m <= kernels::few_rows;
   const int64_t grain =
-      m <= kernels::few_rows
-          ? per_thread_grain(n, 16)
+      few ? owned_grain(n, 16)
           : std::max<int64_t>(16,
                               static_cast<int64_t>((192u << 10) / std::max<size_t>(row_bytes, 1)) / 16 * 16);
-  parallel_for(n, grain, [&](int64_t b, int64_t e) {
+  (few ? parallel_for_owned : parallel_for)(n, grain, [&](int64_t b, int64_t e) {
     for (int64_t i = 0; i < m; i += kernels::max_dot_rows) {
       const int n_x = static_cast<int>(std::min<int64_t>(kernels::max_dot_rows, m - i));
       for (int64_t j = b; j < e; ++j) {

@@ -28,9 +28,13 @@ void expect_parallel_work();
 // machine. The next job or expect_parallel_work wakes them.
 void expect_serial_work();
 
-// The grain that gives each thread one contiguous share of n items, rounded up to a multiple of `multiple`:
-// for work bound by streaming memory, where one long stream per thread keeps the hardware prefetcher going
-// (chunks taken in turn restart it).
-int64_t per_thread_grain(int64_t n, int64_t multiple);
+// Like parallel_for, but thread t first takes, in order, the chunks of the t-th of as many contiguous runs
+// as threads, then helps the others from the far ends of theirs. For work bound by streaming memory: each
+// thread reads one long stream (chunks taken in turn restart the hardware prefetcher) and the same rows on
+// every call (its caches keep them), yet a thread that another process slows does not hold up the rest.
+void parallel_for_owned(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// A grain for parallel_for_owned over n items: a few chunks per thread, each a multiple of `multiple`.
+int64_t owned_grain(int64_t n, int64_t multiple);
 
 }  // namespace mlxd
