@@ -44,6 +44,9 @@ void register_all() {
     for (const float spread : {1.0f, 4.0f}) {
       const std::string shape = std::to_string(vocab) + "/spread" + std::to_string(static_cast<int>(spread));
       sampling_params p;
+      p.temperature = 0.0f;  // greedy decode: the choice and its logprob
+      benchmark::RegisterBenchmark(("sample/greedy/" + shape).c_str(), bench_sample, vocab, spread, p)
+          ->UseRealTime();
       p.temperature = 0.8f;
       p.seed = 1;
       benchmark::RegisterBenchmark(("sample/t0.8/" + shape).c_str(), bench_sample, vocab, spread, p)

@@ -255,4 +255,17 @@ void exp_row(std::span<const float> x, std::span<float> y) {
   for (int64_t i = 0; i < n; ++i) y[i] = detail::unary_ref(unary_fn::exp, x[i]);
 }
 
+float exp_sum_row(std::span<const float> x, float* m) {
+  if (x.empty()) detail::fail("exp_sum_row", "the row is empty");
+  const auto n = static_cast<int64_t>(x.size());
+  if (const kernels::table* fast = kernels::active()) return fast->exp_sum_row(x.data(), n, m);
+  float max = -INFINITY;
+  for (const float v : x) max = v > max ? v : max;
+  *m = max;
+  if (max == -INFINITY) return 0.0f;
+  double s = 0;
+  for (const float v : x) s += std::exp(v - max);
+  return static_cast<float>(s);
+}
+
 }  // namespace mlxd

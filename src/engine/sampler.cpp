@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -19,15 +20,22 @@ namespace {
   throw std::invalid_argument("[sampling] " + what);
 }
 
-// log of the softmax's normaliser of the raw logits (the sum in double).
-float log_normaliser(std::span<const float> logits) {
-  const float m = *std::max_element(logits.begin(), logits.end());
-  const allocator::buffer<float> e(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) e.data()[i] = logits[i] - m;
-  exp_row(e.span(), e.span());
-  double s = 0;
-  for (const float v : e.span()) s += v;
-  return static_cast<float>(m + std::log(s));
+// The raw logits' log-softmax is (logit - max) - log_sum, as log_softmax computes it (max + log_sum would
+// round log_sum away for a huge max).
+struct normaliser {
+  float max = 0, log_sum = 0;
+  float logprob(float logit) const { return (logit - max) - log_sum; }
+};
+
+normaliser normaliser_of(std::span<const float> logits) {
+  normaliser n;
+  n.log_sum = std::log(exp_sum_row(logits, &n.max));
+  return n;
+}
+
+bool adjusts_logits(const sampling_params& p) {
+  return !p.logit_bias.empty() || p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f ||
+         p.frequency_penalty != 0.0f;
 }
 
 }  // namespace
@@ -60,19 +68,25 @@ sample_result sampler::sample(std::span<const float> logits, std::span<const int
         std::to_string(vocab_size_));
   }
   const uint64_t step = step_++;
-  const allocator::buffer<float> scratch(logits.size());  // no fresh pages to fault in, token after token
-  const std::span<float> x = scratch.span();
-  std::copy(logits.begin(), logits.end(), x.begin());
-  for (const auto& [id, bias] : params_.logit_bias) x[id] += bias;
-  std::unordered_map<int32_t, int> counts;
-  for (int32_t id : history) {
-    if (id >= 0 && id < vocab_size_) ++counts[id];
-  }
-  for (const auto& [id, n] : counts) {
-    float& v = x[id];
-    if (params_.repetition_penalty != 1.0f)
-      v = v > 0 ? v / params_.repetition_penalty : v * params_.repetition_penalty;
-    v -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(n);
+  // Biases and penalties change a copy; without them (greedy decode, say) the logits are read as they are.
+  std::optional<allocator::buffer<float>> scratch;  // no fresh pages to fault in, token after token
+  std::span<const float> x = logits;
+  if (adjusts_logits(params_)) {
+    scratch.emplace(logits.size());
+    const std::span<float> y = scratch->span();
+    std::copy(logits.begin(), logits.end(), y.begin());
+    for (const auto& [id, bias] : params_.logit_bias) y[id] += bias;
+    std::unordered_map<int32_t, int> counts;
+    for (int32_t id : history) {
+      if (id >= 0 && id < vocab_size_) ++counts[id];
+    }
+    for (const auto& [id, n] : counts) {
+      float& v = y[id];
+      if (params_.repetition_penalty != 1.0f)
+        v = v > 0 ? v / params_.repetition_penalty : v * params_.repetition_penalty;
+      v -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(n);
+    }
+    x = y;
   }
 
   const auto best = std::max_element(x.begin(), x.end());
@@ -88,11 +102,11 @@ sample_result sampler::sample(std::span<const float> logits, std::span<const int
     chosen = detail::draw_token(x, params_, r);
   }
 
-  const float log_z = log_normaliser(logits);
-  sample_result result{chosen, logits[chosen] - log_z, {}};
+  const normaliser z = normaliser_of(logits);
+  sample_result result{chosen, z.logprob(logits[chosen]), {}};
   if (params_.top_logprobs > 0) {
     std::vector<float> lp(logits.size());
-    for (size_t i = 0; i < logits.size(); ++i) lp[i] = logits[i] - log_z;
+    for (size_t i = 0; i < logits.size(); ++i) lp[i] = z.logprob(logits[i]);
     std::vector<int32_t> ids(lp.size());
     std::iota(ids.begin(), ids.end(), 0);
     const size_t n = std::min<size_t>(params_.top_logprobs, ids.size());

@@ -65,6 +65,31 @@ TEST(Kernels, ExpRowEqualsTheExpOp) {
   EXPECT_THROW(exp_row(in, shorter), std::invalid_argument);
 }
 
+// exp_sum_row (the sampler's softmax normaliser) at every level against a sum in double, on a
+// vocabulary-sized row, a row whose max is huge, a row with one finite logit, and a row that is all -inf.
+TEST(Kernels, ExpSumRowMatchesADoubleSum) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<std::vector<float>> rows = {multiply(test::randn(3, {128256}), array(6.0f)).to_vector<float>(),
+                                          {1e30f, 1e30f - 1e24f, -3.0f, 0.0f},
+                                          {-inf, -inf, 2.5f, -inf},
+                                          {-inf, -inf}};
+  std::vector<kernel_level> levels = test::fast_levels();
+  levels.push_back(kernel_level::reference);
+  for (kernel_level level : levels) {
+    kernel_level_guard guard(level);
+    for (const std::vector<float>& row : rows) {
+      double max = -inf, sum = 0;
+      for (float v : row) max = std::max<double>(max, v);
+      for (float v : row) sum += max == -inf ? 0.0 : std::exp(static_cast<double>(v) - max);
+      float m = 0;
+      const float s = exp_sum_row(row, &m);
+      EXPECT_EQ(m, static_cast<float>(max)) << kernel_level_name(level) << ", " << row.size() << " logits";
+      EXPECT_NEAR(s, sum, 1e-5 * sum) << kernel_level_name(level) << ", " << row.size() << " logits";
+    }
+  }
+  EXPECT_THROW(exp_sum_row(std::vector<float>{}, nullptr), std::invalid_argument);
+}
+
 TEST(Kernels, ExpUnderflowOverflowAndNan) {
   for (kernel_level level : test::fast_levels()) {
     kernel_level_guard guard(level);

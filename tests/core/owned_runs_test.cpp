@@ -57,8 +57,11 @@ TEST(OwnedRunsOfTwo, EachThreadTakesItsOwnRunInOrderThenHelpsFromTheFarEnd) {
       }
     });
     ASSERT_EQ(mine.size() + theirs.size(), 16u);
-    ASSERT_FALSE(mine.empty());
-    EXPECT_EQ(mine.front(), 0) << "job " << job;
+    // A thread finds its own run empty only once the other has done both runs (a caller that lost its core
+    // for the whole job takes nothing), so whatever it takes first is its run's front.
+    if (!mine.empty()) {
+      EXPECT_EQ(mine.front(), 0) << "job " << job;
+    }
     if (!theirs.empty()) {
       EXPECT_EQ(theirs.front(), 8) << "job " << job;
     }

@@ -9,4 +9,8 @@ namespace mlxd {
 // y[i] = exp(x[i]) at the active kernel level (the same values as the array op exp). Sizes must match.
 void exp_row(std::span<const float> x, std::span<float> y);
 
+// Writes m = max(x) and returns sum(exp(x - m)), in one read of x at the active kernel level (0 with
+// m = -inf when every x is -inf). x is not empty.
+float exp_sum_row(std::span<const float> x, float* m);
+
 }  // namespace mlxd
