@@ -41,7 +41,8 @@ constexpr std::chrono::microseconds spin_time{200};
 constexpr std::chrono::microseconds heads_up_time{250};
 
 // parallel_for_owned's chunks: a thread slowed by another process leaves at most a sixteenth of its run to
-// the others (an even split left the LM head of a 1B model 2-5 ms of one thread's work at the end).
+// the others (an even split left the LM head of a 1B model 2-5 ms of one thread's work at the end). A 1B
+// decode was slower with 8 a thread and with chunks capped at 1 or 4 MB.
 constexpr int64_t owned_chunks_per_thread = 16;
 
 // Polls `ready` for up to `time`, pausing between polls and yielding the core now and then; returns
@@ -78,7 +79,7 @@ class pool {
     stop();
     n_threads_ = n_threads;
     quit_ = false;
-    runs_ = std::make_unique<std::atomic<uint64_t>[]>(std::min(n_threads, max_owned));
+    runs_ = std::make_unique<owned_run[]>(std::min(n_threads, max_owned));
     // New workers must wait for the next job, not mistake the last one for new.
     const uint64_t current = generation_;
     for (int i = 1; i < n_threads; ++i)
@@ -109,7 +110,7 @@ class pool {
       next_chunk_.store(0);
       n_runs_ = owned ? std::min(n_threads_, max_owned) : 0;
       for (int t = 0; t < n_runs_; ++t)
-        runs_[t].store(pack(n_chunks * t / n_runs_, n_chunks * (t + 1) / n_runs_));
+        runs_[t].span.store(pack(n_chunks * t / n_runs_, n_chunks * (t + 1) / n_runs_));
       error_ = nullptr;
       const uint64_t generation = generation_.fetch_add(1) + 1;
       job_state_.store(generation << 32);
@@ -141,7 +142,7 @@ class pool {
     }
     for (int i = 0; i < n_runs_; ++i) {
       const int t = (self + i) % n_runs_;
-      std::atomic<uint64_t>& run = runs_[t];
+      std::atomic<uint64_t>& run = runs_[t].span;
       for (uint64_t r = run.load();;) {
         const int64_t front = static_cast<int64_t>(r >> 32), back = static_cast<int64_t>(r & 0xffffffff);
         if (front >= back) break;
@@ -220,7 +221,11 @@ class pool {
   int64_t n_chunks_ = 0;
   std::atomic<int64_t> next_chunk_{0};
   int n_runs_ = 0;  // threads with a run of their own in the current job; 0 when chunks go in order
-  std::unique_ptr<std::atomic<uint64_t>[]> runs_;
+  // One cache line each: every chunk its owner takes writes its run.
+  struct alignas(64) owned_run {
+    std::atomic<uint64_t> span{0};
+  };
+  std::unique_ptr<owned_run[]> runs_;
   // The current job: its generation's low 32 bits, closed_bit once the caller has drained it, and the number
   // of workers that joined it and have not finished.
   static constexpr uint64_t closed_bit = uint64_t{1} << 31;
