@@ -10,9 +10,10 @@ tests=(comm_unit_test comm_frame_test comm_flow_control_test comm_grpc_test comm
        comm_failure_test core_test dist_protocol_test dist_plan_test)
 targets=("${tests[@]}" comm_worker)
 # core_test only runs what exercises the pool: the determinism tests (pool resizes, parallel_for, every op at
-# 1 and 2 threads, the parallel sgemm pieces), the pool's heads-up, cached attention, the quantized kernels
-# and the GEMM's tiles; dist_plan_test only the decode gate (its members on threads of their own).
-declare -A filter=([core_test]="Determinism.*:PoolHeadsUp.*:Quantized.*:CachedAttention.*:Gemm.*"
+# 1 and 2 threads, the parallel sgemm pieces), the pool's heads-up and owned runs, cached attention, the
+# quantized kernels and the GEMM's tiles; dist_plan_test only the decode gate (its members on threads of their
+# own).
+declare -A filter=([core_test]="Determinism.*:PoolHeadsUp.*:*OwnedRuns*:Quantized.*:CachedAttention.*:Gemm.*"
                    [dist_plan_test]="DecodeGate.*")
 
 start=$(date +%s)
