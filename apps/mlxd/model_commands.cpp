@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -172,7 +173,11 @@ void add_model_commands(CLI::App& app) {
         if (*json) {
           const double steps = std::max(1, g.decode_steps);
           double compute = 0;
-          for (double ms : g.decode_stage_ms) compute += ms;
+          std::vector<double> stage_ms;  // each stage's compute a token, in pipeline order
+          for (double ms : g.decode_stage_ms) {
+            compute += ms;
+            stage_ms.push_back(ms / steps);
+          }
           const auto hops = static_cast<double>(std::max<size_t>(1, g.decode_stage_ms.size()));
           nlohmann::json j = {{"tokens", g.tokens},
                               {"logprobs", g.logprobs},
@@ -189,6 +194,7 @@ void add_model_commands(CLI::App& app) {
                                 {"decode_tokens_per_s", g.decode_s > 0 ? g.decode_steps / g.decode_s : 0.0},
                                 {"decode_round_trip_ms", g.decode_round_trip_ms / steps},
                                 {"decode_compute_ms", compute / steps},
+                                {"decode_stage_ms", stage_ms},
                                 {"added_ms_per_hop", (g.decode_round_trip_ms - compute) / steps / hops}}}};
           if (stream) j["text"] = text;
           std::printf("%s\n", j.dump().c_str());

@@ -28,6 +28,16 @@ split=$("$MLXD" generate --model "$MODEL" --tokens 3,17,5 --max-tokens 8 --tempe
 echo "one node: $alone"
 echo "two workers: $split"
 [ "$alone" = "$split" ] || { echo "the tokens differ"; exit 1; }
+# With --json the timings give each stage's compute a token, in pipeline order, and their sum.
+"$MLXD" generate --model "$MODEL" --tokens 3,17,5 --max-tokens 8 --workers "$W" --layers 0,1 --json \
+  >"$WORK/generate.json"
+python3 - "$WORK/generate.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["timings"]
+stages = t["decode_stage_ms"]
+assert len(stages) == 2 and all(ms > 0 for ms in stages), t
+assert abs(sum(stages) - t["decode_compute_ms"]) <= 1e-6 * t["decode_compute_ms"], t
+PY
 "$MLXD" cluster status --workers "$W"
 # `mlxd bench pipeline` over the same workers: both levels make all their tokens (it fails otherwise) and
 # stream 0 generates among two others what it generates alone.
