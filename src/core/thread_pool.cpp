@@ -66,10 +66,6 @@ bool spin_until(Ready ready, std::chrono::microseconds time = spin_time) {
 class pool {
  public:
   explicit pool(int n_threads) { resize(n_threads); }
-
-  // Chunks by thread: each thread's own contiguous run of chunks [front, back), packed in one word so that
-  // its owner (taking the front) and a helper (taking the back) cannot both take the last one.
-  static constexpr int max_owned = 64;
   ~pool() { stop(); }
 
   int size() const { return n_threads_; }
@@ -146,7 +142,7 @@ class pool {
       for (uint64_t r = run.load();;) {
         const int64_t front = static_cast<int64_t>(r >> 32), back = static_cast<int64_t>(r & 0xffffffff);
         if (front >= back) break;
-        const bool own = i == 0;
+        const bool own = t == self;  // threads past max_owned only help
         if (run.compare_exchange_weak(r, own ? pack(front + 1, back) : pack(front, back - 1)))
           return own ? front : back - 1;
       }
@@ -220,12 +216,15 @@ class pool {
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t n_chunks_ = 0;
   std::atomic<int64_t> next_chunk_{0};
-  int n_runs_ = 0;  // threads with a run of their own in the current job; 0 when chunks go in order
-  // One cache line each: every chunk its owner takes writes its run.
+  // An owned job's chunks by thread: thread t's run [front, back) packed in one word, so that its owner
+  // (taking the front) and a helper (taking the back) cannot both take the last chunk; one cache line each,
+  // since every chunk its owner takes writes it.
+  static constexpr int max_owned = 64;
   struct alignas(64) owned_run {
     std::atomic<uint64_t> span{0};
   };
   std::unique_ptr<owned_run[]> runs_;
+  int n_runs_ = 0;  // threads with a run of their own in the current job; 0 when chunks go in order
   // The current job: its generation's low 32 bits, closed_bit once the caller has drained it, and the number
   // of workers that joined it and have not finished.
   static constexpr uint64_t closed_bit = uint64_t{1} << 31;
