@@ -45,40 +45,42 @@ while [ $r -lt "$ROUNDS" ]; do
       2g) out=$(run --workers "$A,$B" --layers "$HALVES" --local-links false) ;;
       3g) out=$(run --workers "$A,$B,$C" --layers "$THIRDS" --local-links false) ;;
     esac
-    printf '{"nodes":"%s","result":%s}\n' "$n" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
+    printf '{"nodes":"%s","round":%d,"result":%s}\n' "$n" "$r" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
       tee -a "$WORK/lines"
   done
   [ "${FLOOR:-0}" = 1 ] && "$BUILD/bin/split_floor" "$WORK/model" "$THREADS" 1 "$TOKENS" >> "$WORK/floor"
   r=$((r + 1))
 done
-# Last line: per node count, the medians and decode tokens/s as a ratio of one node's in this run (and, with
-# STEPS=1, of the same workers' without rings; with GRPC=1, of the same workers' without local links; with
-# FLOOR=1, the floor's ratio of N processes to one).
+# Last line: per node count, the medians, and decode tokens/s as a ratio of one node's: the median over
+# rounds of each round's ratio (its runs' mean over one node's in the same round), since this VM drifts by
+# up to 2x within minutes (and, with STEPS=1, of the same workers' without rings; with GRPC=1, of the same
+# workers' without local links; with FLOOR=1, the floor's ratio of N processes to one, paired the same way).
 touch "$WORK/floor"
 python3 - "$WORK/lines" "$WORK/floor" <<'PY'
 import json, statistics, sys
-floor = {}
+floor = []  # per round: process count -> its runs
 for line in open(sys.argv[2]):
+    floor.append({})
     for r in json.loads(line)["runs"]:
-        floor.setdefault(str(r["processes"]), []).append(r)
-runs = {}
+        floor[-1].setdefault(str(r["processes"]), []).append(r)
+runs, rounds = {}, {}
 for line in open(sys.argv[1]):
     j = json.loads(line)
-    runs.setdefault(str(j["nodes"]), []).append(j["result"]["timings"])
+    runs.setdefault(j["nodes"], []).append(j["result"]["timings"])
+    rounds.setdefault(j["round"], {}).setdefault(j["nodes"], []).append(j["result"]["timings"]["decode_tokens_per_s"])
 med = lambda n, k: statistics.median(t.get(k, 0) for t in runs[n])
-one = med("1", "decode_tokens_per_s")
+paired = lambda n, base: statistics.median(statistics.mean(r[n]) / statistics.mean(r[base]) for r in rounds.values())
 summary = {}
 for n in sorted(runs):
-    s = summary[n] = {"decode_tokens_per_s": med(n, "decode_tokens_per_s"),
-                      "ratio_vs_one_node": med(n, "decode_tokens_per_s") / one,
+    s = summary[n] = {"decode_tokens_per_s": med(n, "decode_tokens_per_s"), "ratio_vs_one_node": paired(n, "1"),
                       "added_ms_per_hop": med(n, "added_ms_per_hop"), "runs": len(runs[n])}
     if n + "s" in runs:
-        s["ratio_vs_steps"] = s["decode_tokens_per_s"] / med(n + "s", "decode_tokens_per_s")
+        s["ratio_vs_steps"] = paired(n, n + "s")
     if n + "g" in runs:
-        s["ratio_vs_grpc"] = s["decode_tokens_per_s"] / med(n + "g", "decode_tokens_per_s")
-    if n in floor and n != "1":
-        fmed = lambda m, k: statistics.median(r[k] for r in floor[m])
-        s["floor_ratio_vs_one_process"] = fmed(n, "decode_tokens_per_s") / fmed("1", "decode_tokens_per_s")
-        s["floor_added_ms_per_hop"] = fmed(n, "added_ms_per_hop")
+        s["ratio_vs_grpc"] = paired(n, n + "g")
+    if floor and n in floor[0] and n != "1":
+        mean = lambda f, m: statistics.mean(r["decode_tokens_per_s"] for r in f[m])
+        s["floor_ratio_vs_one_process"] = statistics.median(mean(f, n) / mean(f, "1") for f in floor)
+        s["floor_added_ms_per_hop"] = statistics.median(r["added_ms_per_hop"] for f in floor for r in f[n])
 print(json.dumps({"summary": summary}))
 PY
