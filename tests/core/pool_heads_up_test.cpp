@@ -2,6 +2,7 @@
 // expect_serial_work: its polling workers sleep at once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -83,8 +84,10 @@ TEST_F(PoolHeadsUp, WakesASleepingWorkerThatSleepsAgainWhenNoJobComes) {
 TEST_F(PoolHeadsUp, ExpectSerialWorkPutsThePollingWorkerToSleepAtOnce) {
   const std::string tid = pool_worker();
   ASSERT_FALSE(tid.empty()) << "no pool worker";
-  constexpr int rounds = 20;
-  double polled_us = 0;
+  // The median round: on a VM, time the host takes the core from a running thread can be charged to it (one
+  // loaded run charged the worker 8 ms over 20 rounds), while a worker that polls on polls in every round.
+  constexpr int rounds = 21;
+  std::vector<double> polled_us;
   for (int round = 0; round < rounds; ++round) {
     expect_parallel_work();
     parallel_for(2, 1, [](int64_t, int64_t) {
@@ -95,9 +98,10 @@ TEST_F(PoolHeadsUp, ExpectSerialWorkPutsThePollingWorkerToSleepAtOnce) {
     expect_serial_work();
     const double before = cpu_us_of(tid);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    polled_us += cpu_us_of(tid) - before;
+    polled_us.push_back(cpu_us_of(tid) - before);
   }
-  EXPECT_LT(polled_us / rounds, 60.0) << "microseconds the worker ran after each job and expect_serial_work";
+  std::nth_element(polled_us.begin(), polled_us.begin() + rounds / 2, polled_us.end());
+  EXPECT_LT(polled_us[rounds / 2], 60.0) << "microseconds the worker ran after a job and expect_serial_work";
 }
 
 // 2000 jobs, each checked to run every index once, while another thread calls aside(0), aside(1), ... without
