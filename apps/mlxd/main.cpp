@@ -12,8 +12,13 @@ int main(int argc, char** argv) {
   int threads = 0;
   app.add_option("--threads", threads, "kernel threads (default: MLXD_NUM_THREADS or all cores)")
       ->check(CLI::Range(1, 1024));
+  bool pin = false;
+  app.add_flag("--pin-threads", pin,
+               "run kernel thread i on the i-th CPU (callers on the first): local pipeline stages then hand "
+               "off on one core");
   app.parse_complete_callback([&] {
     if (threads > 0) mlxd::set_num_threads(threads);
+    if (pin) mlxd::pin_threads();
   });
   mlxd::app::add_info_command(app);
   mlxd::app::add_inspect_command(app);

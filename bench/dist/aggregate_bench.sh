@@ -4,7 +4,8 @@
 # and 8 sequences). Usage: bench/dist/aggregate_bench.sh [BUILD_DIR] [THREADS] [ROUNDS] [CONFIG] [TOKENS]
 #   (defaults: build, 2, 2, llama_110m.json beside this script, 32 tokens a sequence; every worker and the
 #   coordinator get THREADS kernel threads). Prints one JSON line per pipeline, then a summary line with
-#   each level's ratio over its wall time and its steady decode ratio (while every sequence decodes).
+#   each level's ratio over its wall time and its steady decode ratio (while every sequence decodes). With
+#   PIN=1 every process runs with --pin-threads.
 set -eu
 BUILD=${1:-build}
 THREADS=${2:-2}
@@ -14,7 +15,7 @@ TOKENS=${5:-32}
 MLXD=$BUILD/bin/mlxd
 . "$(dirname "$0")/local_workers.sh"
 run() {
-  "$MLXD" --threads "$THREADS" bench pipeline --model "$WORK/model" --streams 1,4,8 --tokens "$TOKENS" \
+  "$MLXD" $PIN_FLAG --threads "$THREADS" bench pipeline --model "$WORK/model" --streams 1,4,8 --tokens "$TOKENS" \
     --rounds "$ROUNDS" "$@" | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))'
 }
 run --workers "$A,$B" --layers "$HALVES" | tee "$WORK/2.json"

@@ -10,7 +10,8 @@
 # ("2s", "3s"), so the summary shows the ring beside its baseline; with GRPC=1 (instead) each round also runs
 # 2 and 3 workers with every step on gRPC, not on local links ("2g", "3g"; protocol 1.8). With FLOOR=1 each round also runs
 # split_floor (the same split over processes that pass hidden states through pipes, no gRPC) on the same
-# model, and the summary gives its ratios beside the pipeline's: what the stage protocol's hops cost.
+# model, and the summary gives its ratios beside the pipeline's: what the stage protocol's hops cost. With
+# PIN=1 every mlxd process (the single node too, not split_floor) runs with --pin-threads.
 set -eu
 BUILD=${1:-build}
 THREADS=${2:-2}
@@ -21,13 +22,13 @@ MLXD=$BUILD/bin/mlxd
 . "$(dirname "$0")/local_workers.sh"
 PROMPT=1,5,9,13,17,21,25,29,33,37,41,45,49,53,57,61
 run() {
-  "$MLXD" --threads "$THREADS" generate --model "$WORK/model" --tokens $PROMPT --max-tokens "$TOKENS" --json "$@"
+  "$MLXD" $PIN_FLAG --threads "$THREADS" generate --model "$WORK/model" --tokens $PROMPT --max-tokens "$TOKENS" --json "$@"
 }
 # Each pipeline generates a few tokens untimed first: its workers load their layers then, and on this VM
 # fresh memory stays slow for a while after it is first touched (a 1B stage decoded 1.5-4x slower right
 # after its load).
 for plan in "$A,$B --layers $HALVES" "$A,$B,$C --layers $THIRDS"; do
-  "$MLXD" --threads "$THREADS" generate --model "$WORK/model" --tokens $PROMPT --max-tokens 4 \
+  "$MLXD" $PIN_FLAG --threads "$THREADS" generate --model "$WORK/model" --tokens $PROMPT --max-tokens 4 \
     --workers $plan > /dev/null
 done
 r=0
@@ -45,7 +46,7 @@ while [ $r -lt "$ROUNDS" ]; do
       2g) out=$(run --workers "$A,$B" --layers "$HALVES" --local-links false) ;;
       3g) out=$(run --workers "$A,$B,$C" --layers "$THIRDS" --local-links false) ;;
     esac
-    printf '{"nodes":"%s","round":%d,"result":%s}\n' "$n" "$r" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
+    printf '{"nodes":"%s","round":%d,"pinned":%s,"result":%s}\n' "$n" "$r" "$([ -n "$PIN_FLAG" ] && echo true || echo false)" "$out" | sed 's/"logprobs":\[[^]]*\],//; s/,"tokens":\[[^]]*\]//' |
       tee -a "$WORK/lines"
   done
   [ "${FLOOR:-0}" = 1 ] && "$BUILD/bin/split_floor" "$WORK/model" "$THREADS" 1 "$TOKENS" >> "$WORK/floor"

@@ -1,17 +1,26 @@
 #include "mlxd/core/thread_pool.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "mlxd/core/thread_name.h"
 
@@ -62,6 +71,25 @@ bool spin_until(Ready ready, std::chrono::microseconds time = spin_time) {
   }
 }
 
+// The CPUs this thread may run on, in order.
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+// Best effort: a CPU taken from this process since pin_threads leaves the thread where it may run.
+void pin_this_thread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
 // One job at a time: workers and the caller pull chunk indices from an atomic counter.
 class pool {
  public:
@@ -76,31 +104,75 @@ class pool {
     n_threads_ = n_threads;
     quit_ = false;
     runs_ = std::make_unique<owned_run[]>(std::min(n_threads, max_owned));
+    {
+      std::lock_guard lock(sleep_mu_);
+      sleepers_ = std::make_unique<sleeper[]>(static_cast<size_t>(n_threads));
+      n_sleepers_ = n_threads;
+      for (int i = 1; i < n_threads; ++i) {
+        sleepers_[i].fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (sleepers_[i].fd < 0)
+          throw std::runtime_error(std::string("[thread_pool] cannot make an eventfd: ") +
+                                   std::strerror(errno));
+      }
+    }
     // New workers must wait for the next job, not mistake the last one for new.
     const uint64_t current = generation_;
     for (int i = 1; i < n_threads; ++i)
-      workers_.emplace_back([this, current, i] {
+      workers_.emplace_back([this, current, i, cpu = cpu_of(i)] {
         name_this_thread("mlxd-pool-" + std::to_string(i));
+        if (cpu >= 0) pin_this_thread(cpu);
         work_loop(current, i);
       });
   }
 
-  void heads_up() {
+  // Pins the workers (restarted) and, at their next job, the callers.
+  void pin(std::vector<int> cpus) {
+    if (cpus.empty()) throw std::runtime_error("[pin_threads] this thread may run on no CPU");
     {
-      std::lock_guard lock(mu_);  // as for a job: sleeping workers check heads_up_ under it
-      heads_up_.fetch_add(1);
+      std::lock_guard job_lock(job_mu_);
+      cpus_ = std::move(cpus);
     }
-    wake_.notify_all();
+    resize(n_threads_);
   }
 
-  void rest() { rests_.fetch_add(1); }
+  void heads_up() {
+    heads_up_.fetch_add(1);
+    wake_sleepers();
+  }
+
+  void rest(std::span<const int> wake_fds) {
+    if (wake_fds.size() > max_watched)
+      throw std::invalid_argument("[expect_serial_work] at most " + std::to_string(max_watched) +
+                                  " descriptors to watch, got " + std::to_string(wake_fds.size()));
+    std::lock_guard lock(sleep_mu_);
+    std::array<int, max_watched> fds;
+    fds.fill(-1);
+    std::copy(wake_fds.begin(), wake_fds.end(), fds.begin());
+    if (fds != watched_) {
+      watched_ = fds;
+      ++watch_set_;
+    }
+    rests_.fetch_add(1);
+    // A sleeping worker polls what the last rest before its sleep named; it sleeps on only if that is this
+    // rest's set (a closed socket it still polled would stay open).
+    const uint64_t want = wake_fds.empty() ? 0 : watch_set_;
+    const uint64_t one = 1;
+    for (int i = 1; i < n_sleepers_; ++i)
+      if (sleepers_[i].asleep.load() && sleepers_[i].watching.load() != want) [[maybe_unused]]
+        const ssize_t w = ::write(sleepers_[i].fd, &one, sizeof one);
+  }
 
   // `owned`: thread t first takes the chunks of its own contiguous run, in order, then the others' from
   // their far ends (see parallel_for_owned).
   void run(int64_t n_chunks, const std::function<void(int64_t)>& chunk_fn, bool owned) {
     std::lock_guard job_lock(job_mu_);
+    thread_local bool caller_pinned = false;
+    if (!caller_pinned && !cpus_.empty()) {
+      pin_this_thread(cpu_of(0));
+      caller_pinned = true;
+    }
     {
-      std::lock_guard lock(mu_);  // sleeping workers check generation_ under it
+      std::lock_guard lock(mu_);  // error_ is written under it
       job_ = &chunk_fn;
       n_chunks_ = n_chunks;
       next_chunk_.store(0);
@@ -111,7 +183,7 @@ class pool {
       const uint64_t generation = generation_.fetch_add(1) + 1;
       job_state_.store(generation << 32);
     }
-    wake_.notify_all();
+    wake_sleepers();
     drain(0);
     // Workers that have not joined by now never will: the caller does not wait for a sleeping one to wake
     // (on a VM, waking one that slept for milliseconds costs hundreds of microseconds).
@@ -126,6 +198,9 @@ class pool {
   }
 
  private:
+  // The CPU of thread `i` (0: the callers) once pinned, else -1. Under job_mu_.
+  int cpu_of(int i) const { return cpus_.empty() ? -1 : cpus_[static_cast<size_t>(i) % cpus_.size()]; }
+
   static uint64_t pack(int64_t front, int64_t back) {
     return static_cast<uint64_t>(front) << 32 | static_cast<uint64_t>(back);
   }
@@ -165,14 +240,13 @@ class pool {
 
   void work_loop(uint64_t seen, int index) {
     uint64_t told = heads_up_.load(), rested = rests_.load();
+    uint64_t watch_spent = ~uint64_t{0};  // the rest whose descriptors last woke this worker
     for (;;) {
       auto job = [&] { return quit_.load() || generation_.load() != seen; };
       auto woken = [&] { return job() || heads_up_.load() != told; };
       // A rest asked since this worker's last job ends its polling.
-      if (!spin_until([&] { return woken() || rests_.load() != rested; }) || !woken()) {
-        std::unique_lock lock(mu_);
-        wake_.wait(lock, woken);
-      }
+      if (!spin_until([&] { return woken() || rests_.load() != rested; }) || !woken())
+        sleep(index, woken, watch_spent);
       if (!job()) {  // told of a job to come: poll for it, so that it does not wait for this thread to wake
         told = heads_up_.load();
         if (!spin_until(job, heads_up_time)) continue;
@@ -199,19 +273,71 @@ class pool {
     return false;
   }
 
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      quit_ = true;
+  // Sleeps until `woken` holds or, once per rest, one of the rest's descriptors turns readable (which wakes
+  // the worker as a heads-up does).
+  template <class Woken>
+  void sleep(int index, Woken woken, uint64_t& watch_spent) {
+    sleeper& me = sleepers_[index];
+    for (;;) {
+      pollfd fds[1 + max_watched];
+      fds[0] = {me.fd, POLLIN, 0};
+      nfds_t n = 1;
+      uint64_t rest = 0;
+      {
+        std::lock_guard lock(sleep_mu_);
+        rest = rests_.load();
+        if (rest != watch_spent)
+          for (int fd : watched_)
+            if (fd >= 0) fds[n++] = {fd, POLLIN, 0};
+        me.watching.store(n > 1 ? watch_set_ : 0);
+      }
+      // Either this sees the news (a job, a heads-up, a rest) or its sender sees this sleeper and writes its
+      // eventfd (wake_sleepers, rest).
+      me.asleep.store(true);
+      if (woken() || rests_.load() != rest) {
+        me.asleep.store(false);
+        if (woken()) return;
+        continue;
+      }
+      const int r = ::poll(fds, n, -1);
+      me.asleep.store(false);
+      if (r < 0) continue;  // EINTR
+      if (fds[0].revents != 0) {
+        uint64_t count = 0;
+        [[maybe_unused]] const ssize_t got = ::read(me.fd, &count, sizeof count);
+      }
+      for (nfds_t i = 1; i < n; ++i)
+        if (fds[i].revents != 0) {
+          watch_spent = rest;  // level-triggered: the same bytes would wake it again
+          return;
+        }
+      if (woken()) return;
     }
-    wake_.notify_all();
+  }
+
+  // After news a sleeping worker waits for (a job, a heads-up, quitting) is published.
+  void wake_sleepers() {
+    std::lock_guard lock(sleep_mu_);
+    const uint64_t one = 1;
+    for (int i = 1; i < n_sleepers_; ++i)
+      if (sleepers_[i].asleep.load()) [[maybe_unused]]
+        const ssize_t w = ::write(sleepers_[i].fd, &one, sizeof one);
+  }
+
+  void stop() {
+    quit_ = true;
+    wake_sleepers();
     for (auto& t : workers_) t.join();
     workers_.clear();
+    std::lock_guard lock(sleep_mu_);
+    for (int i = 1; i < n_sleepers_; ++i) ::close(sleepers_[i].fd);
+    sleepers_.reset();
+    n_sleepers_ = 0;
   }
 
   std::mutex job_mu_;  // serialises callers from different threads
   std::mutex mu_;
-  std::condition_variable wake_, done_;
+  std::condition_variable done_;
   std::vector<std::thread> workers_;
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t n_chunks_ = 0;
@@ -233,8 +359,21 @@ class pool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<uint64_t> heads_up_{0};  // counts expect_parallel_work calls
   std::atomic<uint64_t> rests_{0};     // counts expect_serial_work calls
+  // A worker sleeps in poll() on its eventfd (and the last rest's descriptors): one cache line each.
+  struct alignas(64) sleeper {
+    int fd = -1;
+    std::atomic<bool> asleep{false};
+    std::atomic<uint64_t> watching{0};  // the watch_set_ its poll includes, 0 for none
+  };
+  std::mutex sleep_mu_;  // guards the sleepers (replaced by resize) and the watched descriptors
+  std::unique_ptr<sleeper[]> sleepers_;
+  int n_sleepers_ = 0;
+  static constexpr size_t max_watched = 4;
+  std::array<int, max_watched> watched_{-1, -1, -1, -1};  // the last rest's descriptors, -1 where none
+  uint64_t watch_set_ = 0;                                // counts changes of watched_
   std::atomic<bool> quit_{false};
   int n_threads_ = 1;
+  std::vector<int> cpus_;  // with pin_threads: worker i runs on cpus_[i % size], callers on cpus_[0]
   std::exception_ptr error_;
 };
 
@@ -258,12 +397,16 @@ void set_num_threads(int n) {
   if (n != the_pool().size()) the_pool().resize(n);
 }
 
+void pin_threads() {
+  the_pool().pin(allowed_cpus());
+}
+
 void expect_parallel_work() {
   the_pool().heads_up();
 }
 
-void expect_serial_work() {
-  the_pool().rest();
+void expect_serial_work(std::span<const int> wake_fds) {
+  the_pool().rest(wake_fds);
 }
 
 int64_t owned_grain(int64_t n, int64_t multiple) {

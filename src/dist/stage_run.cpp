@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <deque>
 #include <set>
+#include <span>
 
 #include "comm/grpc/credentials.h"
 #include "comm/grpc/write_queue.h"
@@ -157,7 +158,9 @@ class stage_server::run_call final : public stage_server::call {
     driver().hold_background(true);
   }
   void stop_polling() {
-    if (wake_fd_ >= 0) driver().hold_background(false);
+    if (wake_fd_ < 0) return;
+    driver().hold_background(false);
+    expect_serial_work();  // the pool forgets the links' descriptors, closed with this call
   }
 
   // A call of this plan to the stage at `address`: its stub (with this worker's TLS files) and its context
@@ -242,10 +245,16 @@ class stage_server::run_call final : public stage_server::call {
   }
 
   // No step waits: the pool's workers stop polling, so that the stage that computes now (another process of
-  // this machine, maybe) has the cores. The next step's heads-up wakes them.
+  // this machine, maybe) has the cores. The next step wakes them: its arrival on a link this thread reads,
+  // else its heads-up.
   void rest_if_idle() {
     std::lock_guard lock(mu_);
-    if (inbox_.empty()) expect_serial_work();
+    if (!inbox_.empty()) return;
+    int fds[2];
+    size_t n = 0;
+    if (up_link_ && !up_link_read_over_) fds[n++] = up_link_->fd();
+    if (loop_link_ && !loop_link_over_) fds[n++] = loop_link_->fd();
+    expect_serial_work(std::span<const int>(fds, n));
   }
 
   // In arrival order: a run of one-row decode steps of distinct sequences forms one batch; any other step

@@ -1,12 +1,14 @@
 // expect_parallel_work: the pool's sleeping workers wake ahead of a job, and jobs stay exact around it.
-// expect_serial_work: its polling workers sleep at once.
+// expect_serial_work: its polling workers sleep at once, and a descriptor it names wakes them once.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -102,6 +104,60 @@ TEST_F(PoolHeadsUp, ExpectSerialWorkPutsThePollingWorkerToSleepAtOnce) {
   }
   std::nth_element(polled_us.begin(), polled_us.begin() + rounds / 2, polled_us.end());
   EXPECT_LT(polled_us[rounds / 2], 60.0) << "microseconds the worker ran after a job and expect_serial_work";
+}
+
+// Polls sleeps_of(tid) for up to 2 s until it differs from `before`; returns the last count.
+long sleeps_after(const std::string& tid, long before) {
+  long now = sleeps_of(tid);
+  for (int i = 0; i < 400 && now == before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    now = sleeps_of(tid);
+  }
+  return now;
+}
+
+// A pipeline stage names the socket its next step comes on: the step's bytes wake the resting worker, once.
+TEST_F(PoolHeadsUp, ADescriptorNamedAtRestWakesTheWorkerOnceUntilTheNextRest) {
+  const std::string tid = pool_worker();
+  ASSERT_FALSE(tid.empty()) << "no pool worker";
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const int watched[] = {pipe_fds[0]};
+  expect_serial_work(watched);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const long asleep = sleeps_of(tid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(sleeps_of(tid), asleep) << "nothing was written, yet the worker woke";
+  // The bytes arrive: it wakes, polls for a job for a moment, and sleeps again.
+  ASSERT_EQ(::write(pipe_fds[1], "x", 1), 1);
+  const long woke = sleeps_after(tid, asleep);
+  EXPECT_GT(woke, asleep);
+  // The pipe stays readable (nobody reads it), but the same rest does not wake the worker again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const long settled = sleeps_of(tid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(sleeps_of(tid), settled) << "the worker kept waking on bytes it was told of once";
+  // The next rest naming it again wakes it at once; a rest that names nothing does not.
+  expect_serial_work(watched);
+  EXPECT_GT(sleeps_after(tid, settled), settled);
+  expect_serial_work();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const long unwatched = sleeps_of(tid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(sleeps_of(tid), unwatched) << "a rest without descriptors left the pipe watched";
+  // Jobs still run in full after all this.
+  std::vector<int> hits(100, 0);
+  parallel_for(100, 7, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) ++hits[static_cast<size_t>(i)];
+  });
+  EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), 100);
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+}
+
+TEST_F(PoolHeadsUp, ARestNamingTooManyDescriptorsIsRefused) {
+  const int fds[] = {0, 0, 0, 0, 0};
+  EXPECT_THROW(expect_serial_work(fds), std::invalid_argument);
 }
 
 // 2000 jobs, each checked to run every index once, while another thread calls aside(0), aside(1), ... without
