@@ -240,7 +240,7 @@ class pool {
 
   void work_loop(uint64_t seen, int index) {
     uint64_t told = heads_up_.load(), rested = rests_.load();
-    uint64_t watch_spent = ~uint64_t{0};  // the rest whose descriptors last woke this worker
+    uint64_t watch_spent = ~uint64_t{0};  // the last rest when descriptors woke this worker
     for (;;) {
       auto job = [&] { return quit_.load() || generation_.load() != seen; };
       auto woken = [&] { return job() || heads_up_.load() != told; };
@@ -308,7 +308,7 @@ class pool {
       }
       for (nfds_t i = 1; i < n; ++i)
         if (fds[i].revents != 0) {
-          watch_spent = rest;  // level-triggered: the same bytes would wake it again
+          watch_spent = rests_.load();  // level-triggered: until the next rest, the same bytes would wake it
           return;
         }
       if (woken()) return;
