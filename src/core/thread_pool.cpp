@@ -156,10 +156,8 @@ class pool {
     // A sleeping worker polls what the last rest before its sleep named; it sleeps on only if that is this
     // rest's set (a closed socket it still polled would stay open).
     const uint64_t want = wake_fds.empty() ? 0 : watch_set_;
-    const uint64_t one = 1;
     for (int i = 1; i < n_sleepers_; ++i)
-      if (sleepers_[i].asleep.load() && sleepers_[i].watching.load() != want) [[maybe_unused]]
-        const ssize_t w = ::write(sleepers_[i].fd, &one, sizeof one);
+      if (sleepers_[i].asleep.load() && sleepers_[i].watching.load() != want) sleepers_[i].wake();
   }
 
   // `owned`: thread t first takes the chunks of its own contiguous run, in order, then the others' from
@@ -318,10 +316,8 @@ class pool {
   // After news a sleeping worker waits for (a job, a heads-up, quitting) is published.
   void wake_sleepers() {
     std::lock_guard lock(sleep_mu_);
-    const uint64_t one = 1;
     for (int i = 1; i < n_sleepers_; ++i)
-      if (sleepers_[i].asleep.load()) [[maybe_unused]]
-        const ssize_t w = ::write(sleepers_[i].fd, &one, sizeof one);
+      if (sleepers_[i].asleep.load()) sleepers_[i].wake();
   }
 
   void stop() {
@@ -364,6 +360,10 @@ class pool {
     int fd = -1;
     std::atomic<bool> asleep{false};
     std::atomic<uint64_t> watching{0};  // the watch_set_ its poll includes, 0 for none
+    void wake() const {
+      const uint64_t one = 1;
+      [[maybe_unused]] const ssize_t w = ::write(fd, &one, sizeof one);
+    }
   };
   std::mutex sleep_mu_;  // guards the sleepers (replaced by resize) and the watched descriptors
   std::unique_ptr<sleeper[]> sleepers_;

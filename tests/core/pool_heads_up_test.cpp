@@ -53,6 +53,16 @@ double cpu_us_of(const std::string& tid) {
   return ns / 1000;
 }
 
+// Polls sleeps_of(tid) for up to 2 s until it differs from `before`; returns the last count.
+long sleeps_after(const std::string& tid, long before) {
+  long now = sleeps_of(tid);
+  for (int i = 0; i < 400 && now == before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    now = sleeps_of(tid);
+  }
+  return now;
+}
+
 class PoolHeadsUp : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -73,12 +83,7 @@ TEST_F(PoolHeadsUp, WakesASleepingWorkerThatSleepsAgainWhenNoJobComes) {
   ASSERT_EQ(sleeps_of(tid), before);
   // Told of a job, it wakes, polls for a moment, and goes back to sleep when none comes.
   expect_parallel_work();
-  long after = before;
-  for (int i = 0; i < 400 && after == before; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    after = sleeps_of(tid);
-  }
-  EXPECT_GT(after, before);
+  EXPECT_GT(sleeps_after(tid, before), before);
 }
 
 // After a job a worker polls for the next one for a while (0.2 ms); told that none comes soon, it sleeps at
@@ -104,16 +109,6 @@ TEST_F(PoolHeadsUp, ExpectSerialWorkPutsThePollingWorkerToSleepAtOnce) {
   }
   std::nth_element(polled_us.begin(), polled_us.begin() + rounds / 2, polled_us.end());
   EXPECT_LT(polled_us[rounds / 2], 60.0) << "microseconds the worker ran after a job and expect_serial_work";
-}
-
-// Polls sleeps_of(tid) for up to 2 s until it differs from `before`; returns the last count.
-long sleeps_after(const std::string& tid, long before) {
-  long now = sleeps_of(tid);
-  for (int i = 0; i < 400 && now == before; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    now = sleeps_of(tid);
-  }
-  return now;
 }
 
 // A pipeline stage names the socket its next step comes on: the step's bytes wake the resting worker, once.
